@@ -1,0 +1,134 @@
+//! NodePool validation.
+
+use super::{Errors, FieldPath, ValidationErrors, template};
+use crate::v1::{Budget, DISRUPTION_REASONS, Disruption, NodePool};
+
+/// Validates a NodePool, reporting every problem at once.
+pub fn nodepool(pool: &NodePool) -> Result<(), ValidationErrors> {
+    let mut errors = Errors::default();
+    let name = pool.metadata.name.as_deref();
+    super::check_name(&mut errors, name);
+    let spec = FieldPath::new("spec");
+    let tmpl = spec.child("template");
+    let labels = pool
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref());
+    template::template_labels(&mut errors, &tmpl.child("metadata").child("labels"), labels);
+    let t = &pool.spec.template.spec;
+    let tspec = tmpl.child("spec");
+    template::requirements(&mut errors, &tspec.child("requirements"), &t.requirements);
+    template::taints(&mut errors, &tspec.child("taints"), t.taints.as_deref());
+    template::taints(
+        &mut errors,
+        &tspec.child("startupTaints"),
+        t.startup_taints.as_deref(),
+    );
+    template::node_class_ref(&mut errors, &tspec.child("nodeClassRef"), &t.node_class_ref);
+    template::lifetimes(
+        &mut errors,
+        &tspec,
+        t.expire_after.as_deref(),
+        t.termination_grace_period.as_deref(),
+    );
+    if let Some(disruption) = &pool.spec.disruption {
+        check_disruption(&mut errors, &spec.child("disruption"), disruption);
+    }
+    for (resource, q) in pool.spec.limits.iter().flatten() {
+        super::check_quantity(&mut errors, &spec.child("limits").key(resource), &q.0);
+    }
+    if let Some(weight) = pool.spec.weight {
+        errors.check(
+            (1..=100).contains(&weight),
+            &spec.child("weight"),
+            format!("must be between 1 and 100 (got {weight})"),
+        );
+    }
+    if let Some(replicas) = pool.spec.replicas {
+        errors.check(
+            replicas >= 0,
+            &spec.child("replicas"),
+            format!("must not be negative (got {replicas})"),
+        );
+    }
+    errors.finish("NodePool", name)
+}
+
+fn check_disruption(errors: &mut Errors, path: &FieldPath, d: &Disruption) {
+    if let Some(text) = &d.consolidate_after {
+        errors.result(
+            &path.child("consolidateAfter"),
+            crate::duration::parse_nillable(text),
+        );
+    }
+    if let Some(policy) = &d.consolidation_policy {
+        errors.check(
+            matches!(policy.as_str(), "WhenEmpty" | "WhenEmptyOrUnderutilized"),
+            &path.child("consolidationPolicy"),
+            format!("must be one of WhenEmpty, WhenEmptyOrUnderutilized (got {policy:?})"),
+        );
+    }
+    let budgets = d.budgets.as_deref().unwrap_or_default();
+    let budgets_path = path.child("budgets");
+    errors.check(
+        budgets.len() <= 50,
+        &budgets_path,
+        format!("must have at most 50 items (got {})", budgets.len()),
+    );
+    for (i, budget) in budgets.iter().enumerate() {
+        check_budget(errors, &budgets_path.index(i), budget);
+    }
+}
+
+fn check_budget(errors: &mut Errors, path: &FieldPath, b: &Budget) {
+    if let Some(nodes) = &b.nodes {
+        errors.check(
+            is_budget_nodes(nodes),
+            &path.child("nodes"),
+            format!("must be a node count such as '5' or a percentage from '0%' to '100%' (got {nodes:?})"),
+        );
+    }
+    if b.schedule.is_some() != b.duration.is_some() {
+        errors.add(path, "'schedule' must be set with 'duration'");
+    }
+    if let Some(schedule) = &b.schedule {
+        errors.result(&path.child("schedule"), crate::schedule::parse(schedule));
+    }
+    if let Some(duration) = &b.duration {
+        errors.result(
+            &path.child("duration"),
+            crate::duration::parse_budget(duration),
+        );
+    }
+    for (i, reason) in b.reasons.iter().flatten().enumerate() {
+        errors.check(
+            DISRUPTION_REASONS.contains(&reason.as_str()),
+            &path.child("reasons").index(i),
+            format!("must be one of Underutilized, Empty, Drifted (got {reason:?})"),
+        );
+    }
+}
+
+/// `^((100|[0-9]{1,2})%|[0-9]+)$`.
+fn is_budget_nodes(text: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match text.strip_suffix('%') {
+        Some(percent) => digits(percent) && (percent.len() <= 2 || percent == "100"),
+        None => digits(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn budget_nodes_pattern() {
+        for ok in ["0", "10", "100%", "0%", "5%", "99%", "1000"] {
+            assert!(super::is_budget_nodes(ok), "{ok}");
+        }
+        for bad in ["", "%", "101%", "-1", "1.5", "10 %", "abc", "100%%"] {
+            assert!(!super::is_budget_nodes(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The committed CRDs match the types, and are structural with the upstream names.
+
+use karpenter_api::crd;
+use std::path::Path;
+
+#[test]
+fn committed_crds_are_fresh() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/karpenter/crds");
+    for (file, generated) in crd::all() {
+        let path = dir.join(file);
+        let committed =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            committed == crd::to_yaml(&generated),
+            "{file} is stale: run `cargo run -p karpenter-api --bin karpenter-crdgen` and commit the result"
+        );
+    }
+}
+
+#[test]
+fn crds_are_structural_cluster_scoped_with_status() {
+    let expected = [
+        ("nodepools.karpenter.sh", "NodePool"),
+        ("nodeclaims.karpenter.sh", "NodeClaim"),
+        ("ec2nodeclasses.karpenter.k8s.aws", "EC2NodeClass"),
+    ];
+    let all = crd::all();
+    assert_eq!(all.len(), expected.len());
+    for ((_, crd), (name, kind)) in all.iter().zip(expected) {
+        assert_eq!(crd.metadata.name.as_deref(), Some(name));
+        assert_eq!(crd.spec.names.kind, kind);
+        assert_eq!(crd.spec.scope, "Cluster");
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["karpenter".to_string()][..])
+        );
+        let version = &crd.spec.versions[0];
+        assert!(version.served && version.storage && version.name == "v1");
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{kind}: status subresource"
+        );
+        let schema = version
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            crd::structural_problems(schema),
+            Vec::<String>::new(),
+            "{kind}: schema must be structural"
+        );
+    }
+    let ec2 = &all[2].1;
+    assert_eq!(
+        ec2.spec.names.short_names.as_deref(),
+        Some(&["ec2nc".to_string(), "ec2ncs".to_string()][..])
+    );
+}
+
+#[test]
+fn structural_check_catches_untyped_nodes() {
+    let schema: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps =
+        serde_json::from_value(serde_json::json!({
+            "type": "object",
+            "properties": {"a": {"description": "no type"}, "b": {"$ref": "#/x", "type": "string"}}
+        }))
+        .unwrap();
+    let problems = crd::structural_problems(&schema);
+    assert_eq!(
+        problems,
+        vec![
+            "openAPIV3Schema.a: type is required",
+            "openAPIV3Schema.b: $ref is not allowed"
+        ]
+    );
+}
