@@ -213,10 +213,10 @@ pub fn apply_schema_defaults(schema: &JSONSchemaProps, value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (name, prop) in schema.properties.iter().flatten() {
-                if !map.contains_key(name) {
-                    if let Some(default) = &prop.default {
-                        map.insert(name.clone(), default.0.clone());
-                    }
+                if !map.contains_key(name)
+                    && let Some(default) = &prop.default
+                {
+                    map.insert(name.clone(), default.0.clone());
                 }
                 if let Some(child) = map.get_mut(name) {
                     apply_schema_defaults(prop, child);

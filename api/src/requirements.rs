@@ -202,13 +202,13 @@ impl Requirement {
                 .collect();
             self.greater_than = None;
             self.less_than = None;
-        } else if let (Some(gt), Some(lt)) = (self.greater_than, self.less_than) {
-            if gt.saturating_add(1) >= lt {
-                self.complement = false;
-                self.values.clear();
-                self.greater_than = None;
-                self.less_than = None;
-            }
+        } else if let (Some(gt), Some(lt)) = (self.greater_than, self.less_than)
+            && gt.saturating_add(1) >= lt
+        {
+            self.complement = false;
+            self.values.clear();
+            self.greater_than = None;
+            self.less_than = None;
         }
         self
     }

@@ -1,1 +1,13 @@
-//! placeholder
+//! Test helpers shared by every crate's tests.
+//!
+//! - [`DevEnv`] finds the real test parts `scripts/dev-env` installed (moto,
+//!   Terraform 1.0 and 1.15, helm-sdkpy, kubectl 1.33 and 1.27). A missing part
+//!   makes a test skip with a loud message locally and fail under `CI=true`.
+//! - [`MotoServer`] starts an isolated moto server on a free loopback port and
+//!   stops it when dropped, or when the test process exits.
+
+mod devenv;
+mod moto;
+
+pub use devenv::{DevEnv, Part};
+pub use moto::{MotoError, MotoServer};

@@ -96,10 +96,10 @@ pub(crate) fn taints(errors: &mut Errors, path: &FieldPath, taints: Option<&[Tai
         if let Err(rule) = labels::check_key(&taint.key) {
             errors.add(&path.child("key"), rule);
         }
-        if let Some(value) = &taint.value {
-            if let Err(rule) = labels::check_value(value) {
-                errors.add(&path.child("value"), rule);
-            }
+        if let Some(value) = &taint.value
+            && let Err(rule) = labels::check_value(value)
+        {
+            errors.add(&path.child("value"), rule);
         }
         const EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
         errors.check(

@@ -1,0 +1,114 @@
+//! An isolated moto server (the AWS API emulator) per test binary or test.
+
+use crate::devenv::{DevEnv, Part};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Why a moto server could not be started or used.
+#[derive(Debug, thiserror::Error)]
+pub enum MotoError {
+    /// The dev-env Python (with moto) is not installed.
+    #[error("moto is not installed: run scripts/dev-env")]
+    NotInstalled,
+    /// Starting or talking to the server failed.
+    #[error("moto server: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server did not report its port.
+    #[error("moto server did not start: {0}")]
+    Start(String),
+}
+
+/// A running moto server on `127.0.0.1:<free port>`; stopped on drop, and by
+/// itself when the test process exits.
+#[derive(Debug)]
+pub struct MotoServer {
+    child: Child,
+    port: u16,
+}
+
+impl MotoServer {
+    /// Starts a server. `MOTO_IAM_LOAD_MANAGED_POLICIES` is on so AWS-managed
+    /// policies can be attached, as in real IAM.
+    pub fn start(env: &DevEnv) -> Result<Self, MotoError> {
+        let python = env.path(Part::Python).ok_or(MotoError::NotInstalled)?;
+        let mut child = Command::new(python)
+            .arg("-c")
+            .arg(include_str!("moto_runner.py"))
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut first_line = String::new();
+        BufReader::new(stdout).read_line(&mut first_line)?;
+        let port = first_line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            let _ = child.wait();
+            return Err(MotoError::Start(format!("{first_line:?} {stderr}")));
+        };
+        // Discard moto's request log so the pipe never fills and blocks it.
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                std::io::copy(&mut BufReader::new(stderr), &mut std::io::sink())
+            });
+        }
+        Ok(MotoServer { child, port })
+    }
+
+    /// `http://127.0.0.1:<port>`, the endpoint URL for every AWS SDK client.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Wipes all state (`POST /moto-api/reset`).
+    pub fn reset(&self) -> Result<(), MotoError> {
+        let status = self.request("POST", "/moto-api/reset")?;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(MotoError::Start(format!("reset returned HTTP {status}")))
+        }
+    }
+
+    /// Sends a bodiless HTTP/1.1 request and returns the status code.
+    fn request(&self, method: &str, path: &str) -> Result<u16, MotoError> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| MotoError::Start(format!("malformed HTTP response {response:?}")))
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
