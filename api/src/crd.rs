@@ -6,8 +6,9 @@
 //! `karpenter-crdgen` binary writes them to `charts/karpenter/crds/`; a test
 //! fails when the committed files are stale.
 //!
-//! [`apply_schema_defaults`] is structural-schema defaulting, as the API server
-//! does it; kubesim uses it for every CRD it serves.
+//! [`apply_schema_defaults`] is structural-schema defaulting as the API server
+//! does it; kubesim uses it for every CRD it serves. The tests evaluate the CEL
+//! rules with `kube-cel` (client-side CEL) against every example.
 
 use crate::defaults::schema_defaults;
 use crate::v1::{EC2NodeClass, NodeClaim, NodePool};
@@ -117,7 +118,7 @@ fn cel_rules(kind: &str) -> Vec<(&'static str, &'static str, &'static str)> {
             ),
             (
                 path,
-                "self.all(x, (x.operator == 'Gt' || x.operator == 'Lt' || x.operator == 'Gte' || x.operator == 'Lte') ? (has(x.values) && x.values.size() == 1 && int(x.values[0]) >= 0) : true)",
+                "self.all(x, (x.operator == 'Gt' || x.operator == 'Lt' || x.operator == 'Gte' || x.operator == 'Lte') ? (has(x.values) && x.values.size() == 1 && x.values[0].matches('^[0-9]+$')) : true)",
                 "requirements operator 'Gt', 'Lt', 'Gte' or 'Lte' must have a single non-negative integer value",
             ),
             (
@@ -207,8 +208,13 @@ fn property_mut<'a>(
 }
 
 /// Applies the schema's defaults to an object, as the API server's structural
-/// defaulting does: an absent property with a default gets it (then its own
-/// nested defaults); list items and present objects are walked recursively.
+/// defaulting does: an absent property with a default gets it, and the walk then
+/// continues *into* the defaulted value, so nested defaults apply too; list items
+/// and map values are walked as well.
+///
+/// (`kube_cel::apply_defaults` does not descend into values it has just defaulted,
+/// so `disruption: {consolidateAfter: 0s}` would miss its nested defaults; hence
+/// this function instead of the library's.)
 pub fn apply_schema_defaults(schema: &JSONSchemaProps, value: &mut Value) {
     match value {
         Value::Object(map) => {

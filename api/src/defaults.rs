@@ -3,7 +3,8 @@
 //! The typed functions ([`nodepool`], [`nodeclaim`], [`ec2nodeclass`]) fill absent
 //! fields the way the API server's structural defaulting does; [`schema_defaults`]
 //! gives the same values to [`crate::crd`], which writes them into the CRD schemas.
-//! A test checks that both routes give the same object for every example manifest.
+//! A test checks that both routes (typed here, structural defaulting from the CRD
+//! schema by [`crate::crd::apply_schema_defaults`]) give the same object for every example manifest.
 
 use crate::v1::*;
 use serde_json::{Value, json};

@@ -81,3 +81,35 @@ fn structural_check_catches_untyped_nodes() {
         ]
     );
 }
+
+#[test]
+fn schema_defaulting_descends_into_inserted_defaults() {
+    // As the API server does: `disruption` defaults to {consolidateAfter: 0s}, and
+    // the walk continues into it, filling consolidationPolicy and budgets.
+    let (_, pool_crd) = crd::all().into_iter().next().unwrap();
+    let schema = pool_crd.spec.versions[0]
+        .schema
+        .clone()
+        .unwrap()
+        .open_api_v3_schema
+        .unwrap();
+    let mut pool = serde_json::json!({"spec": {"template": {"spec": {"requirements": []}}}});
+    crd::apply_schema_defaults(&schema, &mut pool);
+    assert_eq!(
+        pool["spec"]["disruption"],
+        serde_json::json!({
+            "consolidateAfter": "0s",
+            "consolidationPolicy": "WhenEmptyOrUnderutilized",
+            "budgets": [{"nodes": "10%"}]
+        })
+    );
+    assert_eq!(pool["spec"]["template"]["spec"]["expireAfter"], "720h");
+    // A budget the user wrote gets its nodes default; present values are kept.
+    let mut pool = serde_json::json!({"spec": {"disruption": {"consolidateAfter": "5m", "budgets": [{"reasons": ["Empty"]}]}}});
+    crd::apply_schema_defaults(&schema, &mut pool);
+    assert_eq!(
+        pool["spec"]["disruption"]["budgets"],
+        serde_json::json!([{"reasons": ["Empty"], "nodes": "10%"}])
+    );
+    assert_eq!(pool["spec"]["disruption"]["consolidateAfter"], "5m");
+}

@@ -1,6 +1,7 @@
 //! Every manifest in `examples/gitops/` parses, round-trips, defaults the same way
-//! through the typed defaults and the CRD schema, and validates; every manifest in
-//! `examples/invalid/` fails with exactly the errors its `# expect:` lines list.
+//! through the typed defaults and the CRD schema, and passes both `api::validation`
+//! and the CRD's CEL rules; every manifest in `examples/invalid/` fails with exactly
+//! the errors its `# expect:` lines list, and the CEL rules agree with them.
 
 use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
 use karpenter_api::{crd, defaults, validation};
@@ -39,20 +40,32 @@ fn documents(text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn schema_for(
-    kind: &str,
-) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps {
+/// The openAPIV3Schema of a kind's generated CRD, as JSON.
+fn schema_for(kind: &str) -> Value {
     let crd = crd::all()
         .into_iter()
         .map(|(_, c)| c)
         .find(|c| c.spec.names.kind == kind)
         .expect("kind has a CRD");
-    crd.spec.versions[0]
-        .schema
-        .clone()
-        .unwrap()
-        .open_api_v3_schema
-        .unwrap()
+    let schema = crd.spec.versions[0].schema.as_ref().unwrap();
+    serde_json::to_value(schema.open_api_v3_schema.as_ref().unwrap()).unwrap()
+}
+
+/// The messages of the CEL rules that fail for a document, evaluated as the API server would.
+fn cel_failures(origin: &str, doc: &Value) -> Vec<String> {
+    let schema = schema_for(doc["kind"].as_str().unwrap());
+    match kube_cel::Validator::new().validate(&schema, doc, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_vec()
+            .into_iter()
+            .inspect(|e| {
+                let evaluated = matches!(e.kind, kube_cel::ErrorKind::ValidationFailure);
+                assert!(evaluated, "{origin}: CEL rule did not evaluate: {e}");
+            })
+            .map(|e| e.message)
+            .collect(),
+    }
 }
 
 /// Parses, checks round-trip and defaulting, validates. Returns the validation result.
@@ -61,7 +74,8 @@ fn check_document(origin: &str, doc: &Value) -> Result<(), validation::Validatio
         .as_str()
         .unwrap_or_else(|| panic!("{origin}: no kind"));
     let mut schema_defaulted = doc.clone();
-    karpenter_api::crd::apply_schema_defaults(&schema_for(kind), &mut schema_defaulted);
+    let schema = serde_json::from_value(schema_for(kind)).unwrap();
+    crd::apply_schema_defaults(&schema, &mut schema_defaulted);
 
     macro_rules! check {
         ($ty:ty, $default:path, $validate:path) => {{
@@ -104,6 +118,11 @@ fn every_gitops_example_round_trips_defaults_and_validates() {
             if let Err(errors) = check_document(&origin, doc) {
                 panic!("{origin} should be valid:\n{errors}");
             }
+            assert_eq!(
+                cel_failures(&origin, doc),
+                Vec::<String>::new(),
+                "{origin}: CEL rules must accept it"
+            );
             checked += 1;
         }
     }
@@ -116,6 +135,7 @@ fn every_gitops_example_round_trips_defaults_and_validates() {
 #[test]
 fn every_invalid_example_fails_with_exactly_its_documented_errors() {
     let files = yaml_files(&examples_dir("invalid"));
+    let mut cel_checked = 0;
     assert!(
         files.len() >= 17,
         "expected the full invalid set, found {}",
@@ -138,7 +158,59 @@ fn every_invalid_example_fails_with_exactly_its_documented_errors() {
             actual, expected,
             "{file}: errors differ from the documented ones"
         );
+
+        // The CRD's CEL rules catch the same problems wherever a rule covers them.
+        let cel = cel_failures(&file, &docs[0]);
+        let rules: Vec<&str> = errors.errors.iter().map(|e| e.rule.as_str()).collect();
+        for message in &cel {
+            // Our message is upstream's, sometimes followed by the offending values.
+            let known = rules.iter().any(|r| r.starts_with(message.as_str()));
+            assert!(
+                known,
+                "{file}: CEL reports {message:?}, api::validation does not"
+            );
+        }
+        let covered = cel_messages(&docs[0]);
+        for rule in rules
+            .iter()
+            .filter(|r| covered.iter().any(|m| r.starts_with(m.as_str())))
+        {
+            let caught = cel.iter().any(|m| rule.starts_with(m.as_str()));
+            assert!(
+                caught,
+                "{file}: api::validation reports {rule:?}, the CRD's CEL rules do not"
+            );
+            cel_checked += 1;
+        }
     }
+    assert!(
+        cel_checked >= 10,
+        "only {cel_checked} problems were cross-checked against CEL rules"
+    );
+}
+
+/// Every CEL rule message in a kind's CRD schema.
+fn cel_messages(doc: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for rule in map
+                    .get("x-kubernetes-validations")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    out.extend(rule["message"].as_str().map(str::to_string));
+                }
+                map.values().for_each(|child| walk(child, out));
+            }
+            Value::Array(items) => items.iter().for_each(|child| walk(child, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&schema_for(doc["kind"].as_str().unwrap()), &mut out);
+    out
 }
 
 #[test]
