@@ -54,6 +54,7 @@ pub fn nodepool(pool: &mut NodePool) {
 pub fn nodeclaim(claim: &mut NodeClaim) {
     claim
         .spec
+        .template
         .expire_after
         .get_or_insert_with(|| EXPIRE_AFTER.into());
 }

@@ -1,6 +1,7 @@
 //! `karpenter.sh/v1` NodeClaim: one node Karpenter launched or is launching.
 
 use super::common::*;
+use super::nodepool::NodeClaimTemplateSpec;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -29,28 +30,13 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NodeClaimSpec {
-    /// Taints the node gets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub taints: Option<Vec<Taint>>,
-    /// Taints present at start-up that something else removes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub startup_taints: Option<Vec<Taint>>,
-    /// Constraints the launched instance satisfies.
-    #[schemars(extend("maxItems" = 100))]
-    pub requirements: Vec<NodeSelectorRequirementWithMinValues>,
+    /// Taints, requirements, node class, lifetimes: the fields a NodeClaim shares
+    /// with its NodePool's template (flattened: they sit directly under `spec`).
+    #[serde(flatten)]
+    pub template: NodeClaimTemplateSpec,
     /// Resources the pods planned for this node request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// The EC2NodeClass the instance is launched with.
-    pub node_class_ref: NodeClassReference,
-    /// How long a draining node may wait for pods before it is forcibly terminated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
-    pub termination_grace_period: Option<String>,
-    /// Lifetime before replacement (`720h` default, or `Never`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^(([0-9]+(s|m|h))+|Never)$"))]
-    pub expire_after: Option<String>,
 }
 
 /// Resource requests of the pods a NodeClaim was created for.

@@ -127,22 +127,38 @@ fn selector_tags(errors: &mut Errors, path: &FieldPath, tags: Option<&StringMap>
     }
 }
 
+/// A term selecting by tags or by id, never both.
+fn tags_or_id(
+    errors: &mut Errors,
+    path: &FieldPath,
+    tags: Option<&StringMap>,
+    id: Option<&str>,
+    id_prefix: &str,
+    exclusive: &str,
+) {
+    errors.check(
+        tags.is_some() || id.is_some(),
+        path,
+        "expected at least one, got none, ['tags', 'id']",
+    );
+    errors.check(id.is_none() || tags.is_none(), path, exclusive);
+    selector_tags(errors, &path.child("tags"), tags);
+    aws_id(errors, &path.child("id"), id, id_prefix);
+}
+
 fn subnet_terms(errors: &mut Errors, path: &FieldPath, terms: &[SubnetSelectorTerm]) {
     term_count(errors, path, terms.len(), 1);
     for (i, t) in terms.iter().enumerate() {
         let p = path.index(i);
-        errors.check(
-            t.tags.is_some() || t.id.is_some(),
+        let exclusive = "'id' is mutually exclusive, cannot be set with a combination of other fields in a subnet selector term";
+        tags_or_id(
+            errors,
             &p,
-            "expected at least one, got none, ['tags', 'id']",
+            t.tags.as_ref(),
+            t.id.as_deref(),
+            "subnet-",
+            exclusive,
         );
-        errors.check(
-            t.id.is_none() || t.tags.is_none(),
-            &p,
-            "'id' is mutually exclusive, cannot be set with a combination of other fields in a subnet selector term",
-        );
-        selector_tags(errors, &p.child("tags"), t.tags.as_ref());
-        aws_id(errors, &p.child("id"), t.id.as_deref(), "subnet-");
     }
 }
 
@@ -181,18 +197,15 @@ fn capacity_reservation_terms(
     term_count(errors, path, terms.len(), 0);
     for (i, t) in terms.iter().enumerate() {
         let p = path.index(i);
-        errors.check(
-            t.tags.is_some() || t.id.is_some(),
+        let exclusive = "'id' is mutually exclusive, cannot be set along with tags in a capacity reservation selector term";
+        tags_or_id(
+            errors,
             &p,
-            "expected at least one, got none, ['tags', 'id']",
+            t.tags.as_ref(),
+            t.id.as_deref(),
+            "cr-",
+            exclusive,
         );
-        errors.check(
-            t.id.is_none() || t.tags.is_none(),
-            &p,
-            "'id' is mutually exclusive, cannot be set along with tags in a capacity reservation selector term",
-        );
-        selector_tags(errors, &p.child("tags"), t.tags.as_ref());
-        aws_id(errors, &p.child("id"), t.id.as_deref(), "cr-");
         if let Some(owner) = &t.owner_id {
             errors.check(
                 owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()),

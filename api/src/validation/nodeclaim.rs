@@ -9,25 +9,10 @@ pub fn nodeclaim(claim: &NodeClaim) -> Result<(), ValidationErrors> {
     let name = claim.metadata.name.as_deref();
     super::check_name(&mut errors, name);
     let spec = FieldPath::new("spec");
-    let s = &claim.spec;
-    template::requirements(&mut errors, &spec.child("requirements"), &s.requirements);
-    template::taints(&mut errors, &spec.child("taints"), s.taints.as_deref());
-    template::taints(
-        &mut errors,
-        &spec.child("startupTaints"),
-        s.startup_taints.as_deref(),
-    );
-    template::node_class_ref(&mut errors, &spec.child("nodeClassRef"), &s.node_class_ref);
-    template::lifetimes(
-        &mut errors,
-        &spec,
-        s.expire_after.as_deref(),
-        s.termination_grace_period.as_deref(),
-    );
+    template::template_spec(&mut errors, &spec, &claim.spec.template);
     let requests = spec.child("resources").child("requests");
-    for (resource, q) in s
-        .resources
-        .as_ref()
+    let resources = claim.spec.resources.as_ref();
+    for (resource, q) in resources
         .and_then(|r| r.requests.as_ref())
         .into_iter()
         .flatten()

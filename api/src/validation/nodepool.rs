@@ -17,22 +17,7 @@ pub fn nodepool(pool: &NodePool) -> Result<(), ValidationErrors> {
         .as_ref()
         .and_then(|m| m.labels.as_ref());
     template::template_labels(&mut errors, &tmpl.child("metadata").child("labels"), labels);
-    let t = &pool.spec.template.spec;
-    let tspec = tmpl.child("spec");
-    template::requirements(&mut errors, &tspec.child("requirements"), &t.requirements);
-    template::taints(&mut errors, &tspec.child("taints"), t.taints.as_deref());
-    template::taints(
-        &mut errors,
-        &tspec.child("startupTaints"),
-        t.startup_taints.as_deref(),
-    );
-    template::node_class_ref(&mut errors, &tspec.child("nodeClassRef"), &t.node_class_ref);
-    template::lifetimes(
-        &mut errors,
-        &tspec,
-        t.expire_after.as_deref(),
-        t.termination_grace_period.as_deref(),
-    );
+    template::template_spec(&mut errors, &tmpl.child("spec"), &pool.spec.template.spec);
     if let Some(disruption) = &pool.spec.disruption {
         check_disruption(&mut errors, &spec.child("disruption"), disruption);
     }

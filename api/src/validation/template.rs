@@ -4,11 +4,30 @@
 use super::{Errors, FieldPath};
 use crate::labels;
 use crate::v1::{
-    NodeClassReference, NodeSelectorRequirementWithMinValues, OPERATORS, StringMap, Taint,
+    NodeClaimTemplateSpec, NodeClassReference, NodeSelectorRequirementWithMinValues, OPERATORS,
+    StringMap, Taint,
 };
 
+/// Checks the spec a NodePool template and a NodeClaim share, found at `path`.
+pub(crate) fn template_spec(errors: &mut Errors, path: &FieldPath, spec: &NodeClaimTemplateSpec) {
+    requirements(errors, &path.child("requirements"), &spec.requirements);
+    taints(errors, &path.child("taints"), spec.taints.as_deref());
+    taints(
+        errors,
+        &path.child("startupTaints"),
+        spec.startup_taints.as_deref(),
+    );
+    node_class_ref(errors, &path.child("nodeClassRef"), &spec.node_class_ref);
+    lifetimes(
+        errors,
+        path,
+        spec.expire_after.as_deref(),
+        spec.termination_grace_period.as_deref(),
+    );
+}
+
 /// Checks `requirements` (keys, operators, value counts, integer bounds, minValues).
-pub(crate) fn requirements(
+fn requirements(
     errors: &mut Errors,
     path: &FieldPath,
     reqs: &[NodeSelectorRequirementWithMinValues],
@@ -90,7 +109,7 @@ fn requirement(errors: &mut Errors, path: &FieldPath, req: &NodeSelectorRequirem
 }
 
 /// Checks a list of taints (key syntax, value syntax, effect).
-pub(crate) fn taints(errors: &mut Errors, path: &FieldPath, taints: Option<&[Taint]>) {
+fn taints(errors: &mut Errors, path: &FieldPath, taints: Option<&[Taint]>) {
     for (i, taint) in taints.unwrap_or_default().iter().enumerate() {
         let path = path.index(i);
         if let Err(rule) = labels::check_key(&taint.key) {
@@ -142,7 +161,7 @@ pub(crate) fn template_labels(
 }
 
 /// Checks a node class reference: non-empty, and an EC2NodeClass of `karpenter.k8s.aws`.
-pub(crate) fn node_class_ref(errors: &mut Errors, path: &FieldPath, r: &NodeClassReference) {
+fn node_class_ref(errors: &mut Errors, path: &FieldPath, r: &NodeClassReference) {
     for (field, value) in [("group", &r.group), ("kind", &r.kind), ("name", &r.name)] {
         errors.check(
             !value.is_empty(),
@@ -170,7 +189,7 @@ pub(crate) fn node_class_ref(errors: &mut Errors, path: &FieldPath, r: &NodeClas
 }
 
 /// Checks `expireAfter` (or `Never`) and `terminationGracePeriod`.
-pub(crate) fn lifetimes(
+fn lifetimes(
     errors: &mut Errors,
     path: &FieldPath,
     expire_after: Option<&str>,
