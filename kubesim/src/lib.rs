@@ -68,9 +68,19 @@ impl Kubesim {
     /// A control plane with the built-in kinds and the namespaces every cluster has
     /// (`default`, `kube-system`, `kube-public`, `kube-node-lease`).
     pub fn new() -> Self {
+        Self::with_store(store::Store::default())
+    }
+
+    /// Like [`Kubesim::new`], keeping only the last `events` changes for watches to
+    /// resume from (older resourceVersions get `410 Gone`, as after etcd compaction).
+    pub fn with_watch_history(events: usize) -> Self {
+        Self::with_store(store::Store::with_history(events))
+    }
+
+    fn with_store(store: store::Store) -> Self {
         let sim = Kubesim {
             inner: Arc::new(Shared {
-                store: store::Store::default(),
+                store,
                 registry: resources::Registry::with_built_ins(),
             }),
         };

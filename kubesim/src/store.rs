@@ -105,13 +105,14 @@ pub struct DeleteOptions {
 
 type Key = (String, String);
 
-#[derive(Default)]
 struct Inner {
     rv: u64,
     objects: HashMap<String, BTreeMap<Key, Arc<Value>>>,
     /// Kind information of every resource seen, for garbage collection.
     types: HashMap<String, ResourceType>,
     history: VecDeque<Arc<WatchEvent>>,
+    /// How many events `history` keeps.
+    history_capacity: usize,
     /// The oldest resourceVersion a watch may resume from.
     compacted: u64,
 }
@@ -124,10 +125,7 @@ pub struct Store {
 
 impl Default for Store {
     fn default() -> Self {
-        Store {
-            inner: Mutex::new(Inner::default()),
-            events: broadcast::channel(WATCH_BUFFER).0,
-        }
+        Store::with_history(HISTORY)
     }
 }
 
@@ -161,6 +159,22 @@ fn spec_part(obj: &Value) -> Value {
 }
 
 impl Store {
+    /// A store whose watches can resume from the last `capacity` events.
+    pub fn with_history(capacity: usize) -> Self {
+        let inner = Inner {
+            rv: 0,
+            objects: HashMap::new(),
+            types: HashMap::new(),
+            history: VecDeque::new(),
+            history_capacity: capacity.max(1),
+            compacted: 0,
+        };
+        Store {
+            inner: Mutex::new(inner),
+            events: broadcast::channel(WATCH_BUFFER).0,
+        }
+    }
+
     /// The current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.lock().rv
@@ -805,7 +819,7 @@ impl Store {
             previous,
             rv,
         });
-        if inner.history.len() == HISTORY
+        if inner.history.len() >= inner.history_capacity
             && let Some(oldest) = inner.history.pop_front()
         {
             inner.compacted = oldest.rv;
