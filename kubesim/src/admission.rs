@@ -29,8 +29,25 @@ pub(crate) fn admit(
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
     if let Some(schema) = &rt.schema {
-        admit_custom(rt, schema, obj)?;
-        karpenter(rt, obj, old)?;
+        // Like the API server, report schema and rule violations together.
+        let mut causes = admit_custom(schema, obj);
+        let rules = karpenter(rt, obj, old);
+        // A body the schema rejects may not parse as the typed kind; its schema
+        // problems already say why, so only rule violations are added then.
+        let schema_ok = causes.is_empty();
+        causes.extend(
+            rules
+                .into_iter()
+                .filter(|(path, _)| schema_ok || !path.is_empty()),
+        );
+        if !causes.is_empty() {
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            return Err(ApiError::invalid(
+                &format!("{}.{}", rt.kind, rt.group),
+                name,
+                causes,
+            ));
+        }
     }
     let creating = old.is_none();
     match (rt.group.as_str(), rt.plural.as_str()) {
@@ -47,11 +64,8 @@ pub(crate) fn admit(
     Ok(())
 }
 
-fn admit_custom(
-    rt: &ResourceType,
-    schema: &JSONSchemaProps,
-    obj: &mut Value,
-) -> Result<(), ApiError> {
+/// Prunes, defaults and schema-checks a custom resource; returns the problems.
+fn admit_custom(schema: &JSONSchemaProps, obj: &mut Value) -> Vec<(String, String)> {
     // The API server handles apiVersion, kind and metadata itself.
     let keep: Vec<(String, Value)> = ["apiVersion", "kind", "metadata"]
         .iter()
@@ -62,57 +76,44 @@ fn admit_custom(
     for (k, v) in keep {
         obj[k] = v;
     }
-    let mut problems = Vec::new();
     let mut body = obj.clone();
     if let Some(map) = body.as_object_mut() {
         map.remove("metadata");
         map.remove("apiVersion");
         map.remove("kind");
     }
+    let mut problems = Vec::new();
     schema::validate(schema, &body, "", &mut problems);
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    Err(ApiError::invalid(
-        &format!("{}.{}", rt.kind, rt.group),
-        name,
-        problems,
-    ))
+    problems
 }
 
-/// Karpenter's own rules for its kinds (upstream enforces them with CEL).
-fn karpenter(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
-    fn typed<T: serde::de::DeserializeOwned>(
-        rt: &ResourceType,
-        obj: &Value,
-    ) -> Result<T, ApiError> {
-        serde_json::from_value(obj.clone()).map_err(|e| {
-            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-            ApiError::invalid(&rt.kind, name, vec![("".into(), e.to_string())])
-        })
+/// Karpenter's own rules for its kinds (upstream enforces them with CEL);
+/// returns (field path, rule) for every problem.
+fn karpenter(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<(String, String)> {
+    fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> Result<T, Vec<(String, String)>> {
+        serde_json::from_value(obj.clone()).map_err(|e| vec![(String::new(), e.to_string())])
     }
     let result = match (rt.group.as_str(), rt.kind.as_str()) {
-        ("karpenter.sh", "NodePool") => validation::nodepool(&typed::<NodePool>(rt, obj)?),
-        ("karpenter.sh", "NodeClaim") => validation::nodeclaim(&typed::<NodeClaim>(rt, obj)?),
+        ("karpenter.sh", "NodePool") => typed::<NodePool>(obj).map(|p| validation::nodepool(&p)),
+        ("karpenter.sh", "NodeClaim") => typed::<NodeClaim>(obj).map(|c| validation::nodeclaim(&c)),
         ("karpenter.k8s.aws", "EC2NodeClass") => {
-            let new: EC2NodeClass = typed(rt, obj)?;
-            match old {
-                Some(old) => validation::ec2nodeclass_update(&typed(rt, old)?, &new),
-                None => validation::ec2nodeclass(&new),
-            }
+            typed::<EC2NodeClass>(obj).and_then(|new| match old {
+                Some(old) => typed::<EC2NodeClass>(old)
+                    .map(|old| validation::ec2nodeclass_update(&old, &new)),
+                None => Ok(validation::ec2nodeclass(&new)),
+            })
         }
-        _ => Ok(()),
+        _ => Ok(Ok(())),
     };
-    result.map_err(|errors| {
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-        let causes = errors
+    match result {
+        Err(parse_problems) => parse_problems,
+        Ok(Ok(())) => Vec::new(),
+        Ok(Err(errors)) => errors
             .errors
             .into_iter()
             .map(|e| (e.path, e.rule))
-            .collect();
-        ApiError::invalid(&format!("{}.{}", rt.kind, rt.group), name, causes)
-    })
+            .collect(),
+    }
 }
 
 /// The kinds a CRD object describes (one per served version), or why it is invalid.

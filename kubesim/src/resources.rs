@@ -49,6 +49,22 @@ impl ResourceType {
         }
     }
 
+    /// True when writes to the spec bump `metadata.generation` (custom resources
+    /// and built-in kinds with a spec that controllers observe).
+    pub fn tracks_generation(&self) -> bool {
+        const WITH_GENERATION: &[&str] = &[
+            "deployments",
+            "replicasets",
+            "daemonsets",
+            "statefulsets",
+            "poddisruptionbudgets",
+            "customresourcedefinitions",
+            "services",
+            "persistentvolumeclaims",
+        ];
+        self.schema.is_some() || WITH_GENERATION.contains(&self.plural.as_str())
+    }
+
     /// True when the resource has a `status` subresource (status is then ignored on
     /// main-resource writes and only written through `/status`).
     pub fn has_status(&self) -> bool {

@@ -296,7 +296,11 @@ impl Store {
         metadata.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         metadata.insert("creationTimestamp".into(), json!(now()));
         metadata.insert("resourceVersion".into(), json!(rv.to_string()));
-        metadata.insert("generation".into(), json!(1));
+        if rt.tracks_generation() {
+            metadata.insert("generation".into(), json!(1));
+        } else {
+            metadata.remove("generation");
+        }
         metadata.remove("deletionTimestamp");
         metadata.remove("deletionGracePeriodSeconds");
         obj["apiVersion"] = json!(rt.api_version());
@@ -393,7 +397,7 @@ impl Store {
         if obj == *current {
             return Ok(current);
         }
-        if spec_part(&obj) != spec_part(&current) {
+        if rt.tracks_generation() && spec_part(&obj) != spec_part(&current) {
             let generation = current_meta["generation"].as_i64().unwrap_or(1) + 1;
             obj["metadata"]["generation"] = json!(generation);
         }

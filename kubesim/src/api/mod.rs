@@ -3,6 +3,7 @@
 
 mod discovery;
 mod objects;
+mod openapi;
 mod query;
 mod watch;
 
@@ -45,6 +46,9 @@ where
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return error(&ApiError::unsupported_media_type(&content_type));
+    }
     let path = parts.uri.path().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let result = match (segments.as_slice(), &parts.method) {
@@ -54,6 +58,12 @@ where
         (["api", "v1"], &Method::GET) => Ok(discovery::resources(sim, "", "v1")),
         (["apis", group], &Method::GET) => discovery::group(sim, group),
         (["apis", group, version], &Method::GET) => Ok(discovery::resources(sim, group, version)),
+        (["openapi", "v2"], &Method::GET) => return openapi::v2_empty(),
+        (["openapi", "v3"], &Method::GET) => Ok(openapi::index(sim)),
+        (["openapi", "v3", "api", version], &Method::GET) => openapi::document(sim, "", version),
+        (["openapi", "v3", "apis", group, version], &Method::GET) => {
+            openapi::document(sim, group, version)
+        }
         (["api", "v1", rest @ ..], method) => {
             dispatch(sim, "", "v1", rest, method, &query, &content_type, &body).await
         }

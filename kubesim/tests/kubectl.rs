@@ -1,0 +1,296 @@
+//! kubectl conformance: the real kubectl 1.33 and 1.27 against `Kubesim::serve`
+//! over TLS with a bearer token: apply (client- and server-side), get in every
+//! output the suite needs, watch, wait, label, annotate, the three patch types,
+//! delete, and Karpenter's CRDs and example manifests read back with defaults.
+
+use kubesim::{Kubesim, ServeOptions};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use test_support::{DevEnv, Part};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+struct Kubectl {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl; returns (success, stdout, stderr).
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut child = Command::new(&self.binary)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("kubectl starts");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(input.as_bytes()).await.unwrap();
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("kubectl finished")
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs kubectl and expects success; returns stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(args, None).await;
+        assert!(ok, "kubectl {args:?} failed:\n{stderr}\n{stdout}");
+        stdout
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all).await).expect("kubectl prints JSON")
+    }
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Starts a fresh control plane served over TLS and a kubectl pointed at it.
+async fn setup(part: Part, test: &str) -> Option<(Kubectl, kubesim::Served, PathBuf)> {
+    let binary = DevEnv::load().require(part, test)?;
+    let dir = std::env::temp_dir().join(format!("kubesim-{test}-{}", std::process::id()));
+    let sim = Kubesim::new();
+    let served = sim
+        .serve(ServeOptions {
+            address: "127.0.0.1:0".parse().unwrap(),
+            kubeconfig: dir.join("kubeconfig"),
+        })
+        .await
+        .expect("serves");
+    let kubectl = Kubectl {
+        binary,
+        kubeconfig: served.kubeconfig.clone(),
+    };
+    Some((kubectl, served, dir))
+}
+
+async fn conformance(part: Part, test: &str) {
+    let Some((k, served, dir)) = setup(part, test).await else {
+        return;
+    };
+
+    // Discovery and version.
+    let version = k.ok(&["version", "-o", "json"]).await;
+    assert!(version.contains("v1.31.0-kubesim"), "{version}");
+    let namespaces = k.ok(&["get", "namespaces", "-o", "name"]).await;
+    assert!(
+        namespaces.contains("namespace/default") && namespaces.contains("namespace/kube-system")
+    );
+
+    // Karpenter CRDs, then the GitOps examples, read back with defaults.
+    k.ok(&["apply", "-f", &repo("charts/karpenter/crds")]).await;
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd/nodepools.karpenter.sh",
+        "--timeout",
+        "10s",
+    ])
+    .await;
+    let applied = k.ok(&["apply", "-f", &repo("examples/gitops")]).await;
+    assert!(
+        applied.contains("nodepool.karpenter.sh/default created"),
+        "{applied}"
+    );
+    let again = k
+        .ok(&["apply", "-f", &repo("examples/gitops/default.yaml")])
+        .await;
+    assert!(
+        again.contains("nodepool.karpenter.sh/default unchanged"),
+        "{again}"
+    );
+    let pool = k.json(&["get", "nodepool", "default"]).await;
+    assert_eq!(
+        pool["spec"]["disruption"]["budgets"],
+        serde_json::json!([{"nodes": "10%"}])
+    );
+    assert_eq!(pool["spec"]["template"]["spec"]["expireAfter"], "720h");
+    let class = k.json(&["get", "ec2nodeclass", "default"]).await;
+    assert_eq!(class["spec"]["metadataOptions"]["httpTokens"], "required");
+    assert_eq!(
+        class["spec"]["metadataOptions"]["httpPutResponseHopLimit"],
+        1
+    );
+    let short = k.ok(&["get", "ec2nc", "-o", "name"]).await;
+    assert!(
+        short.contains("ec2nodeclass.karpenter.k8s.aws/default"),
+        "{short}"
+    );
+
+    // An invalid manifest is refused with the field path and the rule.
+    let (ok, _, stderr) = k
+        .run(
+            &[
+                "apply",
+                "-f",
+                &repo("examples/invalid/nodepool-budgets.yaml"),
+            ],
+            None,
+        )
+        .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("is invalid")
+            && stderr
+                .contains("spec.disruption.budgets[1]: 'schedule' must be set with 'duration'"),
+        "{stderr}"
+    );
+
+    // Server-side apply.
+    let ssa = k
+        .ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            &repo("examples/gitops/arm64.yaml"),
+        ])
+        .await;
+    assert!(ssa.contains("serverside-applied"), "{ssa}");
+
+    // Built-in kinds: create from stdin, label, annotate, three patch types, yaml output.
+    let (ok, _, stderr) = k
+        .run(
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n"),
+        )
+        .await;
+    assert!(ok, "{stderr}");
+    k.ok(&["label", "configmap", "settings", "team=platform"])
+        .await;
+    k.ok(&["annotate", "configmap", "settings", "owner=me"])
+        .await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"merge":"1"}}"#,
+    ])
+    .await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"add","path":"/data/json","value":"2"}]"#,
+    ])
+    .await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type",
+        "strategic",
+        "-p",
+        r#"{"data":{"strategic":"3"}}"#,
+    ])
+    .await;
+    let cm = k.json(&["get", "configmap", "settings"]).await;
+    assert_eq!(cm["metadata"]["labels"]["team"], "platform");
+    assert_eq!(cm["metadata"]["annotations"]["owner"], "me");
+    assert_eq!(
+        cm["data"],
+        serde_json::json!({"a": "b", "merge": "1", "json": "2", "strategic": "3"})
+    );
+    let yaml = k.ok(&["get", "configmap", "settings", "-o", "yaml"]).await;
+    assert!(
+        yaml.contains("kind: ConfigMap") && yaml.contains("strategic: \"3\""),
+        "{yaml}"
+    );
+    let selected = k
+        .ok(&["get", "configmaps", "-l", "team=platform", "-o", "name"])
+        .await;
+    assert_eq!(selected.trim(), "configmap/settings");
+
+    // Watch: a new object shows up on a running `get -w`.
+    let mut watch = Command::new(&k.binary)
+        .args(["get", "configmaps", "-w", "-o", "name"])
+        .env("KUBECONFIG", &k.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    // The initial list prints first; then a creation arrives as an event.
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .as_deref(),
+        Some("configmap/settings")
+    );
+    let (ok, _, stderr) = k
+        .run(
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\n"),
+        )
+        .await;
+    assert!(ok, "{stderr}");
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("event in time")
+        .unwrap();
+    assert_eq!(line.as_deref(), Some("configmap/watched"));
+    watch.kill().await.unwrap();
+
+    // Delete.
+    k.ok(&["delete", "configmap", "settings", "watched"]).await;
+    let (ok, _, stderr) = k.run(&["get", "configmap", "settings"], None).await;
+    assert!(
+        !ok && stderr.contains("NotFound") && stderr.contains("\"settings\" not found"),
+        "{stderr}"
+    );
+    k.ok(&["delete", "-f", &repo("examples/gitops/default.yaml")])
+        .await;
+    let pools = k.ok(&["get", "nodepools", "-o", "name"]).await;
+    assert!(
+        !pools.contains("nodepool.karpenter.sh/default\n"),
+        "{pools}"
+    );
+
+    drop(served);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_33() {
+    conformance(Part::Kubectl, "kubectl_1_33").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_27() {
+    conformance(Part::KubectlOld, "kubectl_1_27").await;
+}
