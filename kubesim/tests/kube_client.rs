@@ -411,10 +411,10 @@ async fn watcher_and_reflector_follow_changes_and_recover_from_410() {
     let task = tokio::spawn(async move {
         let mut stream = stream.boxed();
         while let Some(item) = stream.next().await {
-            if let Err(watcher::Error::WatchError(e)) = item {
-                if e.code == 410 {
-                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
+            if let Err(watcher::Error::WatchError(e)) = item
+                && e.code == 410
+            {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         }
     });
