@@ -28,6 +28,8 @@
 
 mod admission;
 mod api;
+pub mod controllers;
+pub mod nodes;
 pub mod patch;
 pub mod resources;
 mod schema;
@@ -41,6 +43,8 @@ use http_body_util::combinators::UnsyncBoxBody;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+pub use controllers::{ControllerOptions, Controllers};
+pub use nodes::NodeRegistration;
 pub use serve::{ServeOptions, Served};
 
 /// The body type of every response.
@@ -56,6 +60,8 @@ pub struct Kubesim {
 pub(crate) struct Shared {
     pub(crate) store: store::Store,
     pub(crate) registry: resources::Registry,
+    /// Set once the kubelet stand-in runs: pods on nodes are then deleted gracefully.
+    pub(crate) kubelet_running: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Kubesim {
@@ -82,6 +88,7 @@ impl Kubesim {
             inner: Arc::new(Shared {
                 store,
                 registry: resources::Registry::with_built_ins(),
+                kubelet_running: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         let namespaces = sim
@@ -116,6 +123,20 @@ impl Kubesim {
         B::Error: std::fmt::Display,
     {
         api::handle(self, request).await
+    }
+
+    /// Whether deleting this pod waits for the kubelet (bound, running, kubelet on).
+    pub(crate) fn graceful_pod_delete(&self, pod: &serde_json::Value) -> bool {
+        self.inner
+            .kubelet_running
+            .load(std::sync::atomic::Ordering::SeqCst)
+            && pod["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+            && !matches!(
+                pod["status"]["phase"].as_str(),
+                Some("Succeeded" | "Failed")
+            )
     }
 
     /// The object store (for simulators that act as controllers in-process).

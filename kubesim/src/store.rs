@@ -175,6 +175,11 @@ impl Store {
         }
     }
 
+    /// Every change from now on (controllers filter by resource).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.events.subscribe()
+    }
+
     /// The current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.lock().rv

@@ -5,6 +5,7 @@ mod discovery;
 mod objects;
 mod openapi;
 mod query;
+mod scale;
 mod watch;
 
 use crate::resources::ResourceType;
@@ -46,9 +47,6 @@ where
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
-        return error(&ApiError::unsupported_media_type(&content_type));
-    }
     let path = parts.uri.path().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let result = match (segments.as_slice(), &parts.method) {

@@ -1,7 +1,7 @@
 //! Verbs on resources: get, list (selectors, paging), create, update, patch,
 //! delete, deletecollection, and the pod binding subresource.
 
-use super::{Query, Reply, Target, watch};
+use super::{Query, Reply, Target, scale, watch};
 use crate::admission;
 use crate::patch::{self, PatchType};
 use crate::selectors::Selector;
@@ -37,6 +37,7 @@ pub(crate) async fn serve(
     match (method.clone(), t.name.as_deref(), t.subresource.as_deref()) {
         (Method::GET, None, _) if query.flag("watch") => watch::serve(sim, &t, query),
         (Method::GET, None, _) => list(sim, &t, query),
+        (Method::GET, Some(name), Some("scale")) => scale::get(sim, &t, &ns, name).map(Reply::ok),
         (Method::GET, Some(name), _) => {
             Ok(Reply::ok((*sim.inner.store.get(&t.rt, &ns, name)?).clone()))
         }
@@ -45,6 +46,10 @@ pub(crate) async fn serve(
             create(sim, &t, &ns, obj, dry_run).map(|o| Reply::Json(201, o))
         }
         (Method::POST, Some(name), Some("binding")) => bind(sim, &t, &ns, name, body),
+        (Method::POST, Some(name), Some("eviction")) => evict(sim, &t, &ns, name, query),
+        (Method::PUT | Method::PATCH, Some(name), Some("scale")) => {
+            scale::set(sim, &t, &ns, name, method, content_type, body).map(Reply::ok)
+        }
         (Method::PUT, Some(name), sub) => {
             let obj = parse_body(body, content_type)?;
             update(sim, &t, &ns, name, obj, part(sub), dry_run).map(Reply::ok)
@@ -54,7 +59,13 @@ pub(crate) async fn serve(
             patch(sim, &t, &ns, name, kind, body, part(sub), query, dry_run)
         }
         (Method::DELETE, Some(name), None) => {
-            let opts = delete_options(query, body)?;
+            let mut opts = delete_options(query, body)?;
+            if t.rt.group.is_empty()
+                && t.rt.plural == "pods"
+                && opts.grace_period_seconds != Some(0)
+            {
+                opts.graceful = sim.graceful_pod_delete(&*sim.inner.store.get(&t.rt, &ns, name)?);
+            }
             delete(sim, &t, &ns, name, &opts).map(Reply::ok)
         }
         (Method::DELETE, None, None) => delete_collection(sim, &t, query, body),
@@ -76,6 +87,9 @@ fn part(subresource: Option<&str>) -> Part {
 
 /// JSON, or YAML for server-side apply bodies.
 fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
     let value: Value = if content_type.contains("yaml") {
         serde_norway::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")))?
@@ -396,6 +410,37 @@ fn bind(sim: &Kubesim, t: &Target, ns: &str, name: &str, body: &Bytes) -> Result
     sim.inner
         .store
         .update(&t.rt, ns, name, status_pod, Part::Status)?;
+    Ok(Reply::Json(
+        201,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// `POST pods/{name}/eviction`: a delete that PodDisruptionBudgets may refuse with
+/// 429. The body (JSON or, from kubectl's typed client, protobuf) only names the
+/// pod the URL already names, so it is not decoded; `dryRun` comes from the query.
+fn evict(
+    sim: &Kubesim,
+    t: &Target,
+    ns: &str,
+    name: &str,
+    query: &Query,
+) -> Result<Reply, ApiError> {
+    let pod = sim.inner.store.get(&t.rt, ns, name)?;
+    if pod["metadata"]["deletionTimestamp"].is_string() {
+        return Ok(Reply::Json(
+            201,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ));
+    }
+    if query.get("dryRun") != Some("All") {
+        crate::controllers::disruption::admit_eviction(sim, &pod)?;
+        let opts = DeleteOptions {
+            graceful: sim.graceful_pod_delete(&pod),
+            ..Default::default()
+        };
+        delete(sim, t, ns, name, &opts)?;
+    }
     Ok(Reply::Json(
         201,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the API over HTTPS and write a kubeconfig for it.
+    /// Serve the API over HTTPS (with the scheduler, kubelet and workload
+    /// controllers running) and write a kubeconfig for it.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "KUBESIM_ADDRESS", default_value = "127.0.0.1:6443")]
@@ -41,6 +42,7 @@ async fn main() {
         },
     } = Cli::parse();
     let sim = kubesim::Kubesim::new();
+    let _controllers = sim.start_controllers(kubesim::ControllerOptions::default());
     let served = match sim
         .serve(kubesim::ServeOptions {
             address,
