@@ -285,6 +285,210 @@ async fn conformance(part: Part, test: &str) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+const NODES: &str = "
+apiVersion: v1
+kind: Node
+metadata: {name: n1, labels: {kubernetes.io/hostname: n1}}
+status: {allocatable: {cpu: '4', memory: 8Gi, pods: '110'}, capacity: {cpu: '4', memory: 8Gi, pods: '110'}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2, labels: {kubernetes.io/hostname: n2}}
+status: {allocatable: {cpu: '4', memory: 8Gi, pods: '110'}, capacity: {cpu: '4', memory: 8Gi, pods: '110'}}
+";
+
+const WORKLOAD: &str = "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: nginx, resources: {requests: {cpu: 100m}}}]
+      affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [n1]}]}]}}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec: {maxUnavailable: 1, selector: {matchLabels: {app: web}}}
+";
+
+/// Workloads with the controllers running: rollout status, scale, wait, cordon,
+/// and a drain that evicts through a PodDisruptionBudget.
+async fn workloads(part: Part, test: &str) {
+    let Some(binary) = DevEnv::load().require(part, test) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("kubesim-{test}-{}", std::process::id()));
+    let sim = Kubesim::new();
+    let _controllers = sim.start_controllers(kubesim::ControllerOptions {
+        node_ready_delay: Duration::from_millis(50),
+        ..Default::default()
+    });
+    let served = sim
+        .serve(ServeOptions {
+            address: "127.0.0.1:0".parse().unwrap(),
+            kubeconfig: dir.join("kubeconfig"),
+        })
+        .await
+        .expect("serves");
+    let k = Kubectl {
+        binary,
+        kubeconfig: served.kubeconfig.clone(),
+    };
+
+    let (ok, _, stderr) = k.run(&["apply", "-f", "-"], Some(NODES)).await;
+    assert!(ok, "{stderr}");
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=Ready",
+        "node/n1",
+        "node/n2",
+        "--timeout",
+        "20s",
+    ])
+    .await;
+    let (ok, _, stderr) = k.run(&["apply", "-f", "-"], Some(WORKLOAD)).await;
+    assert!(ok, "{stderr}");
+    let rollout = k
+        .ok(&["rollout", "status", "deployment/web", "--timeout", "30s"])
+        .await;
+    assert!(rollout.contains("successfully rolled out"), "{rollout}");
+    k.ok(&["scale", "deployment", "web", "--replicas", "3"])
+        .await;
+    k.ok(&["rollout", "status", "deployment/web", "--timeout", "30s"])
+        .await;
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=Ready",
+        "pod",
+        "-l",
+        "app=web",
+        "--timeout",
+        "30s",
+    ])
+    .await;
+    let on_n1 = k
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "spec.nodeName=n1",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(on_n1.lines().count(), 3, "{on_n1}");
+
+    // The pods may only run on n1: draining it evicts one (the budget allows one
+    // unavailable), the replacement cannot be placed, so the budget blocks the rest.
+    k.ok(&["cordon", "n1"]).await;
+    let node = k.json(&["get", "node", "n1"]).await;
+    assert_eq!(node["spec"]["unschedulable"], true);
+    let (ok, stdout, stderr) = k
+        .run(
+            &["drain", "n1", "--ignore-daemonsets", "--timeout", "5s"],
+            None,
+        )
+        .await;
+    assert!(
+        !ok,
+        "drain must not finish while the budget blocks it:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("global timeout reached") || stderr.contains("disruption budget"),
+        "{stderr}"
+    );
+    let left = k
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "spec.nodeName=n1",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(
+        left.lines().count(),
+        2,
+        "exactly one pod was evicted: {left}"
+    );
+    let pending = k
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "status.phase=Pending",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(
+        pending.lines().count(),
+        1,
+        "the replacement waits: {pending}"
+    );
+
+    // Let the pods go anywhere; the drain then completes.
+    k.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/template/spec/affinity"}]"#,
+    ])
+    .await;
+    k.ok(&["uncordon", "n1"]).await;
+    k.ok(&["rollout", "status", "deployment/web", "--timeout", "30s"])
+        .await;
+    let drained = k
+        .ok(&["drain", "n1", "--ignore-daemonsets", "--timeout", "30s"])
+        .await;
+    assert!(drained.contains("node/n1 drained"), "{drained}");
+    k.ok(&["rollout", "status", "deployment/web", "--timeout", "30s"])
+        .await;
+    let remaining = k
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "spec.nodeName=n1",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(remaining.trim(), "", "n1 is empty after the drain");
+
+    drop(served);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_33_workloads() {
+    workloads(Part::Kubectl, "kubectl_1_33_workloads").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_27_workloads() {
+    workloads(Part::KubectlOld, "kubectl_1_27_workloads").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_33() {
     conformance(Part::Kubectl, "kubectl_1_33").await;

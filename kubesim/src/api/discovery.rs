@@ -95,13 +95,29 @@ pub(crate) fn resources(sim: &Kubesim, group: &str, version: &str) -> Reply {
             "categories": rt.categories,
         }));
         for sub in &rt.subresources {
-            let (kind, verbs) = match sub.as_str() {
-                "binding" => ("Binding", json!(["create"])),
-                "eviction" => ("Eviction", json!(["create"])),
-                "scale" => ("Scale", json!(["get", "patch", "update"])),
-                _ => (rt.kind.as_str(), json!(["get", "patch", "update"])),
+            // Subresources of another group say so (kubectl drain needs policy/v1 Eviction).
+            let (kind, group, version, verbs) = match sub.as_str() {
+                "binding" => ("Binding", "", "v1", json!(["create"])),
+                "eviction" => ("Eviction", "policy", "v1", json!(["create"])),
+                "scale" => (
+                    "Scale",
+                    "autoscaling",
+                    "v1",
+                    json!(["get", "patch", "update"]),
+                ),
+                _ => (
+                    rt.kind.as_str(),
+                    rt.group.as_str(),
+                    rt.version.as_str(),
+                    json!(["get", "patch", "update"]),
+                ),
             };
-            list.push(json!({"name": format!("{}/{sub}", rt.plural), "singularName": "", "namespaced": rt.namespaced, "kind": kind, "verbs": verbs}));
+            let mut entry = json!({"name": format!("{}/{sub}", rt.plural), "singularName": "", "namespaced": rt.namespaced, "kind": kind, "verbs": verbs});
+            if !group.is_empty() {
+                entry["group"] = json!(group);
+                entry["version"] = json!(version);
+            }
+            list.push(entry);
         }
     }
     let group_version = if group.is_empty() {

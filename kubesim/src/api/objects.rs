@@ -59,7 +59,7 @@ pub(crate) async fn serve(
             patch(sim, &t, &ns, name, kind, body, part(sub), query, dry_run)
         }
         (Method::DELETE, Some(name), None) => {
-            let mut opts = delete_options(query, body)?;
+            let mut opts = delete_options(query, content_type, body)?;
             if t.rt.group.is_empty()
                 && t.rt.plural == "pods"
                 && opts.grace_period_seconds != Some(0)
@@ -68,7 +68,7 @@ pub(crate) async fn serve(
             }
             delete(sim, &t, &ns, name, &opts).map(Reply::ok)
         }
-        (Method::DELETE, None, None) => delete_collection(sim, &t, query, body),
+        (Method::DELETE, None, None) => delete_collection(sim, &t, query, content_type, body),
         (method, _, sub) => Err(ApiError::method_not_allowed(format!(
             "{method} is not supported on {}{}",
             t.rt.group_resource(),
@@ -277,8 +277,14 @@ fn patch(
     Err(ApiError::conflict(&t.rt.group_resource(), name))
 }
 
-fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
-    let body: Value = if body.is_empty() {
+/// DeleteOptions from the body and query. A protobuf body (kubectl's typed
+/// clients) is not decoded: its options fall back to the query's and defaults.
+fn delete_options(
+    query: &Query,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<DeleteOptions, ApiError> {
+    let body: Value = if body.is_empty() || content_type.contains("protobuf") {
         json!({})
     } else {
         serde_json::from_slice(body)
@@ -331,9 +337,10 @@ fn delete_collection(
     sim: &Kubesim,
     t: &Target,
     query: &Query,
+    content_type: &str,
     body: &Bytes,
 ) -> Result<Reply, ApiError> {
-    let opts = delete_options(query, body)?;
+    let opts = delete_options(query, content_type, body)?;
     let labels = Selector::labels(query.get("labelSelector").unwrap_or_default())?;
     let fields = Selector::fields(query.get("fieldSelector").unwrap_or_default())?;
     let (items, _) = sim.inner.store.list(&t.rt, t.namespace.as_deref());
