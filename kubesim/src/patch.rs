@@ -39,7 +39,22 @@ pub fn json_or_merge(target: &Value, patch: &[u8], kind: PatchType) -> Result<Va
     let mut doc = target.clone();
     match kind {
         PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_slice(patch)
+            let ops: Vec<Value> = serde_json::from_slice(patch)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            // As the API server's JSON-patch library does, `test` of a missing path
+            // against null passes (kube-rs' finalizer helper relies on it).
+            let ops: Vec<Value> = ops
+                .into_iter()
+                .filter(|op| {
+                    let missing_null_test = op["op"] == "test"
+                        && op["value"].is_null()
+                        && op["path"]
+                            .as_str()
+                            .is_some_and(|p| doc.pointer(p).is_none_or(Value::is_null));
+                    !missing_null_test
+                })
+                .collect();
+            let ops: json_patch::Patch = serde_json::from_value(Value::Array(ops))
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(&mut doc, &ops).map_err(|e| ApiError {
                 code: 422,
@@ -312,6 +327,13 @@ mod tests {
             PatchType::Json,
         )
         .unwrap_err();
+        let added = json_or_merge(
+            &obj,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata","value":{"finalizers":["f"]}}]"#,
+            PatchType::Json,
+        )
+        .unwrap();
+        assert_eq!(added["metadata"]["finalizers"], json!(["f"]));
         assert_eq!(err.code, 422);
         assert_eq!(
             PatchType::from_content_type("text/plain").unwrap_err().code,

@@ -28,10 +28,10 @@ impl<'a> Snapshot<'a> {
     ) -> Self {
         let mut pods_by_node: HashMap<String, Vec<&Value>> = HashMap::new();
         for pod in pods.iter().map(|p| p.as_ref()) {
-            if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-                if !is_finished(pod) {
-                    pods_by_node.entry(node.to_string()).or_default().push(pod);
-                }
+            if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
+                && !is_finished(pod)
+            {
+                pods_by_node.entry(node.to_string()).or_default().push(pod);
             }
         }
         Snapshot {
