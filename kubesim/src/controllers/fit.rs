@@ -450,11 +450,22 @@ mod tests {
         let nodes = vec![n.clone()];
         let running = pod("r", "1500m", json!({"spec": {"nodeName": "n1"}}));
         assert_eq!(
-            reason(&pod("p", "500m", json!({})), &n, &nodes, &[running.clone()]),
+            reason(
+                &pod("p", "500m", json!({})),
+                &n,
+                &nodes,
+                std::slice::from_ref(&running)
+            ),
             None
         );
         assert_eq!(
-            reason(&pod("p", "600m", json!({})), &n, &nodes, &[running.clone()]).as_deref(),
+            reason(
+                &pod("p", "600m", json!({})),
+                &n,
+                &nodes,
+                std::slice::from_ref(&running)
+            )
+            .as_deref(),
             Some("Insufficient cpu")
         );
         let three: Vec<_> = (0..3)
@@ -487,7 +498,7 @@ mod tests {
             reason(
                 &pod("p", "1", json!({})),
                 &not_ready,
-                &[not_ready.clone()],
+                std::slice::from_ref(&not_ready),
                 &[]
             )
             .as_deref(),
@@ -498,7 +509,7 @@ mod tests {
             reason(
                 &pod("p", "1", json!({})),
                 &cordoned,
-                &[cordoned.clone()],
+                std::slice::from_ref(&cordoned),
                 &[]
             )
             .as_deref(),
@@ -511,7 +522,13 @@ mod tests {
             json!({"spec": {"taints": [{"key": "karpenter.sh/unregistered", "effect": "NoExecute"}]}}),
         );
         assert_eq!(
-            reason(&pod("p", "1", json!({})), &tainted, &[tainted.clone()], &[]).as_deref(),
+            reason(
+                &pod("p", "1", json!({})),
+                &tainted,
+                std::slice::from_ref(&tainted),
+                &[]
+            )
+            .as_deref(),
             Some("node(s) had untolerated taint {karpenter.sh/unregistered: }")
         );
         let tolerant = pod(
@@ -519,7 +536,10 @@ mod tests {
             "1",
             json!({"spec": {"tolerations": [{"operator": "Exists"}]}}),
         );
-        assert_eq!(reason(&tolerant, &tainted, &[tainted.clone()], &[]), None);
+        assert_eq!(
+            reason(&tolerant, &tainted, std::slice::from_ref(&tainted), &[]),
+            None
+        );
         let gpu_taint = node(
             "g",
             "a",
@@ -532,7 +552,12 @@ mod tests {
             json!({"spec": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]}}),
         );
         assert_eq!(
-            reason(&tolerates_gpu, &gpu_taint, &[gpu_taint.clone()], &[]),
+            reason(
+                &tolerates_gpu,
+                &gpu_taint,
+                std::slice::from_ref(&gpu_taint),
+                &[]
+            ),
             None
         );
     }
@@ -546,7 +571,7 @@ mod tests {
             json!({"spec": {"nodeSelector": {"topology.kubernetes.io/zone": "us-east-1b"}}}),
         );
         assert_eq!(
-            reason(&by_selector, &n, &[n.clone()], &[]).as_deref(),
+            reason(&by_selector, &n, std::slice::from_ref(&n), &[]).as_deref(),
             Some("node(s) didn't match Pod's node affinity/selector")
         );
         let by_affinity = pod(
@@ -558,7 +583,7 @@ mod tests {
             ]}}}}}),
         );
         assert_eq!(
-            reason(&by_affinity, &n, &[n.clone()], &[]),
+            reason(&by_affinity, &n, std::slice::from_ref(&n), &[]),
             None,
             "second term matches"
         );
@@ -579,13 +604,18 @@ mod tests {
                 &pod("p", "0", anti.clone()),
                 &nodes[0],
                 &nodes,
-                &[existing.clone()]
+                std::slice::from_ref(&existing)
             )
             .as_deref(),
             Some("node(s) didn't match pod anti-affinity rules")
         );
         assert_eq!(
-            reason(&pod("p", "0", anti), &nodes[1], &nodes, &[existing.clone()]),
+            reason(
+                &pod("p", "0", anti),
+                &nodes[1],
+                &nodes,
+                std::slice::from_ref(&existing)
+            ),
             None
         );
 
@@ -597,7 +627,7 @@ mod tests {
                 &pod("p", "0", spread.clone()),
                 &nodes[0],
                 &nodes,
-                &[existing.clone()]
+                std::slice::from_ref(&existing)
             )
             .as_deref(),
             Some("node(s) didn't match pod topology spread constraints")
