@@ -12,12 +12,82 @@ use std::collections::{BTreeMap, HashMap};
 /// Resource name -> amount.
 pub(crate) type Resources = BTreeMap<String, Quantity>;
 
+/// A node, with what every check needs parsed once per pass.
+pub(crate) struct NodeInfo<'a> {
+    /// The Node object.
+    pub(crate) node: &'a Value,
+    /// `metadata.name`.
+    pub(crate) name: &'a str,
+    labels: BTreeMap<String, String>,
+    allocatable: Resources,
+    ready: bool,
+}
+
+impl<'a> NodeInfo<'a> {
+    /// Parses a node.
+    pub(crate) fn new(node: &'a Value) -> Self {
+        let labels = node["metadata"]["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect();
+        NodeInfo {
+            node,
+            name: node["metadata"]["name"].as_str().unwrap_or_default(),
+            labels,
+            allocatable: allocatable(node),
+            ready: is_ready(node),
+        }
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// A pod, with its requests and node constraints parsed once.
+pub(crate) struct PodInfo<'a> {
+    /// The Pod object.
+    pub(crate) pod: &'a Value,
+    requests: Resources,
+    /// OR-ed node-affinity terms (with nodeSelector); `None` when unparseable.
+    terms: Option<Vec<Requirements>>,
+}
+
+impl<'a> PodInfo<'a> {
+    /// Parses a pod.
+    pub(crate) fn new(pod: &'a Value) -> Self {
+        let terms =
+            serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(pod["spec"].clone())
+                .ok()
+                .and_then(|spec| Requirements::for_pod(&spec).ok());
+        PodInfo {
+            pod,
+            requests: pod_requests(pod),
+            terms,
+        }
+    }
+
+    /// nodeSelector and required node affinity (terms OR-ed) against the node's labels.
+    pub(crate) fn matches_node(&self, node: &NodeInfo) -> bool {
+        self.terms.as_ref().is_some_and(|terms| {
+            terms.iter().any(|term| {
+                term.iter()
+                    .all(|req| label_satisfies(req, node.labels.get(req.key())))
+            })
+        })
+    }
+}
+
 /// The cluster as the scheduler sees it in one pass.
 pub(crate) struct Snapshot<'a> {
     /// Every node.
-    pub(crate) nodes: Vec<&'a Value>,
+    pub(crate) nodes: Vec<NodeInfo<'a>>,
     /// Pods that occupy a node (bound, not finished), by node name.
-    pub(crate) pods_by_node: HashMap<String, Vec<&'a Value>>,
+    pods_by_node: HashMap<String, Vec<&'a Value>>,
+    /// What those pods request, by node name.
+    used: HashMap<String, Resources>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -26,33 +96,60 @@ impl<'a> Snapshot<'a> {
         nodes: &'a [std::sync::Arc<Value>],
         pods: &'a [std::sync::Arc<Value>],
     ) -> Self {
-        let mut pods_by_node: HashMap<String, Vec<&Value>> = HashMap::new();
+        let mut snapshot = Snapshot {
+            nodes: nodes.iter().map(|n| NodeInfo::new(n)).collect(),
+            pods_by_node: HashMap::new(),
+            used: HashMap::new(),
+        };
         for pod in pods.iter().map(|p| p.as_ref()) {
             if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
                 && !is_finished(pod)
             {
-                pods_by_node.entry(node.to_string()).or_default().push(pod);
+                snapshot.place(pod, &pod_requests(pod), node);
             }
         }
-        Snapshot {
-            nodes: nodes.iter().map(|n| n.as_ref()).collect(),
-            pods_by_node,
-        }
+        snapshot
     }
 
-    /// Records a placement made during this pass.
-    pub(crate) fn place(&mut self, pod: &'a Value, node: &str) {
+    /// Records a pod on a node (at build time, and for placements made in a pass).
+    pub(crate) fn place(&mut self, pod: &'a Value, requests: &Resources, node: &str) {
         self.pods_by_node
             .entry(node.to_string())
             .or_default()
             .push(pod);
+        add(self.used.entry(node.to_string()).or_default(), requests);
     }
 
-    fn pods_on(&self, node: &str) -> &[&'a Value] {
+    /// Pods on a node.
+    pub(crate) fn pods_on(&self, node: &str) -> &[&'a Value] {
         self.pods_by_node
             .get(node)
             .map(Vec::as_slice)
             .unwrap_or_default()
+    }
+
+    /// The share of a node's CPU its pods request (for least-allocated scoring).
+    pub(crate) fn cpu_load(&self, node: &NodeInfo) -> f64 {
+        let capacity = node
+            .allocatable
+            .get("cpu")
+            .map(Quantity::as_f64)
+            .unwrap_or(0.0)
+            .max(0.001);
+        let used = self
+            .used
+            .get(node.name)
+            .and_then(|u| u.get("cpu"))
+            .map(Quantity::as_f64)
+            .unwrap_or(0.0);
+        used / capacity
+    }
+}
+
+impl PodInfo<'_> {
+    /// The pod's resource requests.
+    pub(crate) fn requests(&self) -> &Resources {
+        &self.requests
     }
 }
 
@@ -142,38 +239,40 @@ pub(crate) fn is_ready(node: &Value) -> bool {
 }
 
 /// Why a pod cannot go to a node (kube-scheduler's wording), or `None` when it fits.
-pub(crate) fn unfit_reason(pod: &Value, node: &Value, snapshot: &Snapshot) -> Option<String> {
-    let name = node["metadata"]["name"].as_str().unwrap_or_default();
-    if !is_ready(node) {
+pub(crate) fn unfit_reason(pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot) -> Option<String> {
+    if !node.ready {
         return Some("node(s) were not ready".into());
     }
-    if node["spec"]["unschedulable"].as_bool() == Some(true)
-        && !tolerates_key(pod, "node.kubernetes.io/unschedulable")
+    if node.node["spec"]["unschedulable"].as_bool() == Some(true)
+        && !tolerates_key(pod.pod, "node.kubernetes.io/unschedulable")
     {
         return Some("node(s) were unschedulable".into());
     }
-    if let Some(taint) = untolerated_taint(pod, node) {
+    if let Some(taint) = untolerated_taint(pod.pod, node.node) {
         return Some(format!(
             "node(s) had untolerated taint {{{}: {}}}",
             taint["key"].as_str().unwrap_or_default(),
             taint["value"].as_str().unwrap_or_default()
         ));
     }
-    if !matches_node_affinity(pod, node) {
+    if !pod.matches_node(node) {
         return Some("node(s) didn't match Pod's node affinity/selector".into());
     }
-    let mut used = Resources::new();
-    for other in snapshot.pods_on(name) {
-        add(&mut used, &pod_requests(other));
-    }
-    let capacity = allocatable(node);
-    for (resource, want) in pod_requests(pod) {
+    let used = snapshot.used.get(node.name);
+    for (resource, want) in &pod.requests {
         if want.is_zero() {
             continue;
         }
-        let have = capacity.get(&resource).copied().unwrap_or(Quantity::ZERO);
-        let taken = used.get(&resource).copied().unwrap_or(Quantity::ZERO);
-        if taken.checked_add(want).is_none_or(|total| total > have) {
+        let have = node
+            .allocatable
+            .get(resource)
+            .copied()
+            .unwrap_or(Quantity::ZERO);
+        let taken = used
+            .and_then(|u| u.get(resource))
+            .copied()
+            .unwrap_or(Quantity::ZERO);
+        if taken.checked_add(*want).is_none_or(|total| total > have) {
             return Some(if resource == "pods" {
                 "Too many pods".into()
             } else {
@@ -181,7 +280,7 @@ pub(crate) fn unfit_reason(pod: &Value, node: &Value, snapshot: &Snapshot) -> Op
             });
         }
     }
-    if let Some(reason) = inter_pod_affinity(pod, node, snapshot) {
+    if let Some(reason) = inter_pod_affinity(pod.pod, node, snapshot) {
         return Some(reason);
     }
     if !topology_spread_ok(pod, node, snapshot) {
@@ -227,26 +326,9 @@ pub(crate) fn tolerates(toleration: &Value, taint: &Value) -> bool {
     key == taint["key"].as_str().unwrap_or_default() && value_ok && effect_ok
 }
 
-/// nodeSelector and required node affinity (terms OR-ed) against the node's labels.
+/// nodeSelector and required node affinity of a pod (or pod template) against a node.
 pub(crate) fn matches_node_affinity(pod: &Value, node: &Value) -> bool {
-    let Ok(spec) =
-        serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(pod["spec"].clone())
-    else {
-        return false;
-    };
-    let Ok(terms) = Requirements::for_pod(&spec) else {
-        return false;
-    };
-    let labels: BTreeMap<String, String> = node["metadata"]["labels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-        .collect();
-    terms.iter().any(|term| {
-        term.iter()
-            .all(|req| label_satisfies(req, labels.get(req.key())))
-    })
+    PodInfo::new(pod).matches_node(&NodeInfo::new(node))
 }
 
 fn label_satisfies(req: &Requirement, value: Option<&String>) -> bool {
@@ -291,10 +373,6 @@ pub(crate) fn selector_matches(selector: &Value, labels: &Value) -> bool {
     by_labels && by_expressions
 }
 
-fn node_label<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
-    node["metadata"]["labels"][key].as_str()
-}
-
 /// Pods matching a term's selector in the term's namespaces (the pod's own by default).
 fn term_matches(term: &Value, pod: &Value, other: &Value) -> bool {
     let own_ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
@@ -314,22 +392,24 @@ fn term_matches(term: &Value, pod: &Value, other: &Value) -> bool {
 }
 
 /// Required pod affinity and anti-affinity, by topology domain.
-fn inter_pod_affinity(pod: &Value, node: &Value, snapshot: &Snapshot) -> Option<String> {
+fn inter_pod_affinity(pod: &Value, node: &NodeInfo, snapshot: &Snapshot) -> Option<String> {
     let affinity = &pod["spec"]["affinity"];
+    if affinity["podAffinity"].is_null() && affinity["podAntiAffinity"].is_null() {
+        return None;
+    }
     let in_domain = |term: &Value| -> (bool, bool) {
         let key = term["topologyKey"].as_str().unwrap_or_default();
-        let domain = node_label(node, key);
+        let domain = node.label(key);
         let mut here = false;
         let mut anywhere = false;
         for other_node in &snapshot.nodes {
-            let other_name = other_node["metadata"]["name"].as_str().unwrap_or_default();
             let matched = snapshot
-                .pods_on(other_name)
+                .pods_on(other_node.name)
                 .iter()
                 .any(|p| term_matches(term, pod, p));
             if matched {
                 anywhere = true;
-                if domain.is_some() && node_label(other_node, key) == domain {
+                if domain.is_some() && other_node.label(key) == domain {
                     here = true;
                 }
             }
@@ -362,8 +442,8 @@ fn inter_pod_affinity(pod: &Value, node: &Value, snapshot: &Snapshot) -> Option<
 
 /// `whenUnsatisfiable: DoNotSchedule` constraints: placing the pod must keep
 /// (count in the node's domain + 1) - (smallest count over eligible domains) <= maxSkew.
-fn topology_spread_ok(pod: &Value, node: &Value, snapshot: &Snapshot) -> bool {
-    for constraint in pod["spec"]["topologySpreadConstraints"]
+fn topology_spread_ok(pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot) -> bool {
+    for constraint in pod.pod["spec"]["topologySpreadConstraints"]
         .as_array()
         .into_iter()
         .flatten()
@@ -376,23 +456,22 @@ fn topology_spread_ok(pod: &Value, node: &Value, snapshot: &Snapshot) -> bool {
             continue;
         }
         let key = constraint["topologyKey"].as_str().unwrap_or_default();
-        let Some(domain) = node_label(node, key) else {
+        let Some(domain) = node.label(key) else {
             return false;
         };
         let max_skew = constraint["maxSkew"].as_i64().unwrap_or(1);
         let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
         for candidate in &snapshot.nodes {
-            let Some(d) = node_label(candidate, key) else {
+            let Some(d) = candidate.label(key) else {
                 continue;
             };
-            if !matches_node_affinity(pod, candidate) {
+            if !pod.matches_node(candidate) {
                 continue;
             }
-            let name = candidate["metadata"]["name"].as_str().unwrap_or_default();
             let matching = snapshot
-                .pods_on(name)
+                .pods_on(candidate.name)
                 .iter()
-                .filter(|p| p["metadata"]["namespace"] == pod["metadata"]["namespace"])
+                .filter(|p| p["metadata"]["namespace"] == pod.pod["metadata"]["namespace"])
                 .filter(|p| {
                     selector_matches(&constraint["labelSelector"], &p["metadata"]["labels"])
                 })
@@ -441,7 +520,7 @@ mod tests {
         pods: &[Arc<Value>],
     ) -> Option<String> {
         let snapshot = Snapshot::new(nodes, pods);
-        unfit_reason(p, n, &snapshot)
+        unfit_reason(&PodInfo::new(p), &NodeInfo::new(n), &snapshot)
     }
 
     #[test]

@@ -58,6 +58,7 @@ impl Drop for Controllers {
 pub(crate) struct Ctx {
     pub(crate) sim: Kubesim,
     pub(crate) options: ControllerOptions,
+    pub(crate) scheduler: Arc<std::sync::Mutex<scheduler::SchedulerState>>,
 }
 
 impl Ctx {
@@ -118,6 +119,7 @@ impl Kubesim {
         let ctx = Ctx {
             sim: self.clone(),
             options,
+            scheduler: Default::default(),
         };
         let loops = [
             Loop {
