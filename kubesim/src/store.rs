@@ -53,6 +53,8 @@ pub struct WatchEvent {
     /// The object before a modification, so filtered watches can tell when it
     /// enters or leaves their selector.
     pub previous: Option<Arc<Value>>,
+    /// `object` as JSON, encoded once for all watchers.
+    pub encoded: std::sync::OnceLock<bytes::Bytes>,
     /// The resourceVersion of the change.
     pub rv: u64,
 }
@@ -784,6 +786,7 @@ impl Store {
                         namespace: ns.clone(),
                         object: obj.clone(),
                         previous: None,
+                        encoded: Default::default(),
                         rv: inner.rv,
                     })
                 })
@@ -826,6 +829,7 @@ impl Store {
             namespace: namespace.to_string(),
             object,
             previous,
+            encoded: Default::default(),
             rv,
         });
         if inner.history.len() >= inner.history_capacity

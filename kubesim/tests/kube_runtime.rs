@@ -321,3 +321,121 @@ async fn client_from_the_served_kubeconfig_over_tls() {
     drop(served);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A TCP proxy whose live connections can be cut, to drop a client's watch.
+struct CuttableProxy {
+    address: std::net::SocketAddr,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            Default::default();
+        let tracked = connections.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tracked.lock().unwrap().push(task);
+            }
+        });
+        CuttableProxy {
+            address,
+            connections,
+            accept,
+        }
+    }
+
+    /// Drops every open connection (the listener stays up).
+    fn cut(&self) -> usize {
+        let mut connections = self.connections.lock().unwrap();
+        let cut = connections.iter().filter(|t| !t.is_finished()).count();
+        connections.drain(..).for_each(|t| t.abort());
+        cut
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_recovers_from_a_dropped_connection() {
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let sim = Kubesim::new();
+    let dir = std::env::temp_dir().join(format!("kubesim-drop-{}", std::process::id()));
+    let served = sim
+        .serve(ServeOptions {
+            address: "127.0.0.1:0".parse().unwrap(),
+            kubeconfig: dir.join("kubeconfig"),
+        })
+        .await
+        .unwrap();
+    let proxy = CuttableProxy::start(served.address).await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(dir.join("kubeconfig")).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.cluster_url = format!("https://{}", proxy.address).parse().unwrap();
+    let client = Client::try_from(config).unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    // Writes go straight to the server, so only the watch crosses the proxy.
+    let direct: Api<ConfigMap> = Api::namespaced(sim.client(), "default");
+
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(maps, watcher::Config::default()).default_backoff(),
+    )
+    .applied_objects();
+    let task = tokio::spawn(async move {
+        let mut stream = stream.boxed();
+        while stream.next().await.is_some() {}
+    });
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
+    direct
+        .create(&PostParams::default(), &cm("before"))
+        .await
+        .unwrap();
+    let wait_for = |n: usize| {
+        let reader = reader.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while reader.state().len() != n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "reflector has {} objects, want {n}",
+                    reader.state().len()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for(1).await;
+    assert!(proxy.cut() >= 1, "the watch connection was open");
+    direct
+        .create(&PostParams::default(), &cm("while-down"))
+        .await
+        .unwrap();
+    direct
+        .create(&PostParams::default(), &cm("after"))
+        .await
+        .unwrap();
+    wait_for(3).await;
+    task.abort();
+    drop(proxy);
+    drop(served);
+    let _ = std::fs::remove_dir_all(dir);
+}

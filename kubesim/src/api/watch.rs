@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
@@ -38,16 +37,16 @@ impl Filter {
 
     /// The event a filtered watcher sees: objects entering the selection are
     /// ADDED, objects leaving it are DELETED, others pass unchanged or not at all.
-    fn translate(&self, event: &WatchEvent) -> Option<(EventType, Arc<Value>)> {
+    fn translate(&self, event: &WatchEvent) -> Option<EventType> {
         let now = self.matches(&event.object);
         match (event.event_type, &event.previous) {
             (EventType::Modified, Some(previous)) => match (self.matches(previous), now) {
-                (true, true) => Some((EventType::Modified, event.object.clone())),
-                (false, true) => Some((EventType::Added, event.object.clone())),
-                (true, false) => Some((EventType::Deleted, event.object.clone())),
+                (true, true) => Some(EventType::Modified),
+                (false, true) => Some(EventType::Added),
+                (true, false) => Some(EventType::Deleted),
                 (false, false) => None,
             },
-            (kind, _) => now.then(|| (kind, event.object.clone())),
+            (kind, _) => now.then_some(kind),
         }
     }
 }
@@ -98,8 +97,8 @@ pub(crate) fn serve(sim: &Kubesim, t: &Target, query: &Query) -> Result<Reply, A
             tokio::spawn(async move {
                 let mut last_rv = start_rv;
                 for event in initial.iter() {
-                    if let Some((kind, object)) = filter.translate(event)
-                        && tx.send(line(kind.as_str(), &object)).await.is_err()
+                    if let Some(kind) = filter.translate(event)
+                        && tx.send(event_line(kind, event)).await.is_err()
                     {
                         return;
                     }
@@ -124,8 +123,8 @@ pub(crate) fn serve(sim: &Kubesim, t: &Target, query: &Query) -> Result<Reply, A
                                     continue;
                                 }
                                 last_rv = event.rv;
-                                if let Some((kind, object)) = filter.translate(&event)
-                                    && tx.send(line(kind.as_str(), &object)).await.is_err() { return; }
+                                if let Some(kind) = filter.translate(&event)
+                                    && tx.send(event_line(kind, &event)).await.is_err() { return; }
                             }
                             // Too slow to keep up, or the server is going away: end the watch;
                             // clients resume from their last resourceVersion.
@@ -137,6 +136,20 @@ pub(crate) fn serve(sim: &Kubesim, t: &Target, query: &Query) -> Result<Reply, A
         }
     }
     Ok(Reply::Stream(body))
+}
+
+/// An event line for a stored object, reusing the event's one-time encoding.
+fn event_line(kind: EventType, event: &WatchEvent) -> Bytes {
+    let object = event.encoded.get_or_init(|| {
+        Bytes::from(serde_json::to_vec(event.object.as_ref()).expect("JSON values serialize"))
+    });
+    let mut bytes = Vec::with_capacity(object.len() + 32);
+    bytes.extend_from_slice(br#"{"type":""#);
+    bytes.extend_from_slice(kind.as_str().as_bytes());
+    bytes.extend_from_slice(br#"","object":"#);
+    bytes.extend_from_slice(object);
+    bytes.extend_from_slice(b"}\n");
+    Bytes::from(bytes)
 }
 
 fn line(kind: &str, object: &Value) -> Bytes {
