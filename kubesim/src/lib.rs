@@ -28,6 +28,7 @@
 
 mod admission;
 mod api;
+mod apply;
 pub mod controllers;
 pub mod nodes;
 pub mod patch;

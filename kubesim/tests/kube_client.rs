@@ -211,6 +211,42 @@ async fn patches_merge_json_strategic_and_apply() {
         .await
         .unwrap();
     assert_eq!(updated.data.unwrap()["k"], "v2");
+
+    // Another manager changing an owned field conflicts unless it forces.
+    let other = PatchParams::apply("other-manager");
+    let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"k": "theirs"}});
+    match maps.patch("applied", &other, &Patch::Apply(&theirs)).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 409);
+            assert!(
+                status
+                    .message
+                    .contains(r#"conflict with "kubesim-test": .data.k"#),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let forced = maps
+        .patch("applied", &other.clone().force(), &Patch::Apply(&theirs))
+        .await
+        .unwrap();
+    assert_eq!(forced.data.unwrap()["k"], "theirs");
+
+    // A field the first manager stops applying, and nobody else owns, is removed.
+    let with_extra = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"extra": "1"}});
+    maps.patch("applied", &apply, &Patch::Apply(&with_extra))
+        .await
+        .unwrap();
+    let without = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {}});
+    let pruned = maps
+        .patch("applied", &apply, &Patch::Apply(&without))
+        .await
+        .unwrap();
+    let data = pruned.data.unwrap_or_default();
+    assert!(!data.contains_key("extra"), "{data:?}");
+    assert_eq!(data["k"], "theirs", "owned by the other manager, kept");
 }
 
 #[tokio::test]

@@ -243,11 +243,12 @@ fn patch(
             Ok(current) => current,
             Err(e) if e.code == 404 && kind == PatchType::Apply => {
                 // Server-side apply creates what does not exist yet.
-                let obj = parse_body(body, "application/apply-patch+yaml")?;
-                let obj = admission::record_apply(
-                    obj,
-                    query.get("fieldManager"),
+                let applied = parse_body(body, "application/apply-patch+yaml")?;
+                check_kind(t, &applied)?;
+                let obj = crate::apply::apply(
                     None,
+                    &applied,
+                    query.get("fieldManager"),
                     query.flag("force"),
                 )?;
                 return create(sim, t, ns, obj, dry_run).map(|o| Reply::Json(201, o));
@@ -260,11 +261,10 @@ fn patch(
             PatchType::Apply => {
                 let applied = parse_body(body, "application/apply-patch+yaml")?;
                 check_kind(t, &applied)?;
-                let merged = patch::strategic(&current, applied.to_string().as_bytes())?;
-                admission::record_apply(
-                    merged,
+                crate::apply::apply(
+                    Some(&current),
+                    &applied,
                     query.get("fieldManager"),
-                    Some(&applied),
                     query.flag("force"),
                 )?
             }
