@@ -37,6 +37,10 @@ pub(crate) fn apply(
         return Ok(created);
     };
     let mut owners = managers(current);
+    // Ownership of a field lapses once the field is gone (another writer removed it).
+    for fields in owners.values_mut() {
+        fields.retain(|path| value_at(current, path).is_some());
+    }
     let previous = owners.remove(manager).unwrap_or_default();
 
     // Conflicts: a field another applier owns, applied with a different value.
@@ -357,5 +361,15 @@ mod tests {
             next["metadata"]["labels"]["extra"], "yes",
             "b still owns it"
         );
+    }
+
+    #[test]
+    fn ownership_of_removed_fields_lapses() {
+        let current = apply(None, &deploy(1, "x:1", None), Some("a"), false).unwrap();
+        let mut removed = current.clone();
+        removed["spec"].as_object_mut().unwrap().remove("replicas");
+        let replicas = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 5}});
+        let reapplied = apply(Some(&removed), &replicas, Some("b"), false).unwrap();
+        assert_eq!(reapplied["spec"]["replicas"], 5);
     }
 }

@@ -439,3 +439,69 @@ async fn watcher_recovers_from_a_dropped_connection() {
     drop(served);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_based_leader_election_fails_over() {
+    use kube_lease_manager::LeaseManagerBuilder;
+    let client = Kubesim::new().client();
+    let contender = |identity: &'static str| {
+        LeaseManagerBuilder::new(client.clone(), "karpenter-leader-election")
+            .with_namespace("kube-system")
+            .with_identity(identity)
+            .with_duration(2)
+            .with_grace(1)
+            .build()
+    };
+    let (mut a_leads, a_task) = contender("a").await.unwrap().watch().await;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        a_leads.wait_for(|leading| *leading),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (mut b_leads, b_task) = contender("b").await.unwrap().watch().await;
+    // While a renews, b never leads.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            *a_leads.borrow() && !*b_leads.borrow(),
+            "exactly one leader"
+        );
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    assert_eq!(
+        leases
+            .get("karpenter-leader-election")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("a")
+    );
+    // a stops (its channel closes, its task ends); b takes over.
+    drop(a_leads);
+    let _ = tokio::time::timeout(Duration::from_secs(10), a_task).await;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        b_leads.wait_for(|leading| *leading),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        leases
+            .get("karpenter-leader-election")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("b")
+    );
+    drop(b_leads);
+    let _ = tokio::time::timeout(Duration::from_secs(10), b_task).await;
+}
