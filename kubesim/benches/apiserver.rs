@@ -236,6 +236,7 @@ async fn main() {
     let controllers = sim.start_controllers(ControllerOptions {
         node_ready_delay: Duration::ZERO,
         pod_start_delay: Duration::ZERO,
+        pod_shutdown: Duration::ZERO,
     });
     let start = Instant::now();
     let mut latencies = Vec::new();

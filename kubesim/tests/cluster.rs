@@ -389,3 +389,91 @@ async fn evictions_honour_disruption_budgets() {
     );
     assert_eq!(pods.get("b").await.unwrap().name_any(), "b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_pods_stop_within_their_grace_period() {
+    let sim = Kubesim::new();
+    let options = ControllerOptions {
+        node_ready_delay: Duration::from_millis(50),
+        pod_shutdown: Duration::from_millis(800),
+        ..Default::default()
+    };
+    let _controllers = sim.start_controllers(options);
+    let client = sim.client();
+    add_node(&sim, "n1", "us-east-1a", "8", vec![]);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("slow", "100m", json!({})))
+        .await
+        .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "quick",
+            "100m",
+            json!({"spec": {"terminationGracePeriodSeconds": 0}}),
+        ),
+    )
+    .await
+    .unwrap();
+    for name in ["slow", "quick"] {
+        eventually("running", || async {
+            pods.get(name)
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.phase)
+                .as_deref()
+                == Some("Running")
+        })
+        .await;
+    }
+    pods.delete("slow", &DeleteParams::default()).await.unwrap();
+    pods.delete("quick", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The slow pod is terminating (30 s grace, 0.8 s to stop); the quick one has no grace.
+    let terminating = pods.get("slow").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    eventually("quick gone", || async {
+        pods.get_opt("quick").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        pods.get_opt("slow").await.unwrap().is_some(),
+        "still stopping"
+    );
+    eventually("slow gone", || async {
+        pods.get_opt("slow").await.unwrap().is_none()
+    })
+    .await;
+
+    // deletecollection by label selector.
+    for i in 0..3 {
+        let labelled = json!({"metadata": {"labels": {"batch": "yes"}}, "spec": {"terminationGracePeriodSeconds": 0}});
+        pods.create(
+            &PostParams::default(),
+            &pod(&format!("batch-{i}"), "0", labelled),
+        )
+        .await
+        .unwrap();
+    }
+    pods.create(&PostParams::default(), &pod("keep", "0", json!({})))
+        .await
+        .unwrap();
+    pods.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("batch=yes"),
+    )
+    .await
+    .unwrap();
+    eventually("batch gone", || async {
+        pods.list(&ListParams::default().labels("batch=yes"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    })
+    .await;
+    assert!(pods.get_opt("keep").await.unwrap().is_some());
+}

@@ -64,7 +64,10 @@ pub(crate) async fn serve(
                 && t.rt.plural == "pods"
                 && opts.grace_period_seconds != Some(0)
             {
-                opts.graceful = sim.graceful_pod_delete(&*sim.inner.store.get(&t.rt, &ns, name)?);
+                let pod = sim.inner.store.get(&t.rt, &ns, name)?;
+                opts.graceful = sim.graceful_pod_delete(&pod);
+                let spec_grace = pod["spec"]["terminationGracePeriodSeconds"].as_i64();
+                opts.grace_period_seconds = opts.grace_period_seconds.or(spec_grace).or(Some(30));
             }
             delete(sim, &t, &ns, name, &opts).map(Reply::ok)
         }
@@ -444,6 +447,9 @@ fn evict(
         crate::controllers::disruption::admit_eviction(sim, &pod)?;
         let opts = DeleteOptions {
             graceful: sim.graceful_pod_delete(&pod),
+            grace_period_seconds: pod["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .or(Some(30)),
             ..Default::default()
         };
         delete(sim, t, ns, name, &opts)?;

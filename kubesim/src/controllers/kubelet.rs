@@ -55,10 +55,10 @@ pub(crate) fn pass(ctx: &Ctx) {
             continue;
         }
         if pod["metadata"]["deletionTimestamp"].is_string() {
-            if pod["metadata"]["finalizers"]
+            let no_finalizers = pod["metadata"]["finalizers"]
                 .as_array()
-                .is_none_or(Vec::is_empty)
-            {
+                .is_none_or(Vec::is_empty);
+            if no_finalizers && shut_down(pod, ctx.options.pod_shutdown) {
                 let _ = ctx
                     .sim
                     .inner
@@ -74,6 +74,22 @@ pub(crate) fn pass(ctx: &Ctx) {
             start(ctx, &pods_rt, pod, index);
         }
     }
+}
+
+/// Whether a deleted pod's containers have stopped: `shutdown` after deletion,
+/// or sooner when the grace period is shorter.
+fn shut_down(pod: &Value, shutdown: std::time::Duration) -> bool {
+    let grace = pod["metadata"]["deletionGracePeriodSeconds"]
+        .as_u64()
+        .map(std::time::Duration::from_secs);
+    let needed = grace.map_or(shutdown, |g| g.min(shutdown));
+    let deleted = pod["metadata"]["deletionTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let elapsed: std::time::Duration = deleted
+        .and_then(|t| jiff::Timestamp::now().duration_since(t).try_into().ok())
+        .unwrap_or_default();
+    elapsed >= needed
 }
 
 /// Time since the object was created.

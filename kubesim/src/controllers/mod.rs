@@ -29,6 +29,8 @@ pub struct ControllerOptions {
     pub node_ready_delay: Duration,
     /// How long a bound pod takes to start running.
     pub pod_start_delay: Duration,
+    /// How long a deleted pod's containers take to stop (capped by its grace period).
+    pub pod_shutdown: Duration,
 }
 
 impl Default for ControllerOptions {
@@ -36,6 +38,7 @@ impl Default for ControllerOptions {
         ControllerOptions {
             node_ready_delay: Duration::from_millis(500),
             pod_start_delay: Duration::ZERO,
+            pod_shutdown: Duration::ZERO,
         }
     }
 }
