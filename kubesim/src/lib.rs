@@ -63,6 +63,9 @@ pub(crate) struct Shared {
     pub(crate) registry: resources::Registry,
     /// Set once the kubelet stand-in runs: pods on nodes are then deleted gracefully.
     pub(crate) kubelet_running: std::sync::atomic::AtomicBool,
+    /// Serialises evictions: the budget check and the delete happen as one step,
+    /// as the real API server achieves with optimistic concurrency on the PDB.
+    pub(crate) evictions: std::sync::Mutex<()>,
 }
 
 impl Default for Kubesim {
@@ -90,6 +93,7 @@ impl Kubesim {
                 store,
                 registry: resources::Registry::with_built_ins(),
                 kubelet_running: std::sync::atomic::AtomicBool::new(false),
+                evictions: std::sync::Mutex::new(()),
             }),
         };
         let namespaces = sim

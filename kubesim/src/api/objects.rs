@@ -444,6 +444,8 @@ fn evict(
         ));
     }
     if query.get("dryRun") != Some("All") {
+        let _one_at_a_time = sim.inner.evictions.lock().expect("eviction lock");
+        let pod = sim.inner.store.get(&t.rt, ns, name)?;
         crate::controllers::disruption::admit_eviction(sim, &pod)?;
         let opts = DeleteOptions {
             graceful: sim.graceful_pod_delete(&pod),

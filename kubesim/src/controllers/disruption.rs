@@ -29,8 +29,58 @@ fn healthy(pod: &Value) -> bool {
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
+/// Pods the budget expects: for pods a workload controller owns, that
+/// controller's `spec.replicas` (so a pod just evicted and not yet replaced still
+/// counts, as the real disruption controller does); other pods count themselves.
+fn expected_pods(selected: &[&Value], scale_of: &dyn Fn(&str, &str, &str) -> Option<i64>) -> i64 {
+    let mut owners = std::collections::HashSet::new();
+    let mut expected = 0;
+    for pod in selected {
+        let controller = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["controller"] == true);
+        let scaled = controller.and_then(|r| {
+            let kind = r["kind"].as_str()?;
+            let replicas = scale_of(
+                kind,
+                pod["metadata"]["namespace"].as_str()?,
+                r["name"].as_str()?,
+            )?;
+            Some((r["uid"].as_str()?.to_string(), replicas))
+        });
+        match scaled {
+            Some((uid, replicas)) => {
+                if owners.insert(uid) {
+                    expected += replicas;
+                }
+            }
+            None => expected += 1,
+        }
+    }
+    expected
+}
+
+/// `spec.replicas` of a scalable workload, looked up in the store.
+fn scale_lookup(sim: &Kubesim) -> impl Fn(&str, &str, &str) -> Option<i64> + '_ {
+    move |kind, ns, name| {
+        let plural = match kind {
+            "ReplicaSet" => "replicasets",
+            "StatefulSet" => "statefulsets",
+            _ => return None,
+        };
+        let rt = sim.inner.registry.get("apps", "v1", plural)?;
+        sim.inner.store.get(&rt, ns, name).ok()?["spec"]["replicas"].as_i64()
+    }
+}
+
 /// The status a PDB should have given the pods in its namespace.
-fn budget_status(pdb: &Value, pods: &[std::sync::Arc<Value>]) -> Value {
+fn budget_status(
+    pdb: &Value,
+    pods: &[std::sync::Arc<Value>],
+    scale_of: &dyn Fn(&str, &str, &str) -> Option<i64>,
+) -> Value {
     let ns = &pdb["metadata"]["namespace"];
     let selected: Vec<&Value> = pods
         .iter()
@@ -41,7 +91,7 @@ fn budget_status(pdb: &Value, pods: &[std::sync::Arc<Value>]) -> Value {
         })
         .filter(|p| !super::fit::is_finished(p))
         .collect();
-    let expected = selected.len() as i64;
+    let expected = expected_pods(&selected, scale_of);
     let current = selected.iter().filter(|p| healthy(p)).count() as i64;
     let desired = if let Some(min) = scaled(&pdb["spec"]["minAvailable"], expected) {
         min
@@ -71,8 +121,9 @@ fn budget_status(pdb: &Value, pods: &[std::sync::Arc<Value>]) -> Value {
 pub(crate) fn pass(ctx: &Ctx) {
     let pdb_rt = ctx.rt("policy", "poddisruptionbudgets");
     let pods = ctx.list(&ctx.rt("", "pods"));
+    let scale_of = scale_lookup(&ctx.sim);
     for pdb in ctx.list(&pdb_rt) {
-        let status = budget_status(&pdb, &pods);
+        let status = budget_status(&pdb, &pods, &scale_of);
         let same = [
             "expectedPods",
             "currentHealthy",
@@ -120,7 +171,7 @@ pub(crate) fn admit_eviction(sim: &Kubesim, pod: &Value) -> Result<(), ApiError>
         return Ok(());
     }
     let (pods, _) = sim.inner.store.list(&pods_rt, Some(ns));
-    let mut status = budget_status(pdb, &pods);
+    let mut status = budget_status(pdb, &pods, &scale_lookup(sim));
     let allowed = status["disruptionsAllowed"].as_i64().unwrap_or(0);
     if allowed <= 0 {
         return Err(ApiError::too_many_requests(format!(
@@ -161,7 +212,8 @@ mod tests {
     fn budgets_from_min_available_and_max_unavailable() {
         let pods = vec![pod("a", true), pod("b", true), pod("c", false)];
         let min = json!({"metadata": {"namespace": "default", "generation": 1}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}});
-        let s = budget_status(&min, &pods);
+        let no_owners = |_: &str, _: &str, _: &str| None;
+        let s = budget_status(&min, &pods, &no_owners);
         assert_eq!(
             (
                 s["expectedPods"].as_i64(),
@@ -172,6 +224,26 @@ mod tests {
         );
         let pct = json!({"metadata": {"namespace": "default"}, "spec": {"maxUnavailable": "34%", "selector": {"matchLabels": {"app": "web"}}}});
         // 34% of 3 rounds up to 2 unavailable: desired 1, healthy 2 -> 1 allowed.
-        assert_eq!(budget_status(&pct, &pods)["disruptionsAllowed"], 1);
+        assert_eq!(
+            budget_status(&pct, &pods, &no_owners)["disruptionsAllowed"],
+            1
+        );
+        // Owned pods count their controller's scale: one of three missing still counts.
+        let owned: Vec<Arc<Value>> = ["a", "b"]
+            .iter()
+            .map(|n| {
+                let mut p = (*pod(n, true)).clone();
+                p["metadata"]["ownerReferences"] =
+                    json!([{"kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": true}]);
+                Arc::new(p)
+            })
+            .collect();
+        let scale = |_: &str, _: &str, _: &str| Some(3);
+        let max1 = json!({"metadata": {"namespace": "default"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
+        let s = budget_status(&max1, &owned, &scale);
+        assert_eq!(
+            (s["expectedPods"].as_i64(), s["disruptionsAllowed"].as_i64()),
+            (Some(3), Some(0))
+        );
     }
 }

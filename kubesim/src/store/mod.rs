@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
+mod gc;
+
 /// Events kept for watches that resume from a resourceVersion.
 const HISTORY: usize = 20_000;
 /// Events buffered per watcher before it is dropped as too slow.
@@ -293,7 +295,6 @@ impl Store {
         {
             return Err(ApiError::already_exists(&rt.group_resource(), &name));
         }
-        let rv = inner.rv + 1;
         metadata.insert("name".into(), json!(name));
         if rt.namespaced {
             metadata.insert("namespace".into(), json!(namespace));
@@ -302,7 +303,6 @@ impl Store {
         }
         metadata.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         metadata.insert("creationTimestamp".into(), json!(now()));
-        metadata.insert("resourceVersion".into(), json!(rv.to_string()));
         if rt.tracks_generation() {
             metadata.insert("generation".into(), json!(1));
         } else {
@@ -312,26 +312,7 @@ impl Store {
         metadata.remove("deletionGracePeriodSeconds");
         obj["apiVersion"] = json!(rt.api_version());
         obj["kind"] = json!(rt.kind);
-        let obj = Arc::new(obj);
-        inner
-            .types
-            .entry(rt.group_resource())
-            .or_insert_with(|| rt.clone());
-        inner
-            .objects
-            .entry(rt.group_resource())
-            .or_default()
-            .insert(key.clone(), obj.clone());
-        self.record(
-            &mut inner,
-            EventType::Added,
-            rt,
-            &key.0,
-            obj.clone(),
-            None,
-            rv,
-        );
-        Ok(obj)
+        Ok(self.put(&mut inner, rt, &key, obj, None))
     }
 
     /// Replaces an object (or its status), with optimistic concurrency when the
@@ -410,29 +391,10 @@ impl Store {
         }
         let key = (namespace.to_string(), name.to_string());
         if obj["metadata"]["deletionTimestamp"].is_string() && finalizers(&obj) == 0 {
-            let rv = inner.rv + 1;
-            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-            let obj = Arc::new(obj);
-            self.remove(&mut inner, rt, &key, obj.clone(), Propagation::Background);
+            let obj = self.remove(&mut inner, rt, &key, obj, Propagation::Background);
             return Ok(obj);
         }
-        let rv = inner.rv + 1;
-        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let obj = Arc::new(obj);
-        inner
-            .objects
-            .entry(rt.group_resource())
-            .or_default()
-            .insert(key.clone(), obj.clone());
-        self.record(
-            &mut inner,
-            EventType::Modified,
-            rt,
-            &key.0,
-            obj.clone(),
-            Some(current),
-            rv,
-        );
+        let obj = self.put(&mut inner, rt, &key, obj, Some(current));
         Ok(obj)
     }
 
@@ -479,49 +441,64 @@ impl Store {
             obj["metadata"]["deletionTimestamp"] = json!(now());
             obj["metadata"]["deletionGracePeriodSeconds"] =
                 json!(opts.grace_period_seconds.unwrap_or(0));
-            let rv = inner.rv + 1;
-            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-            let obj = Arc::new(obj);
-            inner
-                .objects
-                .entry(rt.group_resource())
-                .or_default()
-                .insert(key.clone(), obj.clone());
-            self.record(
-                &mut inner,
-                EventType::Modified,
-                rt,
-                &key.0,
-                obj.clone(),
-                Some(current),
-                rv,
-            );
+            let obj = self.put(&mut inner, rt, &key, obj, Some(current));
             if rt.plural == "namespaces" && rt.group.is_empty() {
                 self.delete_namespace_content(&mut inner, name);
             }
             self.cascade_foreground(&mut inner, &obj);
             return Ok(obj);
         }
+        Ok(self.remove(&mut inner, rt, &key, obj, opts.propagation))
+    }
+
+    /// Stores a new or changed object under the next resourceVersion and tells
+    /// watchers (ADDED without `previous`, MODIFIED with it).
+    fn put(
+        &self,
+        inner: &mut Inner,
+        rt: &ResourceType,
+        key: &Key,
+        mut obj: Value,
+        previous: Option<Arc<Value>>,
+    ) -> Arc<Value> {
         let rv = inner.rv + 1;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let obj = Arc::new(obj);
-        self.remove(&mut inner, rt, &key, obj.clone(), opts.propagation);
-        Ok(obj)
+        inner
+            .types
+            .entry(rt.group_resource())
+            .or_insert_with(|| rt.clone());
+        inner
+            .objects
+            .entry(rt.group_resource())
+            .or_default()
+            .insert(key.clone(), obj.clone());
+        let event = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(inner, event, rt, &key.0, obj.clone(), previous, rv);
+        obj
     }
 
-    /// Removes an object for good, then its dependents (background) or their references (orphan).
+    /// Removes an object for good (the DELETED event carries the next
+    /// resourceVersion), then its dependents (background) or their owner
+    /// references (orphan).
     fn remove(
         &self,
         inner: &mut Inner,
         rt: &ResourceType,
         key: &Key,
-        obj: Arc<Value>,
+        mut obj: Value,
         propagation: Propagation,
-    ) {
+    ) -> Arc<Value> {
         if let Some(objects) = inner.objects.get_mut(&rt.group_resource()) {
             objects.remove(key);
         }
         let rv = inner.rv + 1;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let obj = Arc::new(obj);
         self.record(inner, EventType::Deleted, rt, &key.0, obj.clone(), None, rv);
         let uid = meta_str(&obj, "uid").unwrap_or_default().to_string();
         self.collect_dependents(inner, &uid, propagation);
@@ -531,231 +508,7 @@ impl Store {
         if rt.namespaced && !key.0.is_empty() {
             self.finish_namespace(inner, &key.0);
         }
-    }
-
-    fn has_dependents(&self, inner: &Inner, owner: &Value) -> bool {
-        let uid = meta_str(owner, "uid").unwrap_or_default();
-        inner
-            .objects
-            .values()
-            .flat_map(|o| o.values())
-            .any(|o| owned_by(o, uid))
-    }
-
-    /// Drops the owner reference from dependents; deletes those left without owners (unless orphaning).
-    fn collect_dependents(&self, inner: &mut Inner, owner_uid: &str, propagation: Propagation) {
-        let dependents: Vec<(String, Key)> = inner
-            .objects
-            .iter()
-            .flat_map(|(resource, objects)| {
-                objects
-                    .iter()
-                    .filter(|(_, o)| owned_by(o, owner_uid))
-                    .map(move |(key, _)| (resource.clone(), key.clone()))
-            })
-            .collect();
-        for (resource, key) in dependents {
-            let Some(rt) = inner.types.get(&resource).cloned() else {
-                continue;
-            };
-            let Some(current) = inner
-                .objects
-                .get(&resource)
-                .and_then(|o| o.get(&key))
-                .cloned()
-            else {
-                continue;
-            };
-            let mut obj = (*current).clone();
-            if let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() {
-                refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
-            }
-            let orphaned = obj["metadata"]["ownerReferences"]
-                .as_array()
-                .is_none_or(Vec::is_empty);
-            if orphaned && propagation != Propagation::Orphan {
-                // Delete like a background delete request: finalizers still hold it.
-                if finalizers(&obj) > 0 {
-                    if !obj["metadata"]["deletionTimestamp"].is_string() {
-                        obj["metadata"]["deletionTimestamp"] = json!(now());
-                    }
-                } else {
-                    let rv = inner.rv + 1;
-                    obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-                    self.remove(inner, &rt, &key, Arc::new(obj), Propagation::Background);
-                    continue;
-                }
-            }
-            let rv = inner.rv + 1;
-            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-            let obj = Arc::new(obj);
-            inner
-                .objects
-                .entry(resource.clone())
-                .or_default()
-                .insert(key.clone(), obj.clone());
-            self.record(
-                inner,
-                EventType::Modified,
-                &rt,
-                &key.0,
-                obj,
-                Some(current),
-                rv,
-            );
-        }
-    }
-
-    /// Foreground deletion: delete the dependents of an owner marked with `foregroundDeletion`.
-    fn cascade_foreground(&self, inner: &mut Inner, owner: &Value) {
-        let has_foreground = owner["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"));
-        if has_foreground {
-            let uid = meta_str(owner, "uid").unwrap_or_default().to_string();
-            self.collect_dependents(inner, &uid, Propagation::Background);
-            self.release_foreground_owners(inner, owner);
-        }
-    }
-
-    /// Removes `foregroundDeletion` from owners of `dependent` that have no dependents left.
-    fn release_foreground_owners(&self, inner: &mut Inner, dependent: &Value) {
-        let owner_uids: Vec<String> = dependent["metadata"]["ownerReferences"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["uid"].as_str().map(str::to_string))
-            .chain(meta_str(dependent, "uid").map(str::to_string))
-            .collect();
-        for uid in owner_uids {
-            let found = inner.objects.iter().find_map(|(resource, objects)| {
-                objects
-                    .iter()
-                    .find(|(_, o)| meta_str(o, "uid") == Some(uid.as_str()))
-                    .map(|(k, o)| (resource.clone(), k.clone(), o.clone()))
-            });
-            let Some((resource, key, owner)) = found else {
-                continue;
-            };
-            let waiting = owner["metadata"]["finalizers"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"));
-            if !waiting || self.has_dependents(inner, &owner) {
-                continue;
-            }
-            let Some(rt) = inner.types.get(&resource).cloned() else {
-                continue;
-            };
-            let mut obj = (*owner).clone();
-            if let Some(f) = obj["metadata"]["finalizers"].as_array_mut() {
-                f.retain(|x| x != "foregroundDeletion");
-            }
-            let rv = inner.rv + 1;
-            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-            if finalizers(&obj) == 0 {
-                self.remove(inner, &rt, &key, Arc::new(obj), Propagation::Background);
-            } else {
-                let obj = Arc::new(obj);
-                inner
-                    .objects
-                    .entry(resource)
-                    .or_default()
-                    .insert(key.clone(), obj.clone());
-                self.record(
-                    inner,
-                    EventType::Modified,
-                    &rt,
-                    &key.0,
-                    obj,
-                    Some(owner),
-                    rv,
-                );
-            }
-        }
-    }
-
-    fn namespace_has_content(&self, inner: &Inner, namespace: &str) -> bool {
-        inner
-            .objects
-            .values()
-            .flat_map(|o| o.keys())
-            .any(|(ns, _)| ns == namespace)
-    }
-
-    /// The namespace controller: delete everything in a terminating namespace.
-    fn delete_namespace_content(&self, inner: &mut Inner, namespace: &str) {
-        let content: Vec<(String, Key)> = inner
-            .objects
-            .iter()
-            .flat_map(|(resource, objects)| {
-                objects
-                    .keys()
-                    .filter(|(ns, _)| ns == namespace)
-                    .map(move |k| (resource.clone(), k.clone()))
-            })
-            .collect();
-        for (resource, key) in content {
-            let Some(rt) = inner.types.get(&resource).cloned() else {
-                continue;
-            };
-            let Some(current) = inner
-                .objects
-                .get(&resource)
-                .and_then(|o| o.get(&key))
-                .cloned()
-            else {
-                continue;
-            };
-            let mut obj = (*current).clone();
-            let rv = inner.rv + 1;
-            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-            if finalizers(&obj) > 0 {
-                if !obj["metadata"]["deletionTimestamp"].is_string() {
-                    obj["metadata"]["deletionTimestamp"] = json!(now());
-                    let obj = Arc::new(obj);
-                    inner
-                        .objects
-                        .entry(resource.clone())
-                        .or_default()
-                        .insert(key.clone(), obj.clone());
-                    self.record(
-                        inner,
-                        EventType::Modified,
-                        &rt,
-                        &key.0,
-                        obj,
-                        Some(current),
-                        rv,
-                    );
-                }
-            } else {
-                self.remove(inner, &rt, &key, Arc::new(obj), Propagation::Background);
-            }
-        }
-        self.finish_namespace(inner, namespace);
-    }
-
-    /// Removes a terminating namespace once it is empty and has no finalizers.
-    fn finish_namespace(&self, inner: &mut Inner, namespace: &str) {
-        let key = (String::new(), namespace.to_string());
-        let Some(ns) = inner
-            .objects
-            .get("namespaces")
-            .and_then(|o| o.get(&key))
-            .cloned()
-        else {
-            return;
-        };
-        if !ns["metadata"]["deletionTimestamp"].is_string()
-            || finalizers(&ns) > 0
-            || self.namespace_has_content(inner, namespace)
-        {
-            return;
-        }
-        let Some(rt) = inner.types.get("namespaces").cloned() else {
-            return;
-        };
-        self.remove(inner, &rt, &key, ns, Propagation::Background);
+        obj
     }
 
     /// Starts a watch: the events to send first (current objects as ADDED when
