@@ -395,7 +395,7 @@ async fn deleted_pods_stop_within_their_grace_period() {
     let sim = Kubesim::new();
     let options = ControllerOptions {
         node_ready_delay: Duration::from_millis(50),
-        pod_shutdown: Duration::from_millis(800),
+        pod_shutdown: Duration::from_secs(3),
         ..Default::default()
     };
     let _controllers = sim.start_controllers(options);
@@ -431,7 +431,7 @@ async fn deleted_pods_stop_within_their_grace_period() {
     pods.delete("quick", &DeleteParams::default())
         .await
         .unwrap();
-    // The slow pod is terminating (30 s grace, 0.8 s to stop); the quick one has no grace.
+    // The slow pod is terminating (30 s grace, 3 s to stop); the quick one has no grace.
     let terminating = pods.get("slow").await.unwrap();
     assert!(terminating.metadata.deletion_timestamp.is_some());
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));

@@ -39,7 +39,17 @@ pub(crate) fn pass(ctx: &Ctx) {
             }
         }
     }
-    for (index, pod) in ctx.list(&pods_rt).iter().enumerate() {
+    let pods = ctx.list(&pods_rt);
+    // Forget shutdowns of pods that are gone by other means.
+    let live: HashSet<&str> = pods
+        .iter()
+        .filter_map(|p| p["metadata"]["uid"].as_str())
+        .collect();
+    ctx.stopping
+        .lock()
+        .expect("kubelet state")
+        .retain(|uid, _| live.contains(uid.as_str()));
+    for (index, pod) in pods.iter().enumerate() {
         let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
             continue;
         };
@@ -58,7 +68,7 @@ pub(crate) fn pass(ctx: &Ctx) {
             let no_finalizers = pod["metadata"]["finalizers"]
                 .as_array()
                 .is_none_or(Vec::is_empty);
-            if no_finalizers && shut_down(pod, ctx.options.pod_shutdown) {
+            if no_finalizers && shut_down(ctx, pod) {
                 let _ = ctx
                     .sim
                     .inner
@@ -76,20 +86,29 @@ pub(crate) fn pass(ctx: &Ctx) {
     }
 }
 
-/// Whether a deleted pod's containers have stopped: `shutdown` after deletion,
-/// or sooner when the grace period is shorter.
-fn shut_down(pod: &Value, shutdown: std::time::Duration) -> bool {
+/// Whether a deleted pod's containers have stopped: `shutdown` after the kubelet
+/// first saw the deletion (timestamps have one-second precision), or sooner when
+/// the grace period is shorter.
+fn shut_down(ctx: &Ctx, pod: &Value) -> bool {
     let grace = pod["metadata"]["deletionGracePeriodSeconds"]
         .as_u64()
         .map(std::time::Duration::from_secs);
-    let needed = grace.map_or(shutdown, |g| g.min(shutdown));
-    let deleted = pod["metadata"]["deletionTimestamp"]
+    let needed = grace.map_or(ctx.options.pod_shutdown, |g| {
+        g.min(ctx.options.pod_shutdown)
+    });
+    let uid = pod["metadata"]["uid"]
         .as_str()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
-    let elapsed: std::time::Duration = deleted
-        .and_then(|t| jiff::Timestamp::now().duration_since(t).try_into().ok())
-        .unwrap_or_default();
-    elapsed >= needed
+        .unwrap_or_default()
+        .to_string();
+    let mut stopping = ctx.stopping.lock().expect("kubelet state");
+    let seen = *stopping
+        .entry(uid.clone())
+        .or_insert_with(std::time::Instant::now);
+    let done = seen.elapsed() >= needed;
+    if done {
+        stopping.remove(&uid);
+    }
+    done
 }
 
 /// Time since the object was created.

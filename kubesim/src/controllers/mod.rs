@@ -62,6 +62,9 @@ pub(crate) struct Ctx {
     pub(crate) sim: Kubesim,
     pub(crate) options: ControllerOptions,
     pub(crate) scheduler: Arc<std::sync::Mutex<scheduler::SchedulerState>>,
+    /// When the kubelet first saw each deleted pod (uid), to time its shutdown.
+    pub(crate) stopping:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl Ctx {
@@ -123,6 +126,7 @@ impl Kubesim {
             sim: self.clone(),
             options,
             scheduler: Default::default(),
+            stopping: Default::default(),
         };
         let loops = [
             Loop {
