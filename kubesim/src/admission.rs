@@ -205,6 +205,9 @@ fn crd_type(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
             short_names: strings(&names["shortNames"]),
             categories: strings(&names["categories"]),
             subresources,
+            printer_columns: version["additionalPrinterColumns"]
+                .as_array()
+                .map(|c| Arc::new(c.clone())),
             schema: Some(Arc::new(schema.unwrap_or_else(|| JSONSchemaProps {
                 type_: Some("object".into()),
                 x_kubernetes_preserve_unknown_fields: Some(true),

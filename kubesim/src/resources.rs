@@ -28,6 +28,8 @@ pub struct ResourceType {
     pub subresources: Vec<String>,
     /// The CRD schema (openAPIV3Schema) for custom resources.
     pub schema: Option<Arc<JSONSchemaProps>>,
+    /// A CRD's `additionalPrinterColumns`, for `kubectl get`.
+    pub printer_columns: Option<Arc<Vec<serde_json::Value>>>,
 }
 
 impl ResourceType {
@@ -322,6 +324,7 @@ impl Registry {
                 },
                 subresources: sub.iter().map(|s| s.to_string()).collect(),
                 schema: None,
+                printer_columns: None,
             });
         }
         registry

@@ -138,6 +138,33 @@ async fn conformance(part: Part, test: &str) {
         class["spec"]["metadataOptions"]["httpPutResponseHopLimit"],
         1
     );
+    let pools = k.ok(&["get", "nodepools", "-o", "wide"]).await;
+    let header: Vec<&str> = pools
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "NODECLASS",
+            "NODES",
+            "READY",
+            "AGE",
+            "WEIGHT",
+            "CPU",
+            "MEMORY"
+        ],
+        "{pools}"
+    );
+    assert!(
+        pools
+            .lines()
+            .any(|l| l.starts_with("spot ") && l.contains(" 100 ")),
+        "{pools}"
+    );
     let short = k.ok(&["get", "ec2nc", "-o", "name"]).await;
     assert!(
         short.contains("ec2nodeclass.karpenter.k8s.aws/default"),
@@ -373,6 +400,34 @@ async fn workloads(part: Part, test: &str) {
         "30s",
     ])
     .await;
+    // Human-readable tables, as kube-apiserver prints them.
+    let table = k.ok(&["get", "pods", "-l", "app=web"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.contains("1/1") && l.contains("Running"))
+            .count(),
+        3,
+        "{table}"
+    );
+    let nodes = k.ok(&["get", "nodes"]).await;
+    assert!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with("n1") && l.contains("Ready")),
+        "{nodes}"
+    );
     let on_n1 = k
         .ok(&[
             "get",

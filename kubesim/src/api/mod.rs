@@ -6,6 +6,7 @@ mod objects;
 mod openapi;
 mod query;
 mod scale;
+mod table;
 mod watch;
 
 use crate::resources::ResourceType;
@@ -40,7 +41,13 @@ where
             )));
         }
     };
-    let query = Query::parse(parts.uri.query().unwrap_or_default());
+    let mut query = Query::parse(parts.uri.query().unwrap_or_default());
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    query.as_table = table::wanted(accept);
     let content_type = parts
         .headers
         .get(http::header::CONTENT_TYPE)

@@ -39,7 +39,15 @@ pub(crate) async fn serve(
         (Method::GET, None, _) => list(sim, &t, query),
         (Method::GET, Some(name), Some("scale")) => scale::get(sim, &t, &ns, name).map(Reply::ok),
         (Method::GET, Some(name), _) => {
-            Ok(Reply::ok((*sim.inner.store.get(&t.rt, &ns, name)?).clone()))
+            let obj = sim.inner.store.get(&t.rt, &ns, name)?;
+            if query.as_table && t.subresource.is_none() {
+                let rv = obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                return Ok(Reply::ok(super::table::table(&t.rt, &[obj.as_ref()], &rv)));
+            }
+            Ok(Reply::ok((*obj).clone()))
         }
         (Method::POST, None, None) => {
             let obj = parse_body(body, content_type)?;
@@ -166,6 +174,11 @@ fn list(sim: &Kubesim, t: &Target, query: &Query) -> Result<Reply, ApiError> {
         metadata["remainingItemCount"] = json!(remaining);
     }
     let items: Vec<&Value> = page.iter().map(|o| o.as_ref()).collect();
+    if query.as_table {
+        let mut table = super::table::table(&t.rt, &items, &rv.to_string());
+        table["metadata"] = metadata;
+        return Ok(Reply::ok(table));
+    }
     Ok(Reply::ok(json!({
         "kind": format!("{}List", t.rt.kind),
         "apiVersion": t.rt.api_version(),

@@ -2,27 +2,35 @@
 
 use std::collections::HashMap;
 
-/// Decoded query parameters (`?labelSelector=app%3Dweb&watch=true`).
+/// Decoded query parameters (`?labelSelector=app%3Dweb&watch=true`), and the
+/// response format the request asked for.
 #[derive(Debug, Default)]
-pub(crate) struct Query(HashMap<String, String>);
+pub(crate) struct Query {
+    params: HashMap<String, String>,
+    /// Answer reads with a `meta.k8s.io/v1` Table (`Accept: ...;as=Table`).
+    pub(crate) as_table: bool,
+}
 
 impl Query {
     /// Parses `a=b&c=d`, percent-decoding keys and values.
     pub(crate) fn parse(text: &str) -> Self {
-        Query(
-            text.split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (decode(k), decode(v))
-                })
-                .collect(),
-        )
+        let params = text
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        Query {
+            params,
+            as_table: false,
+        }
     }
 
     /// A parameter's value.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0
+        self.params
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.is_empty())

@@ -5,6 +5,7 @@
 
 use super::{Query, Reply, Target};
 use crate::Kubesim;
+use crate::resources::ResourceType;
 use crate::selectors::Selector;
 use crate::status::ApiError;
 use crate::store::{EventType, WatchEvent};
@@ -75,6 +76,7 @@ pub(crate) fn serve(sim: &Kubesim, t: &Target, query: &Query) -> Result<Reply, A
     }))
     .boxed_unsync();
     let resource = t.rt.group_resource();
+    let table_of = query.as_table.then(|| t.rt.clone());
     let kind = t.rt.kind.clone();
     let api_version = t.rt.api_version();
     let bookmark = move |rv: u64, initial_end: bool| {
@@ -98,7 +100,10 @@ pub(crate) fn serve(sim: &Kubesim, t: &Target, query: &Query) -> Result<Reply, A
                 let mut last_rv = start_rv;
                 for event in initial.iter() {
                     if let Some(kind) = filter.translate(event)
-                        && tx.send(event_line(kind, event)).await.is_err()
+                        && tx
+                            .send(event_line(kind, event, table_of.as_ref()))
+                            .await
+                            .is_err()
                     {
                         return;
                     }
@@ -124,7 +129,7 @@ pub(crate) fn serve(sim: &Kubesim, t: &Target, query: &Query) -> Result<Reply, A
                                 }
                                 last_rv = event.rv;
                                 if let Some(kind) = filter.translate(&event)
-                                    && tx.send(event_line(kind, &event)).await.is_err() { return; }
+                                    && tx.send(event_line(kind, &event, table_of.as_ref())).await.is_err() { return; }
                             }
                             // Too slow to keep up, or the server is going away: end the watch;
                             // clients resume from their last resourceVersion.
@@ -138,8 +143,19 @@ pub(crate) fn serve(sim: &Kubesim, t: &Target, query: &Query) -> Result<Reply, A
     Ok(Reply::Stream(body))
 }
 
-/// An event line for a stored object, reusing the event's one-time encoding.
-fn event_line(kind: EventType, event: &WatchEvent) -> Bytes {
+/// An event line for a stored object: a one-row Table when asked for, else the
+/// object, reusing the event's one-time encoding.
+fn event_line(kind: EventType, event: &WatchEvent, table_of: Option<&ResourceType>) -> Bytes {
+    if let Some(rt) = table_of {
+        let rv = event.object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        return line(
+            kind.as_str(),
+            &super::table::table(rt, &[event.object.as_ref()], &rv),
+        );
+    }
     let object = event.encoded.get_or_init(|| {
         Bytes::from(serde_json::to_vec(event.object.as_ref()).expect("JSON values serialize"))
     });
