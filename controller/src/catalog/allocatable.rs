@@ -1,0 +1,295 @@
+//! Capacity and allocatable as upstream Karpenter's AWS provider computes them:
+//! memory less the VM overhead (7.5 % by default), pods from ENI limits
+//! (`ENIs x (IPs per ENI - 1) + 2`) unless kubelet settings say otherwise,
+//! kube-reserved CPU by ranges and memory as `11Mi x pods + 255Mi`, and the
+//! eviction thresholds (`memory.available` 100Mi, `nodefs.available` 10 %).
+
+use super::InstanceType;
+use karpenter_api::quantity::Quantity;
+use karpenter_api::v1::KubeletConfiguration;
+use std::collections::BTreeMap;
+
+/// Resource name -> amount (`cpu`, `memory`, `pods`, `ephemeral-storage`, `nvidia.com/gpu`, ...).
+pub type Resources = BTreeMap<String, Quantity>;
+
+const MIB: i64 = 1024 * 1024;
+
+/// The node settings that change capacity: the EC2NodeClass's kubelet block,
+/// its root volume, and the controller's VM memory overhead setting.
+#[derive(Debug, Clone)]
+pub struct KubeletSettings {
+    /// `kubelet.maxPods`.
+    pub max_pods: Option<i64>,
+    /// `kubelet.podsPerCore`.
+    pub pods_per_core: Option<i64>,
+    /// `kubelet.kubeReserved` (replaces the computed defaults per resource).
+    pub kube_reserved: BTreeMap<String, String>,
+    /// `kubelet.systemReserved`.
+    pub system_reserved: BTreeMap<String, String>,
+    /// `kubelet.evictionHard` and `evictionSoft` (the larger threshold wins).
+    pub eviction: Vec<BTreeMap<String, String>>,
+    /// Root volume size (ephemeral storage); 20Gi as the AL2023 default.
+    pub root_volume: Quantity,
+    /// `VM_MEMORY_OVERHEAD_PERCENT` (0.075 by default).
+    pub vm_memory_overhead_percent: f64,
+}
+
+impl Default for KubeletSettings {
+    fn default() -> Self {
+        KubeletSettings {
+            max_pods: None,
+            pods_per_core: None,
+            kube_reserved: BTreeMap::new(),
+            system_reserved: BTreeMap::new(),
+            eviction: Vec::new(),
+            root_volume: Quantity::from_bytes(20 * 1024 * MIB),
+            vm_memory_overhead_percent: 0.075,
+        }
+    }
+}
+
+impl KubeletSettings {
+    /// Settings from an EC2NodeClass's kubelet block (unparseable values are left
+    /// out; validation reports them before anything launches).
+    pub fn from_kubelet(kubelet: Option<&KubeletConfiguration>) -> Self {
+        let mut settings = KubeletSettings::default();
+        if let Some(k) = kubelet {
+            settings.max_pods = k.max_pods.map(i64::from);
+            settings.pods_per_core = k.pods_per_core.map(i64::from);
+            settings.kube_reserved = k.kube_reserved.clone().unwrap_or_default();
+            settings.system_reserved = k.system_reserved.clone().unwrap_or_default();
+            settings.eviction = [&k.eviction_hard, &k.eviction_soft]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+        }
+        settings
+    }
+}
+
+fn add(total: &mut Resources, name: &str, q: Quantity) {
+    let entry = total.entry(name.to_string()).or_insert(Quantity::ZERO);
+    *entry = entry.checked_add(q).unwrap_or(*entry);
+}
+
+impl InstanceType {
+    /// Pods the node admits: kubelet `maxPods`, else the ENI limit; capped by `podsPerCore`.
+    pub fn max_pods(&self, settings: &KubeletSettings) -> i64 {
+        let eni_limited = i64::from(self.enis) * (i64::from(self.ipv4_per_eni) - 1).max(0) + 2;
+        let pods = settings.max_pods.unwrap_or(eni_limited);
+        match settings.pods_per_core.filter(|p| *p > 0) {
+            Some(per_core) => pods.min(per_core * i64::from(self.vcpu)),
+            None => pods,
+        }
+    }
+
+    /// The node's capacity: CPU, memory less the VM overhead, pods, ephemeral
+    /// storage, and GPUs / accelerators as extended resources.
+    pub fn capacity(&self, settings: &KubeletSettings) -> Resources {
+        let mut capacity = Resources::new();
+        capacity.insert("cpu".into(), Quantity::from_units(i64::from(self.vcpu)));
+        let overhead_mib =
+            (self.memory_mib as f64 * settings.vm_memory_overhead_percent).ceil() as i64;
+        capacity.insert(
+            "memory".into(),
+            Quantity::from_bytes((self.memory_mib as i64 - overhead_mib) * MIB),
+        );
+        capacity.insert("pods".into(), Quantity::from_units(self.max_pods(settings)));
+        capacity.insert("ephemeral-storage".into(), settings.root_volume);
+        for device in [&self.gpu, &self.accelerator].into_iter().flatten() {
+            let resource = match (device.manufacturer.as_str(), device.name.as_str()) {
+                ("nvidia", _) => "nvidia.com/gpu",
+                ("amd", _) => "amd.com/gpu",
+                ("aws", _) => "aws.amazon.com/neuron",
+                ("habana", _) => "habana.ai/gaudi",
+                _ => continue,
+            };
+            capacity.insert(
+                resource.into(),
+                Quantity::from_units(i64::from(device.count)),
+            );
+        }
+        capacity
+    }
+
+    /// kube-reserved: CPU 6 % of the first core, 1 % of the second, 0.5 % of the
+    /// next two and 0.25 % of the rest; memory `11Mi x pods + 255Mi`; 1Gi of
+    /// ephemeral storage. Values in `kubelet.kubeReserved` replace these.
+    pub fn kube_reserved(&self, settings: &KubeletSettings) -> Resources {
+        let millicores = i64::from(self.vcpu) * 1000;
+        let ranges: [(i64, i64, f64); 4] = [
+            (0, 1000, 0.06),
+            (1000, 2000, 0.01),
+            (2000, 4000, 0.005),
+            (4000, i64::MAX, 0.0025),
+        ];
+        let cpu: f64 = ranges
+            .iter()
+            .map(|(start, end, pct)| (millicores.min(*end) - start).max(0) as f64 * pct)
+            .sum();
+        let mut reserved = Resources::new();
+        reserved.insert("cpu".into(), Quantity::from_milli(cpu.round() as i64));
+        reserved.insert(
+            "memory".into(),
+            Quantity::from_bytes((11 * self.max_pods(settings) + 255) * MIB),
+        );
+        reserved.insert("ephemeral-storage".into(), Quantity::from_bytes(1024 * MIB));
+        for (name, value) in &settings.kube_reserved {
+            if let Ok(q) = value.parse() {
+                reserved.insert(name.clone(), q);
+            }
+        }
+        reserved
+    }
+
+    /// Eviction thresholds: `memory.available` 100Mi and `nodefs.available` 10 %
+    /// by default; the larger of each hard or soft setting wins.
+    pub fn eviction_threshold(&self, settings: &KubeletSettings) -> Resources {
+        let capacity = self.capacity(settings);
+        let amount = |signal: &str, of: &str, default: &str| -> Quantity {
+            let total = capacity.get(of).copied().unwrap_or(Quantity::ZERO);
+            let parse = |text: &str| -> Option<Quantity> {
+                match text.strip_suffix('%') {
+                    Some(pct) => {
+                        let pct: f64 = pct.parse().ok()?;
+                        Some(Quantity::from_bytes(
+                            (total.as_f64() * pct / 100.0).ceil() as i64
+                        ))
+                    }
+                    None => text.parse().ok(),
+                }
+            };
+            let configured = settings
+                .eviction
+                .iter()
+                .filter_map(|m| m.get(signal))
+                .filter_map(|v| parse(v))
+                .max();
+            configured
+                .or_else(|| parse(default))
+                .unwrap_or(Quantity::ZERO)
+        };
+        let mut threshold = Resources::new();
+        threshold.insert(
+            "memory".into(),
+            amount("memory.available", "memory", "100Mi"),
+        );
+        threshold.insert(
+            "ephemeral-storage".into(),
+            amount("nodefs.available", "ephemeral-storage", "10%"),
+        );
+        threshold
+    }
+
+    /// What pods may request: capacity less kube-reserved, system-reserved and the
+    /// eviction threshold (never below zero).
+    pub fn allocatable(&self, settings: &KubeletSettings) -> Resources {
+        let mut overhead = self.kube_reserved(settings);
+        for (name, value) in &settings.system_reserved {
+            if let Ok(q) = value.parse() {
+                add(&mut overhead, name, q);
+            }
+        }
+        for (name, q) in self.eviction_threshold(settings) {
+            add(&mut overhead, &name, q);
+        }
+        self.capacity(settings)
+            .into_iter()
+            .map(|(name, total)| {
+                let less = overhead.get(&name).copied().unwrap_or(Quantity::ZERO);
+                let left = total
+                    .checked_sub(less)
+                    .filter(|q| q.nanos() > 0)
+                    .unwrap_or(Quantity::ZERO);
+                (name, left.with_format(total.format()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn q(text: &str) -> Quantity {
+        text.parse().unwrap()
+    }
+
+    /// m5.large: the figures Karpenter users see (29 pods, 1930m CPU, 6903Mi).
+    #[test]
+    fn m5_large_matches_upstream() {
+        let m5 = Catalog::us_east_1().get("m5.large").unwrap();
+        let settings = KubeletSettings::default();
+        assert_eq!(m5.max_pods(&settings), 29);
+        let capacity = m5.capacity(&settings);
+        assert_eq!(capacity["memory"], q("7577Mi"));
+        let reserved = m5.kube_reserved(&settings);
+        assert_eq!(
+            (reserved["cpu"], reserved["memory"]),
+            (q("70m"), q("574Mi"))
+        );
+        let allocatable = m5.allocatable(&settings);
+        assert_eq!(allocatable["cpu"], q("1930m"));
+        assert_eq!(allocatable["memory"], q("6903Mi"));
+        assert_eq!(allocatable["pods"], q("29"));
+        // 20Gi - 1Gi reserved - 10 % eviction (2Gi) = 17Gi.
+        assert_eq!(allocatable["ephemeral-storage"], q("17Gi"));
+    }
+
+    #[test]
+    fn kube_reserved_cpu_by_ranges() {
+        let catalog = Catalog::us_east_1();
+        let reserved = |name: &str| {
+            catalog
+                .get(name)
+                .unwrap()
+                .kube_reserved(&KubeletSettings::default())["cpu"]
+        };
+        assert_eq!(reserved("m5.xlarge"), q("80m")); // 60 + 10 + 5 + 5
+        assert_eq!(reserved("m5.4xlarge"), q("110m")); // 80 + 12 x 2.5
+        assert_eq!(reserved("t3.micro"), q("70m"));
+    }
+
+    #[test]
+    fn kubelet_settings_change_pods_and_reservations() {
+        let m5 = Catalog::us_east_1().get("m5.2xlarge").unwrap();
+        let mut settings = KubeletSettings {
+            max_pods: Some(110),
+            ..Default::default()
+        };
+        assert_eq!(m5.max_pods(&settings), 110);
+        settings.pods_per_core = Some(4);
+        assert_eq!(m5.max_pods(&settings), 32);
+        settings.kube_reserved.insert("cpu".into(), "500m".into());
+        settings
+            .system_reserved
+            .insert("memory".into(), "1Gi".into());
+        settings
+            .eviction
+            .push([("memory.available".to_string(), "5%".to_string())].into());
+        let alloc = m5.allocatable(&settings);
+        assert_eq!(alloc["cpu"], q("7500m"));
+        // 32768Mi - 2458Mi overhead = 30310Mi; - (11x32+255)Mi - 1Gi - 5 % of 30310Mi.
+        let capacity = 30310 * MIB;
+        let expected =
+            capacity - (11 * 32 + 255) * MIB - 1024 * MIB - (capacity as f64 * 0.05).ceil() as i64;
+        assert_eq!(alloc["memory"], Quantity::from_bytes(expected));
+    }
+
+    #[test]
+    fn gpus_and_accelerators_are_extended_resources() {
+        let catalog = Catalog::us_east_1();
+        let p4d = catalog
+            .get("p4d.24xlarge")
+            .unwrap()
+            .capacity(&KubeletSettings::default());
+        assert_eq!(p4d["nvidia.com/gpu"], q("8"));
+        let inf2 = catalog
+            .get("inf2.xlarge")
+            .unwrap()
+            .capacity(&KubeletSettings::default());
+        assert_eq!(inf2["aws.amazon.com/neuron"], q("1"));
+    }
+}

@@ -1,0 +1,12 @@
+//! # karpenter-controller
+//!
+//! The autoscaler itself. So far:
+//!
+//! - [`catalog`]: EC2 instance types with their Karpenter labels, capacity and
+//!   allocatable as upstream computes them, and per-zone offerings with prices;
+//!   an embedded us-east-1 catalog generated from real data.
+//!
+//! The scheduling engine, the cloud providers and the controllers join with
+//! their issues (see the repository README).
+
+pub mod catalog;
