@@ -10,3 +10,4 @@
 //! their issues (see the repository README).
 
 pub mod catalog;
+pub mod scheduling;

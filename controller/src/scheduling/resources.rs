@@ -1,0 +1,167 @@
+//! Resource amounts as plain integers, for fast packing arithmetic:
+//! CPU in millicores, memory and storage in bytes, pods as a count, extended
+//! resources (GPUs, hugepages, ...) in whole units rounded up.
+
+use karpenter_api::quantity::Quantity;
+use std::collections::BTreeMap;
+
+/// An amount of every resource a pod can request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// CPU in millicores.
+    pub cpu_milli: i64,
+    /// Memory in bytes.
+    pub memory: i64,
+    /// Ephemeral storage in bytes.
+    pub storage: i64,
+    /// Pod slots.
+    pub pods: i64,
+    /// Extended resources (`nvidia.com/gpu`, `hugepages-2Mi`, ...).
+    pub extended: BTreeMap<String, i64>,
+}
+
+impl Resources {
+    /// From a Kubernetes resource list (`cpu: 500m`, `memory: 1Gi`, ...).
+    pub fn from_list<'a>(list: impl IntoIterator<Item = (&'a String, &'a Quantity)>) -> Self {
+        let mut out = Resources::default();
+        for (name, q) in list {
+            out.set(name, q);
+        }
+        out
+    }
+
+    /// Sets one resource by its Kubernetes name.
+    pub fn set(&mut self, name: &str, q: &Quantity) {
+        match name {
+            "cpu" => self.cpu_milli = q.milli_value(),
+            "memory" => self.memory = q.value(),
+            "ephemeral-storage" => self.storage = q.value(),
+            "pods" => self.pods = q.value(),
+            other => {
+                self.extended.insert(other.to_string(), q.value());
+            }
+        }
+    }
+
+    /// Adds `other` in place.
+    pub fn add(&mut self, other: &Resources) {
+        self.cpu_milli += other.cpu_milli;
+        self.memory += other.memory;
+        self.storage += other.storage;
+        self.pods += other.pods;
+        for (name, amount) in &other.extended {
+            *self.extended.entry(name.clone()).or_insert(0) += amount;
+        }
+    }
+
+    /// Each resource the larger of the two (init containers against the rest).
+    pub fn max(&mut self, other: &Resources) {
+        self.cpu_milli = self.cpu_milli.max(other.cpu_milli);
+        self.memory = self.memory.max(other.memory);
+        self.storage = self.storage.max(other.storage);
+        self.pods = self.pods.max(other.pods);
+        for (name, amount) in &other.extended {
+            let entry = self.extended.entry(name.clone()).or_insert(0);
+            *entry = (*entry).max(*amount);
+        }
+    }
+
+    /// True when `self` (requests) fits within `capacity`.
+    pub fn fits_in(&self, capacity: &Resources) -> bool {
+        self.cpu_milli <= capacity.cpu_milli
+            && self.memory <= capacity.memory
+            && self.storage <= capacity.storage
+            && self.pods <= capacity.pods
+            && self.extended.iter().all(|(name, amount)| {
+                *amount <= 0 || capacity.extended.get(name).is_some_and(|c| amount <= c)
+            })
+    }
+
+    /// True when `self` (a node's capacity) stays within `limits`; extended
+    /// resources the limits do not name are unlimited.
+    pub fn within_limits(&self, limits: &Resources) -> bool {
+        self.cpu_milli <= limits.cpu_milli
+            && self.memory <= limits.memory
+            && self.storage <= limits.storage
+            && self.pods <= limits.pods
+            && self.extended.iter().all(|(name, amount)| {
+                limits
+                    .extended
+                    .get(name)
+                    .is_none_or(|limit| amount <= limit)
+            })
+    }
+
+    /// The first resource that does not fit, for explanations (`cpu`, `nvidia.com/gpu`).
+    pub fn first_shortfall(&self, capacity: &Resources) -> Option<String> {
+        if self.cpu_milli > capacity.cpu_milli {
+            return Some("cpu".into());
+        }
+        if self.memory > capacity.memory {
+            return Some("memory".into());
+        }
+        if self.storage > capacity.storage {
+            return Some("ephemeral-storage".into());
+        }
+        if self.pods > capacity.pods {
+            return Some("pods".into());
+        }
+        self.extended
+            .iter()
+            .find(|(name, amount)| {
+                **amount > 0 && capacity.extended.get(*name).is_none_or(|c| *amount > c)
+            })
+            .map(|(name, _)| name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(cpu: i64, mem: i64, gpu: i64) -> Resources {
+        let mut r = Resources {
+            cpu_milli: cpu,
+            memory: mem,
+            pods: 1,
+            ..Default::default()
+        };
+        if gpu > 0 {
+            r.extended.insert("nvidia.com/gpu".into(), gpu);
+        }
+        r
+    }
+
+    #[test]
+    fn fit_and_shortfall() {
+        let capacity = Resources {
+            cpu_milli: 2000,
+            memory: 4 << 30,
+            storage: 1 << 30,
+            pods: 10,
+            ..Default::default()
+        };
+        assert!(r(1000, 1 << 30, 0).fits_in(&capacity));
+        assert_eq!(
+            r(3000, 0, 0).first_shortfall(&capacity).as_deref(),
+            Some("cpu")
+        );
+        assert_eq!(
+            r(0, 0, 1).first_shortfall(&capacity).as_deref(),
+            Some("nvidia.com/gpu")
+        );
+        let mut total = r(500, 1, 1);
+        total.add(&r(500, 1, 1));
+        assert_eq!(
+            (
+                total.cpu_milli,
+                total.pods,
+                total.extended["nvidia.com/gpu"]
+            ),
+            (1000, 2, 2)
+        );
+        let mut init = r(200, 5, 0);
+        init.max(&r(100, 10, 0));
+        assert_eq!((init.cpu_milli, init.memory), (200, 10));
+    }
+}

@@ -1,0 +1,317 @@
+//! The solver: places pending pods on existing nodes, then on planned
+//! NodeClaims, then on new NodeClaims from the highest-weight NodePool that can
+//! take them, largest pods first; explains every pod it cannot place.
+
+use super::claim::{MAX_INSTANCE_TYPES, PlannedClaim, headroom};
+use super::pod::PodInfo;
+use super::pool::Pool;
+use super::resources::Resources;
+use k8s_openapi::api::core::v1::Taint;
+use karpenter_api::requirements::{Requirement, Requirements};
+use std::collections::BTreeMap;
+
+/// A node that exists or is being launched, and what is left on it.
+#[derive(Debug, Clone)]
+pub struct ExistingNode {
+    /// Node (or NodeClaim) name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its taints (startup taints excluded).
+    pub taints: Vec<Taint>,
+    /// Allocatable less what its pods request.
+    pub available: Resources,
+    /// Host ports its pods bind.
+    pub host_ports: Vec<String>,
+}
+
+/// A new NodeClaim to create.
+#[derive(Debug, Clone)]
+pub struct NewClaim {
+    /// NodePool name.
+    pub pool: String,
+    /// Pods planned onto it (`namespace/name`).
+    pub pods: Vec<String>,
+    /// Requirements, including `node.kubernetes.io/instance-type In [options]`.
+    pub requirements: Requirements,
+    /// Instance types that hold every pod, cheapest first (at most 60).
+    pub instance_types: Vec<String>,
+    /// Price per hour of the cheapest option's cheapest allowed offering.
+    pub price: f64,
+    /// What its pods request (plus DaemonSet overhead, counted in allocatable).
+    pub requests: Resources,
+}
+
+/// What the solver decided.
+#[derive(Debug, Clone, Default)]
+pub struct Solution {
+    /// Pods that fit on existing or launching nodes: (`namespace/name`, node).
+    pub nominations: Vec<(String, String)>,
+    /// New NodeClaims.
+    pub claims: Vec<NewClaim>,
+    /// Pods that cannot be placed, and why.
+    pub unschedulable: Vec<(String, String)>,
+}
+
+impl Solution {
+    /// Hourly price of every new NodeClaim.
+    pub fn hourly_cost(&self) -> f64 {
+        self.claims.iter().map(|c| c.price).sum()
+    }
+}
+
+fn node_accepts(node: &ExistingNode, pod: &PodInfo) -> bool {
+    pod.requests.fits_in(&node.available)
+        && pod.tolerates(&node.taints)
+        && !pod.host_ports.iter().any(|p| node.host_ports.contains(p))
+        && pod.terms.iter().any(|term| {
+            term.iter().all(|r| match node.labels.get(r.key()) {
+                Some(value) => r.has(value),
+                None => matches!(r.operator(), "NotIn" | "DoesNotExist"),
+            })
+        })
+}
+
+/// Solves one batch: `pods` pending, `nodes` existing or in flight, `pools` to launch from.
+pub fn solve(pods: &[PodInfo], mut nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -> Solution {
+    let mut order: Vec<usize> = (0..pods.len()).collect();
+    // Largest first: extended resources (GPUs), then CPU, then memory.
+    order.sort_by(|&a, &b| {
+        let (pa, pb) = (&pods[a].requests, &pods[b].requests);
+        let ext = |r: &Resources| r.extended.values().sum::<i64>();
+        (ext(pb), pb.cpu_milli, pb.memory)
+            .cmp(&(ext(pa), pa.cpu_milli, pa.memory))
+            .then(a.cmp(&b))
+    });
+    pools.sort_by(|a, b| b.weight.cmp(&a.weight).then_with(|| a.name.cmp(&b.name)));
+    let mut claims: Vec<PlannedClaim> = Vec::new();
+    let mut solution = Solution::default();
+
+    'pods: for &index in &order {
+        let pod = &pods[index];
+        if let Some(node) = nodes.iter_mut().find(|n| node_accepts(n, pod)) {
+            node.available.cpu_milli -= pod.requests.cpu_milli;
+            node.available.memory -= pod.requests.memory;
+            node.available.storage -= pod.requests.storage;
+            node.available.pods -= 1;
+            for (name, amount) in &pod.requests.extended {
+                *node.available.extended.entry(name.clone()).or_insert(0) -= amount;
+            }
+            node.host_ports.extend(pod.host_ports.iter().cloned());
+            solution
+                .nominations
+                .push((pod.key.clone(), node.name.clone()));
+            continue;
+        }
+        for claim in claims.iter_mut() {
+            let fits = pod.requests.cpu_milli <= claim.headroom.0
+                && pod.requests.memory <= claim.headroom.1;
+            if fits && claim.try_add(&pools[claim.pool], index, pod) {
+                continue 'pods;
+            }
+        }
+        let mut reasons = Vec::new();
+        for (p, pool) in pools.iter_mut().enumerate() {
+            match new_claim(pool, p, index, pod) {
+                Ok(claim) => {
+                    charge_limits(pool, &claim);
+                    claims.push(claim);
+                    continue 'pods;
+                }
+                Err(reason) => reasons.push(reason),
+            }
+        }
+        let why = if reasons.is_empty() {
+            "no NodePool exists".to_string()
+        } else {
+            reasons.join("; ")
+        };
+        solution.unschedulable.push((pod.key.clone(), why));
+    }
+
+    for claim in claims {
+        let pool = &pools[claim.pool];
+        let mut options = claim.options.clone();
+        let price_of = |i: usize| {
+            pool.candidates[i]
+                .cheapest(&claim.requirements)
+                .map_or(f64::MAX, |o| o.price)
+        };
+        options.sort_by(|&a, &b| price_of(a).total_cmp(&price_of(b)));
+        options.truncate(MAX_INSTANCE_TYPES);
+        let names: Vec<String> = options
+            .iter()
+            .map(|&i| pool.candidates[i].name.clone())
+            .collect();
+        let mut requirements = claim.requirements.clone();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        requirements
+            .add(Requirement::new(karpenter_api::labels::INSTANCE_TYPE, "In", &refs).expect("In"));
+        solution.claims.push(NewClaim {
+            pool: pool.name.clone(),
+            pods: claim.pods.iter().map(|&i| pods[i].key.clone()).collect(),
+            price: options.first().map_or(0.0, |&i| price_of(i)),
+            requests: claim.requests,
+            requirements,
+            instance_types: names,
+        });
+    }
+    solution
+}
+
+/// A new claim on `pool` holding `pod`, or why the pool cannot take it.
+fn new_claim(
+    pool: &Pool,
+    pool_index: usize,
+    pod_index: usize,
+    pod: &PodInfo,
+) -> Result<PlannedClaim, String> {
+    let name = &pool.name;
+    if let Some(taint) = pool
+        .taints
+        .iter()
+        .find(|t| t.effect != "PreferNoSchedule" && !pod.tolerates(std::slice::from_ref(*t)))
+    {
+        return Err(format!(
+            "NodePool {name}: the pod does not tolerate taint {}={}:{}",
+            taint.key,
+            taint.value.as_deref().unwrap_or(""),
+            taint.effect
+        ));
+    }
+    // The first OR-ed node-affinity term the pool can serve wins.
+    let mut first_error = None;
+    for term in &pod.terms {
+        match claim_for_term(pool, pool_index, pod_index, pod, term) {
+            Ok(claim) => return Ok(claim),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error
+        .unwrap_or_else(|| format!("NodePool {name}: the pod has no node-affinity term")))
+}
+
+/// A new claim for one of the pod's node-affinity terms.
+fn claim_for_term(
+    pool: &Pool,
+    pool_index: usize,
+    pod_index: usize,
+    pod: &PodInfo,
+    term: &Requirements,
+) -> Result<PlannedClaim, String> {
+    let name = &pool.name;
+    pool.requirements
+        .compatible(term)
+        .map_err(|why| format!("NodePool {name}: {why}"))?;
+    let mut requirements = pool.requirements.clone();
+    requirements.extend(term);
+    let within_limits = |i: &usize| pool.candidates[*i].capacity.within_limits(&pool.remaining);
+    let matching: Vec<usize> = (0..pool.candidates.len())
+        .filter(|&i| pool.candidates[i].satisfies(&requirements))
+        .collect();
+    if matching.is_empty() {
+        return Err(format!(
+            "NodePool {name}: no instance type matches the requirements{}",
+            in_zones(&requirements)
+        ));
+    }
+    let big_enough: Vec<usize> = matching
+        .iter()
+        .copied()
+        .filter(|&i| pod.requests.fits_in(&pool.candidates[i].allocatable))
+        .collect();
+    if big_enough.is_empty() {
+        let largest = matching
+            .iter()
+            .max_by_key(|&&i| {
+                (
+                    pool.candidates[i].allocatable.cpu_milli,
+                    pool.candidates[i].allocatable.memory,
+                )
+            })
+            .expect("non-empty");
+        let short = pod
+            .requests
+            .first_shortfall(&pool.candidates[*largest].allocatable)
+            .unwrap_or_default();
+        let amount = amount_of(&pod.requests, &short);
+        return Err(format!(
+            "NodePool {name}: no instance type offers {amount} {short}{}",
+            in_zones(&requirements)
+        ));
+    }
+    let options: Vec<usize> = big_enough.into_iter().filter(within_limits).collect();
+    if options.is_empty() {
+        return Err(format!(
+            "NodePool {name}: launching a node would exceed the pool's limits"
+        ));
+    }
+    let mut claim = PlannedClaim {
+        pool: pool_index,
+        requirements: pool.requirements.clone(),
+        pods: Vec::new(),
+        requests: Resources::default(),
+        headroom: headroom(&Resources::default(), &options, &pool.candidates),
+        options,
+        host_ports: Vec::new(),
+    };
+    if claim.try_add(pool, pod_index, pod) {
+        Ok(claim)
+    } else {
+        Err(format!(
+            "NodePool {name}: too few instance types to satisfy minValues"
+        ))
+    }
+}
+
+fn amount_of(requests: &Resources, resource: &str) -> String {
+    match resource {
+        "cpu" => format!("{}m", requests.cpu_milli),
+        "memory" => format!("{}Mi", requests.memory / (1 << 20)),
+        "ephemeral-storage" => format!("{}Mi", requests.storage / (1 << 20)),
+        "pods" => requests.pods.to_string(),
+        other => requests
+            .extended
+            .get(other)
+            .copied()
+            .unwrap_or(0)
+            .to_string(),
+    }
+}
+
+fn in_zones(requirements: &Requirements) -> String {
+    requirements
+        .get(karpenter_api::labels::ZONE)
+        .and_then(|r| r.values())
+        .map(|zones| {
+            format!(
+                " in zones {}",
+                zones.iter().cloned().collect::<Vec<_>>().join(",")
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// Subtracts the largest capacity among the claim's options from the pool's
+/// remaining limits (conservative, as upstream does).
+fn charge_limits(pool: &mut Pool, claim: &PlannedClaim) {
+    let largest = claim
+        .options
+        .iter()
+        .map(|&i| &pool.candidates[i].capacity)
+        .fold(Resources::default(), |mut acc, c| {
+            acc.max(c);
+            acc
+        });
+    pool.remaining.cpu_milli = pool.remaining.cpu_milli.saturating_sub(largest.cpu_milli);
+    pool.remaining.memory = pool.remaining.memory.saturating_sub(largest.memory);
+    pool.remaining.storage = pool.remaining.storage.saturating_sub(largest.storage);
+    pool.remaining.pods = pool.remaining.pods.saturating_sub(largest.pods);
+    for (name, amount) in &largest.extended {
+        if let Some(limit) = pool.remaining.extended.get_mut(name) {
+            *limit -= amount;
+        }
+    }
+}
