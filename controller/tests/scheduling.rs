@@ -36,7 +36,7 @@ fn pod(name: &str, cpu: &str, memory: &str, extra: Value) -> PodInfo {
     PodInfo::from_pod(&serde_json::from_value::<Pod>(p).unwrap()).unwrap()
 }
 
-fn types_of<'a>(solution: &'a Solution, claim: usize) -> Vec<&'a str> {
+fn types_of(solution: &Solution, claim: usize) -> Vec<&str> {
     solution.claims[claim]
         .instance_types
         .iter()
