@@ -1,0 +1,166 @@
+//! Scheduling benchmark (a program that prints tables; not a test).
+//!
+//! 1. Upstream's synthetic catalog (DESIGN.md §6): 400 instance types, type i with
+//!    i+1 vCPU, 2(i+1) GiB and room for 10(i+1) pods; pods with CPU from
+//!    {100m, 250m, 500m, 1, 1500m} and memory from 100Mi to 4Gi, seeded. Only
+//!    upstream's first pod kind (no constraints) so far: spreads and pod
+//!    affinities are not implemented yet.
+//! 2. The real us-east-1 catalog with a mixed workload: hourly cost against a
+//!    lower bound (every pod's CPU and memory at the cheapest price per vCPU and
+//!    per GiB any offering has).
+//!
+//! Run: `cargo bench -p karpenter-controller --bench scheduling`
+
+use k8s_openapi::api::core::v1::Pod;
+use karpenter_api::v1::NodePool;
+use karpenter_controller::catalog::{Catalog, InstanceType, KubeletSettings};
+use karpenter_controller::scheduling::{PodInfo, Pool, Resources, solve};
+use serde_json::json;
+use std::time::Instant;
+
+/// xorshift64*: deterministic, seeded, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn synthetic_catalog() -> Catalog {
+    let types = (0..400u32).map(|i| {
+        let vcpu = i + 1;
+        let t = json!({
+            "name": format!("fake-it-{i}.large"), "architecture": "amd64", "vcpu": vcpu, "memory_mib": 2048 * u64::from(vcpu),
+            "cpu_manufacturer": "intel", "local_nvme_gb": 0, "network_bandwidth_mbps": 1000, "ebs_bandwidth_mbps": 1000,
+            "hypervisor": "nitro", "enis": 1, "ipv4_per_eni": 10 * vcpu - 1, "encryption_in_transit": false, "bare_metal": false,
+            "on_demand_price": 0.05 * f64::from(vcpu) + 0.001 * f64::from(i), "zones": ["test-zone-a", "test-zone-b", "test-zone-c"], "spot": true
+        });
+        serde_json::from_value::<InstanceType>(t).unwrap().with_offerings()
+    });
+    Catalog::new(types)
+}
+
+fn pool(catalog: &Catalog) -> Pool {
+    let pool: NodePool = serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
+        "spec": {"template": {"spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"}, "requirements": []}}}
+    }))
+    .unwrap();
+    Pool::new(
+        &pool,
+        catalog,
+        &KubeletSettings::default(),
+        &Resources::default(),
+        &Resources::default(),
+    )
+    .unwrap()
+}
+
+fn pods(
+    count: usize,
+    seed: u64,
+    extra: impl Fn(usize, &mut Rng) -> serde_json::Value,
+) -> Vec<PodInfo> {
+    let mut rng = Rng(seed);
+    let cpus = ["100m", "250m", "500m", "1", "1500m"];
+    let memories = ["100Mi", "256Mi", "512Mi", "1Gi", "2Gi", "4Gi"];
+    (0..count)
+        .map(|i| {
+            let (cpu, memory) = (*rng.pick(&cpus), *rng.pick(&memories));
+            let mut pod = json!({"metadata": {"name": format!("p{i}"), "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}});
+            json_patch::merge(&mut pod, &extra(i, &mut rng));
+            PodInfo::from_pod(&serde_json::from_value::<Pod>(pod).unwrap()).unwrap()
+        })
+        .collect()
+}
+
+fn main() {
+    println!(
+        "\nscheduling benchmark ({} cores)\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("1. upstream's synthetic catalog (400 types), unconstrained pods");
+    println!("| pods   | wall s | pods/s  | nodes | cost/h  | peak RSS MiB |");
+    println!("|--------|--------|---------|-------|---------|--------------|");
+    let catalog = synthetic_catalog();
+    for count in [1_000, 5_000, 10_000, 20_000] {
+        let input = pods(count, 42, |_, _| json!({}));
+        let pool = pool(&catalog);
+        let start = Instant::now();
+        let solution = solve(&input, vec![], vec![pool]);
+        let wall = start.elapsed().as_secs_f64();
+        assert!(solution.unschedulable.is_empty());
+        println!(
+            "| {count:>6} | {wall:>6.3} | {:>7.0} | {:>5} | {:>7.2} | {:>12.0} |",
+            count as f64 / wall,
+            solution.claims.len(),
+            solution.hourly_cost(),
+            peak_rss_mib()
+        );
+    }
+
+    println!(
+        "\n2. real us-east-1 catalog, mixed workload (web, memory-heavy, GPU, arm64-only, on-demand-only)"
+    );
+    let real = Catalog::us_east_1();
+    let mixed = pods(2_000, 7, |i, _| match i % 10 {
+        0 => {
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "16Gi"}}}]}})
+        }
+        1 => json!({"spec": {"nodeSelector": {"kubernetes.io/arch": "arm64"}}}),
+        2 => json!({"spec": {"nodeSelector": {"karpenter.sh/capacity-type": "on-demand"}}}),
+        3 if i % 100 == 3 => {
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}}}]}})
+        }
+        _ => json!({}),
+    });
+    let start = Instant::now();
+    let solution = solve(&mixed, vec![], vec![pool(real)]);
+    let wall = start.elapsed().as_secs_f64();
+    // Lower bound: all CPU at the cheapest $/vCPU and all memory at the cheapest $/GiB (the larger of the two).
+    let settings = KubeletSettings::default();
+    let (mut per_cpu, mut per_gib) = (f64::MAX, f64::MAX);
+    for t in real.iter() {
+        let price = t.offerings.iter().map(|o| o.price).fold(f64::MAX, f64::min);
+        let alloc = t.allocatable(&settings);
+        per_cpu = per_cpu.min(price / alloc["cpu"].as_f64());
+        per_gib = per_gib.min(price / (alloc["memory"].as_f64() / f64::from(1u32 << 30)));
+    }
+    let cpu: f64 = mixed
+        .iter()
+        .map(|p| p.requests.cpu_milli as f64 / 1000.0)
+        .sum();
+    let gib: f64 = mixed
+        .iter()
+        .map(|p| p.requests.memory as f64 / f64::from(1u32 << 30))
+        .sum();
+    let bound = (cpu * per_cpu).max(gib * per_gib);
+    println!("| pods | wall s | nodes | unschedulable | cost/h | lower bound/h | cost / bound |");
+    println!("|------|--------|-------|---------------|--------|---------------|--------------|");
+    println!(
+        "| {:>4} | {wall:>6.3} | {:>5} | {:>13} | {:>6.2} | {bound:>13.2} | {:>12.2} |",
+        mixed.len(),
+        solution.claims.len(),
+        solution.unschedulable.len(),
+        solution.hourly_cost(),
+        solution.hourly_cost() / bound
+    );
+}
