@@ -27,25 +27,12 @@ pub struct PlannedClaim {
     /// The most CPU (millicores) and memory (bytes) any option has left: a pod
     /// asking for more cannot fit, whatever its other constraints.
     pub headroom: (i64, i64),
-    /// Hourly price of the cheapest option as planned now.
-    pub price: f64,
 }
 
 impl PlannedClaim {
-    /// Plans `pod` onto the claim if some instance type can still hold everything,
-    /// `minValues` stay satisfiable, and the claim's price grows by at most
-    /// `standalone` (what the pod's own cheapest node would cost; `f64::INFINITY`
-    /// to skip the check); returns whether it did.
-    ///
-    /// The price rule keeps packing from growing a claim onto large special
-    /// instance types that cost more per vCPU than separate nodes would.
-    pub fn try_add(
-        &mut self,
-        pool: &Pool,
-        pod_index: usize,
-        pod: &PodInfo,
-        standalone: f64,
-    ) -> bool {
+    /// Plans `pod` onto the claim if some instance type can still hold everything
+    /// and `minValues` stay satisfiable; returns whether it did.
+    pub fn try_add(&mut self, pool: &Pool, pod_index: usize, pod: &PodInfo) -> bool {
         if pod.host_ports.iter().any(|p| self.host_ports.contains(p))
             || !pod.tolerates(&pool.taints)
         {
@@ -78,10 +65,6 @@ impl PlannedClaim {
             if options.is_empty() || !min_values_hold(requirements, &options, &pool.candidates) {
                 continue;
             }
-            let price = cheapest_price(requirements, &options, &pool.candidates);
-            if self.pods.len() > 0 && price > self.price + standalone + 1e-9 {
-                continue;
-            }
             if let Some(requirements) = narrowed {
                 self.requirements = requirements;
             }
@@ -90,24 +73,10 @@ impl PlannedClaim {
             self.pods.push(pod_index);
             self.host_ports.extend(pod.host_ports.iter().cloned());
             self.headroom = headroom(&self.requests, &self.options, &pool.candidates);
-            self.price = price;
             return true;
         }
         false
     }
-}
-
-/// The cheapest price among `options` under `requirements`.
-pub fn cheapest_price(
-    requirements: &Requirements,
-    options: &[usize],
-    candidates: &[Candidate],
-) -> f64 {
-    options
-        .iter()
-        .filter_map(|&i| candidates[i].cheapest(requirements))
-        .map(|o| o.price)
-        .fold(f64::INFINITY, f64::min)
 }
 
 /// The largest CPU and memory left on any option after `requests`.

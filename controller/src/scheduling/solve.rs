@@ -103,17 +103,10 @@ pub fn solve(pods: &[PodInfo], mut nodes: Vec<ExistingNode>, mut pools: Vec<Pool
                 .push((pod.key.clone(), node.name.clone()));
             continue;
         }
-        // What the pod would cost on its own cheapest node, per pool (lazily).
-        let mut standalone: Vec<Option<f64>> = vec![None; pools.len()];
         for claim in claims.iter_mut() {
             let fits = pod.requests.cpu_milli <= claim.headroom.0
                 && pod.requests.memory <= claim.headroom.1;
-            if !fits {
-                continue;
-            }
-            let pool = &pools[claim.pool];
-            let alone = *standalone[claim.pool].get_or_insert_with(|| standalone_price(pool, pod));
-            if claim.try_add(pool, index, pod, alone) {
+            if fits && claim.try_add(&pools[claim.pool], index, pod) {
                 continue 'pods;
             }
         }
@@ -261,11 +254,10 @@ fn claim_for_term(
         pods: Vec::new(),
         requests: Resources::default(),
         headroom: headroom(&Resources::default(), &options, &pool.candidates),
-        price: 0.0,
         options,
         host_ports: Vec::new(),
     };
-    if claim.try_add(pool, pod_index, pod, f64::INFINITY) {
+    if claim.try_add(pool, pod_index, pod) {
         Ok(claim)
     } else {
         Err(format!(
@@ -300,25 +292,6 @@ fn in_zones(requirements: &Requirements) -> String {
             )
         })
         .unwrap_or_default()
-}
-
-/// The price of the cheapest node of `pool` that could hold `pod` alone
-/// (infinite when none can).
-fn standalone_price(pool: &Pool, pod: &PodInfo) -> f64 {
-    pod.terms
-        .iter()
-        .filter(|term| pool.requirements.compatible(term).is_ok())
-        .filter_map(|term| {
-            let mut requirements = pool.requirements.clone();
-            requirements.extend(term);
-            pool.candidates
-                .iter()
-                .filter(|c| pod.requests.fits_in(&c.allocatable) && c.satisfies(&requirements))
-                .filter_map(|c| c.cheapest(&requirements))
-                .map(|o| o.price)
-                .reduce(f64::min)
-        })
-        .fold(f64::INFINITY, f64::min)
 }
 
 /// Subtracts the largest capacity among the claim's options from the pool's
