@@ -214,6 +214,17 @@ async fn controller_reconciles_with_the_finalizer_helper() {
     task.abort();
 }
 
+/// Who holds the leader-election Lease.
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get("karpenter-leader-election")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+}
+
 #[tokio::test]
 async fn lease_semantics_for_leader_election() {
     let client = Kubesim::new().client();
@@ -258,17 +269,7 @@ async fn lease_semantics_for_leader_election() {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 409),
         other => panic!("stale renew must conflict, got {other:?}"),
     }
-    assert_eq!(
-        leases
-            .get("karpenter-leader-election")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .holder_identity
-            .as_deref(),
-        Some("b")
-    );
+    assert_eq!(holder(&leases).await.as_deref(), Some("b"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,17 +471,7 @@ async fn lease_based_leader_election_fails_over() {
         );
     }
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
-    assert_eq!(
-        leases
-            .get("karpenter-leader-election")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .holder_identity
-            .as_deref(),
-        Some("a")
-    );
+    assert_eq!(holder(&leases).await.as_deref(), Some("a"));
     // a stops (its channel closes, its task ends); b takes over.
     drop(a_leads);
     let _ = tokio::time::timeout(Duration::from_secs(10), a_task).await;
@@ -491,17 +482,7 @@ async fn lease_based_leader_election_fails_over() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(
-        leases
-            .get("karpenter-leader-election")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .holder_identity
-            .as_deref(),
-        Some("b")
-    );
+    assert_eq!(holder(&leases).await.as_deref(), Some("b"));
     drop(b_leads);
     let _ = tokio::time::timeout(Duration::from_secs(10), b_task).await;
 }

@@ -71,11 +71,31 @@ fn repo(path: &str) -> String {
         .into_owned()
 }
 
-/// Starts a fresh control plane served over TLS and a kubectl pointed at it.
-async fn setup(part: Part, test: &str) -> Option<(Kubectl, kubesim::Served, PathBuf)> {
+/// A control plane served over TLS (with controllers when asked), a kubectl
+/// pointed at it, and a scratch folder removed on drop.
+struct Cluster {
+    kubectl: Kubectl,
+    dir: PathBuf,
+    _served: kubesim::Served,
+    _controllers: Option<kubesim::Controllers>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts a fresh cluster for `test`, or `None` (skipped loudly) when the kubectl is missing.
+async fn setup(part: Part, test: &str, controllers: bool) -> Option<Cluster> {
     let binary = DevEnv::load().require(part, test)?;
     let dir = std::env::temp_dir().join(format!("kubesim-{test}-{}", std::process::id()));
     let sim = Kubesim::new();
+    let options = kubesim::ControllerOptions {
+        node_ready_delay: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let controllers = controllers.then(|| sim.start_controllers(options));
     let served = sim
         .serve(ServeOptions {
             address: "127.0.0.1:0".parse().unwrap(),
@@ -87,13 +107,36 @@ async fn setup(part: Part, test: &str) -> Option<(Kubectl, kubesim::Served, Path
         binary,
         kubeconfig: served.kubeconfig.clone(),
     };
-    Some((kubectl, served, dir))
+    Some(Cluster {
+        kubectl,
+        dir,
+        _served: served,
+        _controllers: controllers,
+    })
+}
+
+/// Names of the `app=web` pods matching a field selector.
+async fn web_pods(k: &Kubectl, field_selector: &str) -> Vec<String> {
+    let out = k
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            field_selector,
+            "-o",
+            "name",
+        ])
+        .await;
+    out.lines().map(str::to_string).collect()
 }
 
 async fn conformance(part: Part, test: &str) {
-    let Some((k, served, dir)) = setup(part, test).await else {
+    let Some(cluster) = setup(part, test, false).await else {
         return;
     };
+    let k = &cluster.kubectl;
 
     // Discovery and version.
     let version = k.ok(&["version", "-o", "json"]).await;
@@ -307,9 +350,6 @@ async fn conformance(part: Part, test: &str) {
         !pools.contains("nodepool.karpenter.sh/default\n"),
         "{pools}"
     );
-
-    drop(served);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 const NODES: &str = "
@@ -346,26 +386,10 @@ spec: {maxUnavailable: 1, selector: {matchLabels: {app: web}}}
 /// Workloads with the controllers running: rollout status, scale, wait, cordon,
 /// and a drain that evicts through a PodDisruptionBudget.
 async fn workloads(part: Part, test: &str) {
-    let Some(binary) = DevEnv::load().require(part, test) else {
+    let Some(cluster) = setup(part, test, true).await else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("kubesim-{test}-{}", std::process::id()));
-    let sim = Kubesim::new();
-    let _controllers = sim.start_controllers(kubesim::ControllerOptions {
-        node_ready_delay: Duration::from_millis(50),
-        ..Default::default()
-    });
-    let served = sim
-        .serve(ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
-        .await
-        .expect("serves");
-    let k = Kubectl {
-        binary,
-        kubeconfig: served.kubeconfig.clone(),
-    };
+    let k = &cluster.kubectl;
 
     let (ok, _, stderr) = k.run(&["apply", "-f", "-"], Some(NODES)).await;
     assert!(ok, "{stderr}");
@@ -428,19 +452,8 @@ async fn workloads(part: Part, test: &str) {
             .any(|l| l.starts_with("n1") && l.contains("Ready")),
         "{nodes}"
     );
-    let on_n1 = k
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "--field-selector",
-            "spec.nodeName=n1",
-            "-o",
-            "name",
-        ])
-        .await;
-    assert_eq!(on_n1.lines().count(), 3, "{on_n1}");
+    let on_n1 = web_pods(k, "spec.nodeName=n1").await;
+    assert_eq!(on_n1.len(), 3, "{on_n1:?}");
 
     // The pods may only run on n1: draining it evicts one (the budget allows one
     // unavailable), the replacement cannot be placed, so the budget blocks the rest.
@@ -461,40 +474,10 @@ async fn workloads(part: Part, test: &str) {
         stderr.contains("global timeout reached") || stderr.contains("disruption budget"),
         "{stderr}"
     );
-    let left = k
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "--field-selector",
-            "spec.nodeName=n1",
-            "-o",
-            "name",
-        ])
-        .await;
-    assert_eq!(
-        left.lines().count(),
-        2,
-        "exactly one pod was evicted: {left}"
-    );
-    let pending = k
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "--field-selector",
-            "status.phase=Pending",
-            "-o",
-            "name",
-        ])
-        .await;
-    assert_eq!(
-        pending.lines().count(),
-        1,
-        "the replacement waits: {pending}"
-    );
+    let left = web_pods(k, "spec.nodeName=n1").await;
+    assert_eq!(left.len(), 2, "exactly one pod was evicted: {left:?}");
+    let pending = web_pods(k, "status.phase=Pending").await;
+    assert_eq!(pending.len(), 1, "the replacement waits: {pending:?}");
 
     // Let the pods go anywhere; the drain then completes.
     k.ok(&[
@@ -516,22 +499,11 @@ async fn workloads(part: Part, test: &str) {
     assert!(drained.contains("node/n1 drained"), "{drained}");
     k.ok(&["rollout", "status", "deployment/web", "--timeout", "30s"])
         .await;
-    let remaining = k
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "--field-selector",
-            "spec.nodeName=n1",
-            "-o",
-            "name",
-        ])
-        .await;
-    assert_eq!(remaining.trim(), "", "n1 is empty after the drain");
-
-    drop(served);
-    let _ = std::fs::remove_dir_all(dir);
+    let remaining = web_pods(k, "spec.nodeName=n1").await;
+    assert!(
+        remaining.is_empty(),
+        "n1 is empty after the drain: {remaining:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,53 @@
 //! controller's teardown of a terminating namespace.
 
 use super::{Inner, Key, Propagation, Store, finalizers, meta_str, now, owned_by};
+use crate::resources::ResourceType;
 use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// (resource, key) of every stored object `select` picks.
+fn matching(inner: &Inner, select: impl Fn(&Key, &Value) -> bool) -> Vec<(String, Key)> {
+    inner
+        .objects
+        .iter()
+        .flat_map(|(resource, objects)| {
+            objects
+                .iter()
+                .filter(|(k, o)| select(k, o))
+                .map(|(k, _)| (resource.clone(), k.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The kind and current version of a stored object.
+fn lookup(inner: &Inner, resource: &str, key: &Key) -> Option<(ResourceType, Arc<Value>)> {
+    let rt = inner.types.get(resource)?.clone();
+    let current = inner.objects.get(resource)?.get(key)?.clone();
+    Some((rt, current))
+}
 
 impl Store {
+    /// Deletes like a background delete request: removed at once, or marked with
+    /// a deletionTimestamp while finalizers hold it.
+    fn delete_in_background(
+        &self,
+        inner: &mut Inner,
+        rt: &ResourceType,
+        key: &Key,
+        mut obj: Value,
+        current: Arc<Value>,
+    ) {
+        if finalizers(&obj) == 0 {
+            self.remove(inner, rt, key, obj, Propagation::Background);
+        } else if !obj["metadata"]["deletionTimestamp"].is_string() {
+            obj["metadata"]["deletionTimestamp"] = json!(now());
+            self.put(inner, rt, key, obj, Some(current));
+        } else if obj != *current {
+            self.put(inner, rt, key, obj, Some(current));
+        }
+    }
+
     pub(super) fn has_dependents(&self, inner: &Inner, owner: &Value) -> bool {
         let uid = meta_str(owner, "uid").unwrap_or_default();
         inner
@@ -22,26 +66,8 @@ impl Store {
         owner_uid: &str,
         propagation: Propagation,
     ) {
-        let dependents: Vec<(String, Key)> = inner
-            .objects
-            .iter()
-            .flat_map(|(resource, objects)| {
-                objects
-                    .iter()
-                    .filter(|(_, o)| owned_by(o, owner_uid))
-                    .map(move |(key, _)| (resource.clone(), key.clone()))
-            })
-            .collect();
-        for (resource, key) in dependents {
-            let Some(rt) = inner.types.get(&resource).cloned() else {
-                continue;
-            };
-            let Some(current) = inner
-                .objects
-                .get(&resource)
-                .and_then(|o| o.get(&key))
-                .cloned()
-            else {
+        for (resource, key) in matching(inner, |_, o| owned_by(o, owner_uid)) {
+            let Some((rt, current)) = lookup(inner, &resource, &key) else {
                 continue;
             };
             let mut obj = (*current).clone();
@@ -52,17 +78,10 @@ impl Store {
                 .as_array()
                 .is_none_or(Vec::is_empty);
             if orphaned && propagation != Propagation::Orphan {
-                // Delete like a background delete request: finalizers still hold it.
-                if finalizers(&obj) > 0 {
-                    if !obj["metadata"]["deletionTimestamp"].is_string() {
-                        obj["metadata"]["deletionTimestamp"] = json!(now());
-                    }
-                } else {
-                    self.remove(inner, &rt, &key, obj, Propagation::Background);
-                    continue;
-                }
+                self.delete_in_background(inner, &rt, &key, obj, current);
+            } else {
+                self.put(inner, &rt, &key, obj, Some(current));
             }
-            self.put(inner, &rt, &key, obj, Some(current));
         }
     }
 
@@ -128,34 +147,9 @@ impl Store {
 
     /// The namespace controller: delete everything in a terminating namespace.
     pub(super) fn delete_namespace_content(&self, inner: &mut Inner, namespace: &str) {
-        let content: Vec<(String, Key)> = inner
-            .objects
-            .iter()
-            .flat_map(|(resource, objects)| {
-                objects
-                    .keys()
-                    .filter(|(ns, _)| ns == namespace)
-                    .map(move |k| (resource.clone(), k.clone()))
-            })
-            .collect();
-        for (resource, key) in content {
-            let Some(rt) = inner.types.get(&resource).cloned() else {
-                continue;
-            };
-            let Some(current) = inner
-                .objects
-                .get(&resource)
-                .and_then(|o| o.get(&key))
-                .cloned()
-            else {
-                continue;
-            };
-            let mut obj = (*current).clone();
-            if finalizers(&obj) == 0 {
-                self.remove(inner, &rt, &key, obj, Propagation::Background);
-            } else if !obj["metadata"]["deletionTimestamp"].is_string() {
-                obj["metadata"]["deletionTimestamp"] = json!(now());
-                self.put(inner, &rt, &key, obj, Some(current));
+        for (resource, key) in matching(inner, |(ns, _), _| ns == namespace) {
+            if let Some((rt, current)) = lookup(inner, &resource, &key) {
+                self.delete_in_background(inner, &rt, &key, (*current).clone(), current);
             }
         }
         self.finish_namespace(inner, namespace);
