@@ -428,3 +428,68 @@ fn daemonset_overhead_reduces_room() {
     );
     assert_eq!(types_of(&solve(&[p], vec![], vec![with]), 0), ["m5.xlarge"]);
 }
+
+#[test]
+fn constrained_pods_do_not_make_shared_nodes_dearer() {
+    // An on-demand-only pod must not turn a spot node full of flexible pods on-demand.
+    let mut pods: Vec<PodInfo> = (0..8)
+        .map(|i| pod(&format!("flex{i}"), "1", "2Gi", json!({})))
+        .collect();
+    pods.push(pod(
+        "od",
+        "500m",
+        "1Gi",
+        json!({"spec": {"nodeSelector": {"karpenter.sh/capacity-type": "on-demand"}}}),
+    ));
+    let solution = solve(&pods, vec![], vec![pool("default")]);
+    let od_claim = solution
+        .claims
+        .iter()
+        .find(|c| c.pods.contains(&"default/od".to_string()))
+        .unwrap();
+    assert!(
+        od_claim.pods.iter().all(|p| p == "default/od"),
+        "flexible pods stay off the on-demand node: {:?}",
+        od_claim.pods
+    );
+    for claim in solution
+        .claims
+        .iter()
+        .filter(|c| !c.pods.contains(&"default/od".to_string()))
+    {
+        let capacity = claim.requirements.get("karpenter.sh/capacity-type");
+        assert!(
+            capacity.is_none_or(|r| r.has("spot")),
+            "flexible pods run on spot"
+        );
+    }
+}
+
+#[test]
+fn plain_pods_use_spare_room_on_gpu_nodes_but_never_grow_them() {
+    let gpu = pod(
+        "gpu",
+        "1",
+        "4Gi",
+        json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": "1"}}}]}}),
+    );
+    let mut pods = vec![gpu];
+    pods.extend((0..40).map(|i| pod(&format!("web{i}"), "1", "2Gi", json!({}))));
+    let solution = solve(&pods, vec![], vec![pool("default")]);
+    let gpu_claim = solution
+        .claims
+        .iter()
+        .find(|c| c.pods.contains(&"default/gpu".to_string()))
+        .unwrap();
+    let alone = solve(&pods[..1], vec![], vec![pool("default")]);
+    assert!(
+        (gpu_claim.price - alone.claims[0].price).abs() < 1e-9,
+        "the GPU node costs what it would alone: {} vs {}",
+        gpu_claim.price,
+        alone.claims[0].price
+    );
+    assert_eq!(
+        solution.claims.iter().map(|c| c.pods.len()).sum::<usize>(),
+        41
+    );
+}

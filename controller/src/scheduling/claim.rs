@@ -65,6 +65,31 @@ impl PlannedClaim {
             if options.is_empty() || !min_values_hold(requirements, &options, &pool.candidates) {
                 continue;
             }
+            // Never grow a claim that has an efficient option into only
+            // inefficient ones (giant special-purpose types cost more per vCPU
+            // and GiB than separate nodes would).
+            // A pod whose constraints narrow the claim (on-demand only, one
+            // zone, ...) may not make it dearer for the pods already on it.
+            if narrows
+                && !self.pods.is_empty()
+                && cheapest_price(requirements, &options, pool)
+                    > cheapest_price(&self.requirements, &self.options, pool) + 1e-9
+            {
+                continue;
+            }
+            // A claim with no efficient option (GPU types, say) only takes pods
+            // that fit in the spare room of its cheapest option.
+            let efficient = |i: &usize| pool.candidates[*i].efficiency <= pool.efficiency_cap;
+            if self.options.iter().any(efficient) {
+                if !options.iter().any(efficient) {
+                    continue;
+                }
+            } else if !self.pods.is_empty()
+                && cheapest_price(requirements, &options, pool)
+                    > cheapest_price(&self.requirements, &self.options, pool) + 1e-9
+            {
+                continue;
+            }
             if let Some(requirements) = narrowed {
                 self.requirements = requirements;
             }
@@ -77,6 +102,15 @@ impl PlannedClaim {
         }
         false
     }
+}
+
+/// The cheapest price among `options` under `requirements`.
+fn cheapest_price(requirements: &Requirements, options: &[usize], pool: &Pool) -> f64 {
+    options
+        .iter()
+        .filter_map(|&i| pool.candidates[i].cheapest(requirements))
+        .map(|o| o.price)
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// The largest CPU and memory left on any option after `requests`.

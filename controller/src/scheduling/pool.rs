@@ -22,6 +22,10 @@ pub struct Candidate {
     pub capacity: Resources,
     /// Available offerings the pool's requirements allow, cheapest first.
     pub offerings: Vec<Offering>,
+    /// Price relative to what its CPU and memory would cost at the pool's best
+    /// price per vCPU and per GiB (lower is better). Crude: it favours types with
+    /// extreme CPU:memory ratios; it should be relative to the batch's ratio.
+    pub efficiency: f64,
 }
 
 impl Candidate {
@@ -66,6 +70,34 @@ pub struct Pool {
     pub remaining: Resources,
     /// Instance types that can serve the pool, cheapest first.
     pub candidates: Vec<Candidate>,
+    /// Claims that have an option this efficient may not grow into only worse ones.
+    pub efficiency_cap: f64,
+}
+
+/// How much less efficient than the pool's best type a claim may grow into.
+pub const EFFICIENCY_SLACK: f64 = 1.25;
+
+/// Sets each candidate's efficiency and returns the pool's cap.
+fn rate_efficiency(candidates: &mut [Candidate]) -> f64 {
+    let gib = |c: &Candidate| c.allocatable.memory as f64 / f64::from(1u32 << 30);
+    let cores = |c: &Candidate| c.allocatable.cpu_milli as f64 / 1000.0;
+    let price = |c: &Candidate| c.offerings[0].price;
+    let per_core = candidates
+        .iter()
+        .map(|c| price(c) / cores(c))
+        .fold(f64::INFINITY, f64::min);
+    let per_gib = candidates
+        .iter()
+        .map(|c| price(c) / gib(c))
+        .fold(f64::INFINITY, f64::min);
+    for c in candidates.iter_mut() {
+        c.efficiency = price(c) / (cores(c) * per_core + gib(c) * per_gib);
+    }
+    candidates
+        .iter()
+        .map(|c| c.efficiency)
+        .fold(f64::INFINITY, f64::min)
+        * EFFICIENCY_SLACK
 }
 
 fn unlimited() -> Resources {
@@ -128,6 +160,7 @@ impl Pool {
                 .total_cmp(&b.offerings[0].price)
                 .then_with(|| a.name.cmp(&b.name))
         });
+        let efficiency_cap = rate_efficiency(&mut candidates);
         Ok(Pool {
             name,
             weight: pool.spec.weight.unwrap_or(0),
@@ -135,6 +168,7 @@ impl Pool {
             taints: template.spec.taints.clone().unwrap_or_default(),
             remaining,
             candidates,
+            efficiency_cap,
         })
     }
 }
@@ -198,5 +232,6 @@ fn candidate(
         allocatable,
         capacity: to_resources(t.capacity(kubelet)),
         offerings,
+        efficiency: 0.0,
     })
 }
