@@ -8,6 +8,12 @@
 //! order, template requirements and labels, limits counted with in-flight
 //! capacity, `minValues`, DaemonSet overhead, zones and capacity types through
 //! offerings, and an explanation for every pod that cannot be placed.
+//!
+//! Packing is first-fit-decreasing onto planned claims, with three cost rules:
+//! a claim that has an efficient instance type may not grow into only
+//! inefficient ones; a claim without one (GPU or on-demand types) only takes
+//! pods that fit its cheapest option's spare room; and a pod whose constraints
+//! narrow a claim may not make it dearer for the pods already on it.
 //! Not yet: topology spread, pod (anti-)affinity, preferences and relaxation,
 //! volume topology (see the open scheduling issue).
 
