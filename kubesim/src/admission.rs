@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 /// Defaults and validates an object about to be written (`old` for updates).
 pub(crate) fn admit(
-    sim: &Kubesim,
     rt: &ResourceType,
     obj: &mut Value,
     old: Option<&Value>,
@@ -60,7 +59,6 @@ pub(crate) fn admit(
         }
         _ => {}
     }
-    let _ = sim;
     Ok(())
 }
 

@@ -212,7 +212,7 @@ pub(crate) fn create(
     dry_run: bool,
 ) -> Result<Value, ApiError> {
     check_kind(t, &obj)?;
-    admission::admit(sim, &t.rt, &mut obj, None)?;
+    admission::admit(&t.rt, &mut obj, None)?;
     if dry_run {
         return Ok(obj);
     }
@@ -232,7 +232,7 @@ fn update(
 ) -> Result<Value, ApiError> {
     check_kind(t, &obj)?;
     let current = sim.inner.store.get(&t.rt, ns, name)?;
-    admission::admit(sim, &t.rt, &mut obj, Some(&current))?;
+    admission::admit(&t.rt, &mut obj, Some(&current))?;
     if dry_run {
         return Ok(obj);
     }

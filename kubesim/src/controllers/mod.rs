@@ -103,7 +103,7 @@ impl Ctx {
         ns: &str,
         mut obj: Value,
     ) -> Result<Arc<Value>, ApiError> {
-        crate::admission::admit(&self.sim, rt, &mut obj, None)?;
+        crate::admission::admit(rt, &mut obj, None)?;
         self.sim.inner.store.create(rt, ns, obj)
     }
 }
