@@ -12,6 +12,7 @@ use kubesim::{ControllerOptions, Controllers, Kubesim, NodeRegistration};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use test_support::eventually;
 
 fn cluster() -> (Kubesim, Client, Controllers) {
     let sim = Kubesim::new();
@@ -37,21 +38,6 @@ fn add_node(sim: &Kubesim, name: &str, zone: &str, cpu: &str, taints: Vec<serde_
         allocatable: resources,
     })
     .unwrap();
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn pod(name: &str, cpu: &str, extra: serde_json::Value) -> Pod {

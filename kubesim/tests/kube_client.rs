@@ -14,6 +14,7 @@ use kubesim::Kubesim;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use test_support::eventually;
 
 fn config_map(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
     serde_json::from_value(json!({
@@ -28,21 +29,6 @@ fn error_code(e: kube::Error) -> u16 {
         kube::Error::Api(status) => status.code,
         other => panic!("expected an API error, got {other}"),
     }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]

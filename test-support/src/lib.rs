@@ -5,9 +5,12 @@
 //!   makes a test skip with a loud message locally and fail under `CI=true`.
 //! - [`MotoServer`] starts an isolated moto server on a free loopback port and
 //!   stops it when dropped, or when the test process exits.
+//! - [`eventually`] waits on a condition with a deadline.
 
 mod devenv;
 mod moto;
+mod wait;
 
 pub use devenv::{DevEnv, Part};
 pub use moto::{MotoError, MotoServer};
+pub use wait::{DEADLINE, eventually};

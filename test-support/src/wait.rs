@@ -1,0 +1,23 @@
+//! Waiting on a condition with a deadline (never a bare sleep as synchronisation).
+
+use std::future::Future;
+use std::time::Duration;
+
+/// How long [`eventually`] waits before failing the test.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Polls `check` every 25 ms until it holds; panics naming `what` after [`DEADLINE`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out after {DEADLINE:?} waiting for {what}");
+}
