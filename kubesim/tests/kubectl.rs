@@ -115,6 +115,16 @@ async fn setup(part: Part, test: &str, controllers: bool) -> Option<Cluster> {
     })
 }
 
+/// The column names in the first line of `kubectl get` table output.
+fn header_of(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect()
+}
+
 /// Names of the `app=web` pods matching a field selector.
 async fn web_pods(k: &Kubectl, field_selector: &str) -> Vec<String> {
     let out = k
@@ -182,12 +192,7 @@ async fn conformance(part: Part, test: &str) {
         1
     );
     let pools = k.ok(&["get", "nodepools", "-o", "wide"]).await;
-    let header: Vec<&str> = pools
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let header = header_of(&pools);
     assert_eq!(
         header,
         [
@@ -426,12 +431,7 @@ async fn workloads(part: Part, test: &str) {
     .await;
     // Human-readable tables, as kube-apiserver prints them.
     let table = k.ok(&["get", "pods", "-l", "app=web"]).await;
-    let header: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let header = header_of(&table);
     assert_eq!(
         header,
         ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
