@@ -383,6 +383,15 @@ impl Requirements {
         self.intersects(other)
     }
 
+    /// True when a set of labels (a node's, a pod's) satisfies every requirement;
+    /// a missing label satisfies only `NotIn` and `DoesNotExist`.
+    pub fn matches(&self, labels_map: &BTreeMap<String, String>) -> bool {
+        self.iter().all(|r| match labels_map.get(r.key()) {
+            Some(value) => r.has(value),
+            None => matches!(r.operator(), "NotIn" | "DoesNotExist"),
+        })
+    }
+
     /// Labels a node gets: every key with exactly one allowed value.
     pub fn single_valued_labels(&self) -> BTreeMap<String, String> {
         self.iter()

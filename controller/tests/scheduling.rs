@@ -1,40 +1,12 @@
 //! Table-driven tests of the scheduling engine against the real us-east-1 catalog.
 
-use k8s_openapi::api::core::v1::Pod;
+mod common;
+
+use common::{pod, pool, pool_with};
 use karpenter_api::v1::NodePool;
 use karpenter_controller::catalog::{Catalog, KubeletSettings};
 use karpenter_controller::scheduling::{ExistingNode, PodInfo, Pool, Resources, Solution, solve};
-use serde_json::{Value, json};
-
-fn pool_with(name: &str, spec: Value) -> Pool {
-    let mut p = json!({
-        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": name},
-        "spec": {"template": {"spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"}, "requirements": []}}}
-    });
-    json_patch::merge(&mut p, &json!({"spec": spec}));
-    let pool: NodePool = serde_json::from_value(p).unwrap();
-    Pool::new(
-        &pool,
-        Catalog::us_east_1(),
-        &KubeletSettings::default(),
-        &Resources::default(),
-        &Resources::default(),
-    )
-    .unwrap()
-}
-
-fn pool(name: &str) -> Pool {
-    pool_with(name, json!({}))
-}
-
-fn pod(name: &str, cpu: &str, memory: &str, extra: Value) -> PodInfo {
-    let mut p = json!({
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
-    });
-    json_patch::merge(&mut p, &extra);
-    PodInfo::from_pod(&serde_json::from_value::<Pod>(p).unwrap()).unwrap()
-}
+use serde_json::json;
 
 fn types_of(solution: &Solution, claim: usize) -> Vec<&str> {
     solution.claims[claim]
@@ -231,6 +203,7 @@ fn existing_nodes_are_used_first() {
             ..Default::default()
         },
         host_ports: vec![],
+        pods: vec![],
     };
     let pods = vec![
         pod("a", "1", "1Gi", json!({})),

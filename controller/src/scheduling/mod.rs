@@ -22,9 +22,13 @@ mod pod;
 mod pool;
 mod resources;
 mod solve;
+mod topology;
+mod volumes;
 
 pub use claim::MAX_INSTANCE_TYPES;
-pub use pod::PodInfo;
+pub use pod::{PodInfo, Preference};
 pub use pool::{Candidate, Pool};
 pub use resources::Resources;
 pub use solve::{ExistingNode, NewClaim, Solution, solve};
+pub use topology::{Kind, NodeFilter, TopologyTerm};
+pub use volumes::volume_requirements;

@@ -1,15 +1,26 @@
-//! A pending pod, digested once for the solver: what it requests and where it may run.
+//! A pending pod, digested once for the solver: what it requests, where it may
+//! run, the topology rules it owns, and its preferences in the order they are
+//! given up when they cannot be met.
 
 use super::resources::Resources;
-use k8s_openapi::api::core::v1::{Pod, Toleration};
+use super::topology::{Kind, TopologyTerm};
+use k8s_openapi::api::core::v1::{
+    Pod, PodAffinityTerm, PodSpec, Taint, Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use karpenter_api::quantity::Quantity;
-use karpenter_api::requirements::Requirements;
+use karpenter_api::requirements::{Requirement, Requirements};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A pod as the solver sees it.
 #[derive(Debug, Clone)]
 pub struct PodInfo {
     /// `namespace/name`, for results and explanations.
     pub key: String,
+    /// Namespace (topology selectors are namespaced).
+    pub namespace: String,
+    /// Labels (what topology selectors match).
+    pub labels: BTreeMap<String, String>,
     /// Requests: containers summed, at least the largest init container, plus overhead and one pod slot.
     pub requests: Resources,
     /// Node constraints: nodeSelector with each required node-affinity term (OR-ed).
@@ -18,10 +29,29 @@ pub struct PodInfo {
     pub tolerations: Vec<Toleration>,
     /// Host ports the pod binds (`protocol/port`); two pods with one in common never share a node.
     pub host_ports: Vec<String>,
+    /// Hard topology rules: `DoNotSchedule` spreads, required pod (anti-)affinity.
+    pub constraints: Vec<TopologyTerm>,
+    /// Soft rules, enforced at first and given up one at a time, in this order
+    /// (upstream's): preferred pod affinity, preferred pod anti-affinity (each
+    /// heaviest first), preferred node affinity (heaviest first), `ScheduleAnyway`
+    /// spreads, and finally tolerating `PreferNoSchedule` taints.
+    pub preferences: Vec<Preference>,
 }
 
-fn requests_of(resources: Option<&k8s_openapi::api::core::v1::ResourceRequirements>) -> Resources {
-    let list = resources.and_then(|r| r.requests.as_ref());
+/// A soft scheduling rule.
+#[derive(Debug, Clone)]
+pub enum Preference {
+    /// A preferred pod (anti-)affinity term or a `ScheduleAnyway` spread.
+    Topology(TopologyTerm),
+    /// A preferred node-affinity term; only the heaviest one still held applies.
+    NodeAffinity(Requirements),
+    /// Marks the last step: from here on `PreferNoSchedule` taints are tolerated.
+    AvoidPreferNoSchedule,
+}
+
+fn quantities(
+    list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) -> Resources {
     let parsed: Vec<(String, Quantity)> = list
         .into_iter()
         .flatten()
@@ -30,31 +60,52 @@ fn requests_of(resources: Option<&k8s_openapi::api::core::v1::ResourceRequiremen
     Resources::from_list(parsed.iter().map(|(n, q)| (n, q)))
 }
 
+fn requests_of(spec: &PodSpec) -> Resources {
+    let mut requests = Resources::default();
+    for container in &spec.containers {
+        requests.add(&quantities(
+            container
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref()),
+        ));
+    }
+    for init in spec.init_containers.iter().flatten() {
+        requests.max(&quantities(
+            init.resources.as_ref().and_then(|r| r.requests.as_ref()),
+        ));
+    }
+    requests.add(&quantities(spec.overhead.as_ref()));
+    requests.pods = 1;
+    requests
+}
+
+/// A label selector as requirements on pod labels; `None` (a null selector) matches nothing.
+fn selector(selector: Option<&LabelSelector>) -> Result<Option<Requirements>, String> {
+    let Some(selector) = selector else {
+        return Ok(None);
+    };
+    let mut out = Requirements::from_labels(selector.match_labels.iter().flatten());
+    for expr in selector.match_expressions.iter().flatten() {
+        let values: Vec<&str> = expr.values.iter().flatten().map(String::as_str).collect();
+        out.add(Requirement::new(&expr.key, &expr.operator, &values)?);
+    }
+    Ok(Some(out))
+}
+
 impl PodInfo {
     /// Digests a pod; `Err` names what cannot be understood (a malformed affinity).
     pub fn from_pod(pod: &Pod) -> Result<Self, String> {
-        let key = format!(
-            "{}/{}",
-            pod.metadata.namespace.as_deref().unwrap_or("default"),
-            pod.metadata.name.as_deref().unwrap_or("")
-        );
+        let namespace = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let key = format!("{namespace}/{}", pod.metadata.name.as_deref().unwrap_or(""));
         let spec = pod.spec.clone().unwrap_or_default();
-        let mut requests = Resources::default();
-        for container in &spec.containers {
-            requests.add(&requests_of(container.resources.as_ref()));
-        }
-        for init in spec.init_containers.iter().flatten() {
-            requests.max(&requests_of(init.resources.as_ref()));
-        }
-        if let Some(overhead) = &spec.overhead {
-            let parsed: Vec<(String, Quantity)> = overhead
-                .iter()
-                .filter_map(|(n, q)| Some((n.clone(), Quantity::try_from(q).ok()?)))
-                .collect();
-            requests.add(&Resources::from_list(parsed.iter().map(|(n, q)| (n, q))));
-        }
-        requests.pods = 1;
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
         let terms = Requirements::for_pod(&spec).map_err(|e| format!("{key}: {e}"))?;
+        let tolerations = spec.tolerations.clone().unwrap_or_default();
         let host_ports = spec
             .containers
             .iter()
@@ -64,26 +115,184 @@ impl PodInfo {
                     .map(|port| format!("{}/{port}", p.protocol.as_deref().unwrap_or("TCP")))
             })
             .collect();
-        Ok(PodInfo {
-            key,
-            requests,
+        let mut info = PodInfo {
+            requests: requests_of(&spec),
+            namespace,
+            labels,
             terms,
-            tolerations: spec.tolerations.unwrap_or_default(),
+            tolerations,
             host_ports,
+            constraints: Vec::new(),
+            preferences: Vec::new(),
+            key,
+        };
+        info.digest_topology(&spec)
+            .map_err(|e| format!("{}: {e}", info.key))?;
+        Ok(info)
+    }
+
+    fn digest_topology(&mut self, spec: &PodSpec) -> Result<(), String> {
+        let affinity = spec.affinity.as_ref();
+        let pod_affinity = affinity.and_then(|a| a.pod_affinity.as_ref());
+        let anti_affinity = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
+        for term in pod_affinity
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .into_iter()
+            .flatten()
+        {
+            self.constraints
+                .push(self.affinity_term(Kind::Affinity, term)?);
+        }
+        for term in anti_affinity
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .into_iter()
+            .flatten()
+        {
+            self.constraints
+                .push(self.affinity_term(Kind::AntiAffinity, term)?);
+        }
+        for (kind, preferred) in [
+            (
+                Kind::Affinity,
+                pod_affinity.and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
+            ),
+            (
+                Kind::AntiAffinity,
+                anti_affinity.and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
+            ),
+        ] {
+            let mut weighted: Vec<_> = preferred.into_iter().flatten().collect();
+            weighted.sort_by_key(|w| std::cmp::Reverse(w.weight));
+            for w in weighted {
+                let term = self.affinity_term(kind.clone(), &w.pod_affinity_term)?;
+                self.preferences.push(Preference::Topology(term));
+            }
+        }
+        let mut node_preferences: Vec<_> = affinity
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        node_preferences.sort_by_key(|p| std::cmp::Reverse(p.weight));
+        for preferred in node_preferences {
+            let mut requirements = Requirements::default();
+            for expr in preferred.preference.match_expressions.iter().flatten() {
+                requirements.add(Requirement::from_node_selector(expr)?);
+            }
+            self.preferences
+                .push(Preference::NodeAffinity(requirements));
+        }
+        let mut soft_spreads = Vec::new();
+        for spread in spec.topology_spread_constraints.iter().flatten() {
+            let term = self.spread_term(spread)?;
+            if spread.when_unsatisfiable == "ScheduleAnyway" {
+                soft_spreads.push(Preference::Topology(term));
+            } else {
+                self.constraints.push(term);
+            }
+        }
+        self.preferences.extend(soft_spreads);
+        self.preferences.push(Preference::AvoidPreferNoSchedule);
+        Ok(())
+    }
+
+    fn affinity_term(&self, kind: Kind, term: &PodAffinityTerm) -> Result<TopologyTerm, String> {
+        let mut selector = selector(term.label_selector.as_ref())?;
+        if let Some(selector) = selector.as_mut() {
+            for key in term.match_label_keys.iter().flatten() {
+                if let Some(value) = self.labels.get(key) {
+                    selector.add(Requirement::new(key, "In", &[value])?);
+                }
+            }
+        }
+        // A namespace selector needs namespace labels the solver does not have:
+        // it is read as "every namespace" (conservative for anti-affinity).
+        let namespaces = if term.namespace_selector.is_some() {
+            None
+        } else {
+            let listed: BTreeSet<String> = term.namespaces.iter().flatten().cloned().collect();
+            Some(if listed.is_empty() {
+                [self.namespace.clone()].into()
+            } else {
+                listed
+            })
+        };
+        Ok(TopologyTerm {
+            kind,
+            key: term.topology_key.clone(),
+            selector,
+            namespaces,
+            node_filter: None,
         })
     }
 
-    /// True when the pod tolerates every NoSchedule/NoExecute taint given.
-    pub fn tolerates(&self, taints: &[k8s_openapi::api::core::v1::Taint]) -> bool {
+    fn spread_term(&self, spread: &TopologySpreadConstraint) -> Result<TopologyTerm, String> {
+        if spread.max_skew < 1 {
+            return Err(format!(
+                "topologySpreadConstraints[{}].maxSkew: must be greater than zero",
+                spread.topology_key
+            ));
+        }
+        let mut selector = selector(spread.label_selector.as_ref())?;
+        if let Some(selector) = selector.as_mut() {
+            for key in spread.match_label_keys.iter().flatten() {
+                if let Some(value) = self.labels.get(key) {
+                    selector.add(Requirement::new(key, "In", &[value])?);
+                }
+            }
+        }
+        let honor_affinity = spread.node_affinity_policy.as_deref() != Some("Ignore");
+        let honor_taints = spread.node_taints_policy.as_deref() == Some("Honor");
+        Ok(TopologyTerm {
+            kind: Kind::Spread {
+                max_skew: spread.max_skew,
+                min_domains: spread.min_domains.unwrap_or(1),
+            },
+            key: spread.topology_key.clone(),
+            selector,
+            namespaces: Some([self.namespace.clone()].into()),
+            node_filter: Some(super::topology::NodeFilter {
+                terms: honor_affinity.then(|| self.terms.clone()),
+                tolerations: honor_taints.then(|| self.tolerations.clone()),
+            }),
+        })
+    }
+
+    /// Restricts every node-affinity term (volume topology: a PVC pins a zone).
+    pub fn restrict(&mut self, requirements: &Requirements) {
+        for term in &mut self.terms {
+            term.extend(requirements);
+        }
+    }
+
+    /// True when the pod tolerates every NoSchedule/NoExecute taint given, and
+    /// `PreferNoSchedule` ones too unless `prefer_ok` says those may be ignored.
+    pub fn tolerates(&self, taints: &[Taint], prefer_ok: bool) -> bool {
         taints
             .iter()
-            .filter(|t| t.effect != "PreferNoSchedule")
+            .filter(|t| !(prefer_ok && t.effect == "PreferNoSchedule"))
             .all(|taint| self.tolerations.iter().any(|t| tolerates(t, taint)))
     }
 }
 
 /// Kubernetes' toleration match.
-pub fn tolerates(toleration: &Toleration, taint: &k8s_openapi::api::core::v1::Taint) -> bool {
+pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
     let effect_ok = toleration
         .effect
         .as_deref()

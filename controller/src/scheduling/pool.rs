@@ -7,7 +7,7 @@ use crate::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings, Offer
 use k8s_openapi::api::core::v1::Taint;
 use karpenter_api::requirements::{Requirement, Requirements};
 use karpenter_api::v1::NodePool;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// An instance type a pool may launch.
 #[derive(Debug, Clone)]
@@ -44,7 +44,8 @@ impl Candidate {
         requirements.iter().all(|r| match r.key() {
             karpenter_api::labels::ZONE
             | karpenter_api::labels::CAPACITY_TYPE
-            | karpenter_api::labels::NODEPOOL => true,
+            | karpenter_api::labels::NODEPOOL
+            | karpenter_api::labels::HOSTNAME => true,
             // Custom labels come from the pool's template, not from the instance type.
             key if !karpenter_api::labels::is_well_known(key) => true,
             key => match self.labels.get(key) {
@@ -111,6 +112,48 @@ fn unlimited() -> Resources {
 }
 
 impl Pool {
+    /// True when candidate `i` is efficient enough for a claim to grow into.
+    pub fn efficient(&self, i: usize) -> bool {
+        self.candidates[i].efficiency <= self.efficiency_cap
+    }
+
+    /// The values label `key` can take on this pool's nodes (topology domains).
+    pub fn domains(&self, key: &str) -> BTreeSet<String> {
+        let allowed = |v: &str| self.requirements.get(key).is_none_or(|r| r.has(v));
+        let offered: BTreeSet<String> = match key {
+            karpenter_api::labels::ZONE => self
+                .candidates
+                .iter()
+                .flat_map(|c| c.offerings.iter().map(|o| o.zone.clone()))
+                .collect(),
+            karpenter_api::labels::CAPACITY_TYPE => self
+                .candidates
+                .iter()
+                .flat_map(|c| {
+                    c.offerings
+                        .iter()
+                        .map(|o| o.capacity_type.label().to_string())
+                })
+                .collect(),
+            _ => match self.requirements.get(key).and_then(|r| r.values()) {
+                Some(values)
+                    if self
+                        .requirements
+                        .get(key)
+                        .is_some_and(|r| r.operator() == "In") =>
+                {
+                    values.clone()
+                }
+                _ => self
+                    .candidates
+                    .iter()
+                    .filter_map(|c| c.labels.get(key).cloned())
+                    .collect(),
+            },
+        };
+        offered.into_iter().filter(|v| allowed(v)).collect()
+    }
+
     /// Prepares a NodePool: `in_use` is the capacity of its existing and in-flight
     /// nodes; `daemon_overhead` what its DaemonSets request on every node.
     pub fn new(

@@ -2,13 +2,15 @@
 //! NodeClaims, then on new NodeClaims from the highest-weight NodePool that can
 //! take them, largest pods first; explains every pod it cannot place.
 
-use super::claim::{MAX_INSTANCE_TYPES, PlannedClaim, headroom};
-use super::pod::PodInfo;
+use super::claim::{Attempt, MAX_INSTANCE_TYPES, PlannedClaim};
+use super::pod::{PodInfo, Preference};
 use super::pool::Pool;
 use super::resources::Resources;
+use super::topology::{Labels, Needs, Place, Topology};
 use k8s_openapi::api::core::v1::Taint;
 use karpenter_api::requirements::{Requirement, Requirements};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A node that exists or is being launched, and what is left on it.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct ExistingNode {
     pub available: Resources,
     /// Host ports its pods bind.
     pub host_ports: Vec<String>,
+    /// The pods running on it (topology spreads and affinities count them).
+    pub pods: Vec<PodInfo>,
 }
 
 /// A new NodeClaim to create.
@@ -60,20 +64,15 @@ impl Solution {
     }
 }
 
-fn node_accepts(node: &ExistingNode, pod: &PodInfo) -> bool {
+fn node_accepts(node: &ExistingNode, pod: &PodInfo, attempt: &Attempt) -> bool {
     pod.requests.fits_in(&node.available)
-        && pod.tolerates(&node.taints)
+        && pod.tolerates(&node.taints, attempt.prefer_ok)
         && !pod.host_ports.iter().any(|p| node.host_ports.contains(p))
-        && pod.terms.iter().any(|term| {
-            term.iter().all(|r| match node.labels.get(r.key()) {
-                Some(value) => r.has(value),
-                None => matches!(r.operator(), "NotIn" | "DoesNotExist"),
-            })
-        })
+        && attempt.terms.iter().any(|term| term.matches(&node.labels))
 }
 
 /// Solves one batch: `pods` pending, `nodes` existing or in flight, `pools` to launch from.
-pub fn solve(pods: &[PodInfo], mut nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -> Solution {
+pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -> Solution {
     let mut order: Vec<usize> = (0..pods.len()).collect();
     // Largest first: extended resources (GPUs), then CPU, then memory.
     order.sort_by(|&a, &b| {
@@ -84,12 +83,123 @@ pub fn solve(pods: &[PodInfo], mut nodes: Vec<ExistingNode>, mut pools: Vec<Pool
             .then(a.cmp(&b))
     });
     pools.sort_by(|a, b| b.weight.cmp(&a.weight).then_with(|| a.name.cmp(&b.name)));
-    let mut claims: Vec<PlannedClaim> = Vec::new();
-    let mut solution = Solution::default();
+    let topology = Topology::new(pods, &nodes, |key| {
+        let mut domains: BTreeSet<String> = BTreeSet::new();
+        for pool in &pools {
+            domains.extend(pool.domains(key));
+        }
+        domains
+    });
+    let prefer_taints = nodes
+        .iter()
+        .flat_map(|n| n.taints.iter())
+        .chain(pools.iter().flat_map(|p| p.taints.iter()))
+        .any(|t| t.effect == "PreferNoSchedule");
+    let mut solver = Solver {
+        pods,
+        nodes,
+        pools,
+        claims: Vec::new(),
+        topology,
+        prefer_taints,
+        solution: Solution::default(),
+    };
+    // Pods that fail are retried while others get placed: a pod's affinity
+    // may need a pod that sorts after it.
+    let mut queue = order;
+    loop {
+        let mut failed = Vec::new();
+        for &index in &queue {
+            if let Err(why) = solver.place(index) {
+                failed.push((index, why));
+            }
+        }
+        if failed.is_empty() || failed.len() == queue.len() {
+            for (index, why) in failed {
+                solver
+                    .solution
+                    .unschedulable
+                    .push((pods[index].key.clone(), why));
+            }
+            break;
+        }
+        queue = failed.into_iter().map(|(index, _)| index).collect();
+    }
+    solver.finish()
+}
 
-    'pods: for &index in &order {
-        let pod = &pods[index];
-        if let Some(node) = nodes.iter_mut().find(|n| node_accepts(n, pod)) {
+struct Solver<'a> {
+    pods: &'a [PodInfo],
+    nodes: Vec<ExistingNode>,
+    pools: Vec<Pool>,
+    claims: Vec<PlannedClaim>,
+    topology: Topology,
+    /// Whether any node or pool has a `PreferNoSchedule` taint (else the last relaxation is moot).
+    prefer_taints: bool,
+    solution: Solution,
+}
+
+impl Solver<'_> {
+    /// Places one pod, giving up its preferences one at a time until it fits.
+    fn place(&mut self, index: usize) -> Result<(), String> {
+        let pod = &self.pods[index];
+        let mut levels = pod.preferences.len();
+        if !self.prefer_taints {
+            levels -= usize::from(matches!(
+                pod.preferences.last(),
+                Some(Preference::AvoidPreferNoSchedule)
+            ));
+        }
+        let mut why = String::new();
+        for relaxed in 0..=levels {
+            match self.place_relaxed(index, relaxed) {
+                Ok(()) => return Ok(()),
+                Err(reason) => why = reason,
+            }
+        }
+        Err(why)
+    }
+
+    fn place_relaxed(&mut self, index: usize, relaxed: usize) -> Result<(), String> {
+        let pod = &self.pods[index];
+        let needs = if self.topology.involves(index) {
+            self.topology.needs(index, pod, relaxed)?
+        } else {
+            Needs::default()
+        };
+        let node_preference = pod.preferences.iter().skip(relaxed).find_map(|p| match p {
+            Preference::NodeAffinity(requirements) => Some(requirements),
+            _ => None,
+        });
+        let terms: Cow<[Requirements]> =
+            if needs.requirements.iter().next().is_none() && node_preference.is_none() {
+                Cow::Borrowed(&pod.terms)
+            } else {
+                Cow::Owned(
+                    pod.terms
+                        .iter()
+                        .map(|term| {
+                            let mut term = term.clone();
+                            term.extend(&needs.requirements);
+                            if let Some(preferred) = node_preference {
+                                term.extend(preferred);
+                            }
+                            term
+                        })
+                        .collect(),
+                )
+            };
+        let attempt = Attempt {
+            terms,
+            collapse: &needs.collapse,
+            prefer_ok: relaxed >= pod.preferences.len(),
+        };
+
+        for (n, node) in self.nodes.iter_mut().enumerate() {
+            let host = self.topology.node_host(n);
+            if !node_accepts(node, pod, &attempt) || !self.topology.host_allows(&needs, host) {
+                continue;
+            }
             node.available.cpu_milli -= pod.requests.cpu_milli;
             node.available.memory -= pod.requests.memory;
             node.available.storage -= pod.requests.storage;
@@ -98,65 +208,98 @@ pub fn solve(pods: &[PodInfo], mut nodes: Vec<ExistingNode>, mut pools: Vec<Pool
                 *node.available.extended.entry(name.clone()).or_insert(0) -= amount;
             }
             node.host_ports.extend(pod.host_ports.iter().cloned());
-            solution
+            let place = Place {
+                host,
+                labels: Labels::Node(&node.labels),
+                taints: &node.taints,
+            };
+            self.topology.record(index, &place);
+            self.solution
                 .nominations
                 .push((pod.key.clone(), node.name.clone()));
-            continue;
+            return Ok(());
         }
-        for claim in claims.iter_mut() {
-            let fits = pod.requests.cpu_milli <= claim.headroom.0
-                && pod.requests.memory <= claim.headroom.1;
-            if fits && claim.try_add(&pools[claim.pool], index, pod) {
-                continue 'pods;
+        for claim in self.claims.iter_mut() {
+            let pool = &self.pools[claim.pool];
+            if claim.has_room_for(&pod.requests)
+                && self.topology.host_allows(&needs, claim.host)
+                && claim.try_add(pool, index, pod, &attempt)
+            {
+                let place = Place {
+                    host: claim.host,
+                    labels: Labels::Claim(&claim.requirements),
+                    taints: &pool.taints,
+                };
+                self.topology.record(index, &place);
+                return Ok(());
             }
         }
+        let host = self
+            .topology
+            .id(&format!("\u{0}claim-{}", self.claims.len()));
+        if !self.topology.host_allows(&needs, host) {
+            return Err("its topology rules rule out a new node".to_string());
+        }
         let mut reasons = Vec::new();
-        for (p, pool) in pools.iter_mut().enumerate() {
-            match new_claim(pool, p, index, pod) {
+        for (p, pool) in self.pools.iter_mut().enumerate() {
+            match new_claim(pool, p, index, pod, &attempt, host) {
                 Ok(claim) => {
                     charge_limits(pool, &claim);
-                    claims.push(claim);
-                    continue 'pods;
+                    let place = Place {
+                        host,
+                        labels: Labels::Claim(&claim.requirements),
+                        taints: &pool.taints,
+                    };
+                    self.topology.record(index, &place);
+                    self.claims.push(claim);
+                    return Ok(());
                 }
                 Err(reason) => reasons.push(reason),
             }
         }
-        let why = if reasons.is_empty() {
+        Err(if reasons.is_empty() {
             "no NodePool exists".to_string()
         } else {
             reasons.join("; ")
-        };
-        solution.unschedulable.push((pod.key.clone(), why));
+        })
     }
 
-    for claim in claims {
-        let pool = &pools[claim.pool];
-        let mut options = claim.options.clone();
-        let price_of = |i: usize| {
-            pool.candidates[i]
-                .cheapest(&claim.requirements)
-                .map_or(f64::MAX, |o| o.price)
-        };
-        options.sort_by(|&a, &b| price_of(a).total_cmp(&price_of(b)));
-        options.truncate(MAX_INSTANCE_TYPES);
-        let names: Vec<String> = options
-            .iter()
-            .map(|&i| pool.candidates[i].name.clone())
-            .collect();
-        let mut requirements = claim.requirements.clone();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        requirements
-            .add(Requirement::new(karpenter_api::labels::INSTANCE_TYPE, "In", &refs).expect("In"));
-        solution.claims.push(NewClaim {
-            pool: pool.name.clone(),
-            pods: claim.pods.iter().map(|&i| pods[i].key.clone()).collect(),
-            price: options.first().map_or(0.0, |&i| price_of(i)),
-            requests: claim.requests,
-            requirements,
-            instance_types: names,
-        });
+    /// Turns the planned claims into NodeClaims, instance types cheapest first.
+    fn finish(mut self) -> Solution {
+        for claim in std::mem::take(&mut self.claims) {
+            let pool = &self.pools[claim.pool];
+            let mut options = claim.options.clone();
+            let price_of = |i: usize| {
+                pool.candidates[i]
+                    .cheapest(&claim.requirements)
+                    .map_or(f64::MAX, |o| o.price)
+            };
+            options.sort_by(|&a, &b| price_of(a).total_cmp(&price_of(b)));
+            options.truncate(MAX_INSTANCE_TYPES);
+            let names: Vec<String> = options
+                .iter()
+                .map(|&i| pool.candidates[i].name.clone())
+                .collect();
+            let mut requirements = claim.requirements.clone();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            requirements.add(
+                Requirement::new(karpenter_api::labels::INSTANCE_TYPE, "In", &refs).expect("In"),
+            );
+            self.solution.claims.push(NewClaim {
+                pool: pool.name.clone(),
+                pods: claim
+                    .pods
+                    .iter()
+                    .map(|&i| self.pods[i].key.clone())
+                    .collect(),
+                price: options.first().map_or(0.0, |&i| price_of(i)),
+                requests: claim.requests,
+                requirements,
+                instance_types: names,
+            });
+        }
+        self.solution
     }
-    solution
 }
 
 /// A new claim on `pool` holding `pod`, or why the pool cannot take it.
@@ -165,12 +308,14 @@ fn new_claim(
     pool_index: usize,
     pod_index: usize,
     pod: &PodInfo,
+    attempt: &Attempt,
+    host: u32,
 ) -> Result<PlannedClaim, String> {
     let name = &pool.name;
     if let Some(taint) = pool
         .taints
         .iter()
-        .find(|t| t.effect != "PreferNoSchedule" && !pod.tolerates(std::slice::from_ref(*t)))
+        .find(|t| !pod.tolerates(std::slice::from_ref(*t), attempt.prefer_ok))
     {
         return Err(format!(
             "NodePool {name}: the pod does not tolerate taint {}={}:{}",
@@ -181,8 +326,13 @@ fn new_claim(
     }
     // The first OR-ed node-affinity term the pool can serve wins.
     let mut first_error = None;
-    for term in &pod.terms {
-        match claim_for_term(pool, pool_index, pod_index, pod, term) {
+    for term in attempt.terms.iter() {
+        let single = Attempt {
+            terms: Cow::Borrowed(std::slice::from_ref(term)),
+            collapse: attempt.collapse,
+            prefer_ok: attempt.prefer_ok,
+        };
+        match claim_for_term(pool, (pool_index, host), pod_index, pod, &single) {
             Ok(claim) => return Ok(claim),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -196,12 +346,13 @@ fn new_claim(
 /// A new claim for one of the pod's node-affinity terms.
 fn claim_for_term(
     pool: &Pool,
-    pool_index: usize,
+    (pool_index, host): (usize, u32),
     pod_index: usize,
     pod: &PodInfo,
-    term: &Requirements,
+    attempt: &Attempt,
 ) -> Result<PlannedClaim, String> {
     let name = &pool.name;
+    let term = &attempt.terms[0];
     pool.requirements
         .compatible(term)
         .map_err(|why| format!("NodePool {name}: {why}"))?;
@@ -248,16 +399,8 @@ fn claim_for_term(
             "NodePool {name}: launching a node would exceed the pool's limits"
         ));
     }
-    let mut claim = PlannedClaim {
-        pool: pool_index,
-        requirements: pool.requirements.clone(),
-        pods: Vec::new(),
-        requests: Resources::default(),
-        headroom: headroom(&Resources::default(), &options, &pool.candidates),
-        options,
-        host_ports: Vec::new(),
-    };
-    if claim.try_add(pool, pod_index, pod) {
+    let mut claim = PlannedClaim::new(pool_index, pool, host, options);
+    if claim.try_add(pool, pod_index, pod, attempt) {
         Ok(claim)
     } else {
         Err(format!(
