@@ -2,9 +2,9 @@
 //!
 //! 1. Upstream's synthetic catalog (DESIGN.md §6): 400 instance types, type i with
 //!    i+1 vCPU, 2(i+1) GiB and room for 10(i+1) pods; pods with CPU from
-//!    {100m, 250m, 500m, 1, 1500m} and memory from 100Mi to 4Gi, seeded. Only
-//!    upstream's first pod kind (no constraints) so far: spreads and pod
-//!    affinities are not implemented yet.
+//!    {100m, 250m, 500m, 1, 1500m} and memory from 100Mi to 4Gi, seeded; five
+//!    pod kinds in equal shares (plain, zonal spread, hostname spread, zonal
+//!    affinity, hostname anti-affinity).
 //! 2. The real us-east-1 catalog with a mixed workload: hourly cost against a
 //!    lower bound (every pod's CPU and memory at the cheapest price per vCPU and
 //!    per GiB any offering has).
@@ -92,27 +92,53 @@ fn pods(
         .collect()
 }
 
+/// Upstream's five pod kinds (DESIGN.md §6) in equal shares, labelled as upstream
+/// labels them: random `my-label` values (a..g) on plain and spread pods,
+/// random `my-affinity` values on affinity pods, `app: nginx` on the
+/// anti-affinity ones.
+fn upstream_kind(i: usize, rng: &mut Rng) -> serde_json::Value {
+    let values = ["a", "b", "c", "d", "e", "f", "g"];
+    let spread = |key: &str, rng: &mut Rng| {
+        json!({"metadata": {"labels": {"my-label": rng.pick(&values)}},
+            "spec": {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"my-label": rng.pick(&values)}}}]}})
+    };
+    match i % 5 {
+        0 => json!({"metadata": {"labels": {"my-label": rng.pick(&values)}}}),
+        1 => spread("topology.kubernetes.io/zone", rng),
+        2 => spread("kubernetes.io/hostname", rng),
+        3 => json!({"metadata": {"labels": {"my-affinity": rng.pick(&values)}},
+            "spec": {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"my-affinity": rng.pick(&values)}}}]}}}}),
+        _ => json!({"metadata": {"labels": {"app": "nginx"}},
+            "spec": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "nginx"}}}]}}}}),
+    }
+}
+
 fn main() {
     println!(
         "\nscheduling benchmark ({} cores)\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    println!("1. upstream's synthetic catalog (400 types), unconstrained pods");
-    println!("| pods   | wall s | pods/s  | nodes | cost/h  | peak RSS MiB |");
-    println!("|--------|--------|---------|-------|---------|--------------|");
+    println!("1. upstream's workload: 400 synthetic types, five pod kinds in equal shares");
+    println!("   (upstream, published: 1k 0.89 s, 5k 5.1 s, 10k 12.1 s, 20k 35.7 s -> 4k nodes)");
+    println!("| pods   | wall s | pods/s  | nodes | min nodes | unschedulable | peak RSS MiB |");
+    println!("|--------|--------|---------|-------|-----------|---------------|--------------|");
     let catalog = synthetic_catalog();
     for count in [1_000, 5_000, 10_000, 20_000] {
-        let input = pods(count, 42, |_, _| json!({}));
+        let input = pods(count, 42, upstream_kind);
         let pool = pool(&catalog);
         let start = Instant::now();
         let solution = solve(&input, vec![], vec![pool]);
         let wall = start.elapsed().as_secs_f64();
-        assert!(solution.unschedulable.is_empty());
+        // Hostname anti-affinity pods need a node each.
+        let min_nodes = input.iter().filter(|p| p.labels.get("app").is_some()).count();
         println!(
-            "| {count:>6} | {wall:>6.3} | {:>7.0} | {:>5} | {:>7.2} | {:>12.0} |",
+            "| {count:>6} | {wall:>6.3} | {:>7.0} | {:>5} | {min_nodes:>9} | {:>13} | {:>12.0} |",
             count as f64 / wall,
             solution.claims.len(),
-            solution.hourly_cost(),
+            solution.unschedulable.len(),
             peak_rss_mib()
         );
     }
