@@ -116,13 +116,14 @@ fn zone_spreads_balance_new_nodes_and_count_running_pods() {
             &[("us-east-1a", 1), ("us-east-1b", 1)],
             1,
         ),
-        // maxSkew 2 lets a zone run two ahead (pods share a node while they may).
+        // maxSkew 2 with 1a already two ahead: 1b gets the first pod, then 1a
+        // may run up to two ahead again (maxSkew 1 would have kept it at 2).
         (
             &["us-east-1a", "us-east-1b"],
-            0,
-            4,
+            2,
+            3,
             json!({"maxSkew": 2}),
-            &[("us-east-1a", 3), ("us-east-1b", 1)],
+            &[("us-east-1a", 1), ("us-east-1b", 2)],
             0,
         ),
     ];

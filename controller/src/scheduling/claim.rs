@@ -18,6 +18,8 @@ pub struct Attempt<'a> {
     pub collapse: &'a [(String, Vec<String>)],
     /// Whether `PreferNoSchedule` taints may be ignored.
     pub prefer_ok: bool,
+    /// Per pool: what a node of the pod's own would cost (see [`PlannedClaim::try_add`]).
+    pub alone: &'a [f64],
 }
 
 /// A planned new node.
@@ -37,40 +39,53 @@ pub struct PlannedClaim {
     pub options: Vec<usize>,
     /// Host ports in use.
     pub host_ports: Vec<String>,
-    /// The most CPU (millicores) and memory (bytes) any option the claim may
-    /// still grow into has left: a pod asking for more cannot fit.
-    pub headroom: (i64, i64),
+    /// Price per hour of its cheapest option.
+    pub price: f64,
+    /// Options by lowest price, each step with the most CPU and memory any
+    /// option up to that price has: a quick bound on what growing can hold.
+    pub ladder: Vec<(f64, i64, i64)>,
 }
 
 impl PlannedClaim {
     /// An empty claim on `pool` limited to `options`.
     pub fn new(pool_index: usize, pool: &Pool, host: u32, options: Vec<usize>) -> Self {
-        let mut claim = PlannedClaim {
+        // The first pod's `try_add` sets the price and the ladder.
+        PlannedClaim {
             pool: pool_index,
             host,
             requirements: pool.requirements.clone(),
             pods: Vec::new(),
             requests: Resources::default(),
-            headroom: (0, 0),
+            ladder: Vec::new(),
             options,
             host_ports: Vec::new(),
-        };
-        claim.headroom = claim.headroom(pool);
-        claim
+            price: 0.0,
+        }
     }
 
-    /// True when a pod of this size might still fit.
-    pub fn has_room_for(&self, requests: &Resources) -> bool {
-        requests.cpu_milli <= self.headroom.0 && requests.memory <= self.headroom.1
+    /// True when a pod of this size might fit if the claim's price may rise by `budget`.
+    pub fn has_room_for(&self, requests: &Resources, budget: f64) -> bool {
+        let limit = self.price + budget + 1e-9;
+        let reachable = self.ladder.partition_point(|(price, _, _)| *price <= limit);
+        reachable > 0 && {
+            let (_, cpu, memory) = self.ladder[reachable - 1];
+            self.requests.cpu_milli + requests.cpu_milli <= cpu
+                && self.requests.memory + requests.memory <= memory
+        }
     }
 
     /// Plans `pod` onto the claim if some instance type can still hold everything
-    /// and `minValues` stay satisfiable; returns whether it did.
+    /// and `minValues` stay satisfiable, and the claim's price rises by no more
+    /// than what a node of the pod's own would cost (`attempt.alone`): spare
+    /// room is free, and a claim grows only while growing beats a separate node.
+    /// That keeps plain pods from growing on-demand or GPU nodes, keeps pods that
+    /// narrow a claim (on-demand only, one zone) from making it dearer for the
+    /// rest, and keeps claims out of giant special-purpose types.
+    /// Returns whether it did.
     pub fn try_add(
         &mut self,
         pool: &Pool,
-        pod_index: usize,
-        pod: &PodInfo,
+        (pod_index, pod): (usize, &PodInfo),
         attempt: &Attempt,
     ) -> bool {
         if pod.host_ports.iter().any(|p| self.host_ports.contains(p))
@@ -80,6 +95,7 @@ impl PlannedClaim {
         }
         let mut requests = self.requests.clone();
         requests.add(&pod.requests);
+        let budget = attempt.alone[self.pool];
         for term in attempt.terms.iter() {
             if self.requirements.compatible(term).is_err() {
                 continue;
@@ -100,88 +116,92 @@ impl PlannedClaim {
             };
             for (requirements, collapsed) in collapse(base, attempt.collapse) {
                 let narrows = narrows || collapsed;
-                if let Some(options) = self.admit(pool, &requests, &requirements, narrows) {
-                    if narrows {
-                        self.requirements = requirements.into_owned();
-                    }
-                    self.requests = requests;
-                    self.options = options;
-                    self.pods.push(pod_index);
-                    self.host_ports.extend(pod.host_ports.iter().cloned());
-                    self.headroom = self.headroom(pool);
-                    return true;
+                let Some((options, price)) =
+                    self.admit(pool, &requests, &requirements, narrows, budget)
+                else {
+                    continue;
+                };
+                if narrows {
+                    self.requirements = requirements.into_owned();
                 }
+                self.requests = requests;
+                self.options = options;
+                self.price = price;
+                self.pods.push(pod_index);
+                self.host_ports.extend(pod.host_ports.iter().cloned());
+                self.ladder = ladder(&self.options, pool);
+                return true;
             }
         }
         false
     }
 
-    /// The options left if the claim took `requests` under `requirements`, when
-    /// the cost rules allow it.
+    /// The options and price if the claim took `requests` under `requirements`,
+    /// when its price rises by at most `budget`.
     fn admit(
         &self,
         pool: &Pool,
         requests: &Resources,
         requirements: &Requirements,
         narrows: bool,
-    ) -> Option<Vec<usize>> {
-        let options: Vec<usize> = self
-            .options
-            .iter()
-            .copied()
-            .filter(|&i| requests.fits_in(&pool.candidates[i].allocatable))
-            .filter(|&i| !narrows || pool.candidates[i].satisfies(requirements))
-            .collect();
+        budget: f64,
+    ) -> Option<(Vec<usize>, f64)> {
+        let holds = |i: usize| {
+            requests.fits_in(&pool.candidates[i].allocatable)
+                && (!narrows || pool.candidates[i].satisfies(requirements))
+        };
+        let price_of = |i: usize| {
+            pool.candidates[i]
+                .cheapest(requirements)
+                .map_or(f64::INFINITY, |o| o.price)
+        };
+        // Options are in order of lowest price, a floor under any requirements:
+        // only those up to the budget can be the new cheapest, so the price is
+        // known (or the pod refused) before every option is filtered.
+        let price = if self.pods.is_empty() {
+            self.options
+                .iter()
+                .copied()
+                .filter(|&i| holds(i))
+                .map(price_of)
+                .fold(f64::INFINITY, f64::min)
+        } else {
+            let limit = self.price + budget + 1e-9;
+            let price = self
+                .options
+                .iter()
+                .copied()
+                .take_while(|&i| pool.candidates[i].lowest_price() <= limit)
+                .filter(|&i| holds(i))
+                .map(price_of)
+                .fold(f64::INFINITY, f64::min);
+            if price > limit {
+                return None;
+            }
+            price
+        };
+        let options: Vec<usize> = self.options.iter().copied().filter(|&i| holds(i)).collect();
         if options.is_empty() || !min_values_hold(requirements, &options, &pool.candidates) {
             return None;
         }
-        let dearer = || {
-            !self.pods.is_empty()
-                && cheapest_price(requirements, &options, pool)
-                    > cheapest_price(&self.requirements, &self.options, pool) + 1e-9
-        };
-        // A pod whose constraints narrow the claim (on-demand only, one zone,
-        // ...) may not make it dearer for the pods already on it.
-        if narrows && dearer() {
-            return None;
-        }
-        // Never grow a claim that has an efficient option into only inefficient
-        // ones (giant special-purpose types cost more per vCPU and GiB than
-        // separate nodes would); a claim with no efficient option (GPU types,
-        // say) only takes pods that fit in the spare room of its cheapest option.
-        if self.options.iter().any(|&i| pool.efficient(i)) {
-            if !options.iter().any(|&i| pool.efficient(i)) {
-                return None;
-            }
-        } else if dearer() {
-            return None;
-        }
-        Some(options)
+        Some((options, price))
     }
+}
 
-    /// The largest CPU and memory left on an option the claim may still grow into.
-    fn headroom(&self, pool: &Pool) -> (i64, i64) {
-        let efficient = self.options.iter().any(|&i| pool.efficient(i));
-        let cheapest = cheapest_price(&self.requirements, &self.options, pool);
-        self.options
-            .iter()
-            .filter(|&&i| {
-                if efficient {
-                    pool.efficient(i)
-                } else {
-                    pool.candidates[i]
-                        .cheapest(&self.requirements)
-                        .is_some_and(|o| o.price <= cheapest + 1e-9)
-                }
-            })
-            .fold((0, 0), |(cpu, mem), &i| {
-                let a = &pool.candidates[i].allocatable;
-                (
-                    cpu.max(a.cpu_milli - self.requests.cpu_milli),
-                    mem.max(a.memory - self.requests.memory),
-                )
-            })
+/// Prefix maxima of allocatable CPU and memory over `options` (which are in
+/// order of lowest price), each step at that option's lowest price.
+fn ladder(options: &[usize], pool: &Pool) -> Vec<(f64, i64, i64)> {
+    let mut steps: Vec<(f64, i64, i64)> = Vec::with_capacity(options.len());
+    for &i in options {
+        let c = &pool.candidates[i];
+        let (cpu, memory) = steps.last().map_or((0, 0), |s| (s.1, s.2));
+        steps.push((
+            c.lowest_price(),
+            cpu.max(c.allocatable.cpu_milli),
+            memory.max(c.allocatable.memory),
+        ));
     }
+    steps
 }
 
 /// The ways to narrow `base` to one domain of each key in `keys` (best first);
@@ -208,15 +228,6 @@ fn collapse<'a>(
         variants = next;
     }
     variants
-}
-
-/// The cheapest price among `options` under `requirements`.
-pub fn cheapest_price(requirements: &Requirements, options: &[usize], pool: &Pool) -> f64 {
-    options
-        .iter()
-        .filter_map(|&i| pool.candidates[i].cheapest(requirements))
-        .map(|o| o.price)
-        .fold(f64::INFINITY, f64::min)
 }
 
 /// Every requirement with `minValues` keeps at least that many distinct values among the options.

@@ -22,10 +22,6 @@ pub struct Candidate {
     pub capacity: Resources,
     /// Available offerings the pool's requirements allow, cheapest first.
     pub offerings: Vec<Offering>,
-    /// Price relative to what its CPU and memory would cost at the pool's best
-    /// price per vCPU and per GiB (lower is better). Crude: it favours types with
-    /// extreme CPU:memory ratios; it should be relative to the batch's ratio.
-    pub efficiency: f64,
 }
 
 impl Candidate {
@@ -37,6 +33,14 @@ impl Candidate {
             zone.is_none_or(|r| r.has(&o.zone))
                 && capacity.is_none_or(|r| r.has(o.capacity_type.label()))
         })
+    }
+
+    /// The lowest price of any of its offerings (a floor under any requirements).
+    pub fn lowest_price(&self) -> f64 {
+        self.offerings
+            .iter()
+            .map(|o| o.price)
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// True when the type's labels and some offering satisfy `requirements`.
@@ -69,36 +73,8 @@ pub struct Pool {
     pub taints: Vec<Taint>,
     /// Resources the pool may still add (`i64::MAX` where unlimited).
     pub remaining: Resources,
-    /// Instance types that can serve the pool, cheapest first.
+    /// Instance types that can serve the pool, by [`Candidate::lowest_price`].
     pub candidates: Vec<Candidate>,
-    /// Claims that have an option this efficient may not grow into only worse ones.
-    pub efficiency_cap: f64,
-}
-
-/// How much less efficient than the pool's best type a claim may grow into.
-pub const EFFICIENCY_SLACK: f64 = 1.25;
-
-/// Sets each candidate's efficiency and returns the pool's cap.
-fn rate_efficiency(candidates: &mut [Candidate]) -> f64 {
-    let gib = |c: &Candidate| c.allocatable.memory as f64 / f64::from(1u32 << 30);
-    let cores = |c: &Candidate| c.allocatable.cpu_milli as f64 / 1000.0;
-    let price = |c: &Candidate| c.offerings[0].price;
-    let per_core = candidates
-        .iter()
-        .map(|c| price(c) / cores(c))
-        .fold(f64::INFINITY, f64::min);
-    let per_gib = candidates
-        .iter()
-        .map(|c| price(c) / gib(c))
-        .fold(f64::INFINITY, f64::min);
-    for c in candidates.iter_mut() {
-        c.efficiency = price(c) / (cores(c) * per_core + gib(c) * per_gib);
-    }
-    candidates
-        .iter()
-        .map(|c| c.efficiency)
-        .fold(f64::INFINITY, f64::min)
-        * EFFICIENCY_SLACK
 }
 
 fn unlimited() -> Resources {
@@ -112,9 +88,21 @@ fn unlimited() -> Resources {
 }
 
 impl Pool {
-    /// True when candidate `i` is efficient enough for a claim to grow into.
-    pub fn efficient(&self, i: usize) -> bool {
-        self.candidates[i].efficiency <= self.efficiency_cap
+    /// The price of the cheapest node of this pool that holds `requests` alone
+    /// under one of `terms` (infinite when none): what a pod pays without company.
+    pub fn alone_price(&self, terms: &[Requirements], requests: &Resources) -> f64 {
+        self.candidates
+            .iter()
+            .filter(|c| requests.fits_in(&c.allocatable))
+            .filter_map(|c| {
+                terms
+                    .iter()
+                    .filter(|t| c.satisfies(t))
+                    .filter_map(|t| c.cheapest(t))
+                    .map(|o| o.price)
+                    .reduce(f64::min)
+            })
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// The values label `key` can take on this pool's nodes (topology domains).
@@ -198,12 +186,10 @@ impl Pool {
             .filter_map(|t| candidate(t, &requirements, kubelet, daemon_overhead))
             .collect();
         candidates.sort_by(|a, b| {
-            a.offerings[0]
-                .price
-                .total_cmp(&b.offerings[0].price)
+            a.lowest_price()
+                .total_cmp(&b.lowest_price())
                 .then_with(|| a.name.cmp(&b.name))
         });
-        let efficiency_cap = rate_efficiency(&mut candidates);
         Ok(Pool {
             name,
             weight: pool.spec.weight.unwrap_or(0),
@@ -211,7 +197,6 @@ impl Pool {
             taints: template.spec.taints.clone().unwrap_or_default(),
             remaining,
             candidates,
-            efficiency_cap,
         })
     }
 }
@@ -275,6 +260,5 @@ fn candidate(
         allocatable,
         capacity: to_resources(t.capacity(kubelet)),
         offerings,
-        efficiency: 0.0,
     })
 }

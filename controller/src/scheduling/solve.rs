@@ -10,7 +10,7 @@ use super::topology::{Labels, Needs, Place, Topology};
 use k8s_openapi::api::core::v1::Taint;
 use karpenter_api::requirements::{Requirement, Requirements};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A node that exists or is being launched, and what is left on it.
 #[derive(Debug, Clone)]
@@ -71,6 +71,25 @@ fn node_accepts(node: &ExistingNode, pod: &PodInfo, attempt: &Attempt) -> bool {
         && attempt.terms.iter().any(|term| term.matches(&node.labels))
 }
 
+/// Per pod, per pool: the price of a node of its own, shared between pods
+/// that ask for the same (a Deployment's replicas).
+fn alone_prices(pods: &[PodInfo], pools: &[Pool]) -> Vec<Vec<f64>> {
+    let mut seen: HashMap<String, Vec<f64>> = HashMap::new();
+    pods.iter()
+        .map(|pod| {
+            let key = format!("{:?}{:?}", pod.terms, pod.requests);
+            seen.entry(key)
+                .or_insert_with(|| {
+                    pools
+                        .iter()
+                        .map(|p| p.alone_price(&pod.terms, &pod.requests))
+                        .collect()
+                })
+                .clone()
+        })
+        .collect()
+}
+
 /// Solves one batch: `pods` pending, `nodes` existing or in flight, `pools` to launch from.
 pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -> Solution {
     let mut order: Vec<usize> = (0..pods.len()).collect();
@@ -95,6 +114,7 @@ pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -
         .flat_map(|n| n.taints.iter())
         .chain(pools.iter().flat_map(|p| p.taints.iter()))
         .any(|t| t.effect == "PreferNoSchedule");
+    let alone = alone_prices(pods, &pools);
     let mut solver = Solver {
         pods,
         nodes,
@@ -102,6 +122,7 @@ pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -
         claims: Vec::new(),
         topology,
         prefer_taints,
+        alone,
         solution: Solution::default(),
     };
     // Pods that fail are retried while others get placed: a pod's affinity
@@ -136,6 +157,8 @@ struct Solver<'a> {
     topology: Topology,
     /// Whether any node or pool has a `PreferNoSchedule` taint (else the last relaxation is moot).
     prefer_taints: bool,
+    /// Per pod, per pool: what a node of its own would cost.
+    alone: Vec<Vec<f64>>,
     solution: Solution,
 }
 
@@ -189,10 +212,12 @@ impl Solver<'_> {
                         .collect(),
                 )
             };
+        let alone = self.alone[index].clone();
         let attempt = Attempt {
             terms,
             collapse: &needs.collapse,
             prefer_ok: relaxed >= pod.preferences.len(),
+            alone: &alone,
         };
 
         for (n, node) in self.nodes.iter_mut().enumerate() {
@@ -219,11 +244,58 @@ impl Solver<'_> {
                 .push((pod.key.clone(), node.name.clone()));
             return Ok(());
         }
+        if self.onto_claim(index, &attempt, &needs) {
+            return Ok(());
+        }
+        let host = self
+            .topology
+            .id(&format!("\u{0}claim-{}", self.claims.len()));
+        let mut reasons = Vec::new();
+        if self.topology.host_allows(&needs, host) {
+            for (p, pool) in self.pools.iter_mut().enumerate() {
+                match new_claim(pool, (p, host), (index, pod), &attempt) {
+                    Ok(claim) => {
+                        charge_limits(pool, &claim);
+                        let place = Place {
+                            host,
+                            labels: Labels::Claim(&claim.requirements),
+                            taints: &pool.taints,
+                        };
+                        self.topology.record(index, &place);
+                        self.claims.push(claim);
+                        return Ok(());
+                    }
+                    Err(reason) => reasons.push(reason),
+                }
+            }
+        } else {
+            reasons.push("its topology rules rule out a new node".to_string());
+        }
+        // No new node will do: grow a planned one whatever it costs (pod
+        // affinity to a pod on it, or limits reached).
+        let unlimited = vec![f64::INFINITY; self.pools.len()];
+        let last_resort = Attempt {
+            alone: &unlimited,
+            ..attempt
+        };
+        if self.onto_claim(index, &last_resort, &needs) {
+            return Ok(());
+        }
+        Err(if reasons.is_empty() {
+            "no NodePool exists".to_string()
+        } else {
+            reasons.join("; ")
+        })
+    }
+
+    /// Plans pod `index` onto the first planned claim that takes it.
+    fn onto_claim(&mut self, index: usize, attempt: &Attempt, needs: &Needs) -> bool {
+        let pod = &self.pods[index];
         for claim in self.claims.iter_mut() {
             let pool = &self.pools[claim.pool];
-            if claim.has_room_for(&pod.requests)
-                && self.topology.host_allows(&needs, claim.host)
-                && claim.try_add(pool, index, pod, &attempt)
+            if claim.has_room_for(&pod.requests, attempt.alone[claim.pool])
+                && self.topology.host_allows(needs, claim.host)
+                && claim.try_add(pool, (index, pod), attempt)
             {
                 let place = Place {
                     host: claim.host,
@@ -231,37 +303,10 @@ impl Solver<'_> {
                     taints: &pool.taints,
                 };
                 self.topology.record(index, &place);
-                return Ok(());
+                return true;
             }
         }
-        let host = self
-            .topology
-            .id(&format!("\u{0}claim-{}", self.claims.len()));
-        if !self.topology.host_allows(&needs, host) {
-            return Err("its topology rules rule out a new node".to_string());
-        }
-        let mut reasons = Vec::new();
-        for (p, pool) in self.pools.iter_mut().enumerate() {
-            match new_claim(pool, p, index, pod, &attempt, host) {
-                Ok(claim) => {
-                    charge_limits(pool, &claim);
-                    let place = Place {
-                        host,
-                        labels: Labels::Claim(&claim.requirements),
-                        taints: &pool.taints,
-                    };
-                    self.topology.record(index, &place);
-                    self.claims.push(claim);
-                    return Ok(());
-                }
-                Err(reason) => reasons.push(reason),
-            }
-        }
-        Err(if reasons.is_empty() {
-            "no NodePool exists".to_string()
-        } else {
-            reasons.join("; ")
-        })
+        false
     }
 
     /// Turns the planned claims into NodeClaims, instance types cheapest first.
@@ -305,11 +350,9 @@ impl Solver<'_> {
 /// A new claim on `pool` holding `pod`, or why the pool cannot take it.
 fn new_claim(
     pool: &Pool,
-    pool_index: usize,
-    pod_index: usize,
-    pod: &PodInfo,
+    (pool_index, host): (usize, u32),
+    (pod_index, pod): (usize, &PodInfo),
     attempt: &Attempt,
-    host: u32,
 ) -> Result<PlannedClaim, String> {
     let name = &pool.name;
     if let Some(taint) = pool
@@ -331,8 +374,9 @@ fn new_claim(
             terms: Cow::Borrowed(std::slice::from_ref(term)),
             collapse: attempt.collapse,
             prefer_ok: attempt.prefer_ok,
+            alone: attempt.alone,
         };
-        match claim_for_term(pool, (pool_index, host), pod_index, pod, &single) {
+        match claim_for_term(pool, (pool_index, host), (pod_index, pod), &single) {
             Ok(claim) => return Ok(claim),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -347,8 +391,7 @@ fn new_claim(
 fn claim_for_term(
     pool: &Pool,
     (pool_index, host): (usize, u32),
-    pod_index: usize,
-    pod: &PodInfo,
+    (pod_index, pod): (usize, &PodInfo),
     attempt: &Attempt,
 ) -> Result<PlannedClaim, String> {
     let name = &pool.name;
@@ -400,7 +443,7 @@ fn claim_for_term(
         ));
     }
     let mut claim = PlannedClaim::new(pool_index, pool, host, options);
-    if claim.try_add(pool, pod_index, pod, attempt) {
+    if claim.try_add(pool, (pod_index, pod), attempt) {
         Ok(claim)
     } else {
         Err(format!(

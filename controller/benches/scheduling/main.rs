@@ -18,6 +18,9 @@ use karpenter_controller::scheduling::{PodInfo, Pool, Resources, solve};
 use serde_json::json;
 use std::time::Instant;
 
+mod baseline;
+mod bound;
+
 /// xorshift64*: deterministic, seeded, no dependency.
 struct Rng(u64);
 
@@ -126,14 +129,21 @@ fn main() {
     println!("| pods   | wall s | pods/s  | nodes | min nodes | unschedulable | peak RSS MiB |");
     println!("|--------|--------|---------|-------|-----------|---------------|--------------|");
     let catalog = synthetic_catalog();
-    for count in [1_000, 5_000, 10_000, 20_000] {
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 5_000, 10_000, 20_000]);
+    for count in sizes {
         let input = pods(count, 42, upstream_kind);
         let pool = pool(&catalog);
         let start = Instant::now();
         let solution = solve(&input, vec![], vec![pool]);
         let wall = start.elapsed().as_secs_f64();
         // Hostname anti-affinity pods need a node each.
-        let min_nodes = input.iter().filter(|p| p.labels.get("app").is_some()).count();
+        let min_nodes = input
+            .iter()
+            .filter(|p| p.labels.contains_key("app"))
+            .count();
         println!(
             "| {count:>6} | {wall:>6.3} | {:>7.0} | {:>5} | {min_nodes:>9} | {:>13} | {:>12.0} |",
             count as f64 / wall,
@@ -161,32 +171,25 @@ fn main() {
     let start = Instant::now();
     let solution = solve(&mixed, vec![], vec![pool(real)]);
     let wall = start.elapsed().as_secs_f64();
-    // Lower bound: all CPU at the cheapest $/vCPU and all memory at the cheapest $/GiB (the larger of the two).
-    let settings = KubeletSettings::default();
-    let (mut per_cpu, mut per_gib) = (f64::MAX, f64::MAX);
-    for t in real.iter() {
-        let price = t.offerings.iter().map(|o| o.price).fold(f64::MAX, f64::min);
-        let alloc = t.allocatable(&settings);
-        per_cpu = per_cpu.min(price / alloc["cpu"].as_f64());
-        per_gib = per_gib.min(price / (alloc["memory"].as_f64() / f64::from(1u32 << 30)));
-    }
-    let cpu: f64 = mixed
-        .iter()
-        .map(|p| p.requests.cpu_milli as f64 / 1000.0)
-        .sum();
-    let gib: f64 = mixed
-        .iter()
-        .map(|p| p.requests.memory as f64 / f64::from(1u32 << 30))
-        .sum();
-    let bound = (cpu * per_cpu).max(gib * per_gib);
-    println!("| pods | wall s | nodes | unschedulable | cost/h | lower bound/h | cost / bound |");
-    println!("|------|--------|-------|---------------|--------|---------------|--------------|");
+    let bound = bound::lower_bound(&mixed, &pool(real));
+    let (ffd_cost, ffd_nodes) = baseline::first_fit_decreasing(&mixed, &pool(real));
+    let cost = solution.hourly_cost();
     println!(
-        "| {:>4} | {wall:>6.3} | {:>5} | {:>13} | {:>6.2} | {bound:>13.2} | {:>12.2} |",
+        "| pods | solver | wall s | nodes | unschedulable | cost/h | LP bound/h | cost / bound |"
+    );
+    println!(
+        "|------|--------|--------|-------|---------------|--------|------------|--------------|"
+    );
+    println!(
+        "| {:>4} | ours   | {wall:>6.3} | {:>5} | {:>13} | {cost:>6.2} | {bound:>10.2} | {:>12.3} |",
         mixed.len(),
         solution.claims.len(),
         solution.unschedulable.len(),
-        solution.hourly_cost(),
-        solution.hourly_cost() / bound
+        cost / bound
+    );
+    println!(
+        "| {:>4} | FFD    |      - | {ffd_nodes:>5} |             - | {ffd_cost:>6.2} | {bound:>10.2} | {:>12.3} |",
+        mixed.len(),
+        ffd_cost / bound
     );
 }
