@@ -172,6 +172,16 @@ impl Requirement {
         self.greater_than.is_none_or(|gt| n > gt) && self.less_than.is_none_or(|lt| n < lt)
     }
 
+    /// True when everything `self` allows, `other` allows too.
+    pub fn within(&self, other: &Requirement) -> bool {
+        let plain = !self.complement && self.greater_than.is_none() && self.less_than.is_none();
+        if plain && !self.values.is_empty() {
+            // A plain `In`: no need to build the intersection.
+            return self.values.iter().all(|v| other.has(v));
+        }
+        self.intersection(other) == *self
+    }
+
     /// The values both requirements allow.
     pub fn intersection(&self, other: &Requirement) -> Requirement {
         let complement = self.complement && other.complement;
@@ -419,6 +429,18 @@ mod tests {
             out.add(r.clone());
         }
         out
+    }
+
+    #[test]
+    fn within_is_subset() {
+        let zones = req("zone", "In", &["a", "b"]);
+        assert!(req("zone", "In", &["a"]).within(&zones));
+        assert!(!req("zone", "In", &["a", "c"]).within(&zones));
+        assert!(req("zone", "In", &["c"]).within(&req("zone", "NotIn", &["a"])));
+        assert!(!req("zone", "Exists", &[]).within(&zones));
+        assert!(zones.within(&req("zone", "Exists", &[])));
+        assert!(req("n", "Gt", &["5"]).within(&req("n", "Gt", &["3"])));
+        assert!(!req("n", "Gt", &["3"]).within(&req("n", "Gt", &["5"])));
     }
 
     #[test]

@@ -30,7 +30,24 @@ pub fn first_fit_decreasing(pods: &[PodInfo], pool: &Pool) -> (f64, usize) {
         let r = &p.requests;
         std::cmp::Reverse((r.extended.values().sum::<i64>(), r.cpu_milli, r.memory))
     });
+    // Every type and offering as a concrete node, cheapest first.
     let template = pool.requirements.single_valued_labels();
+    let mut offers: Vec<(f64, BTreeMap<String, String>, &Resources)> = pool
+        .candidates
+        .iter()
+        .flat_map(|c| c.offerings.iter().map(move |o| (c, o)))
+        .map(|(c, o)| {
+            let mut labels = template.clone();
+            labels.extend(c.labels.clone());
+            labels.insert(karpenter_api::labels::ZONE.into(), o.zone.clone());
+            labels.insert(
+                karpenter_api::labels::CAPACITY_TYPE.into(),
+                o.capacity_type.label().into(),
+            );
+            (o.price, labels, &c.allocatable)
+        })
+        .collect();
+    offers.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut nodes: Vec<Node> = Vec::new();
     for pod in order {
         let fits = |labels: &BTreeMap<String, String>, free: &Resources| {
@@ -40,27 +57,15 @@ pub fn first_fit_decreasing(pods: &[PodInfo], pool: &Pool) -> (f64, usize) {
             take(&mut node.free, &pod.requests);
             continue;
         }
-        let cheapest = pool
-            .candidates
-            .iter()
-            .flat_map(|c| c.offerings.iter().map(move |o| (c, o)))
-            .filter_map(|(c, o)| {
-                let mut labels = template.clone();
-                labels.extend(c.labels.clone());
-                labels.insert(karpenter_api::labels::ZONE.into(), o.zone.clone());
-                labels.insert(
-                    karpenter_api::labels::CAPACITY_TYPE.into(),
-                    o.capacity_type.label().into(),
-                );
-                fits(&labels, &c.allocatable).then(|| (o.price, labels, c.allocatable.clone()))
-            })
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((price, labels, mut free)) = cheapest {
+        if let Some((price, labels, allocatable)) =
+            offers.iter().find(|(_, labels, free)| fits(labels, free))
+        {
+            let mut free = (*allocatable).clone();
             take(&mut free, &pod.requests);
             nodes.push(Node {
-                labels,
+                labels: labels.clone(),
                 free,
-                price,
+                price: *price,
             });
         }
     }

@@ -105,7 +105,7 @@ impl PlannedClaim {
             let narrows = !term.iter().all(|r| {
                 self.requirements
                     .get(r.key())
-                    .is_some_and(|mine| mine == r || mine.intersection(r) == *mine)
+                    .is_some_and(|mine| mine == r || mine.within(r))
             });
             let base = if narrows {
                 let mut requirements = self.requirements.clone();

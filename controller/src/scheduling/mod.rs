@@ -2,20 +2,27 @@
 //! nodes, and which new NodeClaims to create, cheapest fitting first. Pure code
 //! (no I/O, no async), so it can be tested and benchmarked alone.
 //!
-//! Covered so far: requests (CPU, memory, ephemeral storage, pods, extended
+//! What it handles: requests (CPU, memory, ephemeral storage, pods, extended
 //! resources; init containers; overhead), nodeSelector and required node
-//! affinity (OR-ed terms), taints and tolerations, host ports, NodePool weight
-//! order, template requirements and labels, limits counted with in-flight
-//! capacity, `minValues`, DaemonSet overhead, zones and capacity types through
-//! offerings, and an explanation for every pod that cannot be placed.
+//! affinity (OR-ed terms), taints and tolerations (`PreferNoSchedule` avoided
+//! until relaxed), host ports, NodePool weight order, template requirements and
+//! labels, limits counted with in-flight capacity, `minValues`, DaemonSet
+//! overhead, zones and capacity types through offerings, topology spread
+//! (any key; `maxSkew`, `minDomains`, node affinity and taint policies,
+//! `matchLabelKeys`), required pod affinity and anti-affinity (including the
+//! anti-affinity of running pods), preferences relaxed in upstream's order
+//! ([`Preference`]), volume topology ([`volume_requirements`]), and an
+//! explanation for every pod that cannot be placed.
 //!
-//! Packing is first-fit-decreasing onto planned claims, with three cost rules:
-//! a claim that has an efficient instance type may not grow into only
-//! inefficient ones; a claim without one (GPU or on-demand types) only takes
-//! pods that fit its cheapest option's spare room; and a pod whose constraints
-//! narrow a claim may not make it dearer for the pods already on it.
-//! Not yet: topology spread, pod (anti-)affinity, preferences and relaxation,
-//! volume topology (see the open scheduling issue).
+//! Packing is first-fit-decreasing onto planned claims that grow: a claim's
+//! price is its cheapest instance type that holds all its pods, and a pod may
+//! join a claim only if the claim's price rises by no more than a node of the
+//! pod's own would cost. Spare room is free; growth must beat a separate node.
+//! That one rule keeps plain pods from growing on-demand or GPU nodes, pods
+//! that narrow a claim (on-demand only, one zone) from making it dearer for
+//! the others, and claims out of giant special-purpose types. A pod that no
+//! new node can take (affinity to a pod on a planned claim) may grow a claim
+//! at any price. Pods that fail are retried after the others while that helps.
 
 mod claim;
 mod pod;

@@ -291,7 +291,7 @@ impl Solver<'_> {
     /// Plans pod `index` onto the first planned claim that takes it.
     fn onto_claim(&mut self, index: usize, attempt: &Attempt, needs: &Needs) -> bool {
         let pod = &self.pods[index];
-        for claim in self.claims.iter_mut() {
+        for claim in self.claims.iter_mut().rev() {
             let pool = &self.pools[claim.pool];
             if claim.has_room_for(&pod.requests, attempt.alone[claim.pool])
                 && self.topology.host_allows(needs, claim.host)
