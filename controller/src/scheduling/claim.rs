@@ -41,8 +41,8 @@ pub struct PlannedClaim {
     pub host_ports: Vec<String>,
     /// Price per hour of its cheapest option.
     pub price: f64,
-    /// Options by lowest price, each step with the most CPU and memory any
-    /// option up to that price has: a quick bound on what growing can hold.
+    /// Options by price, each step with the most CPU and memory any option up
+    /// to that price has: a quick bound on what growing can hold.
     pub ladder: Vec<(f64, i64, i64)>,
 }
 
@@ -129,7 +129,7 @@ impl PlannedClaim {
                 self.price = price;
                 self.pods.push(pod_index);
                 self.host_ports.extend(pod.host_ports.iter().cloned());
-                self.ladder = ladder(&self.options, pool);
+                self.ladder = ladder(&self.options, &self.requirements, pool);
                 return true;
             }
         }
@@ -188,17 +188,25 @@ impl PlannedClaim {
     }
 }
 
-/// Prefix maxima of allocatable CPU and memory over `options` (which are in
-/// order of lowest price), each step at that option's lowest price.
-fn ladder(options: &[usize], pool: &Pool) -> Vec<(f64, i64, i64)> {
-    let mut steps: Vec<(f64, i64, i64)> = Vec::with_capacity(options.len());
-    for &i in options {
-        let c = &pool.candidates[i];
+/// Prefix maxima of allocatable CPU and memory over `options` in order of
+/// their price under `requirements` (narrowing only raises prices, so this
+/// never refuses a pod that could fit).
+fn ladder(options: &[usize], requirements: &Requirements, pool: &Pool) -> Vec<(f64, i64, i64)> {
+    let mut priced: Vec<(f64, &Resources)> = options
+        .iter()
+        .filter_map(|&i| {
+            let c = &pool.candidates[i];
+            Some((c.cheapest(requirements)?.price, &c.allocatable))
+        })
+        .collect();
+    priced.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut steps: Vec<(f64, i64, i64)> = Vec::with_capacity(priced.len());
+    for (price, allocatable) in priced {
         let (cpu, memory) = steps.last().map_or((0, 0), |s| (s.1, s.2));
         steps.push((
-            c.lowest_price(),
-            cpu.max(c.allocatable.cpu_milli),
-            memory.max(c.allocatable.memory),
+            price,
+            cpu.max(allocatable.cpu_milli),
+            memory.max(allocatable.memory),
         ));
     }
     steps
