@@ -133,47 +133,39 @@ impl PodInfo {
 
     fn digest_topology(&mut self, spec: &PodSpec) -> Result<(), String> {
         let affinity = spec.affinity.as_ref();
-        let pod_affinity = affinity.and_then(|a| a.pod_affinity.as_ref());
-        let anti_affinity = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
-        for term in pod_affinity
-            .and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-            .into_iter()
-            .flatten()
-        {
-            self.constraints
-                .push(self.affinity_term(Kind::Affinity, term)?);
-        }
-        for term in anti_affinity
-            .and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-            .into_iter()
-            .flatten()
-        {
-            self.constraints
-                .push(self.affinity_term(Kind::AntiAffinity, term)?);
-        }
-        for (kind, preferred) in [
+        // Required terms become constraints; preferred ones, heaviest first,
+        // preferences (all of pod affinity's before anti-affinity's).
+        let sides = [
             (
                 Kind::Affinity,
-                pod_affinity.and_then(|a| {
-                    a.preferred_during_scheduling_ignored_during_execution
-                        .as_ref()
+                affinity.and_then(|a| a.pod_affinity.as_ref()).map(|a| {
+                    (
+                        &a.required_during_scheduling_ignored_during_execution,
+                        &a.preferred_during_scheduling_ignored_during_execution,
+                    )
                 }),
             ),
             (
                 Kind::AntiAffinity,
-                anti_affinity.and_then(|a| {
-                    a.preferred_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
+                affinity
+                    .and_then(|a| a.pod_anti_affinity.as_ref())
+                    .map(|a| {
+                        (
+                            &a.required_during_scheduling_ignored_during_execution,
+                            &a.preferred_during_scheduling_ignored_during_execution,
+                        )
+                    }),
             ),
-        ] {
-            let mut weighted: Vec<_> = preferred.into_iter().flatten().collect();
+        ];
+        for (kind, side) in sides {
+            let Some((required, preferred)) = side else {
+                continue;
+            };
+            for term in required.iter().flatten() {
+                self.constraints
+                    .push(self.affinity_term(kind.clone(), term)?);
+            }
+            let mut weighted: Vec<_> = preferred.iter().flatten().collect();
             weighted.sort_by_key(|w| std::cmp::Reverse(w.weight));
             for w in weighted {
                 let term = self.affinity_term(kind.clone(), &w.pod_affinity_term)?;
