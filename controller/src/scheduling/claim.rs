@@ -2,7 +2,7 @@
 //! add up to, and the instance types that can still hold them all.
 
 use super::pod::PodInfo;
-use super::pool::{Candidate, Pool};
+use super::pool::{Candidate, OfferingFilter, Pool};
 use super::resources::Resources;
 use karpenter_api::requirements::{Requirement, Requirements};
 use std::borrow::Cow;
@@ -150,9 +150,10 @@ impl PlannedClaim {
             requests.fits_in(&pool.candidates[i].allocatable)
                 && (!narrows || pool.candidates[i].satisfies(requirements))
         };
+        let offerings = OfferingFilter::of(requirements);
         let price_of = |i: usize| {
-            pool.candidates[i]
-                .cheapest(requirements)
+            offerings
+                .cheapest(&pool.candidates[i])
                 .map_or(f64::INFINITY, |o| o.price)
         };
         // Options are in order of lowest price, a floor under any requirements:
@@ -192,11 +193,12 @@ impl PlannedClaim {
 /// their price under `requirements` (narrowing only raises prices, so this
 /// never refuses a pod that could fit).
 fn ladder(options: &[usize], requirements: &Requirements, pool: &Pool) -> Vec<(f64, i64, i64)> {
+    let offerings = OfferingFilter::of(requirements);
     let mut priced: Vec<(f64, &Resources)> = options
         .iter()
         .filter_map(|&i| {
             let c = &pool.candidates[i];
-            Some((c.cheapest(requirements)?.price, &c.allocatable))
+            Some((offerings.cheapest(c)?.price, &c.allocatable))
         })
         .collect();
     priced.sort_by(|a, b| a.0.total_cmp(&b.0));

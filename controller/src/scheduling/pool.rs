@@ -27,12 +27,7 @@ pub struct Candidate {
 impl Candidate {
     /// The cheapest offering that satisfies `requirements` (zone and capacity type).
     pub fn cheapest(&self, requirements: &Requirements) -> Option<&Offering> {
-        let zone = requirements.get(karpenter_api::labels::ZONE);
-        let capacity = requirements.get(karpenter_api::labels::CAPACITY_TYPE);
-        self.offerings.iter().find(|o| {
-            zone.is_none_or(|r| r.has(&o.zone))
-                && capacity.is_none_or(|r| r.has(o.capacity_type.label()))
-        })
+        OfferingFilter::of(requirements).cheapest(self)
     }
 
     /// The lowest price of any of its offerings (a floor under any requirements).
@@ -57,6 +52,34 @@ impl Candidate {
                 None => matches!(r.operator(), "NotIn" | "DoesNotExist"),
             },
         }) && self.cheapest(requirements).is_some()
+    }
+}
+
+/// The zone and capacity-type requirements offerings must meet, looked up once
+/// for checking many candidates.
+#[derive(Clone, Copy)]
+pub struct OfferingFilter<'a> {
+    zone: Option<&'a Requirement>,
+    capacity_type: Option<&'a Requirement>,
+}
+
+impl<'a> OfferingFilter<'a> {
+    /// The offering requirements within `requirements`.
+    pub fn of(requirements: &'a Requirements) -> Self {
+        OfferingFilter {
+            zone: requirements.get(karpenter_api::labels::ZONE),
+            capacity_type: requirements.get(karpenter_api::labels::CAPACITY_TYPE),
+        }
+    }
+
+    /// The cheapest offering of `candidate` that meets them.
+    pub fn cheapest(self, candidate: &Candidate) -> Option<&Offering> {
+        candidate.offerings.iter().find(|o| {
+            self.zone.is_none_or(|r| r.has(&o.zone))
+                && self
+                    .capacity_type
+                    .is_none_or(|r| r.has(o.capacity_type.label()))
+        })
     }
 }
 

@@ -71,6 +71,39 @@ fn node_accepts(node: &ExistingNode, pod: &PodInfo, attempt: &Attempt) -> bool {
         && attempt.terms.iter().any(|term| term.matches(&node.labels))
 }
 
+/// Whether a claim has room for a pod size ([`PlannedClaim::has_room_for`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Room {
+    Unknown,
+    Yes,
+    No,
+}
+
+/// [`PlannedClaim::has_room_for`] answers for one pod size and budget, kept
+/// while pods of that size are placed (pods come largest first, so sizes
+/// repeat in runs); a claim's answer is forgotten when it changes.
+#[derive(Default)]
+struct RoomCache {
+    /// CPU, memory and per-pool budgets (bits) the answers are for.
+    size: (i64, i64, Vec<u64>),
+    known: Vec<Room>,
+}
+
+impl RoomCache {
+    fn reset_for(&mut self, requests: &Resources, budgets: &[f64], claims: usize) {
+        let size = (
+            requests.cpu_milli,
+            requests.memory,
+            budgets.iter().map(|b| b.to_bits()).collect(),
+        );
+        if size != self.size {
+            self.size = size;
+            self.known.clear();
+        }
+        self.known.resize(claims, Room::Unknown);
+    }
+}
+
 /// Per pod, per pool: the price of a node of its own, shared between pods
 /// that ask for the same (a Deployment's replicas).
 fn alone_prices(pods: &[PodInfo], pools: &[Pool]) -> Vec<Vec<f64>> {
@@ -120,6 +153,7 @@ pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -
         nodes,
         pools,
         claims: Vec::new(),
+        room: RoomCache::default(),
         topology,
         prefer_taints,
         alone,
@@ -154,6 +188,8 @@ struct Solver<'a> {
     nodes: Vec<ExistingNode>,
     pools: Vec<Pool>,
     claims: Vec<PlannedClaim>,
+    /// Which claims have room for the pod size being placed.
+    room: RoomCache,
     topology: Topology,
     /// Whether any node or pool has a `PreferNoSchedule` taint (else the last relaxation is moot).
     prefer_taints: bool,
@@ -263,6 +299,7 @@ impl Solver<'_> {
                         };
                         self.topology.record(index, &place);
                         self.claims.push(claim);
+                        self.room.known.push(Room::Unknown);
                         return Ok(());
                     }
                     Err(reason) => reasons.push(reason),
@@ -291,12 +328,23 @@ impl Solver<'_> {
     /// Plans pod `index` onto the first planned claim that takes it.
     fn onto_claim(&mut self, index: usize, attempt: &Attempt, needs: &Needs) -> bool {
         let pod = &self.pods[index];
-        for claim in self.claims.iter_mut().rev() {
+        self.room
+            .reset_for(&pod.requests, attempt.alone, self.claims.len());
+        for (c, claim) in self.claims.iter_mut().enumerate().rev() {
             let pool = &self.pools[claim.pool];
-            if claim.has_room_for(&pod.requests, attempt.alone[claim.pool])
+            let room = match self.room.known[c] {
+                Room::Unknown => {
+                    let fits = claim.has_room_for(&pod.requests, attempt.alone[claim.pool]);
+                    self.room.known[c] = if fits { Room::Yes } else { Room::No };
+                    fits
+                }
+                known => known == Room::Yes,
+            };
+            if room
                 && self.topology.host_allows(needs, claim.host)
                 && claim.try_add(pool, (index, pod), attempt)
             {
+                self.room.known[c] = Room::Unknown;
                 let place = Place {
                     host: claim.host,
                     labels: Labels::Claim(&claim.requirements),
