@@ -129,7 +129,11 @@ impl PlannedClaim {
                 self.price = price;
                 self.pods.push(pod_index);
                 self.host_ports.extend(pod.host_ports.iter().cloned());
-                self.ladder = ladder(&self.options, &self.requirements, pool);
+                // Options only drop out as the claim fills, so the old ladder
+                // still bounds what it can hold; new requirements reprice it.
+                if narrows || self.ladder.is_empty() {
+                    self.ladder = ladder(&self.options, &self.requirements, pool);
+                }
                 return true;
             }
         }

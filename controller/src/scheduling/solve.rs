@@ -4,7 +4,7 @@
 
 use super::claim::{Attempt, MAX_INSTANCE_TYPES, PlannedClaim};
 use super::pod::{PodInfo, Preference};
-use super::pool::Pool;
+use super::pool::{OfferingFilter, Pool};
 use super::resources::Resources;
 use super::topology::{Labels, Needs, Place, Topology};
 use k8s_openapi::api::core::v1::Taint;
@@ -361,17 +361,17 @@ impl Solver<'_> {
     fn finish(mut self) -> Solution {
         for claim in std::mem::take(&mut self.claims) {
             let pool = &self.pools[claim.pool];
-            let mut options = claim.options.clone();
-            let price_of = |i: usize| {
-                pool.candidates[i]
-                    .cheapest(&claim.requirements)
-                    .map_or(f64::MAX, |o| o.price)
-            };
-            options.sort_by(|&a, &b| price_of(a).total_cmp(&price_of(b)));
+            let offerings = OfferingFilter::of(&claim.requirements);
+            let mut options: Vec<(f64, usize)> = claim
+                .options
+                .iter()
+                .filter_map(|&i| Some((offerings.cheapest(&pool.candidates[i])?.price, i)))
+                .collect();
+            options.sort_by(|a, b| a.0.total_cmp(&b.0));
             options.truncate(MAX_INSTANCE_TYPES);
             let names: Vec<String> = options
                 .iter()
-                .map(|&i| pool.candidates[i].name.clone())
+                .map(|&(_, i)| pool.candidates[i].name.clone())
                 .collect();
             let mut requirements = claim.requirements.clone();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -385,7 +385,7 @@ impl Solver<'_> {
                     .iter()
                     .map(|&i| self.pods[i].key.clone())
                     .collect(),
-                price: options.first().map_or(0.0, |&i| price_of(i)),
+                price: options.first().map_or(0.0, |&(price, _)| price),
                 requests: claim.requests,
                 requirements,
                 instance_types: names,
