@@ -6,8 +6,13 @@
 //!   allocatable as upstream computes them, and per-zone offerings with prices;
 //!   an embedded us-east-1 catalog generated from real data.
 //!
-//! The scheduling engine, the cloud providers and the controllers join with
-//! their issues (see the repository README).
+//! - [`scheduling`]: the pure scheduling engine (pending pods to existing
+//!   nodes and new NodeClaims, cheapest first).
+//! - [`cloud`]: the cloud-provider interface and the simulated EC2.
+//!
+//! The AWS cloud provider and the controllers join with their issues (see the
+//! repository README).
 
 pub mod catalog;
+pub mod cloud;
 pub mod scheduling;

@@ -1,0 +1,112 @@
+//! The cloud-provider interface: everything the controller asks of EC2 goes
+//! through [`CloudProvider`]. Two implementations are planned: the AWS one on
+//! the official SDK (not written yet, see the cloud-provider issue) and
+//! [`SimulatedEc2`], in-process and deterministic, for the offline demo, the
+//! simulation and fast controller tests.
+
+mod simulated;
+
+pub use simulated::{SimulatedEc2, SimulationConfig};
+
+use crate::catalog::{CapacityType, InstanceType, Resources};
+use karpenter_api::v1::{NodeClaim, NodePool};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+/// How long an offering stays unavailable after a launch found no capacity
+/// (upstream's insufficient-capacity cache).
+pub const UNAVAILABLE_FOR: Duration = Duration::from_secs(180);
+
+/// A launched instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// EC2 instance id (`i-0123456789abcdef0`).
+    pub id: String,
+    /// Kubernetes provider ID (`aws:///us-east-1a/i-0123456789abcdef0`).
+    pub provider_id: String,
+    /// Instance type name.
+    pub instance_type: String,
+    /// Availability zone.
+    pub zone: String,
+    /// How it was bought.
+    pub capacity_type: CapacityType,
+    /// The AMI it runs.
+    pub image_id: String,
+    /// Node capacity.
+    pub capacity: Resources,
+    /// Node allocatable.
+    pub allocatable: Resources,
+    /// Its tags (cluster, NodePool, NodeClaim, EC2NodeClass, Name, ...).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Why a cloud call failed; each message says what to do about it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CloudError {
+    /// No offering the NodeClaim allows has capacity now.
+    #[error("insufficient capacity: no capacity in any allowed offering (tried {})", tried.join(", "))]
+    InsufficientCapacity {
+        /// The offerings tried (`type/zone/capacity-type`).
+        tried: Vec<String>,
+    },
+    /// The NodeClaim allows nothing that exists.
+    #[error("no offering matches the NodeClaim's requirements: {0}")]
+    NoCompatibleOffering(String),
+    /// The instance does not exist (any more).
+    #[error("instance {0} not found")]
+    NotFound(String),
+    /// The request is malformed (a bad provider ID, ...).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// What the controller needs from a cloud.
+pub trait CloudProvider: Send + Sync {
+    /// Launches an instance for `claim`, the cheapest its requirements allow
+    /// (instance types, zones, capacity types; reserved, then spot, then on-demand).
+    fn create(
+        &self,
+        claim: &NodeClaim,
+    ) -> impl Future<Output = Result<Instance, CloudError>> + Send;
+
+    /// The instance behind a provider ID.
+    fn get(&self, provider_id: &str) -> impl Future<Output = Result<Instance, CloudError>> + Send;
+
+    /// Every instance launched for this cluster.
+    fn list(&self) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send;
+
+    /// Terminates an instance; `NotFound` when it is already gone.
+    fn delete(&self, provider_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// The instance types a NodePool may use, with current offerings (prices
+    /// and availability).
+    fn instance_types(
+        &self,
+        pool: &NodePool,
+    ) -> impl Future<Output = Result<Vec<InstanceType>, CloudError>> + Send;
+
+    /// Why the NodeClaim's instance no longer matches its NodeClass (a new
+    /// AMI, ...), or `None`.
+    fn is_drifted(
+        &self,
+        claim: &NodeClaim,
+    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+
+    /// Marks an offering unavailable for [`UNAVAILABLE_FOR`] (a launch found no
+    /// capacity, or a spot interruption reclaimed it).
+    fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType);
+}
+
+/// Splits `aws:///<zone>/<instance id>` into zone and id.
+pub fn parse_provider_id(provider_id: &str) -> Result<(&str, &str), CloudError> {
+    provider_id
+        .strip_prefix("aws:///")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(zone, id)| !zone.is_empty() && id.starts_with("i-"))
+        .ok_or_else(|| {
+            CloudError::Invalid(format!(
+                "provider ID {provider_id:?} is not aws:///<zone>/<instance id>"
+            ))
+        })
+}
