@@ -6,7 +6,8 @@
 use karpenter_api::v1::NodeClaim;
 use karpenter_controller::catalog::{CapacityType, Catalog, KubeletSettings};
 use karpenter_controller::cloud::{
-    CloudError, CloudProvider, SimulatedEc2, SimulationConfig, UNAVAILABLE_FOR, parse_provider_id,
+    CloudError, CloudProvider, SimEvent, SimulatedEc2, SimulationConfig, UNAVAILABLE_FOR,
+    parse_provider_id,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -282,7 +283,39 @@ async fn simulated_drift_interruptions_and_launch_hook() {
         "{drift}"
     );
 
-    let message = cloud.interrupt(&instance.provider_id).unwrap();
+    for (event, source, detail_type) in [
+        (
+            SimEvent::Rebalance,
+            "aws.ec2",
+            "EC2 Instance Rebalance Recommendation",
+        ),
+        (
+            SimEvent::StateChange("stopping"),
+            "aws.ec2",
+            "EC2 Instance State-change Notification",
+        ),
+        (SimEvent::ScheduledChange, "aws.health", "AWS Health Event"),
+    ] {
+        let message = cloud.event(event, &instance.provider_id).unwrap();
+        assert_eq!(
+            (message["source"].as_str(), message["detail-type"].as_str()),
+            (Some(source), Some(detail_type))
+        );
+        assert!(message.to_string().contains(&instance.id));
+    }
+    let wrong = cloud
+        .event(
+            SimEvent::CapacityReservationInterruption,
+            &instance.provider_id,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&wrong, CloudError::Invalid(m) if m.contains("only goes to reserved")),
+        "{wrong}"
+    );
+    let message = cloud
+        .event(SimEvent::SpotInterruption, &instance.provider_id)
+        .unwrap();
     assert_eq!(
         message["detail-type"],
         "EC2 Spot Instance Interruption Warning"

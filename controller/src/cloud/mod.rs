@@ -6,7 +6,7 @@
 
 mod simulated;
 
-pub use simulated::{SimulatedEc2, SimulationConfig};
+pub use simulated::{LaunchHook, SimEvent, SimulatedEc2, SimulationConfig};
 
 use crate::catalog::{CapacityType, InstanceType, Resources};
 use karpenter_api::v1::{NodeClaim, NodePool};

@@ -1,9 +1,8 @@
 //! A simulated EC2 behind [`CloudProvider`]: in-process and deterministic for a
 //! seed. It launches from the embedded catalog at its prices, keeps per-offering
 //! capacity (so launches can run out and fall back), remembers unavailable
-//! offerings for [`UNAVAILABLE_FOR`], can replace the AMI (drift) and emit spot
-//! interruption warnings shaped like the EventBridge messages the interruption
-//! queue carries. No real part exists for this role (the AWS implementation is
+//! offerings for [`UNAVAILABLE_FOR`], can replace the AMI (drift) and emit the
+//! five kinds of EventBridge message the interruption queue carries. No real part exists for this role (the AWS implementation is
 //! tested against moto); it stands in for EC2 in the demo and fast tests only.
 
 use super::{CloudError, CloudProvider, Instance, UNAVAILABLE_FOR, parse_provider_id};
@@ -41,6 +40,21 @@ impl Default for SimulationConfig {
             kubelet: KubeletSettings::default(),
         }
     }
+}
+
+/// The five kinds of message the interruption queue receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimEvent {
+    /// "EC2 Spot Instance Interruption Warning" (two minutes' notice).
+    SpotInterruption,
+    /// "EC2 Instance Rebalance Recommendation".
+    Rebalance,
+    /// "EC2 Instance State-change Notification" with the new state (`stopping`, `terminated`, ...).
+    StateChange(&'static str),
+    /// "AWS Health Event": a scheduled change (instance retirement).
+    ScheduledChange,
+    /// "EC2 Capacity Reservation Instance Interruption Warning".
+    CapacityReservationInterruption,
 }
 
 /// An offering's key: instance type, zone, capacity type.
@@ -138,10 +152,15 @@ impl SimulatedEc2 {
         self.lock().image_id = image_id.to_string();
     }
 
-    /// Sends a spot interruption warning for a spot instance: marks its
-    /// offering unavailable (AWS is taking the capacity back) and returns the
-    /// EventBridge message the interruption queue would receive.
-    pub fn interrupt(&self, provider_id: &str) -> Result<serde_json::Value, CloudError> {
+    /// The EventBridge message AWS would put on the interruption queue for
+    /// `event` on an instance. A spot interruption also marks the instance's
+    /// offering unavailable (AWS is taking the capacity back); spot warnings
+    /// only go to spot instances, capacity-reservation ones to reserved ones.
+    pub fn event(
+        &self,
+        event: SimEvent,
+        provider_id: &str,
+    ) -> Result<serde_json::Value, CloudError> {
         let (_, id) = parse_provider_id(provider_id)?;
         let instance = self
             .lock()
@@ -149,26 +168,63 @@ impl SimulatedEc2 {
             .get(id)
             .cloned()
             .ok_or_else(|| CloudError::NotFound(id.to_string()))?;
-        if instance.capacity_type != CapacityType::Spot {
+        let needs = match event {
+            SimEvent::SpotInterruption => Some(CapacityType::Spot),
+            SimEvent::CapacityReservationInterruption => Some(CapacityType::Reserved),
+            _ => None,
+        };
+        if let Some(needed) = needs.filter(|c| *c != instance.capacity_type) {
             return Err(CloudError::Invalid(format!(
-                "{id} is {}: only spot instances get interruption warnings",
-                instance.capacity_type.label()
+                "{id} is {}: this warning only goes to {} instances",
+                instance.capacity_type.label(),
+                needed.label()
             )));
         }
-        self.mark_unavailable(
-            &instance.instance_type,
-            &instance.zone,
-            instance.capacity_type,
-        );
+        if event == SimEvent::SpotInterruption {
+            self.mark_unavailable(
+                &instance.instance_type,
+                &instance.zone,
+                instance.capacity_type,
+            );
+        }
+        let (source, detail_type, detail) = match event {
+            SimEvent::SpotInterruption => (
+                "aws.ec2",
+                "EC2 Spot Instance Interruption Warning",
+                serde_json::json!({"instance-id": id, "instance-action": "terminate"}),
+            ),
+            SimEvent::Rebalance => (
+                "aws.ec2",
+                "EC2 Instance Rebalance Recommendation",
+                serde_json::json!({"instance-id": id}),
+            ),
+            SimEvent::StateChange(state) => (
+                "aws.ec2",
+                "EC2 Instance State-change Notification",
+                serde_json::json!({"instance-id": id, "state": state}),
+            ),
+            SimEvent::ScheduledChange => (
+                "aws.health",
+                "AWS Health Event",
+                serde_json::json!({"service": "EC2", "eventTypeCategory": "scheduledChange",
+                    "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
+                    "affectedEntities": [{"entityValue": id}]}),
+            ),
+            SimEvent::CapacityReservationInterruption => (
+                "aws.ec2",
+                "EC2 Capacity Reservation Instance Interruption Warning",
+                serde_json::json!({"instance-id": id, "instance-action": "terminate"}),
+            ),
+        };
         Ok(serde_json::json!({
             "version": "0",
-            "id": format!("sim-{id}"),
-            "detail-type": "EC2 Spot Instance Interruption Warning",
-            "source": "aws.ec2",
+            "id": format!("sim-{id}-{}", detail_type.len()),
+            "detail-type": detail_type,
+            "source": source,
             "account": "000000000000",
             "region": "us-east-1",
             "resources": [format!("arn:aws:ec2:{}:instance/{id}", instance.zone)],
-            "detail": {"instance-id": id, "instance-action": "terminate"}
+            "detail": detail
         }))
     }
 
