@@ -502,3 +502,25 @@ fn volumes_pin_zones() {
         }
     }
 }
+
+#[test]
+fn malformed_topology_rules_are_named() {
+    // (pod spec, expected error)
+    let cases = [
+        (
+            json!({"topologySpreadConstraints": [{"maxSkew": 0, "topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule"}]}),
+            "default/bad: spec.topologySpreadConstraints[0].maxSkew: must be greater than zero (got 0)",
+        ),
+        (
+            json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": ZONE, "labelSelector": {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["x"]}]}}]}}}),
+            "default/bad: app: unknown operator \"Near\"",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let mut p = json!({"metadata": {"name": "bad", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}});
+        json_patch::merge(&mut p, &json!({"spec": spec}));
+        let err = PodInfo::from_pod(&serde_json::from_value::<Pod>(p).unwrap()).unwrap_err();
+        assert_eq!(err, expected);
+    }
+}

@@ -191,8 +191,13 @@ impl PodInfo {
                 .push(Preference::NodeAffinity(requirements));
         }
         let mut soft_spreads = Vec::new();
-        for spread in spec.topology_spread_constraints.iter().flatten() {
-            let term = self.spread_term(spread)?;
+        for (index, spread) in spec
+            .topology_spread_constraints
+            .iter()
+            .flatten()
+            .enumerate()
+        {
+            let term = self.spread_term(index, spread)?;
             if spread.when_unsatisfiable == "ScheduleAnyway" {
                 soft_spreads.push(Preference::Topology(term));
             } else {
@@ -234,11 +239,15 @@ impl PodInfo {
         })
     }
 
-    fn spread_term(&self, spread: &TopologySpreadConstraint) -> Result<TopologyTerm, String> {
+    fn spread_term(
+        &self,
+        index: usize,
+        spread: &TopologySpreadConstraint,
+    ) -> Result<TopologyTerm, String> {
         if spread.max_skew < 1 {
             return Err(format!(
-                "topologySpreadConstraints[{}].maxSkew: must be greater than zero",
-                spread.topology_key
+                "spec.topologySpreadConstraints[{index}].maxSkew: must be greater than zero (got {})",
+                spread.max_skew
             ));
         }
         let mut selector = selector(spread.label_selector.as_ref())?;

@@ -146,16 +146,14 @@ impl Pool {
                         .map(|o| o.capacity_type.label().to_string())
                 })
                 .collect(),
-            _ => match self.requirements.get(key).and_then(|r| r.values()) {
-                Some(values)
-                    if self
-                        .requirements
-                        .get(key)
-                        .is_some_and(|r| r.operator() == "In") =>
-                {
-                    values.clone()
-                }
-                _ => self
+            _ => match self
+                .requirements
+                .get(key)
+                .filter(|r| r.operator() == "In")
+                .and_then(|r| r.values())
+            {
+                Some(values) => values.clone(),
+                None => self
                     .candidates
                     .iter()
                     .filter_map(|c| c.labels.get(key).cloned())

@@ -420,9 +420,7 @@ fn new_claim(
     for term in attempt.terms.iter() {
         let single = Attempt {
             terms: Cow::Borrowed(std::slice::from_ref(term)),
-            collapse: attempt.collapse,
-            prefer_ok: attempt.prefer_ok,
-            alone: attempt.alone,
+            ..*attempt
         };
         match claim_for_term(pool, (pool_index, host), (pod_index, pod), &single) {
             Ok(claim) => return Ok(claim),
