@@ -86,7 +86,7 @@ fn prices(path: &Path) -> Result<BTreeMap<String, f64>, GenerateError> {
 }
 
 /// A label-safe lower-case name: `RTX PRO 4500` -> `rtx-pro-4500`.
-fn label_value(text: &str) -> String {
+pub(crate) fn label_value(text: &str) -> String {
     let mapped: String = text
         .to_lowercase()
         .chars()
@@ -116,6 +116,17 @@ fn device(value: &Value, manufacturer_default: &str) -> Option<Device> {
     })
 }
 
+/// The `kubernetes.io/arch` of a type supporting `archs` (EC2 names), if Linux nodes can use it.
+pub(crate) fn kubernetes_architecture(archs: &[&str]) -> Option<&'static str> {
+    if archs.contains(&"x86_64") {
+        Some("amd64")
+    } else if archs.contains(&"arm64") {
+        Some("arm64")
+    } else {
+        None
+    }
+}
+
 /// Converts one `DescribeInstanceTypes` entry, or `None` when the type is not for Linux on amd64/arm64.
 fn instance_type(info: &Value, zones: &BTreeSet<String>, on_demand: f64) -> Option<InstanceType> {
     let name = info["InstanceType"].as_str()?.to_string();
@@ -124,13 +135,7 @@ fn instance_type(info: &Value, zones: &BTreeSet<String>, on_demand: f64) -> Opti
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let architecture = if archs.contains(&"x86_64") {
-        "amd64"
-    } else if archs.contains(&"arm64") {
-        "arm64"
-    } else {
-        return None;
-    };
+    let architecture = kubernetes_architecture(&archs)?;
     let network = &info["NetworkInfo"];
     let bandwidth_gbps: f64 = network["NetworkCards"]
         .as_array()

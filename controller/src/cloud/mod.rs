@@ -4,12 +4,14 @@
 //! [`SimulatedEc2`], in-process and deterministic, for the offline demo, the
 //! simulation and fast controller tests.
 
+pub mod aws;
+pub mod offerings;
 mod simulated;
 
 pub use simulated::{LaunchHook, SimEvent, SimulatedEc2, SimulationConfig};
 
 use crate::catalog::{CapacityType, InstanceType, Resources};
-use karpenter_api::v1::{NodeClaim, NodePool};
+use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -59,6 +61,23 @@ pub enum CloudError {
     /// The request is malformed (a bad provider ID, ...).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The EC2NodeClass is not resolved yet (no subnets, AMIs, ...); the
+    /// message names the missing part.
+    #[error("EC2NodeClass not ready: {0}")]
+    NodeClassNotReady(String),
+    /// The credentials may not do this (AWS's message, with the operation).
+    #[error("unauthorized: {0}; check the controller's IAM policy")]
+    Unauthorized(String),
+    /// Any other AWS error, as AWS reported it.
+    #[error("{operation}: {code}: {message}")]
+    Api {
+        /// The API operation (`CreateFleet`).
+        operation: &'static str,
+        /// AWS's error code (`InvalidParameterValue`).
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
 }
 
 /// What the controller needs from a cloud.
@@ -68,6 +87,7 @@ pub trait CloudProvider: Send + Sync {
     fn create(
         &self,
         claim: &NodeClaim,
+        class: &EC2NodeClass,
     ) -> impl Future<Output = Result<Instance, CloudError>> + Send;
 
     /// The instance behind a provider ID.
@@ -84,6 +104,7 @@ pub trait CloudProvider: Send + Sync {
     fn instance_types(
         &self,
         pool: &NodePool,
+        class: &EC2NodeClass,
     ) -> impl Future<Output = Result<Vec<InstanceType>, CloudError>> + Send;
 
     /// Why the NodeClaim's instance no longer matches its NodeClass (a new
@@ -91,6 +112,7 @@ pub trait CloudProvider: Send + Sync {
     fn is_drifted(
         &self,
         claim: &NodeClaim,
+        class: &EC2NodeClass,
     ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
 
     /// Marks an offering unavailable for [`UNAVAILABLE_FOR`] (a launch found no

@@ -5,15 +5,16 @@
 //! five kinds of EventBridge message the interruption queue carries. No real part exists for this role (the AWS implementation is
 //! tested against moto); it stands in for EC2 in the demo and fast tests only.
 
-use super::{CloudError, CloudProvider, Instance, UNAVAILABLE_FOR, parse_provider_id};
-use crate::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings, Offering};
-use karpenter_api::labels;
+use super::offerings::{
+    OfferingKey, UnavailableOfferings, instance_tags, launch_choices, offering_name, type_matches,
+};
+use super::{CloudError, CloudProvider, Instance, parse_provider_id};
+use crate::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings};
 use karpenter_api::requirements::Requirements;
-use karpenter_api::v1::{NodeClaim, NodePool};
+use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// How the simulation behaves.
 #[derive(Debug, Clone)]
@@ -57,9 +58,6 @@ pub enum SimEvent {
     CapacityReservationInterruption,
 }
 
-/// An offering's key: instance type, zone, capacity type.
-type OfferingKey = (String, String, CapacityType);
-
 /// Called with every instance that starts (the demo registers a Node in kubesim).
 pub type LaunchHook = Arc<dyn Fn(&Instance) + Send + Sync>;
 
@@ -67,7 +65,6 @@ struct State {
     instances: BTreeMap<String, Instance>,
     /// Instances an offering can still launch (absent: unlimited).
     capacity: HashMap<OfferingKey, u32>,
-    unavailable_until: HashMap<OfferingKey, Instant>,
     image_id: String,
     rng: u64,
 }
@@ -77,38 +74,8 @@ pub struct SimulatedEc2 {
     catalog: Catalog,
     config: SimulationConfig,
     state: Mutex<State>,
+    unavailable: UnavailableOfferings,
     on_launch: Option<LaunchHook>,
-}
-
-fn rank(capacity_type: CapacityType) -> u8 {
-    match capacity_type {
-        CapacityType::Reserved => 0,
-        CapacityType::Spot => 1,
-        CapacityType::OnDemand => 2,
-    }
-}
-
-/// True when the type's well-known labels meet `requirements` (zone, capacity
-/// type and labels the type does not define are for offerings and NodePools).
-fn type_matches(t: &InstanceType, requirements: &Requirements) -> bool {
-    let type_labels = t.labels();
-    requirements.iter().all(|r| match r.key() {
-        labels::ZONE | labels::CAPACITY_TYPE | labels::NODEPOOL | labels::HOSTNAME => true,
-        key if !labels::is_well_known(key) => true,
-        key => match type_labels.get(key) {
-            Some(value) => r.has(value),
-            None => matches!(r.operator(), "NotIn" | "DoesNotExist"),
-        },
-    })
-}
-
-fn offering_allowed(o: &Offering, requirements: &Requirements) -> bool {
-    requirements
-        .get(labels::ZONE)
-        .is_none_or(|r| r.has(&o.zone))
-        && requirements
-            .get(labels::CAPACITY_TYPE)
-            .is_none_or(|r| r.has(o.capacity_type.label()))
 }
 
 impl SimulatedEc2 {
@@ -117,7 +84,6 @@ impl SimulatedEc2 {
         let state = State {
             instances: BTreeMap::new(),
             capacity: HashMap::new(),
-            unavailable_until: HashMap::new(),
             image_id: config.image_id.clone(),
             rng: config.seed.max(1),
         };
@@ -125,6 +91,7 @@ impl SimulatedEc2 {
             catalog,
             config,
             state: Mutex::new(state),
+            unavailable: UnavailableOfferings::default(),
             on_launch: None,
         }
     }
@@ -244,74 +211,27 @@ impl SimulatedEc2 {
         format!("i-{:017x}", state.rng.wrapping_mul(0x2545_F491_4F6C_DD1D))
     }
 
-    fn available(state: &State, key: &OfferingKey, now: Instant) -> bool {
-        state
-            .unavailable_until
-            .get(key)
-            .is_none_or(|until| *until <= now)
-    }
-
-    fn launch(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
-        let name = claim.metadata.name.clone().unwrap_or_default();
-        let requirements = Requirements::from_api(&claim.spec.template.requirements)
-            .map_err(|e| CloudError::Invalid(format!("NodeClaim {name}: {e}")))?;
-        let mut choices: Vec<(&InstanceType, &Offering)> = self
-            .catalog
-            .iter()
-            .filter(|t| type_matches(t, &requirements))
-            .flat_map(|t| t.offerings.iter().map(move |o| (t, o)))
-            .filter(|(_, o)| offering_allowed(o, &requirements))
-            .collect();
-        if choices.is_empty() {
-            return Err(CloudError::NoCompatibleOffering(format!(
-                "NodeClaim {name} allows no instance type, zone and capacity type the catalog sells"
-            )));
-        }
-        choices.sort_by(|a, b| {
-            rank(a.1.capacity_type)
-                .cmp(&rank(b.1.capacity_type))
-                .then(a.1.price.total_cmp(&b.1.price))
-                .then_with(|| a.0.name.cmp(&b.0.name))
-        });
-        let now = Instant::now();
+    fn launch(&self, claim: &NodeClaim, class: &EC2NodeClass) -> Result<Instance, CloudError> {
+        let choices = launch_choices(claim, self.catalog.iter())?;
         let mut state = self.lock();
         let mut tried = Vec::new();
         for (t, o) in choices {
-            let key = (t.name.clone(), o.zone.clone(), o.capacity_type);
-            if !Self::available(&state, &key, now) {
+            if !self
+                .unavailable
+                .is_available(&t.name, &o.zone, o.capacity_type)
+            {
                 continue;
             }
+            let key = (t.name.clone(), o.zone.clone(), o.capacity_type);
             if let Some(left) = state.capacity.get_mut(&key) {
                 if *left == 0 {
-                    tried.push(format!("{}/{}/{}", t.name, o.zone, o.capacity_type.label()));
-                    state.unavailable_until.insert(key, now + UNAVAILABLE_FOR);
+                    tried.push(offering_name(&t.name, &o.zone, o.capacity_type));
+                    self.unavailable.mark(&t.name, &o.zone, o.capacity_type);
                     continue;
                 }
                 *left -= 1;
             }
             let id = Self::next_id(&mut state);
-            let pool = claim
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(labels::NODEPOOL))
-                .cloned()
-                .unwrap_or_default();
-            let cluster = &self.config.cluster_name;
-            let tags = BTreeMap::from([
-                (
-                    format!("kubernetes.io/cluster/{cluster}"),
-                    "owned".to_string(),
-                ),
-                ("eks:eks-cluster-name".to_string(), cluster.clone()),
-                (labels::NODEPOOL.to_string(), pool.clone()),
-                (labels::NODECLAIM.to_string(), name.clone()),
-                (
-                    labels::EC2NODECLASS.to_string(),
-                    claim.spec.template.node_class_ref.name.clone(),
-                ),
-                ("Name".to_string(), format!("{pool}/{name}")),
-            ]);
             let instance = Instance {
                 provider_id: format!("aws:///{}/{id}", o.zone),
                 id: id.clone(),
@@ -321,7 +241,7 @@ impl SimulatedEc2 {
                 image_id: state.image_id.clone(),
                 capacity: t.capacity(&self.config.kubelet),
                 allocatable: t.allocatable(&self.config.kubelet),
-                tags,
+                tags: instance_tags(&self.config.cluster_name, claim, class.spec.tags.as_ref()),
             };
             state.instances.insert(id, instance.clone());
             return Ok(instance);
@@ -331,9 +251,13 @@ impl SimulatedEc2 {
 }
 
 impl CloudProvider for SimulatedEc2 {
-    async fn create(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
+    async fn create(
+        &self,
+        claim: &NodeClaim,
+        class: &EC2NodeClass,
+    ) -> Result<Instance, CloudError> {
         tokio::time::sleep(self.config.launch_latency).await;
-        let instance = self.launch(claim)?;
+        let instance = self.launch(claim, class)?;
         if let Some(hook) = &self.on_launch {
             hook(&instance);
         }
@@ -362,27 +286,28 @@ impl CloudProvider for SimulatedEc2 {
             .ok_or_else(|| CloudError::NotFound(id.to_string()))
     }
 
-    async fn instance_types(&self, pool: &NodePool) -> Result<Vec<InstanceType>, CloudError> {
+    async fn instance_types(
+        &self,
+        pool: &NodePool,
+        _class: &EC2NodeClass,
+    ) -> Result<Vec<InstanceType>, CloudError> {
         let requirements = Requirements::from_api(&pool.spec.template.spec.requirements)
             .map_err(|e| CloudError::Invalid(format!("NodePool: {e}")))?;
-        let now = Instant::now();
-        let state = self.lock();
-        Ok(self
+        let mut types: Vec<InstanceType> = self
             .catalog
             .iter()
             .filter(|t| type_matches(t, &requirements))
-            .map(|t| {
-                let mut t = t.clone();
-                for o in &mut t.offerings {
-                    let key = (t.name.clone(), o.zone.clone(), o.capacity_type);
-                    o.available = o.available && Self::available(&state, &key, now);
-                }
-                t
-            })
-            .collect())
+            .cloned()
+            .collect();
+        self.unavailable.apply(&mut types);
+        Ok(types)
     }
 
-    async fn is_drifted(&self, claim: &NodeClaim) -> Result<Option<String>, CloudError> {
+    async fn is_drifted(
+        &self,
+        claim: &NodeClaim,
+        _class: &EC2NodeClass,
+    ) -> Result<Option<String>, CloudError> {
         let provider_id = claim
             .status
             .as_ref()
@@ -399,9 +324,6 @@ impl CloudProvider for SimulatedEc2 {
     }
 
     fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType) {
-        let key = (instance_type.to_string(), zone.to_string(), capacity_type);
-        self.lock()
-            .unavailable_until
-            .insert(key, Instant::now() + UNAVAILABLE_FOR);
+        self.unavailable.mark(instance_type, zone, capacity_type);
     }
 }

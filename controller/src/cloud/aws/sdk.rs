@@ -1,0 +1,100 @@
+//! AWS SDK clients and how their errors become [`CloudError`]s.
+
+use crate::cloud::CloudError;
+use aws_config::SdkConfig;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+/// The SDK clients the EC2 provider uses, from one shared configuration.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// EC2: subnets, security groups, images, launch templates, fleets, instances.
+    pub ec2: aws_sdk_ec2::Client,
+    /// SSM: the public parameters naming the EKS-optimised AMIs.
+    pub ssm: aws_sdk_ssm::Client,
+    /// IAM: instance profiles for NodeClasses that name a role.
+    pub iam: aws_sdk_iam::Client,
+    /// Pricing: on-demand prices (served from `us-east-1`).
+    pub pricing: aws_sdk_pricing::Client,
+}
+
+impl AwsClients {
+    /// Clients from a loaded configuration (region, credentials, endpoint).
+    /// The Pricing API only exists in a few regions: it is always asked in
+    /// `us-east-1` unless the configuration overrides the endpoint (an emulator).
+    pub fn new(config: &SdkConfig) -> Self {
+        let pricing_config = aws_sdk_pricing::config::Builder::from(config)
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        AwsClients {
+            ec2: aws_sdk_ec2::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            pricing: aws_sdk_pricing::Client::from_conf(pricing_config),
+        }
+    }
+
+    /// Loads the standard configuration chain (environment, profile, web
+    /// identity for IRSA, container credentials for Pod Identity, IMDS) over a
+    /// rustls client that verifies certificates against the system roots.
+    pub async fn from_environment() -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .load()
+            .await;
+        AwsClients::new(&config)
+    }
+}
+
+/// An AWS error's code and message, when the service sent one.
+pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+/// Codes that mean the caller's credentials may not do this.
+const UNAUTHORIZED: &[&str] = &[
+    "UnauthorizedOperation",
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthFailure",
+];
+
+/// Converts an SDK error from `operation` into a [`CloudError`] that keeps
+/// AWS's code and message (they go on NodeClaim conditions as they are).
+pub fn cloud_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let (code, message) = match &err {
+        SdkError::ServiceError(service) => (
+            service.err().code().unwrap_or("Unknown").to_string(),
+            service
+                .err()
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| service.err().to_string()),
+        ),
+        other => (
+            "RequestFailed".to_string(),
+            aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+        ),
+    };
+    if UNAUTHORIZED.contains(&code.as_str()) {
+        CloudError::Unauthorized(format!("{operation}: {code}: {message}"))
+    } else {
+        CloudError::Api {
+            operation,
+            code,
+            message,
+        }
+    }
+}
