@@ -1,25 +1,555 @@
-//! The EC2 provider against moto: NodeClass discovery, launch templates,
-//! instance profiles, garbage collection, and (through the fault proxy, see
-//! `aws_support/proxy.rs`) throttling and denied calls.
+//! The EC2 provider against moto: NodeClass discovery, launches and their
+//! tags, launch-template reuse and recreation, the instance-profile lifecycle,
+//! garbage collection, the instance-type converter, and, through the fault
+//! proxy (`aws_support/proxy.rs`, which emulates what moto cannot do),
+//! throttling and denied calls.
 
 mod aws_support;
 
-use aws_support::AwsEnv;
+use aws_support::{AwsEnv, ZONES};
+use karpenter_api::v1::{EC2NodeClass, NodeClaim};
+use karpenter_controller::catalog::{CapacityType, Catalog};
+use karpenter_controller::cloud::aws::launch_template::CLUSTER_TAG;
+use karpenter_controller::cloud::{CloudError, CloudProvider};
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+fn claim(name: &str, capacity_type: &str) -> NodeClaim {
+    serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+        "metadata": {"name": name, "labels": {"karpenter.sh/nodepool": "default", "team": "web"}},
+        "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                 "taints": [{"key": "dedicated", "value": "web", "effect": "NoSchedule"}],
+                 "requirements": [
+                    {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m5.large", "c5.large", "m5a.large"]},
+                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [capacity_type]}]}
+    }))
+    .unwrap()
+}
+
+fn condition<'a>(class: &'a EC2NodeClass, type_: &str) -> (&'a str, &'a str) {
+    let c = karpenter_api::v1::find_condition(
+        class.status.as_ref().unwrap().conditions.as_deref(),
+        type_,
+    )
+    .unwrap();
+    (c.status.as_str(), c.message.as_str())
+}
+
+async fn launch_templates(env: &AwsEnv) -> Vec<aws_sdk_ec2::types::LaunchTemplate> {
+    env.clients
+        .ec2
+        .describe_launch_templates()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{CLUSTER_TAG}"))
+                .values("demo")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .launch_templates
+        .unwrap_or_default()
+}
+
+async fn raw_instance(env: &AwsEnv, id: &str) -> aws_sdk_ec2::types::Instance {
+    env.clients
+        .ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap()
+        .reservations
+        .unwrap()[0]
+        .instances
+        .clone()
+        .unwrap()
+        .remove(0)
+}
 
 #[tokio::test]
 async fn discovers_subnets_security_groups_amis_and_the_instance_profile() {
-    let Some(env) =
-        AwsEnv::start("discovers_subnets_security_groups_amis_and_the_instance_profile").await
-    else {
+    let Some(env) = AwsEnv::start("discovers").await else {
         return;
     };
     let status = env.class.status.clone().unwrap();
-    let conditions: Vec<(String, String, String)> = status
+    for type_ in [
+        "SubnetsReady",
+        "SecurityGroupsReady",
+        "AMIsReady",
+        "InstanceProfileReady",
+        "Ready",
+    ] {
+        assert_eq!(condition(&env.class, type_), ("True", ""), "{type_}");
+    }
+    let zones: Vec<&str> = status
+        .subnets
+        .iter()
+        .flatten()
+        .map(|s| s.zone.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        zones, ZONES,
+        "one tagged subnet per zone; the default VPC's untagged ones are not selected"
+    );
+    let groups = status.security_groups.unwrap();
+    assert_eq!(
+        groups.len(),
+        1,
+        "tag-key selector `*` matches the tagged group only"
+    );
+    assert_eq!(groups[0].name.as_deref(), Some("demo-nodes"));
+    let amis: BTreeMap<String, String> = status
+        .amis
+        .iter()
+        .flatten()
+        .map(|a| {
+            (
+                a.id.clone(),
+                a.requirements[0].values.clone().unwrap()[0].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        amis,
+        BTreeMap::from([
+            (env.images.0.clone(), "amd64".into()),
+            (env.images.1.clone(), "arm64".into())
+        ])
+    );
+
+    // The managed instance profile: tagged, under the cluster's path, holding the role.
+    let name = status.instance_profile.unwrap();
+    let profile = env
+        .clients
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .instance_profile
+        .unwrap();
+    assert!(name.starts_with("demo_"), "{name}");
+    assert_eq!(profile.path, "/karpenter/us-east-1/demo/");
+    assert_eq!(
+        profile
+            .roles
+            .iter()
+            .map(|r| r.role_name.as_str())
+            .collect::<Vec<_>>(),
+        ["KarpenterNodeRole-demo"]
+    );
+    let tags: BTreeMap<String, String> = profile
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect();
+    assert_eq!(
+        tags.get("kubernetes.io/cluster/demo").map(String::as_str),
+        Some("owned")
+    );
+    assert_eq!(
+        tags.get("karpenter.k8s.aws/ec2nodeclass")
+            .map(String::as_str),
+        Some("default")
+    );
+
+    // Resolving again is idempotent, and deleting the NodeClass removes the profile.
+    let again = env.cloud.resolve(&env.class).await;
+    assert_eq!(again.instance_profile.as_deref(), Some(name.as_str()));
+    env.cloud.delete_instance_profile(&env.class).await.unwrap();
+    let gone = env
+        .clients
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&name)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the managed profile is deleted");
+    env.cloud
+        .delete_instance_profile(&env.class)
+        .await
+        .expect("deleting twice is fine");
+}
+
+#[tokio::test]
+async fn selectors_that_match_nothing_say_so_in_conditions() {
+    let Some(env) = AwsEnv::start("selectors_that_match_nothing").await else {
+        return;
+    };
+    let mut class = aws_support::node_class("broken");
+    class.spec.subnet_selector_terms[0].tags = Some(BTreeMap::from([(
+        "karpenter.sh/discovery".into(),
+        "nobody".into(),
+    )]));
+    class.spec.ami_selector_terms =
+        vec![serde_json::from_value(json!({"alias": "al2023@v19990101"})).unwrap()];
+    class.spec.role = None;
+    class.spec.instance_profile = Some("does-not-exist".into());
+    class.status = Some(env.cloud.resolve(&class).await);
+    assert_eq!(
+        condition(&class, "SubnetsReady"),
+        ("False", "no subnet matches spec.subnetSelectorTerms")
+    );
+    assert_eq!(condition(&class, "SecurityGroupsReady").0, "True");
+    assert_eq!(
+        condition(&class, "AMIsReady"),
+        ("False", "no AMI matches spec.amiSelectorTerms")
+    );
+    let (status, message) = condition(&class, "InstanceProfileReady");
+    assert!(
+        status == "False"
+            && message.contains("GetInstanceProfile")
+            && message.contains("NoSuchEntity"),
+        "{message}"
+    );
+    let (status, message) = condition(&class, "Ready");
+    assert!(
+        status == "False" && message.starts_with("SubnetsReady: no subnet"),
+        "{message}"
+    );
+    let err = env
+        .cloud
+        .create(&claim("x", "on-demand"), &class)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CloudError::NodeClassNotReady(m) if m.contains("subnets")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn launches_tag_instances_and_reuse_one_launch_template() {
+    let Some(env) = AwsEnv::start("launches_tag_instances").await else {
+        return;
+    };
+    let on_demand = env
+        .cloud
+        .create(&claim("web-1", "on-demand"), &env.class)
+        .await
+        .unwrap();
+    let spot = env
+        .cloud
+        .create(&claim("web-2", "spot"), &env.class)
+        .await
+        .unwrap();
+    assert_eq!(
+        (on_demand.capacity_type, spot.capacity_type),
+        (CapacityType::OnDemand, CapacityType::Spot)
+    );
+    // Cheapest first: moto launches the first override, which is ours.
+    let cheapest_on_demand = ["m5.large", "c5.large", "m5a.large"]
+        .iter()
+        .map(|n| Catalog::us_east_1().get(n).unwrap())
+        .min_by(|a, b| a.on_demand_price.total_cmp(&b.on_demand_price))
+        .unwrap();
+    assert_eq!(on_demand.instance_type, cheapest_on_demand.name);
+
+    let raw = raw_instance(&env, &on_demand.id).await;
+    let tags: BTreeMap<String, String> = raw
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| Some((t.key?, t.value?)))
+        .collect();
+    for (key, value) in [
+        ("kubernetes.io/cluster/demo", "owned"),
+        ("eks:eks-cluster-name", "demo"),
+        ("karpenter.sh/nodepool", "default"),
+        ("karpenter.sh/nodeclaim", "web-1"),
+        ("karpenter.k8s.aws/ec2nodeclass", "default"),
+        ("Name", "default/web-1"),
+        ("team", "platform"),
+    ] {
+        assert_eq!(
+            tags.get(key).map(String::as_str),
+            Some(value),
+            "tag {key} on the instance"
+        );
+    }
+    assert_eq!(raw.image_id.as_deref(), Some(on_demand.image_id.as_str()));
+    let zone = raw.placement.unwrap().availability_zone.unwrap();
+    assert_eq!(
+        on_demand.provider_id,
+        format!("aws:///{zone}/{}", on_demand.id)
+    );
+
+    // Both launches (same NodeClass, AMI and NodePool; amd64 types only) used one template.
+    let templates = launch_templates(&env).await;
+    assert_eq!(templates.len(), 1, "{templates:?}");
+    let name = templates[0].launch_template_name.clone().unwrap();
+    assert!(name.starts_with("karpenter.k8s.aws/"), "{name}");
+    let version = env
+        .clients
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .launch_template_versions
+        .unwrap()
+        .remove(0)
+        .launch_template_data
+        .unwrap();
+    let metadata = version
+        .metadata_options
+        .clone()
+        .unwrap_or_else(|| panic!("{version:?}"));
+    assert_eq!(
+        metadata
+            .http_tokens
+            .map(|t| t.as_str().to_string())
+            .as_deref(),
+        Some("required")
+    );
+    assert_eq!(metadata.http_put_response_hop_limit, Some(1));
+    let device = &version.block_device_mappings.unwrap()[0];
+    let ebs = device.ebs.as_ref().unwrap();
+    assert_eq!(
+        (
+            device.device_name.as_deref(),
+            ebs.volume_size,
+            ebs.encrypted
+        ),
+        (Some("/dev/xvda"), Some(20), Some(true))
+    );
+    use base64::Engine;
+    let user_data = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(version.user_data.unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        user_data.contains("kind: NodeConfig")
+            && user_data.contains("apiServerEndpoint: https://demo.eks.example"),
+        "{user_data}"
+    );
+    assert!(
+        user_data.contains(
+            "--register-with-taints=dedicated=web:NoSchedule,karpenter.sh/unregistered=:NoExecute"
+        ),
+        "{user_data}"
+    );
+    assert!(
+        user_data.contains("--node-labels=karpenter.sh/nodepool=default,team=web"),
+        "{user_data}"
+    );
+    assert_eq!(
+        version.iam_instance_profile.unwrap().name,
+        env.class.status.as_ref().unwrap().instance_profile
+    );
+
+    // A template deleted behind our back is recreated once, and the launch goes on.
+    env.clients
+        .ec2
+        .delete_launch_template()
+        .launch_template_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let third = env
+        .cloud
+        .create(&claim("web-3", "on-demand"), &env.class)
+        .await
+        .unwrap();
+    assert_eq!(third.instance_type, cheapest_on_demand.name);
+    assert_eq!(
+        launch_templates(&env).await.len(),
+        1,
+        "recreated under the same name"
+    );
+    assert_eq!(
+        env.cloud.delete_launch_templates().await.unwrap(),
+        vec![name]
+    );
+}
+
+#[tokio::test]
+async fn garbage_collection_terminates_only_orphans_of_this_cluster() {
+    let Some(env) = AwsEnv::start("garbage_collection").await else {
+        return;
+    };
+    let owned = env
+        .cloud
+        .create(&claim("kept", "on-demand"), &env.class)
+        .await
+        .unwrap();
+    let orphan = env
+        .cloud
+        .create(&claim("orphan", "on-demand"), &env.class)
+        .await
+        .unwrap();
+    // Someone else's instance in the same account.
+    let foreign = env
+        .clients
+        .ec2
+        .run_instances()
+        .image_id(&env.images.0)
+        .min_count(1)
+        .max_count(1)
+        .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
+        .send()
+        .await
+        .unwrap()
+        .instances
+        .unwrap()
+        .remove(0)
+        .instance_id
+        .unwrap();
+    let known = HashSet::from([owned.provider_id.clone()]);
+    // Inside the grace period nothing is touched.
+    let none = env
+        .cloud
+        .garbage_collect(&known, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    let collected = env
+        .cloud
+        .garbage_collect(&known, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(collected, vec![orphan.id.clone()]);
+    assert_eq!(
+        env.cloud.get(&orphan.provider_id).await.unwrap_err(),
+        CloudError::NotFound(orphan.id.clone())
+    );
+    assert!(env.cloud.get(&owned.provider_id).await.is_ok());
+    let state = raw_instance(&env, &foreign)
+        .await
+        .state
+        .unwrap()
+        .name
+        .unwrap();
+    assert_eq!(
+        state.as_str(),
+        "running",
+        "instances without the cluster's tags are never collected"
+    );
+    let listed: Vec<String> = env
+        .cloud
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(listed, vec![owned.id]);
+}
+
+#[tokio::test]
+async fn instance_types_from_ec2_match_the_embedded_catalog() {
+    let Some(env) = AwsEnv::start("instance_types_from_ec2").await else {
+        return;
+    };
+    let pool = serde_json::from_value(json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
+        "spec": {"template": {"spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+            "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": "In",
+                "values": ["m5.large", "c6g.xlarge", "g4dn.xlarge", "inf2.xlarge", "m5d.large", "g5.xlarge"]}]}}}})).unwrap();
+    let types = env.cloud.instance_types(&pool, &env.class).await.unwrap();
+    let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "c6g.xlarge",
+            "g4dn.xlarge",
+            "g5.xlarge",
+            "inf2.xlarge",
+            "m5.large",
+            "m5d.large"
+        ]
+    );
+    for t in types {
+        let mut embedded = Catalog::us_east_1().get(&t.name).unwrap().clone();
+        // The embedded catalog lists every zone; the NodeClass has a subnet in each.
+        embedded.offerings.retain(|o| t.zones.contains(&o.zone));
+        assert_eq!(
+            t, embedded,
+            "{} converted from DescribeInstanceTypes",
+            t.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn throttled_calls_are_retried_and_denied_calls_say_so() {
+    let Some(env) = AwsEnv::start("throttled_calls").await else {
+        return;
+    };
+    // Emulated by the proxy: EC2 answers RequestLimitExceeded twice; the SDK's standard retries absorb it.
+    env.proxy
+        .with(|f| f.throttle.insert("CreateFleet".into(), 2));
+    env.cloud
+        .create(&claim("patient", "on-demand"), &env.class)
+        .await
+        .unwrap();
+    let fleets = env
+        .proxy
+        .with(|f| f.seen.iter().filter(|a| *a == "CreateFleet").count());
+    assert_eq!(fleets, 3, "two throttled attempts, then success");
+
+    // Throttled past the retry budget: the AWS error comes back as it is.
+    env.proxy
+        .with(|f| f.throttle.insert("CreateFleet".into(), 10));
+    let err = env
+        .cloud
+        .create(&claim("impatient", "on-demand"), &env.class)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CloudError::Api { operation: "CreateFleet", code, .. } if code == "RequestLimitExceeded"),
+        "{err}"
+    );
+    env.proxy.with(|f| f.throttle.clear());
+
+    // Emulated by the proxy: the controller role may not call CreateFleet.
+    env.proxy.with(|f| f.deny.insert("CreateFleet".into()));
+    let err = env
+        .cloud
+        .create(&claim("denied", "on-demand"), &env.class)
+        .await
+        .unwrap_err();
+    let CloudError::Unauthorized(message) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        message.starts_with("CreateFleet: UnauthorizedOperation: You are not authorized"),
+        "{message}"
+    );
+    assert!(
+        err.to_string()
+            .contains("check the controller's IAM policy"),
+        "{err}"
+    );
+
+    // A denied discovery call shows up on the NodeClass's condition with AWS's words.
+    env.proxy.with(|f| f.deny.insert("DescribeSubnets".into()));
+    let status = env.cloud.resolve(&env.class).await;
+    let subnets = status
         .conditions
         .iter()
         .flatten()
-        .map(|c| (c.type_.clone(), c.status.clone(), c.message.clone()))
-        .collect();
-    eprintln!("{conditions:#?}");
-    assert!(conditions.iter().all(|c| c.1 == "True"), "{conditions:?}");
+        .find(|c| c.type_ == "SubnetsReady")
+        .unwrap();
+    assert_eq!(subnets.status, "False");
+    assert!(
+        subnets.message.contains("UnauthorizedOperation"),
+        "{}",
+        subnets.message
+    );
+    assert_eq!(
+        status.subnets,
+        env.class.status.as_ref().unwrap().subnets,
+        "the last good subnets are kept"
+    );
 }

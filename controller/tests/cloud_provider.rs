@@ -4,6 +4,8 @@
 //! insufficient capacity is emulated there, and spot prices are the catalog's
 //! modelled ones because moto's are flat).
 
+// Shared with aws_provider.rs; this suite uses only part of it.
+#[allow(dead_code)]
 mod aws_support;
 
 use aws_support::AwsEnv;

@@ -41,7 +41,7 @@ pub struct AwsEnv {
     /// Image ids: amd64, arm64.
     pub images: (String, String),
     /// Dropped last: stops the server.
-    pub moto: MotoServer,
+    _moto: MotoServer,
 }
 
 fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
@@ -124,7 +124,7 @@ impl AwsEnv {
             proxy,
             class,
             images,
-            moto,
+            _moto: moto,
         })
     }
 }

@@ -220,6 +220,13 @@ async fn handle(
     Ok(response)
 }
 
+/// Form fields, as (name, value) pairs.
+type Fields = Vec<(String, String)>;
+
+/// A CreateFleet form's launch template configs by index: the config's own
+/// fields, and its overrides' fields by index.
+type FleetConfigs = BTreeMap<u32, (Fields, BTreeMap<u32, Fields>)>;
+
 /// Removes exhausted overrides from a CreateFleet form. Returns the rewritten
 /// form (`None` when nothing is left) and the `errorSet` items for the removed ones.
 fn split_fleet(
@@ -232,8 +239,7 @@ fn split_fleet(
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| "on-demand".into());
     // configs[i] = (spec fields, overrides[j] = fields)
-    let mut configs: BTreeMap<u32, (Vec<(String, String)>, BTreeMap<u32, Vec<(String, String)>>)> =
-        BTreeMap::new();
+    let mut configs: FleetConfigs = BTreeMap::new();
     let mut other = Vec::new();
     for (k, v) in form {
         let Some(rest) = k.strip_prefix("LaunchTemplateConfigs.") else {

@@ -82,21 +82,13 @@ fn resolved(class: &EC2NodeClass) -> Result<Resolved<'_>, CloudError> {
                     .all(|b| b.deprecated == Some(true))
         })
         .filter_map(|a| {
-            let reqs = a
-                .requirements
-                .iter()
-                .map(|r| karpenter_api::requirements::Requirement::from_node_selector(r));
             let mut all = Requirements::default();
-            for r in reqs {
-                all.add(r.ok()?);
+            for r in &a.requirements {
+                all.add(karpenter_api::requirements::Requirement::from_node_selector(r).ok()?);
             }
             Some((a, all))
         })
         .collect::<Vec<_>>();
-    let instance_profile = status
-        .instance_profile
-        .clone()
-        .ok_or_else(|| missing("instance profile"))?;
     if subnets.is_empty() {
         return Err(missing("subnets"));
     }
@@ -106,12 +98,34 @@ fn resolved(class: &EC2NodeClass) -> Result<Resolved<'_>, CloudError> {
     if amis.is_empty() {
         return Err(missing("AMIs"));
     }
+    let instance_profile = status
+        .instance_profile
+        .clone()
+        .ok_or_else(|| missing("instance profile"))?;
     Ok(Resolved {
         subnets,
         security_groups,
         amis,
         instance_profile,
     })
+}
+
+/// The NodeClass's metadata options with upstream's defaults where unset
+/// (IMDSv2 required, hop limit 1), so a NodeClass that skipped the API
+/// server's defaulting still gets a locked-down instance metadata service.
+fn metadata_options(class: &EC2NodeClass) -> karpenter_api::v1::MetadataOptions {
+    use karpenter_api::defaults as d;
+    let set = class.spec.metadata_options.clone().unwrap_or_default();
+    karpenter_api::v1::MetadataOptions {
+        http_endpoint: set.http_endpoint.or_else(|| Some(d::HTTP_ENDPOINT.into())),
+        http_protocol_ipv6: set
+            .http_protocol_ipv6
+            .or_else(|| Some(d::HTTP_PROTOCOL_IPV6.into())),
+        http_put_response_hop_limit: set
+            .http_put_response_hop_limit
+            .or(Some(d::HTTP_PUT_RESPONSE_HOP_LIMIT)),
+        http_tokens: set.http_tokens.or_else(|| Some(d::HTTP_TOKENS.into())),
+    }
 }
 
 /// Labels and taints a node registers with.
@@ -158,6 +172,14 @@ fn bootstrap(
             .and_then(|k| k.cluster_dns.clone())
             .unwrap_or_default(),
     }
+}
+
+/// One launch template of a fleet request: its AMI, its name, and the
+/// overrides that AMI can boot.
+struct TemplateConfig<'a> {
+    image_id: String,
+    name: String,
+    overrides: Vec<(&'a InstanceType, &'a Offering)>,
 }
 
 /// What one fleet request reported.
@@ -277,7 +299,7 @@ impl AwsCloudProvider {
             class.spec.user_data.as_deref(),
         )?;
         // One launch template config per AMI, with the overrides its image can boot.
-        let mut configs: Vec<(String, String, Vec<(&InstanceType, &Offering)>)> = Vec::new();
+        let mut configs: Vec<TemplateConfig> = Vec::new();
         for (t, o) in batch {
             let type_labels = t.labels();
             let Some((ami, _)) = resolved
@@ -287,8 +309,8 @@ impl AwsCloudProvider {
             else {
                 continue;
             };
-            match configs.iter_mut().find(|(id, _, _)| *id == ami.id) {
-                Some((_, _, overrides)) => overrides.push((t, o)),
+            match configs.iter_mut().find(|c| c.image_id == ami.id) {
+                Some(config) => config.overrides.push((t, o)),
                 None => {
                     let input = TemplateInput {
                         node_class: class.metadata.name.clone().unwrap_or_default(),
@@ -301,13 +323,17 @@ impl AwsCloudProvider {
                             .block_device_mappings
                             .clone()
                             .unwrap_or_else(|| default_block_devices(family)),
-                        metadata: class.spec.metadata_options.clone().unwrap_or_default(),
+                        metadata: metadata_options(class),
                         detailed_monitoring: class.spec.detailed_monitoring.unwrap_or(false),
                         associate_public_ip: class.spec.associate_public_ip_address,
                         tags: class.spec.tags.clone().unwrap_or_default(),
                     };
                     let name = self.ensure_template(&input).await?;
-                    configs.push((ami.id.clone(), name, vec![(t, o)]));
+                    configs.push(TemplateConfig {
+                        image_id: ami.id.clone(),
+                        name,
+                        overrides: vec![(t, o)],
+                    });
                 }
             }
         }
@@ -342,7 +368,10 @@ impl AwsCloudProvider {
                     .allocation_strategy(FleetOnDemandAllocationStrategy::LowestPrice)
                     .build(),
             );
-        for (_, name, overrides) in &configs {
+        for TemplateConfig {
+            name, overrides, ..
+        } in &configs
+        {
             let mut config = FleetLaunchTemplateConfigRequest::builder()
                 .launch_template_specification(
                     FleetLaunchTemplateSpecificationRequest::builder()
@@ -378,7 +407,7 @@ impl AwsCloudProvider {
                     .build(),
             );
         }
-        let template_names: Vec<String> = configs.iter().map(|(_, n, _)| n.clone()).collect();
+        let template_names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
         let output = match request.send().await {
             Ok(output) => output,
             Err(e) if super::sdk::error_code(&e).is_some_and(|c| TEMPLATE_MISSING.contains(&c)) => {
@@ -389,8 +418,8 @@ impl AwsCloudProvider {
         let image_of = |template: Option<&str>| {
             configs
                 .iter()
-                .find(|(_, n, _)| Some(n.as_str()) == template)
-                .map(|(id, _, _)| id.clone())
+                .find(|c| Some(c.name.as_str()) == template)
+                .map(|c| c.image_id.clone())
                 .unwrap_or_default()
         };
         if let Some(launched) = output

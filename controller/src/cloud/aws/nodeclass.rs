@@ -34,6 +34,10 @@ fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
+/// The best image so far per (architecture, variant), ranked by (not
+/// deprecated, creation date).
+type BestImages = BTreeMap<(String, Option<Variant>), ((bool, String), AmiStatus)>;
+
 /// The outcome of one part of the resolution: its condition's reason and message on failure.
 type Part<T> = Result<T, (String, String)>;
 
@@ -261,8 +265,7 @@ impl AwsCloudProvider {
             }
         }
         // Per (architecture, variant): the newest image, preferring ones not deprecated.
-        let mut newest: BTreeMap<(String, Option<Variant>), ((bool, String), AmiStatus)> =
-            BTreeMap::new();
+        let mut newest: BestImages = BTreeMap::new();
         let now = k8s_openapi::jiff::Timestamp::now();
         for (image, variant) in images {
             let (Some(id), Some(arch)) = (
