@@ -160,7 +160,14 @@ pub fn parse_name(name: &str) -> NameParts {
 impl InstanceType {
     /// Fills `offerings`: on-demand at the listed price and, where sold, spot at
     /// the modelled price, in every zone.
-    pub fn with_offerings(mut self) -> Self {
+    pub fn with_offerings(self) -> Self {
+        let (name, on_demand) = (self.name.clone(), self.on_demand_price);
+        self.with_spot_prices(|zone| Some(spot_price(&name, zone, on_demand)))
+    }
+
+    /// Fills `offerings` in every zone: on-demand at the listed price and, where
+    /// spot is sold and `spot_price(zone)` knows a price, spot at that price.
+    pub fn with_spot_prices(mut self, spot_price: impl Fn(&str) -> Option<f64>) -> Self {
         self.offerings = self
             .zones
             .iter()
@@ -171,12 +178,16 @@ impl InstanceType {
                     price: self.on_demand_price,
                     available: true,
                 };
-                let spot = self.spot.then(|| Offering {
-                    zone: zone.clone(),
-                    capacity_type: CapacityType::Spot,
-                    price: spot_price(&self.name, zone, self.on_demand_price),
-                    available: true,
-                });
+                let spot = self
+                    .spot
+                    .then(|| spot_price(zone))
+                    .flatten()
+                    .map(|price| Offering {
+                        zone: zone.clone(),
+                        capacity_type: CapacityType::Spot,
+                        price,
+                        available: true,
+                    });
                 std::iter::once(on_demand).chain(spot)
             })
             .collect();

@@ -120,6 +120,15 @@ pub trait CloudProvider: Send + Sync {
     fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType);
 }
 
+/// The provider ID in a NodeClaim's status, or an error saying it has none yet.
+pub fn claim_provider_id(claim: &NodeClaim) -> Result<&str, CloudError> {
+    claim
+        .status
+        .as_ref()
+        .and_then(|s| s.provider_id.as_deref())
+        .ok_or_else(|| CloudError::Invalid("the NodeClaim has no provider ID yet".into()))
+}
+
 /// Splits `aws:///<zone>/<instance id>` into zone and id.
 pub fn parse_provider_id(provider_id: &str) -> Result<(&str, &str), CloudError> {
     provider_id

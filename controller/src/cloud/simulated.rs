@@ -8,7 +8,7 @@
 use super::offerings::{
     OfferingKey, UnavailableOfferings, instance_tags, launch_choices, offering_name, type_matches,
 };
-use super::{CloudError, CloudProvider, Instance, parse_provider_id};
+use super::{CloudError, CloudProvider, Instance, claim_provider_id, parse_provider_id};
 use crate::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings};
 use karpenter_api::requirements::Requirements;
 use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
@@ -308,11 +308,7 @@ impl CloudProvider for SimulatedEc2 {
         claim: &NodeClaim,
         _class: &EC2NodeClass,
     ) -> Result<Option<String>, CloudError> {
-        let provider_id = claim
-            .status
-            .as_ref()
-            .and_then(|s| s.provider_id.as_deref())
-            .ok_or_else(|| CloudError::Invalid("the NodeClaim has no provider ID yet".into()))?;
+        let provider_id = claim_provider_id(claim)?;
         let instance = self.get(provider_id).await?;
         let current = self.lock().image_id.clone();
         Ok((instance.image_id != current).then(|| {

@@ -6,7 +6,7 @@
 use super::AwsCloudProvider;
 use super::sdk::cloud_error;
 use crate::catalog::generate::{kubernetes_architecture, label_value};
-use crate::catalog::{CapacityType, Catalog, Device, InstanceType, Offering};
+use crate::catalog::{Catalog, Device, InstanceType};
 use crate::cloud::CloudError;
 use aws_sdk_ec2::types::{InstanceTypeInfo, LocationType};
 use karpenter_api::v1::EC2NodeClass;
@@ -207,31 +207,9 @@ impl AwsCloudProvider {
             .map(|t| {
                 let mut t = t.clone();
                 t.zones.retain(|z| zones.contains(z.as_str()));
-                t.offerings = t
-                    .zones
-                    .iter()
-                    .flat_map(|zone| {
-                        let on_demand = Offering {
-                            zone: zone.clone(),
-                            capacity_type: CapacityType::OnDemand,
-                            price: t.on_demand_price,
-                            available: true,
-                        };
-                        // A zone without a published spot price has no spot offering.
-                        let spot = t
-                            .spot
-                            .then(|| book.spot.get(&(t.name.clone(), zone.clone())))
-                            .flatten()
-                            .map(|price| Offering {
-                                zone: zone.clone(),
-                                capacity_type: CapacityType::Spot,
-                                price: *price,
-                                available: true,
-                            });
-                        std::iter::once(on_demand).chain(spot)
-                    })
-                    .collect();
-                t
+                // A zone without a published spot price has no spot offering.
+                let name = t.name.clone();
+                t.with_spot_prices(|zone| book.spot.get(&(name.clone(), zone.to_string())).copied())
             })
             .collect();
         self.unavailable.apply(&mut types);

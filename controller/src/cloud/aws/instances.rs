@@ -5,7 +5,7 @@ use super::AwsCloudProvider;
 use super::sdk::{cloud_error, error_code};
 use crate::catalog::{CapacityType, KubeletSettings};
 use crate::cloud::offerings::cluster_tag;
-use crate::cloud::{CloudError, Instance, parse_provider_id};
+use crate::cloud::{CloudError, Instance, claim_provider_id, parse_provider_id};
 use aws_sdk_ec2::types::Filter;
 use karpenter_api::labels;
 use karpenter_api::v1::{EC2NodeClass, NodeClaim};
@@ -170,11 +170,7 @@ impl AwsCloudProvider {
         claim: &NodeClaim,
         class: &EC2NodeClass,
     ) -> Result<Option<String>, CloudError> {
-        let provider_id = claim
-            .status
-            .as_ref()
-            .and_then(|s| s.provider_id.as_deref())
-            .ok_or_else(|| CloudError::Invalid("the NodeClaim has no provider ID yet".into()))?;
+        let provider_id = claim_provider_id(claim)?;
         let (_, id) = parse_provider_id(provider_id)?;
         let raw = self.describe(id).await?;
         let Some(status) = class.status.as_ref() else {
