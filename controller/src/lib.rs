@@ -15,4 +15,5 @@
 
 pub mod catalog;
 pub mod cloud;
+pub mod controllers;
 pub mod scheduling;

@@ -553,3 +553,71 @@ async fn throttled_calls_are_retried_and_denied_calls_say_so() {
         "the last good subnets are kept"
     );
 }
+
+#[tokio::test]
+async fn the_nodeclass_controller_writes_status_and_cleans_up_on_deletion() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use karpenter_controller::controllers::nodeclass::{FINALIZER, Reconciled, reconcile};
+    use kube::api::{Api, DeleteParams, PostParams};
+    let Some(env) = AwsEnv::start("the_nodeclass_controller").await else {
+        return;
+    };
+    let sim = kubesim::Kubesim::new();
+    let client = sim.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in karpenter_api::crd::all() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let classes: Api<EC2NodeClass> = Api::all(client.clone());
+    let mut class = aws_support::node_class("default");
+    class.metadata.uid = None;
+    class.metadata.generation = None;
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .unwrap();
+
+    let outcome = reconcile(&client, &env.cloud, "default").await.unwrap();
+    assert_eq!(outcome, Reconciled::Resolved { ready: true });
+    let stored = classes.get("default").await.unwrap();
+    assert!(
+        stored
+            .metadata
+            .finalizers
+            .clone()
+            .unwrap()
+            .contains(&FINALIZER.to_string())
+    );
+    assert_eq!(condition(&stored, "Ready"), ("True", ""));
+    let status = stored.status.unwrap();
+    assert_eq!(status.amis.unwrap().len(), 2);
+    let profile = status.instance_profile.unwrap();
+
+    // Deleting waits for the finalizer; the next reconcile removes the profile, then the object goes.
+    classes
+        .delete("default", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        classes.get_opt("default").await.unwrap().is_some(),
+        "held by the finalizer"
+    );
+    assert_eq!(
+        reconcile(&client, &env.cloud, "default").await.unwrap(),
+        Reconciled::Finalized
+    );
+    assert!(
+        env.clients
+            .iam
+            .get_instance_profile()
+            .instance_profile_name(&profile)
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(classes.get_opt("default").await.unwrap().is_none());
+    assert_eq!(
+        reconcile(&client, &env.cloud, "default").await.unwrap(),
+        Reconciled::Absent
+    );
+}

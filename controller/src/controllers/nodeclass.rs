@@ -1,0 +1,104 @@
+//! The EC2NodeClass controller: keeps `status` (subnets, security groups, AMIs,
+//! instance profile, conditions) current, and on deletion removes the instance
+//! profile and launch templates Karpenter made for the class before letting
+//! the object go (finalizer `karpenter.k8s.aws/termination`, as upstream).
+
+use crate::cloud::CloudError;
+use crate::cloud::aws::AwsCloudProvider;
+use karpenter_api::v1::EC2NodeClass;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+/// The finalizer that holds a deleted EC2NodeClass until its AWS resources are gone.
+pub const FINALIZER: &str = "karpenter.k8s.aws/termination";
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The Kubernetes API refused or failed.
+    #[error("EC2NodeClass {name}: {source}")]
+    Kube {
+        /// The NodeClass.
+        name: String,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// AWS refused or failed while cleaning up.
+    #[error("EC2NodeClass {name}: {source}")]
+    Cloud {
+        /// The NodeClass.
+        name: String,
+        /// The cause.
+        source: CloudError,
+    },
+}
+
+/// What a reconcile did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// The class is gone (nothing to do).
+    Absent,
+    /// Status written; `ready` is its `Ready` condition.
+    Resolved {
+        /// True when every part resolved.
+        ready: bool,
+    },
+    /// The class was being deleted: its instance profile is deleted and the
+    /// finalizer removed.
+    Finalized,
+}
+
+/// Reconciles the EC2NodeClass `name` once.
+pub async fn reconcile(
+    client: &kube::Client,
+    cloud: &AwsCloudProvider,
+    name: &str,
+) -> Result<Reconciled, ReconcileError> {
+    let classes: Api<EC2NodeClass> = Api::all(client.clone());
+    let kube_err = |source| ReconcileError::Kube {
+        name: name.to_string(),
+        source,
+    };
+    let Some(class) = classes.get_opt(name).await.map_err(kube_err)? else {
+        return Ok(Reconciled::Absent);
+    };
+    let finalizers = class.metadata.finalizers.clone().unwrap_or_default();
+    let params = PatchParams::default();
+    if class.metadata.deletion_timestamp.is_some() {
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            cloud
+                .delete_instance_profile(&class)
+                .await
+                .map_err(|source| ReconcileError::Cloud {
+                    name: name.to_string(),
+                    source,
+                })?;
+            let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+            let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": class.metadata.resource_version}});
+            classes
+                .patch(name, &params, &Patch::Merge(&patch))
+                .await
+                .map_err(kube_err)?;
+        }
+        return Ok(Reconciled::Finalized);
+    }
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        let mut all = finalizers.clone();
+        all.push(FINALIZER.to_string());
+        let patch = json!({"metadata": {"finalizers": all, "resourceVersion": class.metadata.resource_version}});
+        classes
+            .patch(name, &params, &Patch::Merge(&patch))
+            .await
+            .map_err(kube_err)?;
+    }
+    let status = cloud.resolve(&class).await;
+    let ready = karpenter_api::v1::find_condition(status.conditions.as_deref(), "Ready")
+        .is_some_and(|c| c.status == "True");
+    let patch = json!({"status": status});
+    classes
+        .patch_status(name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(kube_err)?;
+    Ok(Reconciled::Resolved { ready })
+}
