@@ -113,6 +113,34 @@ impl Requirement {
         )
     }
 
+    /// The API form: one entry, or two for a range (`Gt` and `Lt`); what
+    /// [`Requirement::from_api`] reads back to an equal requirement.
+    pub fn to_api(&self) -> Vec<NodeSelectorRequirementWithMinValues> {
+        let entry = |operator: &str, values: Vec<String>| NodeSelectorRequirementWithMinValues {
+            key: self.key.clone(),
+            operator: operator.to_string(),
+            values: (!values.is_empty()).then_some(values),
+            min_values: self.min_values.and_then(|m| i32::try_from(m).ok()),
+        };
+        let values: Vec<String> = self.values.iter().cloned().collect();
+        let mut out = match (self.complement, values.is_empty()) {
+            (false, false) => return vec![entry("In", values)],
+            (false, true) => return vec![entry("DoesNotExist", values)],
+            (true, false) => vec![entry("NotIn", values)],
+            (true, true) => Vec::new(),
+        };
+        if let Some(gt) = self.greater_than {
+            out.push(entry("Gt", vec![gt.to_string()]));
+        }
+        if let Some(lt) = self.less_than {
+            out.push(entry("Lt", vec![lt.to_string()]));
+        }
+        if out.is_empty() {
+            out.push(entry("Exists", Vec::new()));
+        }
+        out
+    }
+
     /// The label key (normalised).
     pub fn key(&self) -> &str {
         &self.key
@@ -271,6 +299,11 @@ impl fmt::Display for Requirement {
 pub struct Requirements(BTreeMap<String, Requirement>);
 
 impl Requirements {
+    /// The API form of every requirement ([`Requirement::to_api`]).
+    pub fn to_api(&self) -> Vec<NodeSelectorRequirementWithMinValues> {
+        self.iter().flat_map(Requirement::to_api).collect()
+    }
+
     /// Adds a requirement, intersecting it with any existing one for the key.
     pub fn add(&mut self, req: Requirement) {
         let merged = match self.0.get(&req.key) {
@@ -594,4 +627,27 @@ mod tests {
             Some("spot")
         );
     }
+
+    #[test]
+    fn api_form_round_trips() {
+        let cases = [
+            ("In", vec!["a", "b"]),
+            ("NotIn", vec!["a"]),
+            ("Exists", vec![]),
+            ("DoesNotExist", vec![]),
+            ("Gt", vec!["3"]),
+            ("Lte", vec!["8"]),
+        ];
+        for (operator, values) in cases {
+            let r = Requirement::new("karpenter.k8s.aws/instance-cpu", operator, &values).unwrap();
+            let back = Requirements::from_api(&r.to_api()).unwrap();
+            assert_eq!(back.get(r.key()), Some(&r), "{operator}");
+        }
+        let mut range = Requirements::default();
+        range.add(Requirement::new("karpenter.k8s.aws/instance-cpu", "Gt", &["3"]).unwrap());
+        range.add(Requirement::new("karpenter.k8s.aws/instance-cpu", "Lt", &["9"]).unwrap());
+        assert_eq!(range.to_api().len(), 2);
+        assert_eq!(Requirements::from_api(&range.to_api()).unwrap(), range);
+    }
+
 }

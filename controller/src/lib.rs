@@ -1,19 +1,27 @@
 //! # karpenter-controller
 //!
-//! The autoscaler itself. So far:
+//! The autoscaler itself:
 //!
 //! - [`catalog`]: EC2 instance types with their Karpenter labels, capacity and
 //!   allocatable as upstream computes them, and per-zone offerings with prices;
 //!   an embedded us-east-1 catalog generated from real data.
-//!
 //! - [`scheduling`]: the pure scheduling engine (pending pods to existing
 //!   nodes and new NodeClaims, cheapest first).
-//! - [`cloud`]: the cloud-provider interface and the simulated EC2.
-//!
-//! The AWS cloud provider and the controllers join with their issues (see the
-//! repository README).
+//! - [`cloud`]: the cloud-provider interface, EC2 on the AWS SDK and the
+//!   simulated EC2.
+//! - [`state`], [`controllers`], [`runtime`]: the caches, one controller per
+//!   concern, and the process that runs them under leader election.
+//! - [`settings`], [`metrics`], [`endpoints`]: configuration, Prometheus
+//!   metrics, probes and logs.
+//! - [`demo`]: the offline demo on kubesim and the simulated EC2.
 
 pub mod catalog;
 pub mod cloud;
 pub mod controllers;
+pub mod demo;
+pub mod endpoints;
+pub mod metrics;
+pub mod runtime;
 pub mod scheduling;
+pub mod settings;
+pub mod state;

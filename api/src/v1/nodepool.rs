@@ -170,3 +170,34 @@ pub mod nodepool_conditions {
     /// Recently launched nodes registered.
     pub const NODE_REGISTRATION_HEALTHY: &str = "NodeRegistrationHealthy";
 }
+
+/// The version of [`NodePool::template_hash`] (annotation
+/// `karpenter.sh/nodepool-hash-version`); a new algorithm gets a new version
+/// so old NodeClaims are not all drifted at once by an upgrade.
+pub const NODEPOOL_HASH_VERSION: &str = "v3";
+
+impl NodePool {
+    /// A hash of the template fields whose change makes existing nodes stale
+    /// (labels, annotations, taints, startup taints, node class, lifetimes).
+    /// Requirements are left out, as upstream does: they drift by comparison
+    /// with each NodeClaim's labels instead.
+    pub fn template_hash(&self) -> String {
+        let template = &self.spec.template;
+        let hashed = serde_json::json!({
+            "metadata": template.metadata,
+            "taints": template.spec.taints,
+            "startupTaints": template.spec.startup_taints,
+            "nodeClassRef": template.spec.node_class_ref,
+            "expireAfter": template.spec.expire_after,
+            "terminationGracePeriod": template.spec.termination_grace_period,
+        });
+        // FNV-1a over the canonical JSON (serde_json keeps map keys sorted).
+        let hash = hashed
+            .to_string()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        hash.to_string()
+    }
+}

@@ -1,8 +1,7 @@
 //! The cloud-provider interface: everything the controller asks of EC2 goes
-//! through [`CloudProvider`]. Two implementations are planned: the AWS one on
-//! the official SDK (not written yet, see the cloud-provider issue) and
-//! [`SimulatedEc2`], in-process and deterministic, for the offline demo, the
-//! simulation and fast controller tests.
+//! through [`CloudProvider`]. Two implementations: [`aws::AwsCloudProvider`]
+//! on the official SDK, and [`SimulatedEc2`], in-process and deterministic,
+//! for the offline demo, load tests and fast controller tests.
 
 pub mod aws;
 pub mod offerings;
@@ -11,7 +10,7 @@ mod simulated;
 pub use simulated::{LaunchHook, SimEvent, SimulatedEc2, SimulationConfig};
 
 use crate::catalog::{CapacityType, InstanceType, Resources};
-use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
+use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -118,6 +117,20 @@ pub trait CloudProvider: Send + Sync {
     /// Marks an offering unavailable for [`UNAVAILABLE_FOR`] (a launch found no
     /// capacity, or a spot interruption reclaimed it).
     fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType);
+
+    /// Resolves an EC2NodeClass's selectors (subnets, security groups, AMIs,
+    /// instance profile) into the status to write, conditions included.
+    fn resolve_node_class(
+        &self,
+        class: &EC2NodeClass,
+    ) -> impl Future<Output = EC2NodeClassStatus> + Send;
+
+    /// Removes what the provider made for a deleted EC2NodeClass (its managed
+    /// instance profile).
+    fn finalize_node_class(
+        &self,
+        class: &EC2NodeClass,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// The provider ID in a NodeClaim's status, or an error saying it has none yet.

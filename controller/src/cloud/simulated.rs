@@ -11,7 +11,7 @@ use super::offerings::{
 use super::{CloudError, CloudProvider, Instance, claim_provider_id, parse_provider_id};
 use crate::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings};
 use karpenter_api::requirements::Requirements;
-use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
+use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -321,5 +321,62 @@ impl CloudProvider for SimulatedEc2 {
 
     fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType) {
         self.unavailable.mark(instance_type, zone, capacity_type);
+    }
+
+    /// The simulation has one subnet per zone it sells in, one security
+    /// group and the current image; every class resolves and is Ready.
+    async fn resolve_node_class(&self, class: &EC2NodeClass) -> EC2NodeClassStatus {
+        use karpenter_api::v1::ec2nodeclass_conditions as cond;
+        use karpenter_api::v1::{AmiStatus, SecurityGroupStatus, SubnetStatus, set_condition};
+        let zones: std::collections::BTreeSet<&str> = self
+            .catalog
+            .iter()
+            .flat_map(|t| t.offerings.iter().map(|o| o.zone.as_str()))
+            .collect();
+        let mut conditions = class
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        for type_ in [
+            cond::SUBNETS_READY,
+            cond::SECURITY_GROUPS_READY,
+            cond::AMIS_READY,
+            cond::INSTANCE_PROFILE_READY,
+            cond::VALIDATION_SUCCEEDED,
+            cond::READY,
+        ] {
+            set_condition(&mut conditions, type_, true, type_, "", class.metadata.generation);
+        }
+        let name = class.metadata.name.clone().unwrap_or_default();
+        EC2NodeClassStatus {
+            subnets: Some(
+                zones
+                    .iter()
+                    .map(|zone| SubnetStatus {
+                        id: format!("subnet-sim-{zone}"),
+                        zone: zone.to_string(),
+                        zone_id: None,
+                    })
+                    .collect(),
+            ),
+            security_groups: Some(vec![SecurityGroupStatus {
+                id: "sg-sim".into(),
+                name: Some(format!("{}-nodes", self.config.cluster_name)),
+            }]),
+            capacity_reservations: None,
+            amis: Some(vec![AmiStatus {
+                id: self.lock().image_id.clone(),
+                name: Some("simulated".into()),
+                requirements: Vec::new(),
+                deprecated: None,
+            }]),
+            instance_profile: Some(format!("{}_{name}", self.config.cluster_name)),
+            conditions: Some(conditions),
+        }
+    }
+
+    async fn finalize_node_class(&self, _class: &EC2NodeClass) -> Result<(), CloudError> {
+        Ok(())
     }
 }

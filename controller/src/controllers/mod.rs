@@ -1,4 +1,82 @@
-//! Controllers: one per concern, each a reconcile function over `kube::Client`
-//! so it runs the same against a real cluster and against `kubesim`.
+//! Controllers: one per concern, each a pass over the cluster-state caches
+//! that writes through `kube::Client`, so it runs the same against a real
+//! cluster and against `kubesim`.
+//!
+//! - [`provisioning`]: pending pods to NodeClaims.
+//! - [`lifecycle`]: NodeClaims to launched, registered, initialized nodes.
+//! - [`termination`]: deleted NodeClaims and Nodes drained and terminated.
+//! - [`interruption`]: SQS messages to drained and replaced nodes.
+//! - [`nodeclass`]: EC2NodeClass status and clean-up.
+//! - [`garbage`]: instances no NodeClaim owns.
 
+pub mod garbage;
+pub mod interruption;
+pub mod lifecycle;
 pub mod nodeclass;
+pub mod provisioning;
+pub mod termination;
+pub mod writes;
+
+use crate::catalog::KubeletSettings;
+use crate::cloud::CloudProvider;
+use crate::metrics::SharedMetrics;
+use crate::settings::Settings;
+use crate::state::ClusterState;
+use karpenter_api::v1::EC2NodeClass;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder};
+use std::sync::Arc;
+
+/// What every controller works with.
+pub struct Context<C> {
+    /// The API client.
+    pub client: kube::Client,
+    /// The caches.
+    pub state: ClusterState,
+    /// The cloud.
+    pub cloud: Arc<C>,
+    /// Metrics.
+    pub metrics: SharedMetrics,
+    /// Settings.
+    pub settings: Settings,
+    /// Publishes Kubernetes events.
+    pub recorder: Recorder,
+}
+
+impl<C: CloudProvider> Context<C> {
+    /// Kubelet settings for nodes of `class` (allocatable arithmetic).
+    pub fn kubelet(&self, class: &EC2NodeClass) -> KubeletSettings {
+        let mut kubelet = KubeletSettings::from_kubelet(class.spec.kubelet.as_ref());
+        kubelet.vm_memory_overhead_percent = self.settings.vm_memory_overhead_percent;
+        kubelet
+    }
+
+    /// Publishes an event on `object` in the background (events are advisory:
+    /// a failure is logged, never fatal).
+    pub fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let recorder = self.recorder.clone();
+        let reference = object.object_ref(&());
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::debug!(error = %e, "event not recorded");
+            }
+        });
+    }
+}

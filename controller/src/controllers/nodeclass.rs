@@ -3,8 +3,7 @@
 //! profile and launch templates Karpenter made for the class before letting
 //! the object go (finalizer `karpenter.k8s.aws/termination`, as upstream).
 
-use crate::cloud::CloudError;
-use crate::cloud::aws::AwsCloudProvider;
+use crate::cloud::{CloudError, CloudProvider};
 use karpenter_api::v1::EC2NodeClass;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -50,9 +49,9 @@ pub enum Reconciled {
 }
 
 /// Reconciles the EC2NodeClass `name` once.
-pub async fn reconcile(
+pub async fn reconcile<C: CloudProvider>(
     client: &kube::Client,
-    cloud: &AwsCloudProvider,
+    cloud: &C,
     name: &str,
 ) -> Result<Reconciled, ReconcileError> {
     let classes: Api<EC2NodeClass> = Api::all(client.clone());
@@ -68,7 +67,7 @@ pub async fn reconcile(
     if class.metadata.deletion_timestamp.is_some() {
         if finalizers.iter().any(|f| f == FINALIZER) {
             cloud
-                .delete_instance_profile(&class)
+                .finalize_node_class(&class)
                 .await
                 .map_err(|source| ReconcileError::Cloud {
                     name: name.to_string(),
@@ -92,7 +91,7 @@ pub async fn reconcile(
             .await
             .map_err(kube_err)?;
     }
-    let status = cloud.resolve(&class).await;
+    let status = cloud.resolve_node_class(&class).await;
     let ready = karpenter_api::v1::find_condition(status.conditions.as_deref(), "Ready")
         .is_some_and(|c| c.status == "True");
     let patch = json!({"status": status});
@@ -101,4 +100,45 @@ pub async fn reconcile(
         .await
         .map_err(kube_err)?;
     Ok(Reconciled::Resolved { ready })
+}
+
+/// How often a class is resolved again without a change to it (new AMIs,
+/// subnets, security groups appear on the AWS side).
+pub const RESOLVE_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Reconciles every class whose spec changed, that is being deleted, or that
+/// was last resolved [`RESOLVE_EVERY`] ago; runs until the task is dropped.
+pub async fn run<C: CloudProvider + 'static>(ctx: std::sync::Arc<super::Context<C>>) {
+    use std::collections::HashMap;
+    use std::time::Instant;
+    let mut resolved: HashMap<String, (Option<i64>, Instant)> = HashMap::new();
+    let mut changes = ctx.state.subscribe();
+    loop {
+        for class in ctx.state.classes.state() {
+            let name = class.metadata.name.clone().unwrap_or_default();
+            let due = class.metadata.deletion_timestamp.is_some()
+                || resolved.get(&name).is_none_or(|(generation, at)| {
+                    *generation != class.metadata.generation || at.elapsed() >= RESOLVE_EVERY
+                });
+            if !due {
+                continue;
+            }
+            match reconcile(&ctx.client, ctx.cloud.as_ref(), &name).await {
+                Ok(Reconciled::Resolved { ready }) => {
+                    if !ready {
+                        tracing::warn!(ec2nodeclass = %name, "not ready; see its status conditions");
+                    }
+                    resolved.insert(name, (class.metadata.generation, Instant::now()));
+                }
+                Ok(_) => {
+                    resolved.remove(&name);
+                }
+                Err(e) => tracing::warn!(error = %e, "EC2NodeClass reconcile failed"),
+            }
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+    }
 }

@@ -17,7 +17,7 @@ mod instance_types;
 mod instances;
 pub mod launch_template;
 mod nodeclass;
-mod sdk;
+pub mod sdk;
 pub mod user_data;
 
 pub use instance_types::parse_price_list_item;
@@ -27,7 +27,7 @@ use super::offerings::UnavailableOfferings;
 use super::{CloudError, CloudProvider, Instance};
 use crate::catalog::{CapacityType, InstanceType};
 use instance_types::{Cached, PriceBook};
-use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
+use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -151,5 +151,13 @@ impl CloudProvider for AwsCloudProvider {
 
     fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType) {
         self.unavailable.mark(instance_type, zone, capacity_type);
+    }
+
+    async fn resolve_node_class(&self, class: &EC2NodeClass) -> EC2NodeClassStatus {
+        self.resolve(class).await
+    }
+
+    async fn finalize_node_class(&self, class: &EC2NodeClass) -> Result<(), CloudError> {
+        self.delete_instance_profile(class).await
     }
 }

@@ -1,0 +1,186 @@
+//! Interruption handling: messages from the interruption queue are parsed,
+//! mapped from instance id to NodeClaim, and acted on. A spot interruption
+//! marks the offering unavailable, then the claim is deleted (termination
+//! cordons, drains and terminates; the evicted pods go pending and
+//! provisioning replaces the capacity at once). Scheduled changes, stopping
+//! or terminated instances and capacity-reservation interruptions are
+//! drained the same way. A rebalance recommendation is an event, or, with
+//! `INTERRUPTION_REPLACE_ON_REBALANCE`, the same proactive replacement.
+//! A message that does not parse is logged, counted and deleted; one bad
+//! message never stops the loop.
+
+pub mod messages;
+pub mod queue;
+
+pub use messages::{Kind, Message, parse};
+pub use queue::{InMemoryQueue, MessageQueue, Received, SqsQueue};
+
+use crate::catalog::CapacityType;
+use crate::cloud::CloudProvider;
+use crate::controllers::Context;
+use crate::controllers::writes::delete_claim;
+use karpenter_api::labels;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What was done about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The NodeClaims named were deleted (cordon, drain, terminate).
+    Drained(Vec<String>),
+    /// Only an event was recorded.
+    Noted,
+    /// No NodeClaim owns the instances.
+    Unknown,
+    /// The message could not be read (the reason).
+    Unparseable(String),
+}
+
+/// The interruption controller.
+pub struct Interruption<C, Q> {
+    ctx: Arc<Context<C>>,
+    queue: Arc<Q>,
+}
+
+impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
+    /// A controller reading `queue`.
+    pub fn new(ctx: Arc<Context<C>>, queue: Arc<Q>) -> Self {
+        Interruption { ctx, queue }
+    }
+
+    /// Receives and handles messages until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let received = match self.queue.receive().await {
+                Ok(received) => received,
+                Err(e) => {
+                    tracing::error!(error = %e, "receiving interruption messages failed; retrying in 5s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            let handled = received.iter().map(|m| self.handle_received(m));
+            futures::future::join_all(handled).await;
+        }
+    }
+
+    async fn handle_received(&self, message: &Received) {
+        let action = self.handle(&message.body).await;
+        if let Some(sent) = message.sent {
+            let waited = k8s_openapi::jiff::Timestamp::now().duration_since(sent);
+            if let Ok(waited) = Duration::try_from(waited) {
+                self.ctx
+                    .metrics
+                    .interruption_queue_duration
+                    .observe(waited.as_secs_f64());
+            }
+        }
+        if let Action::Unparseable(why) = &action {
+            tracing::warn!(reason = %why, "interruption message not understood; deleting it");
+        }
+        match self.queue.delete(&message.receipt).await {
+            Ok(()) => {
+                self.ctx.metrics.interruption_deleted.inc();
+            }
+            Err(e) => tracing::warn!(error = %e, "deleting interruption message failed"),
+        }
+    }
+
+    /// Handles one message body.
+    pub async fn handle(&self, body: &str) -> Action {
+        let metrics = &self.ctx.metrics;
+        let message = match parse(body) {
+            Ok(message) => message,
+            Err(why) => {
+                metrics
+                    .interruption_received
+                    .get_or_create(&vec![("message_type", "unparseable".into())])
+                    .inc();
+                return Action::Unparseable(why);
+            }
+        };
+        metrics
+            .interruption_received
+            .get_or_create(&vec![("message_type", message.kind.metric_label().into())])
+            .inc();
+        let action = self.act(&message).await;
+        let label = match &action {
+            Action::Drained(_) => "CordonAndDrain",
+            _ => "NoAction",
+        };
+        metrics
+            .interruption_actions
+            .get_or_create(&vec![("action", label.into())])
+            .inc();
+        action
+    }
+
+    async fn act(&self, message: &Message) -> Action {
+        let ctx = &self.ctx;
+        let claims: Vec<_> = message
+            .instance_ids
+            .iter()
+            .filter_map(|id| {
+                let suffix = format!("/{id}");
+                ctx.state.claims.find(|c| {
+                    c.status
+                        .as_ref()
+                        .and_then(|s| s.provider_id.as_deref())
+                        .is_some_and(|p| p.ends_with(&suffix))
+                })
+            })
+            .collect();
+        if claims.is_empty() {
+            return Action::Unknown;
+        }
+        let replace = message.kind.is_disruptive()
+            || (message.kind == Kind::RebalanceRecommendation && ctx.settings.replace_on_rebalance);
+        let mut drained = Vec::new();
+        for claim in claims {
+            let name = claim.metadata.name.clone().unwrap_or_default();
+            let note = format!("{:?} for {}", message.kind, message.instance_ids.join(", "));
+            ctx.event(claim.as_ref(), true, reason(&message.kind), note);
+            if !replace {
+                continue;
+            }
+            if message.kind == Kind::SpotInterruption {
+                let label = |key: &str| {
+                    claim
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(key))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                ctx.cloud.mark_unavailable(
+                    &label(labels::INSTANCE_TYPE),
+                    &label(labels::ZONE),
+                    CapacityType::Spot,
+                );
+            }
+            match delete_claim(ctx, &claim, "interruption").await {
+                Ok(()) => {
+                    tracing::info!(nodeclaim = %name, kind = ?message.kind, "interrupted; draining");
+                    drained.push(name);
+                }
+                Err(e) => tracing::error!(nodeclaim = %name, error = %e, "deleting interrupted NodeClaim failed"),
+            }
+        }
+        if drained.is_empty() {
+            Action::Noted
+        } else {
+            Action::Drained(drained)
+        }
+    }
+}
+
+fn reason(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::SpotInterruption => "SpotInterrupted",
+        Kind::RebalanceRecommendation => "SpotRebalanceRecommendation",
+        Kind::StateChange(_) => "InstanceStateChange",
+        Kind::ScheduledChange => "InstanceScheduledChange",
+        Kind::CapacityReservationInterruption => "CapacityReservationInterrupted",
+    }
+}

@@ -1,0 +1,289 @@
+//! Provisioning: pending pods are batched (a window that closes after
+//! `BATCH_IDLE_DURATION` without a new pod, or `BATCH_MAX_DURATION` at most),
+//! solved with the scheduling engine against existing and in-flight capacity
+//! and every NodePool (weights, limits, DaemonSet overhead), and the new
+//! NodeClaims created. Pods get a `Nominated` event naming the node or claim
+//! planned for them.
+//!
+//! Capacity in flight is never booked twice: NodeClaims without a Node take
+//! part in every solve as nodes with the room their smallest instance-type
+//! option has, and a batch waits until the claims it created are in the
+//! cache before the next one starts.
+
+mod inputs;
+mod nodeclaim;
+
+pub use inputs::{is_active, is_provisionable, resources_of};
+pub use nodeclaim::{build as build_nodeclaim, resource_list};
+
+use crate::cloud::CloudProvider;
+use crate::controllers::Context;
+use crate::scheduling::{Solution, solve};
+use crate::state::key;
+use futures::StreamExt;
+use karpenter_api::v1::NodeClaim;
+use kube::Api;
+use kube::api::PostParams;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often the batcher looks again without a change (claims that failed to
+/// launch free their pods for another batch).
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// How long a batch waits for the claims it created to reach the cache.
+const CACHE_WAIT: Duration = Duration::from_secs(5);
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Pods considered.
+    pub pods: usize,
+    /// NodeClaims created (names).
+    pub created: Vec<String>,
+    /// Pods planned onto existing or in-flight capacity.
+    pub nominated: usize,
+    /// Pods no NodePool can take.
+    pub unschedulable: usize,
+    /// Time spent in the scheduling engine.
+    pub solve_time: Duration,
+}
+
+/// The provisioner and what it remembers between batches.
+pub struct Provisioner<C> {
+    ctx: Arc<Context<C>>,
+    /// Pod key -> the node or NodeClaim the last batch planned it onto.
+    nominations: Mutex<HashMap<String, String>>,
+}
+
+impl<C: CloudProvider + 'static> Provisioner<C> {
+    /// A provisioner over `ctx`.
+    pub fn new(ctx: Arc<Context<C>>) -> Self {
+        Provisioner {
+            ctx,
+            nominations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn nominations(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.nominations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Provisionable pods the last batch did not place, or placed on
+    /// something that has gone since.
+    fn waiting(&self) -> usize {
+        let state = &self.ctx.state;
+        let nominations = self.nominations();
+        state
+            .pods
+            .state()
+            .iter()
+            .filter(|p| is_provisionable(p))
+            .filter(|p| match nominations.get(&key(p.as_ref())) {
+                None => true,
+                Some(target) => state.claim(target).is_none() && state.node(target).is_none(),
+            })
+            .count()
+    }
+
+    /// Runs batches until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        let settings = &self.ctx.settings;
+        let mut changes = self.ctx.state.subscribe();
+        loop {
+            // Wait for a pod that needs capacity.
+            while self.waiting() == 0 {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(RECHECK) => {}
+                }
+            }
+            // The batch window.
+            let opened = tokio::time::Instant::now();
+            let closes = opened + settings.batch_max_duration;
+            let mut idle_until = opened + settings.batch_idle_duration;
+            let mut seen = changes.borrow_and_update().pods;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(idle_until.min(closes)) => break,
+                    changed = changes.changed() => {
+                        if changed.is_err() { return }
+                        let now = changes.borrow_and_update().pods;
+                        if now != seen {
+                            seen = now;
+                            idle_until = tokio::time::Instant::now() + settings.batch_idle_duration;
+                        }
+                    }
+                }
+            }
+            match self.provision().await {
+                Ok(outcome) if outcome.pods > 0 => tracing::info!(
+                    pods = outcome.pods,
+                    nodeclaims = outcome.created.len(),
+                    nominated = outcome.nominated,
+                    unschedulable = outcome.unschedulable,
+                    solve_ms = outcome.solve_time.as_millis() as u64,
+                    "batch provisioned"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "provisioning failed; retrying"),
+            }
+        }
+    }
+
+    /// One batch: solve every provisionable pod and create the NodeClaims.
+    pub async fn provision(&self) -> Result<Outcome, kube::Error> {
+        let ctx = &self.ctx;
+        let pending: Vec<_> = ctx
+            .state
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| is_provisionable(p))
+            .collect();
+        if pending.is_empty() {
+            return Ok(Outcome::default());
+        }
+        let pods = inputs::pod_infos(ctx, &pending);
+        let pools = inputs::pools(ctx).await;
+        let nodes = inputs::existing_nodes(ctx, &pools);
+        let started = Instant::now();
+        let solution = solve(&pods, nodes, pools);
+        let solve_time = started.elapsed();
+        ctx.metrics
+            .scheduling_duration
+            .observe(solve_time.as_secs_f64());
+        let created = self.create_claims(&solution).await?;
+        self.record(&pending, &solution, &created);
+        Ok(Outcome {
+            pods: pods.len(),
+            nominated: solution.nominations.len(),
+            unschedulable: solution.unschedulable.len(),
+            created: created.into_iter().map(|(name, _)| name).collect(),
+            solve_time,
+        })
+    }
+
+    /// Creates the planned NodeClaims (concurrently) and waits until the
+    /// cache has them. Returns (name, index into `solution.claims`).
+    async fn create_claims(&self, solution: &Solution) -> Result<Vec<(String, usize)>, kube::Error> {
+        let ctx = &self.ctx;
+        let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+        let objects: Vec<(usize, NodeClaim)> = solution
+            .claims
+            .iter()
+            .enumerate()
+            .filter_map(|(i, planned)| {
+                let pool = ctx.state.pool(&planned.pool)?;
+                Some((i, build_nodeclaim(&pool, planned)))
+            })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(objects)
+            .map(|(i, object)| {
+                let api = api.clone();
+                async move { (i, api.create(&PostParams::default(), &object).await) }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let mut created = Vec::new();
+        let mut first_error = None;
+        for (i, result) in results {
+            match result {
+                Ok(claim) => {
+                    let name = claim.metadata.name.clone().unwrap_or_default();
+                    let pool = &solution.claims[i].pool;
+                    ctx.metrics
+                        .nodeclaims_created
+                        .get_or_create(&vec![
+                            ("reason", "provisioning".into()),
+                            ("nodepool", pool.clone()),
+                        ])
+                        .inc();
+                    ctx.event(
+                        &claim,
+                        false,
+                        "Created",
+                        format!(
+                            "for {} pods, {} instance types from ${:.4}/h",
+                            solution.claims[i].pods.len(),
+                            solution.claims[i].instance_types.len(),
+                            solution.claims[i].price
+                        ),
+                    );
+                    created.push((name, i));
+                }
+                Err(e) => {
+                    tracing::error!(nodepool = %solution.claims[i].pool, error = %e, "creating NodeClaim failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let deadline = Instant::now() + CACHE_WAIT;
+        while Instant::now() < deadline
+            && created.iter().any(|(name, _)| ctx.state.claim(name).is_none())
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        match (created.is_empty(), first_error) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(created),
+        }
+    }
+
+    /// Remembers where each pod was planned and tells the pod (`Nominated`),
+    /// or why it cannot be placed (`FailedScheduling`), once per change.
+    fn record(
+        &self,
+        pending: &[Arc<k8s_openapi::api::core::v1::Pod>],
+        solution: &Solution,
+        created: &[(String, usize)],
+    ) {
+        let by_key: HashMap<String, &Arc<k8s_openapi::api::core::v1::Pod>> =
+            pending.iter().map(|p| (key(p.as_ref()), p)).collect();
+        let mut targets: Vec<(String, String, String)> = Vec::new();
+        for (pod, node) in &solution.nominations {
+            let kind = if self.ctx.state.node(node).is_some() { "node" } else { "nodeclaim" };
+            targets.push((pod.clone(), node.clone(), kind.into()));
+        }
+        for (name, i) in created {
+            for pod in &solution.claims[*i].pods {
+                targets.push((pod.clone(), name.clone(), "nodeclaim".into()));
+            }
+        }
+        let mut nominations = self.nominations();
+        nominations.retain(|k, _| by_key.contains_key(k));
+        for (pod, target, kind) in targets {
+            if nominations.get(&pod) == Some(&target) {
+                continue;
+            }
+            if let Some(object) = by_key.get(&pod) {
+                self.ctx.event(
+                    object.as_ref(),
+                    false,
+                    "Nominated",
+                    format!("Pod should schedule on: {kind}/{target}"),
+                );
+            }
+            nominations.insert(pod, target);
+        }
+        for (pod, why) in &solution.unschedulable {
+            let reason = format!("unschedulable: {why}");
+            if nominations.get(pod) == Some(&reason) {
+                continue;
+            }
+            if let Some(object) = by_key.get(pod) {
+                self.ctx.event(
+                    object.as_ref(),
+                    true,
+                    "FailedScheduling",
+                    format!("Failed to schedule pod, {why}"),
+                );
+            }
+            nominations.insert(pod.clone(), reason);
+        }
+    }
+}

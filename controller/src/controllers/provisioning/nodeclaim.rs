@@ -1,0 +1,73 @@
+//! A planned claim as a `karpenter.sh/v1` NodeClaim object: the NodePool's
+//! template with the engine's requirements, the pods' requests, the pool's
+//! hash annotation and an owner reference to the pool.
+
+use crate::scheduling::{NewClaim, Resources};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use karpenter_api::labels;
+use karpenter_api::v1::{
+    NODEPOOL_HASH_VERSION, NodeClaim, NodeClaimSpec, NodeClaimTemplateSpec, NodePool,
+    ResourceList, ResourceRequirements, WireQuantity,
+};
+
+/// Packing integers as a Kubernetes resource list (zero amounts left out).
+pub fn resource_list(resources: &Resources) -> ResourceList {
+    let mut out = ResourceList::new();
+    let mut put = |name: &str, text: String, amount: i64| {
+        if amount > 0 {
+            out.insert(name.to_string(), WireQuantity(text));
+        }
+    };
+    put("cpu", format!("{}m", resources.cpu_milli), resources.cpu_milli);
+    put("memory", resources.memory.to_string(), resources.memory);
+    put("ephemeral-storage", resources.storage.to_string(), resources.storage);
+    put("pods", resources.pods.to_string(), resources.pods);
+    for (name, amount) in &resources.extended {
+        put(name, amount.to_string(), *amount);
+    }
+    out
+}
+
+/// The NodeClaim to create for `planned` from `pool`.
+pub fn build(pool: &NodePool, planned: &NewClaim) -> NodeClaim {
+    let name = pool.metadata.name.clone().unwrap_or_default();
+    let template = &pool.spec.template;
+    let metadata = template.metadata.clone().unwrap_or_default();
+    let mut claim_labels = metadata.labels.unwrap_or_default();
+    claim_labels.extend(planned.requirements.single_valued_labels());
+    claim_labels.insert(labels::NODEPOOL.into(), name.clone());
+    let mut annotations = metadata.annotations.unwrap_or_default();
+    annotations.insert(labels::NODEPOOL_HASH_ANNOTATION.into(), pool.template_hash());
+    annotations.insert(
+        labels::NODEPOOL_HASH_VERSION_ANNOTATION.into(),
+        NODEPOOL_HASH_VERSION.into(),
+    );
+    let owner = OwnerReference {
+        api_version: "karpenter.sh/v1".into(),
+        kind: "NodePool".into(),
+        name: name.clone(),
+        uid: pool.metadata.uid.clone().unwrap_or_default(),
+        block_owner_deletion: Some(true),
+        controller: None,
+    };
+    NodeClaim {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}-")),
+            labels: Some(claim_labels),
+            annotations: Some(annotations),
+            owner_references: Some(vec![owner]),
+            finalizers: Some(vec![labels::TERMINATION_FINALIZER.into()]),
+            ..ObjectMeta::default()
+        },
+        spec: NodeClaimSpec {
+            template: NodeClaimTemplateSpec {
+                requirements: planned.requirements.to_api(),
+                ..template.spec.clone()
+            },
+            resources: Some(ResourceRequirements {
+                requests: Some(resource_list(&planned.requests)),
+            }),
+        },
+        status: None,
+    }
+}

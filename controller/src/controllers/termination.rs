@@ -1,0 +1,353 @@
+//! Termination, behind the `karpenter.sh/termination` finalizer on
+//! NodeClaims and Nodes. A deleted NodeClaim deletes its Node; a deleted
+//! Node is tainted `karpenter.sh/disrupted:NoSchedule`, drained through the
+//! Eviction API in upstream's order (non-critical pods, non-critical
+//! DaemonSet pods, critical pods, critical DaemonSet pods), with budget
+//! refusals (429) retried and `karpenter.sh/do-not-disrupt` pods left alone
+//! until the claim's `terminationGracePeriod` forces them; then volume
+//! attachments are awaited, the instance terminated and the finalizers
+//! removed. A Node whose instance is already gone is released at once.
+
+use crate::cloud::{CloudError, CloudProvider};
+use crate::controllers::Context;
+use crate::controllers::writes::remove_finalizer;
+use crate::state::{deleting, pool_label};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::api::storage::v1::VolumeAttachment;
+use karpenter_api::labels;
+use karpenter_api::v1::NodeClaim;
+use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams};
+use kube::Api;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Why a termination step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminationError {
+    /// The Kubernetes API failed.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    /// The cloud failed to terminate or describe the instance.
+    #[error("{0}")]
+    Cloud(#[from] CloudError),
+}
+
+/// Drain groups in eviction order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Group {
+    Workload,
+    Daemon,
+    CriticalWorkload,
+    CriticalDaemon,
+}
+
+fn group(pod: &Pod) -> Group {
+    let critical = matches!(
+        pod.spec.as_ref().and_then(|s| s.priority_class_name.as_deref()),
+        Some("system-cluster-critical" | "system-node-critical")
+    );
+    let daemon = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet");
+    match (critical, daemon) {
+        (false, false) => Group::Workload,
+        (false, true) => Group::Daemon,
+        (true, false) => Group::CriticalWorkload,
+        (true, true) => Group::CriticalDaemon,
+    }
+}
+
+/// Whether the drain must move this pod: not finished, not a static (mirror) pod.
+fn drainable(pod: &Pod) -> bool {
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+    !mirror && crate::controllers::provisioning::is_active(pod)
+}
+
+/// Whether the pod asks not to be disrupted voluntarily.
+pub fn do_not_disrupt(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::DO_NOT_DISRUPT_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
+/// The termination controller.
+pub struct Termination<C> {
+    ctx: Arc<Context<C>>,
+    /// Nodes (uid) whose instance was seen to exist, so it is not described every pass.
+    instance_seen: Mutex<HashSet<String>>,
+}
+
+impl<C: CloudProvider + 'static> Termination<C> {
+    /// A termination controller over `ctx`.
+    pub fn new(ctx: Arc<Context<C>>) -> Self {
+        Termination {
+            ctx,
+            instance_seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Runs passes on every change (and each second, for retries).
+    pub async fn run(self: Arc<Self>) {
+        let mut changes = self.ctx.state.subscribe();
+        loop {
+            self.pass().await;
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// One pass over every deleted NodeClaim and Node we hold.
+    pub async fn pass(&self) {
+        let state = &self.ctx.state;
+        let claims = state
+            .claims
+            .state_filter(|c| deleting(c) && has_finalizer(&c.metadata.finalizers));
+        let nodes = state
+            .nodes
+            .state_filter(|n| deleting(n) && has_finalizer(&n.metadata.finalizers));
+        futures::stream::iter(claims)
+            .for_each_concurrent(16, |claim| async move {
+                if let Err(e) = self.finalize_claim(&claim).await {
+                    tracing::warn!(nodeclaim = ?claim.metadata.name, error = %e, "termination");
+                }
+            })
+            .await;
+        futures::stream::iter(nodes)
+            .for_each_concurrent(16, |node| async move {
+                if let Err(e) = self.finalize_node(&node).await {
+                    tracing::warn!(node = ?node.metadata.name, error = %e, "termination");
+                }
+            })
+            .await;
+    }
+
+    async fn finalize_claim(&self, claim: &NodeClaim) -> Result<(), TerminationError> {
+        let ctx = &self.ctx;
+        let provider_id = claim.status.as_ref().and_then(|s| s.provider_id.clone());
+        if let Some(node) = provider_id
+            .as_deref()
+            .and_then(|id| ctx.state.node_for_provider_id(id))
+        {
+            if !deleting(node.as_ref()) {
+                let nodes: Api<Node> = Api::all(ctx.client.clone());
+                let name = node.metadata.name.as_deref().unwrap_or_default();
+                match nodes.delete(name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // The Node's finalizer drains and terminates; come back when it is gone.
+            return Ok(());
+        }
+        match provider_id {
+            Some(id) => self.terminate(&id).await?,
+            None => {
+                // Never launched as far as the status says: a launch a crashed
+                // process made may still have left an instance tagged for it.
+                let name = claim.metadata.name.as_deref().unwrap_or_default();
+                for instance in ctx.metrics.cloud_call("List", ctx.cloud.list()).await? {
+                    if instance.tags.get(labels::NODECLAIM).map(String::as_str) == Some(name) {
+                        self.terminate(&instance.provider_id).await?;
+                    }
+                }
+            }
+        }
+        remove_finalizer(&ctx.client, claim, labels::TERMINATION_FINALIZER).await?;
+        tracing::info!(nodeclaim = ?claim.metadata.name, "terminated");
+        Ok(())
+    }
+
+    async fn terminate(&self, provider_id: &str) -> Result<(), CloudError> {
+        match self
+            .ctx
+            .metrics
+            .cloud_call("Delete", self.ctx.cloud.delete(provider_id))
+            .await
+        {
+            Ok(()) | Err(CloudError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the Node's instance still exists (described once per node).
+    async fn instance_exists(&self, node: &Node, provider_id: &str) -> Result<bool, CloudError> {
+        let uid = node.metadata.uid.clone().unwrap_or_default();
+        if self.instance_seen.lock().expect("seen").contains(&uid) {
+            return Ok(true);
+        }
+        match self
+            .ctx
+            .metrics
+            .cloud_call("Get", self.ctx.cloud.get(provider_id))
+            .await
+        {
+            Ok(_) => {
+                self.instance_seen.lock().expect("seen").insert(uid);
+                Ok(true)
+            }
+            Err(CloudError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn finalize_node(&self, node: &Node) -> Result<(), TerminationError> {
+        let ctx = &self.ctx;
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let provider_id = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.provider_id.clone())
+            .unwrap_or_default();
+        let claim = ctx.state.claim_for_provider_id(&provider_id);
+        if provider_id.is_empty() || !self.instance_exists(node, &provider_id).await? {
+            tracing::info!(node = %name, "instance already gone; releasing the node");
+            return self.release(node, claim.as_deref()).await;
+        }
+        self.taint(node).await?;
+        let grace = claim
+            .as_deref()
+            .and_then(|c| c.spec.template.termination_grace_period.as_deref())
+            .and_then(|g| karpenter_api::duration::parse(g).ok());
+        let deleted_at = node.metadata.deletion_timestamp.as_ref().map(|t| t.0);
+        let forced = match (grace, deleted_at) {
+            (Some(grace), Some(at)) => {
+                let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(at);
+                Duration::try_from(elapsed).is_ok_and(|e| e >= grace)
+            }
+            _ => false,
+        };
+        if !self.drain(&name, forced).await? {
+            return Ok(());
+        }
+        if !forced && self.volumes_attached(&name).await? {
+            return Ok(());
+        }
+        self.terminate(&provider_id).await?;
+        self.release(node, claim.as_deref()).await
+    }
+
+    async fn release(&self, node: &Node, claim: Option<&NodeClaim>) -> Result<(), TerminationError> {
+        remove_finalizer(&self.ctx.client, node, labels::TERMINATION_FINALIZER).await?;
+        let pool = claim.map(pool_label).unwrap_or_else(|| pool_label(node));
+        self.ctx
+            .metrics
+            .nodes_terminated
+            .get_or_create(&vec![("nodepool", pool)])
+            .inc();
+        if let Some(claim) = claim
+            && !deleting(claim)
+        {
+            // The Node went first (deleted by hand or by the instance vanishing):
+            // the claim follows.
+            crate::controllers::writes::delete_claim(&self.ctx, claim, "node_deleted").await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `karpenter.sh/disrupted:NoSchedule` unless present.
+    async fn taint(&self, node: &Node) -> Result<(), kube::Error> {
+        let mut taints: Vec<Taint> = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        if taints.iter().any(|t| t.key == labels::DISRUPTED_TAINT_KEY) {
+            return Ok(());
+        }
+        taints.push(Taint {
+            key: labels::DISRUPTED_TAINT_KEY.into(),
+            effect: "NoSchedule".into(),
+            value: None,
+            time_added: None,
+        });
+        let nodes: Api<Node> = Api::all(self.ctx.client.clone());
+        let patch = json!({"metadata": {"resourceVersion": node.metadata.resource_version}, "spec": {"taints": taints, "unschedulable": true}});
+        nodes
+            .patch(
+                node.metadata.name.as_deref().unwrap_or_default(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Evicts the first non-empty group; true once nothing drainable is left.
+    async fn drain(&self, node: &str, forced: bool) -> Result<bool, kube::Error> {
+        let pods: Vec<Arc<Pod>> = self
+            .ctx
+            .state
+            .pods_on(node)
+            .into_iter()
+            .filter(|p| drainable(p))
+            .collect();
+        if pods.is_empty() {
+            return Ok(true);
+        }
+        let Some(first) = pods.iter().map(|p| group(p)).min() else {
+            return Ok(true);
+        };
+        let targets: Vec<Arc<Pod>> = pods
+            .into_iter()
+            .filter(|p| group(p) == first && !deleting(p.as_ref()))
+            .filter(|p| forced || !do_not_disrupt(p))
+            .collect();
+        futures::stream::iter(targets)
+            .for_each_concurrent(32, |pod| async move {
+                self.evict(&pod, forced).await;
+            })
+            .await;
+        Ok(false)
+    }
+
+    async fn evict(&self, pod: &Pod, forced: bool) {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), namespace);
+        let result = if forced {
+            pods.delete(name, &DeleteParams::default()).await.map(|_| ())
+        } else {
+            pods.evict(name, &EvictParams::default()).await.map(|_| ())
+        };
+        let outcome = match result {
+            Ok(()) if forced => "forced",
+            Ok(()) => "evicted",
+            Err(kube::Error::Api(e)) if e.code == 429 => "blocked_by_pdb",
+            Err(kube::Error::Api(e)) if e.code == 404 => "gone",
+            Err(e) => {
+                tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "eviction failed");
+                "error"
+            }
+        };
+        self.ctx
+            .metrics
+            .pods_evicted
+            .get_or_create(&vec![("outcome", outcome.into())])
+            .inc();
+    }
+
+    /// Whether volumes are still attached to the node.
+    async fn volumes_attached(&self, node: &str) -> Result<bool, kube::Error> {
+        let api: Api<VolumeAttachment> = Api::all(self.ctx.client.clone());
+        let list = api.list(&ListParams::default()).await?;
+        Ok(list.items.iter().any(|va| va.spec.node_name == node))
+    }
+}
+
+fn has_finalizer(finalizers: &Option<Vec<String>>) -> bool {
+    finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == labels::TERMINATION_FINALIZER)
+}

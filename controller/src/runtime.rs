@@ -1,0 +1,165 @@
+//! The controller process: caches, leader election on a
+//! `coordination.k8s.io` Lease, and the controllers, which run only while
+//! this replica leads (the caches keep running, so a new leader starts warm).
+
+use crate::cloud::CloudProvider;
+use crate::controllers::garbage::GarbageCollector;
+use crate::controllers::interruption::{Interruption, MessageQueue};
+use crate::controllers::lifecycle::Lifecycle;
+use crate::controllers::provisioning::Provisioner;
+use crate::controllers::termination::Termination;
+use crate::controllers::{Context, nodeclass};
+use crate::endpoints::Health;
+use crate::metrics::SharedMetrics;
+use crate::settings::Settings;
+use crate::state::ClusterState;
+use kube::runtime::events::{Recorder, Reporter};
+use kube_lease_manager::LeaseManagerBuilder;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How long an instance must be seen without a NodeClaim before it is
+/// terminated, and how often garbage collection runs.
+const GC_GRACE: Duration = Duration::from_secs(30);
+const GC_EVERY: Duration = Duration::from_secs(30);
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The caches could not start.
+    #[error("cluster caches stopped before they synced")]
+    Caches,
+    /// Leader election could not start.
+    #[error("leader election on Lease {namespace}/{name}: {message}")]
+    LeaderElection {
+        /// Lease namespace.
+        namespace: String,
+        /// Lease name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Everything a controller process needs.
+pub struct Parts<C, Q> {
+    /// API client.
+    pub client: kube::Client,
+    /// The cloud.
+    pub cloud: Arc<C>,
+    /// The interruption queue, when configured.
+    pub queue: Option<Arc<Q>>,
+    /// Settings (validated).
+    pub settings: Settings,
+    /// Metrics.
+    pub metrics: SharedMetrics,
+    /// Probe state.
+    pub health: Arc<Health>,
+}
+
+/// Whether this replica leads: always when election is off.
+async fn leadership(
+    client: &kube::Client,
+    settings: &Settings,
+) -> Result<watch::Receiver<bool>, RunError> {
+    if settings.disable_leader_election {
+        let (sender, receiver) = watch::channel(true);
+        // Keep the sender alive for the life of the process.
+        std::mem::forget(sender);
+        return Ok(receiver);
+    }
+    let duration = settings.leader_election_lease_duration.as_secs().max(2);
+    let manager = LeaseManagerBuilder::new(client.clone(), &settings.leader_election_name)
+        .with_namespace(&settings.system_namespace)
+        .with_identity(settings.identity())
+        .with_duration(duration)
+        .with_grace((duration / 3).max(1))
+        .with_field_manager("karpenter")
+        .build()
+        .await
+        .map_err(|e| RunError::LeaderElection {
+            namespace: settings.system_namespace.clone(),
+            name: settings.leader_election_name.clone(),
+            message: e.to_string(),
+        })?;
+    let (receiver, _task) = manager.watch().await;
+    Ok(receiver)
+}
+
+fn start_controllers<C, Q>(ctx: &Arc<Context<C>>, queue: Option<&Arc<Q>>) -> JoinSet<()>
+where
+    C: CloudProvider + 'static,
+    Q: MessageQueue + 'static,
+{
+    let mut tasks = JoinSet::new();
+    tasks.spawn(Arc::new(Provisioner::new(ctx.clone())).run());
+    tasks.spawn(Arc::new(Lifecycle::new(ctx.clone())).run());
+    tasks.spawn(Arc::new(Termination::new(ctx.clone())).run());
+    tasks.spawn(nodeclass::run(ctx.clone()));
+    tasks.spawn(Arc::new(GarbageCollector::new(ctx.clone(), GC_GRACE)).run(GC_EVERY));
+    if let Some(queue) = queue {
+        tasks.spawn(Arc::new(Interruption::new(ctx.clone(), queue.clone())).run());
+    }
+    tasks
+}
+
+/// Runs the controller until `shutdown` completes.
+pub async fn run<C, Q>(parts: Parts<C, Q>, shutdown: impl Future<Output = ()>) -> Result<(), RunError>
+where
+    C: CloudProvider + 'static,
+    Q: MessageQueue + 'static,
+{
+    let Parts {
+        client,
+        cloud,
+        queue,
+        settings,
+        metrics,
+        health,
+    } = parts;
+    let (state, _reflectors) = ClusterState::start(&client);
+    state.wait_until_ready().await.map_err(|_| RunError::Caches)?;
+    health.ready.store(true, Ordering::SeqCst);
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "karpenter".into(),
+            instance: Some(settings.identity()),
+        },
+    );
+    let mut leader = leadership(&client, &settings).await?;
+    let ctx = Arc::new(Context {
+        client,
+        state,
+        cloud,
+        metrics: metrics.clone(),
+        settings,
+        recorder,
+    });
+    let lead = async {
+        loop {
+            if leader.wait_for(|l| *l).await.is_err() {
+                return;
+            }
+            tracing::info!(identity = %ctx.settings.identity(), "became leader; starting controllers");
+            metrics.leader.set(1);
+            let tasks = start_controllers(&ctx, queue.as_ref());
+            let lost = leader.wait_for(|l| !*l).await.is_err();
+            drop(tasks);
+            metrics.leader.set(0);
+            if lost {
+                return;
+            }
+            tracing::warn!("lost the leader Lease; controllers stopped");
+        }
+    };
+    tokio::select! {
+        _ = lead => {}
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
