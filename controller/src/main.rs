@@ -1,2 +1,180 @@
-//! placeholder
-fn main() {}
+//! `karpenter-controller`: the autoscaler (`run`, the default) and the
+//! offline demo (`demo`).
+
+use clap::{Parser, Subcommand};
+use karpenter_controller::cloud::aws::sdk::{AwsClients, load_config};
+use karpenter_controller::cloud::aws::{AwsCloudProvider, AwsSettings, user_data::ClusterInfo};
+use karpenter_controller::cloud::{CloudProvider, SimulationConfig};
+use karpenter_controller::controllers::interruption::SqsQueue;
+use karpenter_controller::demo::{self, DemoOptions, cluster::registering_ec2};
+use karpenter_controller::endpoints::{self, Health};
+use karpenter_controller::metrics::Metrics;
+use karpenter_controller::runtime::{self, Parts};
+use karpenter_controller::settings::{CloudKind, Settings};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "karpenter-controller", version, about = "Kubernetes node autoscaler for AWS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller against the cluster in the kubeconfig or service account (default).
+    Run,
+    /// Play a scenario on an embedded control plane and simulated EC2; needs nothing else.
+    Demo {
+        /// Scenario file (default: the built-in copy of examples/workloads/demo.yaml).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// NodePool/EC2NodeClass manifests (default: examples/gitops/default.yaml).
+        #[arg(long)]
+        manifests: Option<PathBuf>,
+        /// How much faster than real life instances launch and boot.
+        #[arg(long, default_value_t = 4.0)]
+        speed: f64,
+        /// Where to write the kubeconfig of the embedded control plane.
+        #[arg(long, default_value = "/tmp/karpenter-demo.kubeconfig")]
+        kubeconfig: PathBuf,
+        /// Seed of the simulated EC2 (instance ids).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn read(path: &Option<PathBuf>, default: &str, what: &str) -> Result<String, String> {
+    match path {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{what} {}: {e}", p.display())),
+        None => Ok(default.to_string()),
+    }
+}
+
+async fn serve<C: CloudProvider + 'static>(
+    client: kube::Client,
+    cloud: C,
+    settings: Settings,
+    metrics_provider: &'static str,
+) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new(metrics_provider));
+    let health = Arc::new(Health::default());
+    let (metrics_at, probes_at) = endpoints::start(&settings, metrics.clone(), health.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(%metrics_at, %probes_at, "serving metrics and probes");
+    let queue = if settings.interruption_queue.is_empty() {
+        None
+    } else {
+        let config = load_config().await;
+        let queue = SqsQueue::connect(&config, &settings.interruption_queue)
+            .await
+            .map_err(|e| format!("INTERRUPTION_QUEUE {}: {e}", settings.interruption_queue))?;
+        Some(Arc::new(queue))
+    };
+    let parts = Parts {
+        client,
+        cloud: Arc::new(cloud),
+        queue,
+        settings,
+        metrics,
+        health,
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    runtime::run(parts, shutdown).await.map_err(|e| e.to_string())
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    settings.validate().map_err(|e| e.to_string())?;
+    endpoints::init_logging(&settings);
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| format!("no Kubernetes configuration (kubeconfig or in-cluster): {e}"))?;
+    let endpoint = if settings.cluster_endpoint.is_empty() {
+        config.cluster_url.to_string()
+    } else {
+        settings.cluster_endpoint.clone()
+    };
+    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    match settings.cloud_provider {
+        CloudKind::Simulated => {
+            let config = SimulationConfig {
+                cluster_name: settings.cluster_name.clone(),
+                ..SimulationConfig::default()
+            };
+            let catalog = karpenter_controller::catalog::Catalog::us_east_1().clone();
+            let cloud = registering_ec2(catalog, config, client.clone(), std::time::Duration::ZERO);
+            serve(client, cloud, settings, "simulated").await
+        }
+        CloudKind::Aws => {
+            let version = client
+                .apiserver_version()
+                .await
+                .map_err(|e| format!("reading the cluster's version: {e}"))?;
+            let sdk = load_config().await;
+            let region = sdk
+                .region()
+                .map(|r| r.to_string())
+                .ok_or("no AWS region: set AWS_REGION")?;
+            let cluster = ClusterInfo {
+                name: settings.cluster_name.clone(),
+                endpoint,
+                ca_bundle: settings.cluster_ca_bundle.clone(),
+                cidr: String::new(),
+            };
+            let kubernetes_version = format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
+            let mut aws = AwsSettings::new(cluster, &region, &kubernetes_version);
+            aws.isolated_vpc = settings.isolated_vpc;
+            let cloud = AwsCloudProvider::new(AwsClients::new(&sdk), aws);
+            serve(client, cloud, settings, "aws").await
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None | Some(Command::Run) => run(cli.settings).await,
+        Some(Command::Demo {
+            scenario,
+            manifests,
+            speed,
+            kubeconfig,
+            seed,
+        }) => {
+            let inputs = read(&scenario, demo::DEFAULT_SCENARIO, "scenario").and_then(|s| {
+                read(&manifests, demo::DEFAULT_MANIFESTS, "manifests").map(|m| (s, m))
+            });
+            match inputs {
+                Err(e) => Err(e),
+                Ok(_) if !(speed > 0.0 && speed <= 1000.0) => {
+                    Err(format!("--speed: must be in (0, 1000], got {speed}"))
+                }
+                Ok((scenario, manifests)) => demo::run(DemoOptions {
+                    scenario,
+                    manifests,
+                    speed,
+                    kubeconfig,
+                    seed,
+                    log_level: std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+                })
+                .await
+                .map_err(|e| e.to_string()),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

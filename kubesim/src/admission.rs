@@ -27,6 +27,11 @@ pub(crate) fn admit(
     obj: &mut Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
+    // As the API server does, a generated name is chosen before validation.
+    let unnamed = obj["metadata"]["name"].as_str().is_none_or(str::is_empty);
+    if unnamed && let Some(prefix) = obj["metadata"]["generateName"].as_str() {
+        obj["metadata"]["name"] = json!(format!("{prefix}{}", crate::store::random_suffix()));
+    }
     if let Some(schema) = &rt.schema {
         // Like the API server, report schema and rule violations together.
         let mut causes = admit_custom(schema, obj);

@@ -106,6 +106,9 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             self.start_launch(claim.clone());
             return Ok(());
         }
+        if let Some(name) = &claim.metadata.name {
+            self.launching.lock().expect("launching").remove(name);
+        }
         let provider_id = claim
             .status
             .as_ref()
@@ -144,10 +147,18 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.launch(&claim).await {
-                tracing::warn!(nodeclaim = %name, error = %e, "launch bookkeeping failed");
+            // After a launch the name stays in `launching` until the cache shows
+            // `Launched` (see `reconcile`), so a stale cache cannot launch twice.
+            let launched = match this.launch(&claim).await {
+                Ok(launched) => launched,
+                Err(e) => {
+                    tracing::warn!(nodeclaim = %name, error = %e, "launch bookkeeping failed");
+                    false
+                }
+            };
+            if !launched {
+                this.launching.lock().expect("launching").remove(&name);
             }
-            this.launching.lock().expect("launching").remove(&name);
         });
     }
 
@@ -176,7 +187,8 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             .find(|i| i.tags.get(labels::NODECLAIM).map(String::as_str) == Some(name)))
     }
 
-    async fn launch(&self, claim: &NodeClaim) -> Result<(), kube::Error> {
+    /// Launches (or adopts) the claim's instance; `Ok(true)` once its status says so.
+    async fn launch(&self, claim: &NodeClaim) -> Result<bool, kube::Error> {
         let ctx = &self.ctx;
         let name = claim.metadata.name.clone().unwrap_or_default();
         let Some(class) = ctx.state.class_of_claim(claim) else {
@@ -191,7 +203,8 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
                 json!({}),
                 &[(cond::LAUNCHED, false, "NodeClassNotFound", &message)],
             )
-            .await;
+            .await
+            .map(|()| false);
         };
         let result = match self.adoptable(claim).await {
             Ok(Some(instance)) => {
@@ -210,7 +223,7 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             Err(e @ (CloudError::InsufficientCapacity { .. } | CloudError::NoCompatibleOffering(_))) => {
                 ctx.event(claim, true, "LaunchFailed", e.to_string());
                 tracing::warn!(nodeclaim = %name, error = %e, "cannot launch; deleting the claim so its pods are provisioned again");
-                return delete_claim(ctx, claim, "insufficient_capacity").await;
+                return delete_claim(ctx, claim, "insufficient_capacity").await.map(|()| false);
             }
             Err(e) => {
                 self.fail_later(&name);
@@ -226,11 +239,12 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
                     json!({}),
                     &[(cond::LAUNCHED, false, reason, &e.to_string())],
                 )
-                .await;
+                .await
+                .map(|()| false);
             }
         };
         self.backoff.lock().expect("backoff").remove(&name);
-        self.record_launch(claim, &instance).await
+        self.record_launch(claim, &instance).await.map(|()| true)
     }
 
     /// Writes what was launched: labels of the instance type, status, `Launched`.

@@ -1,1 +1,285 @@
-//! The offline demo.
+//! The offline demo: kubesim and the simulated EC2 in this process, the
+//! NodePool and EC2NodeClass from `examples/gitops/default.yaml`, the real
+//! controller, and a scenario from `examples/workloads/` played against it
+//! with a live progress line and a summary at the end. The kubeconfig it
+//! prints lets `kubectl get nodes,pods,nodeclaims` watch while it runs.
+
+pub mod cluster;
+pub mod report;
+pub mod scenario;
+
+pub use cluster::{SimCluster, Timing};
+pub use scenario::{Scenario, Step};
+
+use crate::cloud::SimEvent;
+use crate::settings::{LogFormat, Settings};
+use karpenter_api::v1::NodeClaim;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use report::{Handled, Observer, Snapshot, Summary};
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The NodePool and EC2NodeClass the demo applies unless told otherwise.
+pub const DEFAULT_MANIFESTS: &str = include_str!("../../../examples/gitops/default.yaml");
+/// The scenario the demo plays unless told otherwise.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../examples/workloads/demo.yaml");
+
+/// How to run the demo.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Scenario YAML.
+    pub scenario: String,
+    /// NodePool / EC2NodeClass YAML.
+    pub manifests: String,
+    /// Simulated time runs this many times faster than real capacity would.
+    pub speed: f64,
+    /// Where to write the kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// Seed for the simulated EC2.
+    pub seed: u64,
+    /// Controller log level (logs go to stderr).
+    pub log_level: String,
+}
+
+/// A failed demo, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The scenario or manifests are invalid.
+    #[error("{0}")]
+    Input(String),
+    /// The embedded cluster failed.
+    #[error("the embedded cluster: {0}")]
+    Cluster(String),
+    /// A wait step ran out of time.
+    #[error("step {step} timed out after {after:?}: {state}")]
+    Timeout {
+        /// The step.
+        step: String,
+        /// How long it waited.
+        after: Duration,
+        /// What the cluster looked like.
+        state: String,
+    },
+}
+
+fn line(s: &Snapshot, elapsed: Duration, step: &str) -> String {
+    format!(
+        "[{:>6.1}s] pods {:>3}/{:<3} running | nodes {:>3} ready, {:>2} launching, {:>2} draining | ${:>7.3}/h | {step}",
+        elapsed.as_secs_f64(),
+        s.running,
+        s.pods,
+        s.nodes_ready,
+        s.launching,
+        s.draining,
+        s.hourly_cost
+    )
+}
+
+struct Player {
+    cluster: SimCluster,
+    observer: Observer,
+    scenario: Scenario,
+    started: Instant,
+    tty: bool,
+    last_print: Instant,
+    last: Snapshot,
+}
+
+impl Player {
+    async fn tick(&mut self, step: &str) -> Result<(), DemoError> {
+        self.last = self
+            .observer
+            .snapshot(&self.scenario.namespace)
+            .await
+            .map_err(|e| DemoError::Cluster(e.to_string()))?;
+        let text = line(&self.last, self.started.elapsed(), step);
+        if self.tty {
+            print!("\r\x1b[2K{text}");
+            let _ = std::io::stdout().flush();
+        } else if self.last_print.elapsed() >= Duration::from_secs(2) {
+            println!("{text}");
+            self.last_print = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn say(&self, text: &str) {
+        if self.tty {
+            println!();
+        }
+        println!("[{:>6.1}s] {text}", self.started.elapsed().as_secs_f64());
+    }
+
+    async fn scale(&mut self, replicas: &std::collections::BTreeMap<String, i32>) -> Result<(), DemoError> {
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.cluster.client(), &self.scenario.namespace);
+        for (name, n) in replicas {
+            deployments
+                .patch_scale(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": n}})))
+                .await
+                .map_err(|e| DemoError::Cluster(format!("scaling {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn wait_running(&mut self, limit: Duration, step: &str) -> Result<Duration, DemoError> {
+        let start = Instant::now();
+        loop {
+            self.tick(step).await?;
+            if self.last.settled() && start.elapsed() >= Duration::from_millis(500) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > limit {
+                return Err(DemoError::Timeout {
+                    step: step.to_string(),
+                    after: limit,
+                    state: line(&self.last, self.started.elapsed(), ""),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn interrupt(&mut self, kind: &str) -> Result<Handled, DemoError> {
+        let claims: Api<NodeClaim> = Api::all(self.cluster.client());
+        let list = claims
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| DemoError::Cluster(e.to_string()))?;
+        let want_spot = kind == "spot";
+        let target = list.items.iter().find(|c| {
+            c.metadata.deletion_timestamp.is_none()
+                && c.status.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+                && (!want_spot
+                    || c.metadata.labels.as_ref().and_then(|l| l.get(karpenter_api::labels::CAPACITY_TYPE))
+                        == Some(&"spot".to_string()))
+        });
+        let Some(target) = target else {
+            return Err(DemoError::Cluster(format!("no running {kind} node to interrupt")));
+        };
+        let name = target.metadata.name.clone().unwrap_or_default();
+        let node = target.status.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        let provider_id = target.status.as_ref().and_then(|s| s.provider_id.clone()).unwrap_or_default();
+        let event = match kind {
+            "spot" => SimEvent::SpotInterruption,
+            "rebalance" => SimEvent::Rebalance,
+            "scheduled-change" => SimEvent::ScheduledChange,
+            _ => SimEvent::StateChange("stopping"),
+        };
+        let message = self
+            .cluster
+            .ec2
+            .event(event, &provider_id)
+            .map_err(|e| DemoError::Cluster(e.to_string()))?;
+        self.say(&format!("AWS sends a {kind} interruption for {node} ({name})"));
+        let sent = Instant::now();
+        self.cluster.queue.send(message.to_string());
+        let mut handled = Handled { kind: kind.to_string(), node, to_drain: None, to_recovered: None };
+        while sent.elapsed() < Duration::from_secs(30) {
+            if self.observer.claim_deleting(&name).await.map_err(|e| DemoError::Cluster(e.to_string()))? {
+                handled.to_drain = Some(sent.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Some(d) = handled.to_drain {
+            self.say(&format!("node cordoned and draining after {:.2} s", d.as_secs_f64()));
+        }
+        Ok(handled)
+    }
+}
+
+/// Plays the demo; prints progress and the summary.
+pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
+    let scenario = Scenario::parse(&options.scenario).map_err(|e| DemoError::Input(format!("scenario: {e}")))?;
+    let timing = Timing::at_speed(options.speed);
+    let cluster = SimCluster::start(&timing, options.seed)
+        .await
+        .map_err(|e| DemoError::Cluster(e.to_string()))?;
+    let served = cluster
+        .sim
+        .serve(kubesim::ServeOptions {
+            address: "127.0.0.1:0".parse().expect("address"),
+            kubeconfig: options.kubeconfig.clone(),
+        })
+        .await
+        .map_err(|e| DemoError::Cluster(e.to_string()))?;
+    let kubeconfig = served.kubeconfig.display().to_string();
+    println!("kubesim serving at {}; watch with:\n  KUBECONFIG={kubeconfig} kubectl get nodes,pods,nodeclaims\n", served.url());
+    cluster.apply(&options.manifests).await.map_err(|e| DemoError::Input(format!("manifests: {e}")))?;
+    cluster.apply(&scenario.manifests()).await.map_err(|e| DemoError::Input(format!("workloads: {e}")))?;
+    let mut settings = Settings::defaults("demo");
+    settings.log_format = LogFormat::Text;
+    settings.log_level = options.log_level.clone();
+    crate::endpoints::init_logging(&settings);
+    settings.metrics_port = 0;
+    settings.health_probe_port = 0;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (_metrics, controller) = cluster.controller(settings, async {
+        let _ = stopped.await;
+    });
+    let controller = tokio::spawn(controller);
+    let observer = Observer::new(cluster.client(), crate::catalog::Catalog::us_east_1().clone());
+    let mut player = Player {
+        cluster,
+        observer,
+        started: Instant::now(),
+        tty: std::io::stdout().is_terminal(),
+        last_print: Instant::now() - Duration::from_secs(10),
+        last: Snapshot::default(),
+        scenario: scenario.clone(),
+    };
+    let mut scale_out = None;
+    let mut scaled_at: Option<Instant> = None;
+    let mut interruptions = Vec::new();
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let label = format!("step {}/{}: {}", i + 1, scenario.steps.len(), step.describe());
+        player.say(&label);
+        match step {
+            Step::Scale(replicas) => {
+                player.scale(replicas).await?;
+                scaled_at.get_or_insert_with(Instant::now);
+            }
+            Step::WaitRunning(limit) => {
+                let limit = scenario::step_duration(limit).map_err(DemoError::Input)?;
+                player.wait_running(limit, &label).await?;
+                if scale_out.is_none()
+                    && let Some(at) = scaled_at
+                {
+                    scale_out = Some((player.last.pods, at.elapsed()));
+                }
+            }
+            Step::Interrupt(kind) => {
+                let mut handled = player.interrupt(kind).await?;
+                let took = player.wait_running(Duration::from_secs(300), &label).await?;
+                handled.to_recovered = Some(took + handled.to_drain.unwrap_or_default());
+                interruptions.push(handled);
+            }
+            Step::Sleep(d) => {
+                let d = scenario::step_duration(d).map_err(DemoError::Input)?;
+                let until = Instant::now() + d;
+                while Instant::now() < until {
+                    player.tick(&label).await?;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    player.tick("done").await?;
+    let _ = stop.send(());
+    let _ = controller.await;
+    let summary = Summary {
+        scenario: &scenario.name,
+        total: player.started.elapsed(),
+        scale_out,
+        observer: &player.observer,
+        last: &player.last,
+        interruptions: &interruptions,
+        kubeconfig: &kubeconfig,
+    };
+    println!("{}", summary.render());
+    Ok(())
+}

@@ -624,7 +624,7 @@ fn add_finalizer(obj: &mut Value, finalizer: &str) {
 }
 
 /// Five lower-case alphanumerics, as `generateName` appends.
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
     bytes[..5]

@@ -18,6 +18,21 @@ pub struct AwsClients {
     pub pricing: aws_sdk_pricing::Client,
 }
 
+/// Loads the standard configuration chain (environment, profile, web
+/// identity for IRSA, container credentials for Pod Identity, IMDS) over a
+/// rustls client that verifies certificates against the system roots.
+pub async fn load_config() -> SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
+}
+
 impl AwsClients {
     /// Clients from a loaded configuration (region, credentials, endpoint).
     /// The Pricing API only exists in a few regions: it is always asked in
@@ -34,20 +49,9 @@ impl AwsClients {
         }
     }
 
-    /// Loads the standard configuration chain (environment, profile, web
-    /// identity for IRSA, container credentials for Pod Identity, IMDS) over a
-    /// rustls client that verifies certificates against the system roots.
+    /// Clients from [`load_config`].
     pub async fn from_environment() -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .load()
-            .await;
-        AwsClients::new(&config)
+        AwsClients::new(&load_config().await)
     }
 }
 

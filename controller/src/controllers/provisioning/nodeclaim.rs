@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use karpenter_api::labels;
 use karpenter_api::v1::{
     NODEPOOL_HASH_VERSION, NodeClaim, NodeClaimSpec, NodeClaimTemplateSpec, NodePool,
+    NodeSelectorRequirementWithMinValues,
     ResourceList, ResourceRequirements, WireQuantity,
 };
 
@@ -24,6 +25,23 @@ pub fn resource_list(resources: &Resources) -> ResourceList {
     put("pods", resources.pods.to_string(), resources.pods);
     for (name, amount) in &resources.extended {
         put(name, amount.to_string(), *amount);
+    }
+    out
+}
+
+/// The most values one requirement may list (the API's limit).
+pub const MAX_VALUES: usize = 50;
+
+/// The claim's requirements as the API accepts them: labels only the
+/// controller sets (`karpenter.sh/nodepool`, carried as a label) left out,
+/// and the instance-type options cut to the cheapest [`MAX_VALUES`].
+fn requirements(planned: &NewClaim) -> Vec<NodeSelectorRequirementWithMinValues> {
+    let mut out = planned.requirements.to_api();
+    out.retain(|r| labels::restriction(&r.key).is_none());
+    for r in &mut out {
+        if r.key == labels::INSTANCE_TYPE && r.operator == "In" {
+            r.values = Some(planned.instance_types.iter().take(MAX_VALUES).cloned().collect());
+        }
     }
     out
 }
@@ -61,7 +79,7 @@ pub fn build(pool: &NodePool, planned: &NewClaim) -> NodeClaim {
         },
         spec: NodeClaimSpec {
             template: NodeClaimTemplateSpec {
-                requirements: planned.requirements.to_api(),
+                requirements: requirements(planned),
                 ..template.spec.clone()
             },
             resources: Some(ResourceRequirements {

@@ -1,0 +1,226 @@
+//! A whole simulated cluster in one process: kubesim with its scheduler,
+//! kubelet and workload controllers, Karpenter's CRDs, the simulated EC2
+//! whose instances register Nodes through the Kubernetes API after a boot
+//! delay, and an in-memory interruption queue. The demo and the controller
+//! tests run on it; the controller itself is the real one
+//! ([`crate::runtime::run`]).
+
+use crate::catalog::Catalog;
+use crate::cloud::{Instance, SimulatedEc2, SimulationConfig};
+use crate::controllers::interruption::InMemoryQueue;
+use crate::endpoints::Health;
+use crate::metrics::{Metrics, SharedMetrics};
+use crate::runtime::{self, Parts, RunError};
+use crate::settings::Settings;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use karpenter_api::labels;
+use kube::Api;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Timing of the simulated cluster.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// How long EC2 takes to answer a launch.
+    pub launch: Duration,
+    /// From launch until the instance's kubelet registers the Node.
+    pub boot: Duration,
+    /// From registration until the Node is Ready.
+    pub node_ready: Duration,
+    /// How long a bound pod takes to start.
+    pub pod_start: Duration,
+}
+
+impl Timing {
+    /// Realistic proportions, divided by `speed` (1 = about 10 s to a ready node).
+    pub fn at_speed(speed: f64) -> Self {
+        let scaled = |secs: f64| Duration::from_secs_f64(secs / speed.max(0.01));
+        Timing {
+            launch: scaled(1.5),
+            boot: scaled(5.0),
+            node_ready: scaled(3.0),
+            pod_start: scaled(1.0),
+        }
+    }
+}
+
+/// The Node an instance's kubelet registers: the instance type's labels,
+/// zone, capacity type and NodePool, the `karpenter.sh/unregistered` taint.
+pub fn node_for(instance: &Instance, catalog: &Catalog) -> Node {
+    let mut node_labels = catalog
+        .get(&instance.instance_type)
+        .map(|t| t.labels())
+        .unwrap_or_default();
+    let octets = u64::from_str_radix(instance.id.trim_start_matches("i-"), 16).unwrap_or(0);
+    let name = format!(
+        "ip-10-{}-{}-{}.ec2.internal",
+        (octets >> 16) & 0xff,
+        (octets >> 8) & 0xff,
+        octets & 0xff
+    );
+    node_labels.insert(labels::HOSTNAME.into(), name.clone());
+    node_labels.insert(labels::ZONE.into(), instance.zone.clone());
+    node_labels.insert(labels::INSTANCE_TYPE.into(), instance.instance_type.clone());
+    node_labels.insert(
+        labels::CAPACITY_TYPE.into(),
+        instance.capacity_type.label().into(),
+    );
+    if let Some(pool) = instance.tags.get(labels::NODEPOOL) {
+        node_labels.insert(labels::NODEPOOL.into(), pool.clone());
+    }
+    let list = |r: &crate::catalog::Resources| -> serde_json::Value {
+        r.iter().map(|(k, v)| (k.clone(), json!(v.to_string()))).collect()
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": node_labels},
+        "spec": {
+            "providerID": instance.provider_id,
+            "taints": [{"key": labels::UNREGISTERED_TAINT_KEY, "effect": "NoExecute"}],
+        },
+        "status": {
+            "capacity": list(&instance.capacity),
+            "allocatable": list(&instance.allocatable),
+            "nodeInfo": {"kubeletVersion": "v1.33.0-kubesim", "architecture": node_labels.get(labels::ARCH).cloned().unwrap_or_default(), "operatingSystem": "linux",
+                "containerRuntimeVersion": "kubesim://1", "kernelVersion": "", "osImage": "", "kubeProxyVersion": "", "machineID": "", "systemUUID": "", "bootID": ""},
+        },
+    }))
+    .expect("a Node")
+}
+
+/// A simulated EC2 whose instances register their Node through `client`
+/// after `boot` (the kubelet starting), as a real instance would.
+pub fn registering_ec2(
+    catalog: Catalog,
+    config: SimulationConfig,
+    client: kube::Client,
+    boot: Duration,
+) -> SimulatedEc2 {
+    let for_nodes = catalog.clone();
+    let hook = Arc::new(move |instance: &Instance| {
+        let node = node_for(instance, &for_nodes);
+        let client = client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(boot).await;
+            let nodes: Api<Node> = Api::all(client);
+            if let Err(e) = nodes.create(&PostParams::default(), &node).await {
+                tracing::warn!(error = %e, "simulated kubelet could not register its Node");
+            }
+        });
+    });
+    SimulatedEc2::new(catalog, config).with_launch_hook(hook)
+}
+
+/// A kubesim control plane with Karpenter's CRDs and a simulated EC2.
+pub struct SimCluster {
+    /// The control plane.
+    pub sim: kubesim::Kubesim,
+    /// The cloud.
+    pub ec2: Arc<SimulatedEc2>,
+    /// The interruption queue the controller reads.
+    pub queue: Arc<InMemoryQueue>,
+    _controllers: kubesim::Controllers,
+}
+
+impl SimCluster {
+    /// Starts the control plane and its controllers, installs the CRDs.
+    pub async fn start(timing: &Timing, seed: u64) -> Result<Self, kube::Error> {
+        let sim = kubesim::Kubesim::new();
+        let controllers = sim.start_controllers(kubesim::ControllerOptions {
+            node_ready_delay: timing.node_ready,
+            pod_start_delay: timing.pod_start,
+            pod_shutdown: Duration::ZERO,
+        });
+        let client = sim.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for (_, crd) in karpenter_api::crd::all() {
+            crds.create(&PostParams::default(), &crd).await?;
+        }
+        let config = SimulationConfig {
+            cluster_name: "demo".into(),
+            seed,
+            launch_latency: timing.launch,
+            ..SimulationConfig::default()
+        };
+        let ec2 = registering_ec2(Catalog::us_east_1().clone(), config, client, timing.boot);
+        Ok(SimCluster {
+            sim,
+            ec2: Arc::new(ec2),
+            queue: Arc::new(InMemoryQueue::default()),
+            _controllers: controllers,
+        })
+    }
+
+    /// An in-process client.
+    pub fn client(&self) -> kube::Client {
+        self.sim.client()
+    }
+
+    /// Applies every document of a multi-document YAML (server-side apply).
+    pub async fn apply(&self, yaml: &str) -> Result<usize, String> {
+        apply_yaml(&self.client(), yaml).await
+    }
+
+    /// The controller, ready to run until `shutdown`: settings for cluster
+    /// `demo`, this cluster's EC2 and queue. Returns its metrics as well.
+    pub fn controller(
+        &self,
+        settings: Settings,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> (SharedMetrics, impl Future<Output = Result<(), RunError>> + Send + 'static) {
+        let metrics = Arc::new(Metrics::new("simulated"));
+        let parts = Parts {
+            client: self.client(),
+            cloud: self.ec2.clone(),
+            queue: Some(self.queue.clone()),
+            settings,
+            metrics: metrics.clone(),
+            health: Arc::new(Health::default()),
+        };
+        (metrics, runtime::run(parts, shutdown))
+    }
+}
+
+/// Applies each document of `yaml` with server-side apply (field manager
+/// `karpenter-demo`); returns how many were applied.
+pub async fn apply_yaml(client: &kube::Client, yaml: &str) -> Result<usize, String> {
+    use serde::Deserialize;
+    let mut applied = 0;
+    for document in serde_norway::Deserializer::from_str(yaml) {
+        let value = serde_json::Value::deserialize(document).map_err(|e| format!("YAML: {e}"))?;
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject =
+            serde_json::from_value(value.clone()).map_err(|e| format!("object: {e}"))?;
+        let types = object
+            .types
+            .clone()
+            .ok_or("a document has no apiVersion/kind")?;
+        let gvk = kube::api::GroupVersionKind::try_from(&types)
+            .map_err(|e| format!("{}: {e}", types.api_version))?;
+        let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .map_err(|e| format!("{} {}: {e}", types.api_version, types.kind))?;
+        let name = object.metadata.name.clone().ok_or("a document has no metadata.name")?;
+        let api: Api<DynamicObject> = match capabilities.scope {
+            kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
+            kube::discovery::Scope::Namespaced => {
+                let ns = object.metadata.namespace.as_deref().unwrap_or("default");
+                Api::namespaced_with(client.clone(), ns, &resource)
+            }
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply("karpenter-demo").force(),
+            &Patch::Apply(&value),
+        )
+        .await
+        .map_err(|e| format!("{} {name}: {e}", types.kind))?;
+        applied += 1;
+    }
+    Ok(applied)
+}
