@@ -649,5 +649,4 @@ mod tests {
         assert_eq!(range.to_api().len(), 2);
         assert_eq!(Requirements::from_api(&range.to_api()).unwrap(), range);
     }
-
 }

@@ -72,7 +72,10 @@ pub async fn start(
 ) -> std::io::Result<(SocketAddr, SocketAddr)> {
     let bind = |port: u16| TcpListener::bind(("0.0.0.0", port));
     let metrics_listener = bind(settings.metrics_port).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("METRICS_PORT {}: {e}", settings.metrics_port))
+        std::io::Error::new(
+            e.kind(),
+            format!("METRICS_PORT {}: {e}", settings.metrics_port),
+        )
     })?;
     let probes_listener = bind(settings.health_probe_port).await.map_err(|e| {
         std::io::Error::new(
@@ -80,7 +83,10 @@ pub async fn start(
             format!("HEALTH_PROBE_PORT {}: {e}", settings.health_probe_port),
         )
     })?;
-    let addresses = (metrics_listener.local_addr()?, probes_listener.local_addr()?);
+    let addresses = (
+        metrics_listener.local_addr()?,
+        probes_listener.local_addr()?,
+    );
     tokio::spawn(serve(metrics_listener, Routes::Metrics(metrics)));
     tokio::spawn(serve(probes_listener, Routes::Probes(health)));
     Ok(addresses)

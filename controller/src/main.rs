@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "karpenter-controller", version, about = "Kubernetes node autoscaler for AWS")]
+#[command(
+    name = "karpenter-controller",
+    version,
+    about = "Kubernetes node autoscaler for AWS"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -87,7 +91,9 @@ async fn serve<C: CloudProvider + 'static>(
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    runtime::run(parts, shutdown).await.map_err(|e| e.to_string())
+    runtime::run(parts, shutdown)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
@@ -128,7 +134,8 @@ async fn run(settings: Settings) -> Result<(), String> {
                 ca_bundle: settings.cluster_ca_bundle.clone(),
                 cidr: String::new(),
             };
-            let kubernetes_version = format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
+            let kubernetes_version =
+                format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
             let mut aws = AwsSettings::new(cluster, &region, &kubernetes_version);
             aws.isolated_vpc = settings.isolated_vpc;
             let cloud = AwsCloudProvider::new(AwsClients::new(&sdk), aws);

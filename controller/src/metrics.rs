@@ -182,7 +182,10 @@ impl Metrics {
         let start = Instant::now();
         let result = call.await;
         self.cloudprovider_duration
-            .get_or_create(&vec![("method", method.into()), ("provider", self.provider.into())])
+            .get_or_create(&vec![
+                ("method", method.into()),
+                ("provider", self.provider.into()),
+            ])
             .observe(start.elapsed().as_secs_f64());
         if let Err(e) = &result {
             let kind = format!("{e:?}");

@@ -108,7 +108,10 @@ where
 }
 
 /// Runs the controller until `shutdown` completes.
-pub async fn run<C, Q>(parts: Parts<C, Q>, shutdown: impl Future<Output = ()>) -> Result<(), RunError>
+pub async fn run<C, Q>(
+    parts: Parts<C, Q>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError>
 where
     C: CloudProvider + 'static,
     Q: MessageQueue + 'static,
@@ -122,7 +125,10 @@ where
         health,
     } = parts;
     let (state, _reflectors) = ClusterState::start(&client);
-    state.wait_until_ready().await.map_err(|_| RunError::Caches)?;
+    state
+        .wait_until_ready()
+        .await
+        .map_err(|_| RunError::Caches)?;
     health.ready.store(true, Ordering::SeqCst);
     let recorder = Recorder::new(
         client.clone(),

@@ -67,7 +67,11 @@ pub struct Settings {
     #[arg(long, env = "SYSTEM_NAMESPACE", default_value = "kube-system")]
     pub system_namespace: String,
     /// Name of the leader-election Lease.
-    #[arg(long, env = "LEADER_ELECTION_NAME", default_value = "karpenter-leader-election")]
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_NAME",
+        default_value = "karpenter-leader-election"
+    )]
     pub leader_election_name: String,
     /// How long a leader holds the Lease without renewing it.
     #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -83,7 +87,11 @@ pub struct Settings {
     pub isolated_vpc: bool,
     /// Opt-in (not upstream): replace a node on a rebalance recommendation
     /// as on a spot interruption, instead of only recording an event.
-    #[arg(long, env = "INTERRUPTION_REPLACE_ON_REBALANCE", default_value_t = false)]
+    #[arg(
+        long,
+        env = "INTERRUPTION_REPLACE_ON_REBALANCE",
+        default_value_t = false
+    )]
     pub replace_on_rebalance: bool,
     /// Which cloud to launch in.
     #[arg(long, env = "CLOUD_PROVIDER", value_enum, default_value = "aws")]
@@ -122,7 +130,10 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let fail = |setting, rule: String| Err(SettingsError { setting, rule });
         if self.cluster_name.is_empty() {
-            return fail("CLUSTER_NAME", "is required (the EKS cluster's name)".into());
+            return fail(
+                "CLUSTER_NAME",
+                "is required (the EKS cluster's name)".into(),
+            );
         }
         if self.cluster_name.len() > 100 {
             return fail("CLUSTER_NAME", "must be at most 100 characters".into());
@@ -163,10 +174,7 @@ impl Settings {
         if !(0.0..1.0).contains(&self.vm_memory_overhead_percent) {
             return fail(
                 "VM_MEMORY_OVERHEAD_PERCENT",
-                format!(
-                    "must be in [0, 1), got {}",
-                    self.vm_memory_overhead_percent
-                ),
+                format!("must be in [0, 1), got {}", self.vm_memory_overhead_percent),
             );
         }
         if self.leader_election_lease_duration < Duration::from_secs(2) {
@@ -246,7 +254,10 @@ mod tests {
         s.batch_max_duration = Duration::from_millis(500);
         let err = s.validate().unwrap_err();
         assert_eq!(err.setting, "BATCH_MAX_DURATION");
-        assert!(err.to_string().contains("at least BATCH_IDLE_DURATION"), "{err}");
+        assert!(
+            err.to_string().contains("at least BATCH_IDLE_DURATION"),
+            "{err}"
+        );
         s.batch_max_duration = Duration::from_secs(10);
         s.interruption_queue = "Karpenter demo".into();
         assert_eq!(s.validate().unwrap_err().setting, "INTERRUPTION_QUEUE");

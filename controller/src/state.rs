@@ -148,23 +148,20 @@ impl ClusterState {
 
     /// The Node whose `spec.providerID` is `provider_id`.
     pub fn node_for_provider_id(&self, provider_id: &str) -> Option<Arc<Node>> {
-        self.nodes.find(|n| {
-            n.spec.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id)
-        })
+        self.nodes
+            .find(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
     }
 
     /// The NodeClaim whose status names `provider_id`.
     pub fn claim_for_provider_id(&self, provider_id: &str) -> Option<Arc<NodeClaim>> {
-        self.claims.find(|c| {
-            c.status.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id)
-        })
+        self.claims
+            .find(|c| c.status.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
     }
 
     /// Pods bound to `node`.
     pub fn pods_on(&self, node: &str) -> Vec<Arc<Pod>> {
-        self.pods.state_filter(|p| {
-            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
-        })
+        self.pods
+            .state_filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
     }
 
     /// The EC2NodeClass a NodePool's template refers to.

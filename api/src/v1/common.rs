@@ -108,7 +108,9 @@ pub fn set_condition(
     observed_generation: Option<i64>,
 ) -> bool {
     let status = if status { "True" } else { "False" };
-    let now = || k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let now = || {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
+    };
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) if c.status == status && c.reason == reason && c.message == message => false,
         Some(c) => {

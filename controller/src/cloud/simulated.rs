@@ -346,7 +346,14 @@ impl CloudProvider for SimulatedEc2 {
             cond::VALIDATION_SUCCEEDED,
             cond::READY,
         ] {
-            set_condition(&mut conditions, type_, true, type_, "", class.metadata.generation);
+            set_condition(
+                &mut conditions,
+                type_,
+                true,
+                type_,
+                "",
+                class.metadata.generation,
+            );
         }
         let name = class.metadata.name.clone().unwrap_or_default();
         EC2NodeClassStatus {

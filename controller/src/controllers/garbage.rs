@@ -52,7 +52,10 @@ impl<C: CloudProvider + 'static> GarbageCollector<C> {
                     .tags
                     .get(labels::NODECLAIM)
                     .is_some_and(|name| ctx.state.claim(name).is_some())
-                    || ctx.state.claim_for_provider_id(&instance.provider_id).is_some();
+                    || ctx
+                        .state
+                        .claim_for_provider_id(&instance.provider_id)
+                        .is_some();
                 if owned {
                     continue;
                 }
@@ -67,7 +70,11 @@ impl<C: CloudProvider + 'static> GarbageCollector<C> {
         }
         for provider_id in &doomed {
             tracing::info!(instance = %provider_id, "terminating an instance no NodeClaim owns");
-            match ctx.metrics.cloud_call("Delete", ctx.cloud.delete(provider_id)).await {
+            match ctx
+                .metrics
+                .cloud_call("Delete", ctx.cloud.delete(provider_id))
+                .await
+            {
                 Ok(()) | Err(crate::cloud::CloudError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }

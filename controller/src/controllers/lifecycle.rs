@@ -74,8 +74,15 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
     /// Runs passes on every change (and each second, for the timeouts).
     pub async fn run(self: Arc<Self>) {
         let mut changes = self.ctx.state.subscribe();
+        // Launches run beside the passes; they belong to this future, so
+        // stopping the controller (lost leadership) stops them too.
+        let mut launches = tokio::task::JoinSet::new();
         loop {
-            self.pass().await;
+            for claim in self.pass().await {
+                let this = self.clone();
+                launches.spawn(async move { this.launch_tracked(claim).await });
+            }
+            while launches.try_join_next().is_some() {}
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -83,28 +90,35 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
         }
     }
 
-    /// One pass over every NodeClaim.
-    pub async fn pass(self: &Arc<Self>) {
+    /// One pass over every NodeClaim; returns the claims to launch.
+    pub async fn pass(self: &Arc<Self>) -> Vec<Arc<NodeClaim>> {
         let claims = self.ctx.state.claims.state();
+        let to_launch = Mutex::new(Vec::new());
         futures::stream::iter(claims)
             .filter(|c| std::future::ready(!deleting(c.as_ref())))
-            .for_each_concurrent(16, |claim| async move {
-                if let Err(e) = self.reconcile(&claim).await {
-                    tracing::warn!(nodeclaim = %claim.metadata.name.as_deref().unwrap_or_default(), error = %e, "lifecycle");
+            .for_each_concurrent(16, |claim| {
+                let to_launch = &to_launch;
+                async move {
+                    match self.reconcile(&claim).await {
+                        Ok(true) => to_launch.lock().expect("launches").push(claim),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(nodeclaim = %claim.metadata.name.as_deref().unwrap_or_default(), error = %e, "lifecycle"),
+                    }
                 }
             })
             .await;
+        to_launch.into_inner().expect("launches")
     }
 
-    async fn reconcile(self: &Arc<Self>, claim: &Arc<NodeClaim>) -> Result<(), kube::Error> {
+    /// Moves a claim one step; `Ok(true)` when it needs a launch.
+    async fn reconcile(self: &Arc<Self>, claim: &Arc<NodeClaim>) -> Result<bool, kube::Error> {
         let ctx = &self.ctx;
         if !is_true(claim, cond::LAUNCHED) {
             if age(claim) > LAUNCH_TTL {
                 tracing::warn!(nodeclaim = ?claim.metadata.name, "not launched within 5m; deleting");
-                return delete_claim(ctx, claim, "liveness").await;
+                return delete_claim(ctx, claim, "liveness").await.map(|()| false);
             }
-            self.start_launch(claim.clone());
-            return Ok(());
+            return Ok(self.claim_launch(claim));
         }
         if let Some(name) = &claim.metadata.name {
             self.launching.lock().expect("launching").remove(name);
@@ -122,49 +136,51 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             .map(|c| c.last_transition_time.0);
             if since(launched) > REGISTRATION_TTL {
                 tracing::warn!(nodeclaim = ?claim.metadata.name, "no node registered within 15m; deleting");
-                return delete_claim(ctx, claim, "liveness").await;
+                delete_claim(ctx, claim, "liveness").await?;
             }
-            return Ok(());
+            return Ok(false);
         };
         if !is_true(claim, cond::REGISTERED) || !synced(claim, &node) {
-            return self.register(claim, &node).await;
+            self.register(claim, &node).await?;
+        } else if !is_true(claim, cond::INITIALIZED) {
+            self.initialize(claim, &node).await?;
         }
-        if !is_true(claim, cond::INITIALIZED) {
-            return self.initialize(claim, &node).await;
-        }
-        Ok(())
+        Ok(false)
     }
 
-    fn start_launch(self: &Arc<Self>, claim: Arc<NodeClaim>) {
+    /// Whether this pass should launch the claim (not backing off, not
+    /// already launching); marks it launching.
+    fn claim_launch(&self, claim: &NodeClaim) -> bool {
         let name = claim.metadata.name.clone().unwrap_or_default();
         if let Some((not_before, _)) = self.backoff.lock().expect("backoff").get(&name)
             && Instant::now() < *not_before
         {
-            return;
+            return false;
         }
-        if !self.launching.lock().expect("launching").insert(name.clone()) {
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            // After a launch the name stays in `launching` until the cache shows
-            // `Launched` (see `reconcile`), so a stale cache cannot launch twice.
-            let launched = match this.launch(&claim).await {
-                Ok(launched) => launched,
-                Err(e) => {
-                    tracing::warn!(nodeclaim = %name, error = %e, "launch bookkeeping failed");
-                    false
-                }
-            };
-            if !launched {
-                this.launching.lock().expect("launching").remove(&name);
+        self.launching.lock().expect("launching").insert(name)
+    }
+
+    async fn launch_tracked(&self, claim: Arc<NodeClaim>) {
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        // After a launch the name stays in `launching` until the cache shows
+        // `Launched` (see `reconcile`), so a stale cache cannot launch twice.
+        let launched = match self.launch(&claim).await {
+            Ok(launched) => launched,
+            Err(e) => {
+                tracing::warn!(nodeclaim = %name, error = %e, "launch bookkeeping failed");
+                false
             }
-        });
+        };
+        if !launched {
+            self.launching.lock().expect("launching").remove(&name);
+        }
     }
 
     fn fail_later(&self, name: &str) {
         let mut backoff = self.backoff.lock().expect("backoff");
-        let entry = backoff.entry(name.to_string()).or_insert((Instant::now(), 0));
+        let entry = backoff
+            .entry(name.to_string())
+            .or_insert((Instant::now(), 0));
         entry.1 += 1;
         let wait = Duration::from_secs(1 << entry.1.min(6)).min(MAX_BACKOFF);
         entry.0 = Instant::now() + wait;
@@ -220,10 +236,14 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
         };
         let instance = match result {
             Ok(instance) => instance,
-            Err(e @ (CloudError::InsufficientCapacity { .. } | CloudError::NoCompatibleOffering(_))) => {
+            Err(
+                e @ (CloudError::InsufficientCapacity { .. } | CloudError::NoCompatibleOffering(_)),
+            ) => {
                 ctx.event(claim, true, "LaunchFailed", e.to_string());
                 tracing::warn!(nodeclaim = %name, error = %e, "cannot launch; deleting the claim so its pods are provisioned again");
-                return delete_claim(ctx, claim, "insufficient_capacity").await.map(|()| false);
+                return delete_claim(ctx, claim, "insufficient_capacity")
+                    .await
+                    .map(|()| false);
             }
             Err(e) => {
                 self.fail_later(&name);
@@ -248,7 +268,11 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
     }
 
     /// Writes what was launched: labels of the instance type, status, `Launched`.
-    async fn record_launch(&self, claim: &NodeClaim, instance: &Instance) -> Result<(), kube::Error> {
+    async fn record_launch(
+        &self,
+        claim: &NodeClaim,
+        instance: &Instance,
+    ) -> Result<(), kube::Error> {
         let ctx = &self.ctx;
         let name = claim.metadata.name.clone().unwrap_or_default();
         let mut claim_labels = self.type_labels(claim, &instance.instance_type).await;
@@ -296,7 +320,11 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
     }
 
     /// The well-known labels of an instance type (arch, family, size, ...).
-    async fn type_labels(&self, claim: &NodeClaim, instance_type: &str) -> BTreeMap<String, String> {
+    async fn type_labels(
+        &self,
+        claim: &NodeClaim,
+        instance_type: &str,
+    ) -> BTreeMap<String, String> {
         let ctx = &self.ctx;
         let (Some(pool), Some(class)) = (
             ctx.state.pool(&pool_label(claim)),
@@ -337,7 +365,12 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
                 .nodes_created
                 .get_or_create(&vec![("nodepool", pool_label(claim))])
                 .inc();
-            ctx.event(claim, false, "Registered", format!("node {node_name} joined"));
+            ctx.event(
+                claim,
+                false,
+                "Registered",
+                format!("node {node_name} joined"),
+            );
         }
         tracing::debug!(nodeclaim = %claim_name, node = %node_name, "registered");
         update_claim_status(
@@ -386,8 +419,14 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
 fn synced(claim: &NodeClaim, node: &Node) -> bool {
     let (want_labels, want_taints, want_finalizers, _) = desired_node(claim, node);
     let have_labels = node.metadata.labels.clone().unwrap_or_default();
-    let labels_ok = want_labels.iter().all(|(k, v)| have_labels.get(k) == Some(v));
-    let have_taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let labels_ok = want_labels
+        .iter()
+        .all(|(k, v)| have_labels.get(k) == Some(v));
+    let have_taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
     labels_ok
         && have_taints == want_taints
         && node.metadata.finalizers.clone().unwrap_or_default() == want_finalizers
@@ -422,13 +461,19 @@ fn desired_node(claim: &NodeClaim, node: &Node) -> NodeFields {
             .flatten()
             .chain(claim.spec.template.startup_taints.iter().flatten());
         for taint in wanted {
-            if !taints.iter().any(|t| t.key == taint.key && t.effect == taint.effect) {
+            if !taints
+                .iter()
+                .any(|t| t.key == taint.key && t.effect == taint.effect)
+            {
                 taints.push(taint.clone());
             }
         }
     }
     let mut finalizers = node.metadata.finalizers.clone().unwrap_or_default();
-    if !finalizers.iter().any(|f| f == labels::TERMINATION_FINALIZER) {
+    if !finalizers
+        .iter()
+        .any(|f| f == labels::TERMINATION_FINALIZER)
+    {
         finalizers.push(labels::TERMINATION_FINALIZER.into());
     }
     let owners = vec![json!({
@@ -453,7 +498,11 @@ fn not_initialized(claim: &NodeClaim, node: &Node) -> Option<String> {
     if !ready {
         return Some("node is not Ready".into());
     }
-    let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
     if let Some(t) = claim
         .spec
         .template
@@ -464,8 +513,16 @@ fn not_initialized(claim: &NodeClaim, node: &Node) -> Option<String> {
     {
         return Some(format!("start-up taint {} still present", t.key));
     }
-    let allocatable = node.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
-    let capacity = claim.status.as_ref().and_then(|s| s.capacity.clone()).unwrap_or_default();
+    let allocatable = node
+        .status
+        .as_ref()
+        .and_then(|s| s.allocatable.clone())
+        .unwrap_or_default();
+    let capacity = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.capacity.clone())
+        .unwrap_or_default();
     capacity
         .iter()
         .filter(|(name, q)| name.contains('/') && q.0 != "0")

@@ -17,8 +17,8 @@ use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use karpenter_api::labels;
 use karpenter_api::v1::NodeClaim;
-use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 use kube::Api;
+use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,9 @@ enum Group {
 
 fn group(pod: &Pod) -> Group {
     let critical = matches!(
-        pod.spec.as_ref().and_then(|s| s.priority_class_name.as_deref()),
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.priority_class_name.as_deref()),
         Some("system-cluster-critical" | "system-node-critical")
     );
     let daemon = pod
@@ -241,7 +243,11 @@ impl<C: CloudProvider + 'static> Termination<C> {
         self.release(node, claim.as_deref()).await
     }
 
-    async fn release(&self, node: &Node, claim: Option<&NodeClaim>) -> Result<(), TerminationError> {
+    async fn release(
+        &self,
+        node: &Node,
+        claim: Option<&NodeClaim>,
+    ) -> Result<(), TerminationError> {
         remove_finalizer(&self.ctx.client, node, labels::TERMINATION_FINALIZER).await?;
         let pool = claim.map(pool_label).unwrap_or_else(|| pool_label(node));
         self.ctx
@@ -261,7 +267,11 @@ impl<C: CloudProvider + 'static> Termination<C> {
 
     /// Adds `karpenter.sh/disrupted:NoSchedule` unless present.
     async fn taint(&self, node: &Node) -> Result<(), kube::Error> {
-        let mut taints: Vec<Taint> = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        let mut taints: Vec<Taint> = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
         if taints.iter().any(|t| t.key == labels::DISRUPTED_TAINT_KEY) {
             return Ok(());
         }
@@ -316,7 +326,9 @@ impl<C: CloudProvider + 'static> Termination<C> {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), namespace);
         let result = if forced {
-            pods.delete(name, &DeleteParams::default()).await.map(|_| ())
+            pods.delete(name, &DeleteParams::default())
+                .await
+                .map(|_| ())
         } else {
             pods.evict(name, &EvictParams::default()).await.map(|_| ())
         };

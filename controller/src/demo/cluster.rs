@@ -73,7 +73,9 @@ pub fn node_for(instance: &Instance, catalog: &Catalog) -> Node {
         node_labels.insert(labels::NODEPOOL.into(), pool.clone());
     }
     let list = |r: &crate::catalog::Resources| -> serde_json::Value {
-        r.iter().map(|(k, v)| (k.clone(), json!(v.to_string()))).collect()
+        r.iter()
+            .map(|(k, v)| (k.clone(), json!(v.to_string())))
+            .collect()
     };
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": node_labels},
@@ -170,7 +172,10 @@ impl SimCluster {
         &self,
         settings: Settings,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> (SharedMetrics, impl Future<Output = Result<(), RunError>> + Send + 'static) {
+    ) -> (
+        SharedMetrics,
+        impl Future<Output = Result<(), RunError>> + Send + 'static,
+    ) {
         let metrics = Arc::new(Metrics::new("simulated"));
         let parts = Parts {
             client: self.client(),
@@ -205,7 +210,11 @@ pub async fn apply_yaml(client: &kube::Client, yaml: &str) -> Result<usize, Stri
         let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk)
             .await
             .map_err(|e| format!("{} {}: {e}", types.api_version, types.kind))?;
-        let name = object.metadata.name.clone().ok_or("a document has no metadata.name")?;
+        let name = object
+            .metadata
+            .name
+            .clone()
+            .ok_or("a document has no metadata.name")?;
         let api: Api<DynamicObject> = match capabilities.scope {
             kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
             kube::discovery::Scope::Namespaced => {

@@ -113,12 +113,19 @@ impl Player {
         println!("[{:>6.1}s] {text}", self.started.elapsed().as_secs_f64());
     }
 
-    async fn scale(&mut self, replicas: &std::collections::BTreeMap<String, i32>) -> Result<(), DemoError> {
+    async fn scale(
+        &mut self,
+        replicas: &std::collections::BTreeMap<String, i32>,
+    ) -> Result<(), DemoError> {
         let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
             Api::namespaced(self.cluster.client(), &self.scenario.namespace);
         for (name, n) in replicas {
             deployments
-                .patch_scale(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": n}})))
+                .patch_scale(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"replicas": n}})),
+                )
                 .await
                 .map_err(|e| DemoError::Cluster(format!("scaling {name}: {e}")))?;
         }
@@ -152,17 +159,33 @@ impl Player {
         let want_spot = kind == "spot";
         let target = list.items.iter().find(|c| {
             c.metadata.deletion_timestamp.is_none()
-                && c.status.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+                && c.status
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_ref())
+                    .is_some()
                 && (!want_spot
-                    || c.metadata.labels.as_ref().and_then(|l| l.get(karpenter_api::labels::CAPACITY_TYPE))
+                    || c.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(karpenter_api::labels::CAPACITY_TYPE))
                         == Some(&"spot".to_string()))
         });
         let Some(target) = target else {
-            return Err(DemoError::Cluster(format!("no running {kind} node to interrupt")));
+            return Err(DemoError::Cluster(format!(
+                "no running {kind} node to interrupt"
+            )));
         };
         let name = target.metadata.name.clone().unwrap_or_default();
-        let node = target.status.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-        let provider_id = target.status.as_ref().and_then(|s| s.provider_id.clone()).unwrap_or_default();
+        let node = target
+            .status
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        let provider_id = target
+            .status
+            .as_ref()
+            .and_then(|s| s.provider_id.clone())
+            .unwrap_or_default();
         let event = match kind {
             "spot" => SimEvent::SpotInterruption,
             "rebalance" => SimEvent::Rebalance,
@@ -174,19 +197,34 @@ impl Player {
             .ec2
             .event(event, &provider_id)
             .map_err(|e| DemoError::Cluster(e.to_string()))?;
-        self.say(&format!("AWS sends a {kind} interruption for {node} ({name})"));
+        self.say(&format!(
+            "AWS sends a {kind} interruption for {node} ({name})"
+        ));
         let sent = Instant::now();
         self.cluster.queue.send(message.to_string());
-        let mut handled = Handled { kind: kind.to_string(), node, to_drain: None, to_recovered: None };
+        let mut handled = Handled {
+            kind: kind.to_string(),
+            node,
+            to_drain: None,
+            to_recovered: None,
+        };
         while sent.elapsed() < Duration::from_secs(30) {
-            if self.observer.claim_deleting(&name).await.map_err(|e| DemoError::Cluster(e.to_string()))? {
+            if self
+                .observer
+                .claim_deleting(&name)
+                .await
+                .map_err(|e| DemoError::Cluster(e.to_string()))?
+            {
                 handled.to_drain = Some(sent.elapsed());
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if let Some(d) = handled.to_drain {
-            self.say(&format!("node cordoned and draining after {:.2} s", d.as_secs_f64()));
+            self.say(&format!(
+                "node cordoned and draining after {:.2} s",
+                d.as_secs_f64()
+            ));
         }
         Ok(handled)
     }
@@ -194,7 +232,8 @@ impl Player {
 
 /// Plays the demo; prints progress and the summary.
 pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
-    let scenario = Scenario::parse(&options.scenario).map_err(|e| DemoError::Input(format!("scenario: {e}")))?;
+    let scenario = Scenario::parse(&options.scenario)
+        .map_err(|e| DemoError::Input(format!("scenario: {e}")))?;
     let timing = Timing::at_speed(options.speed);
     let cluster = SimCluster::start(&timing, options.seed)
         .await
@@ -208,9 +247,18 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
         .await
         .map_err(|e| DemoError::Cluster(e.to_string()))?;
     let kubeconfig = served.kubeconfig.display().to_string();
-    println!("kubesim serving at {}; watch with:\n  KUBECONFIG={kubeconfig} kubectl get nodes,pods,nodeclaims\n", served.url());
-    cluster.apply(&options.manifests).await.map_err(|e| DemoError::Input(format!("manifests: {e}")))?;
-    cluster.apply(&scenario.manifests()).await.map_err(|e| DemoError::Input(format!("workloads: {e}")))?;
+    println!(
+        "kubesim serving at {}; watch with:\n  KUBECONFIG={kubeconfig} kubectl get nodes,pods,nodeclaims\n",
+        served.url()
+    );
+    cluster
+        .apply(&options.manifests)
+        .await
+        .map_err(|e| DemoError::Input(format!("manifests: {e}")))?;
+    cluster
+        .apply(&scenario.manifests())
+        .await
+        .map_err(|e| DemoError::Input(format!("workloads: {e}")))?;
     let mut settings = Settings::defaults("demo");
     settings.log_format = LogFormat::Text;
     settings.log_level = options.log_level.clone();
@@ -222,7 +270,10 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
         let _ = stopped.await;
     });
     let controller = tokio::spawn(controller);
-    let observer = Observer::new(cluster.client(), crate::catalog::Catalog::us_east_1().clone());
+    let observer = Observer::new(
+        cluster.client(),
+        crate::catalog::Catalog::us_east_1().clone(),
+    );
     let mut player = Player {
         cluster,
         observer,
@@ -236,7 +287,12 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     let mut scaled_at: Option<Instant> = None;
     let mut interruptions = Vec::new();
     for (i, step) in scenario.steps.iter().enumerate() {
-        let label = format!("step {}/{}: {}", i + 1, scenario.steps.len(), step.describe());
+        let label = format!(
+            "step {}/{}: {}",
+            i + 1,
+            scenario.steps.len(),
+            step.describe()
+        );
         player.say(&label);
         match step {
             Step::Scale(replicas) => {
@@ -254,7 +310,9 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
             }
             Step::Interrupt(kind) => {
                 let mut handled = player.interrupt(kind).await?;
-                let took = player.wait_running(Duration::from_secs(300), &label).await?;
+                let took = player
+                    .wait_running(Duration::from_secs(300), &label)
+                    .await?;
                 handled.to_recovered = Some(took + handled.to_drain.unwrap_or_default());
                 interruptions.push(handled);
             }

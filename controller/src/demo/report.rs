@@ -129,7 +129,11 @@ impl Observer {
             })
             .collect();
         let mut snapshot = Snapshot {
-            pods: pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count(),
+            pods: pods
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .count(),
             running: pods
                 .items
                 .iter()
@@ -211,18 +215,51 @@ impl Summary<'_> {
         let o = self.observer;
         let launches: Vec<&Launch> = o.launched.values().collect();
         let mut out = String::new();
-        let _ = writeln!(out, "\n== {} ({:.1} s) ==", self.scenario, self.total.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "\n== {} ({:.1} s) ==",
+            self.scenario,
+            self.total.as_secs_f64()
+        );
         if let Some((pods, took)) = self.scale_out {
-            let _ = writeln!(out, "  all {pods} pods running after   {:.1} s", took.as_secs_f64());
+            let _ = writeln!(
+                out,
+                "  all {pods} pods running after   {:.1} s",
+                took.as_secs_f64()
+            );
         }
         let _ = writeln!(out, "  nodes launched             {}", launches.len());
-        let _ = writeln!(out, "    by type                  {}", counts(launches.iter().map(|l| l.instance_type.as_str())));
-        let _ = writeln!(out, "    by zone                  {}", counts(launches.iter().map(|l| l.zone.as_str())));
-        let _ = writeln!(out, "    by capacity type         {}", counts(launches.iter().map(|l| l.capacity_type.as_str())));
-        let _ = writeln!(out, "  hourly cost at peak        ${:.3}/h on {} nodes", o.peak_cost, o.peak_nodes);
-        let _ = writeln!(out, "  hourly cost at the end     ${:.3}/h on {} nodes ({} pods)", self.last.hourly_cost, self.last.nodes_ready, self.last.pods);
+        let _ = writeln!(
+            out,
+            "    by type                  {}",
+            counts(launches.iter().map(|l| l.instance_type.as_str()))
+        );
+        let _ = writeln!(
+            out,
+            "    by zone                  {}",
+            counts(launches.iter().map(|l| l.zone.as_str()))
+        );
+        let _ = writeln!(
+            out,
+            "    by capacity type         {}",
+            counts(launches.iter().map(|l| l.capacity_type.as_str()))
+        );
+        let _ = writeln!(
+            out,
+            "  hourly cost at peak        ${:.3}/h on {} nodes",
+            o.peak_cost, o.peak_nodes
+        );
+        let _ = writeln!(
+            out,
+            "  hourly cost at the end     ${:.3}/h on {} nodes ({} pods)",
+            self.last.hourly_cost, self.last.nodes_ready, self.last.pods
+        );
         for h in self.interruptions {
-            let secs = |d: Option<Duration>| d.map_or("not seen".to_string(), |d| format!("{:.2} s", d.as_secs_f64()));
+            let secs = |d: Option<Duration>| {
+                d.map_or("not seen".to_string(), |d| {
+                    format!("{:.2} s", d.as_secs_f64())
+                })
+            };
             let _ = writeln!(
                 out,
                 "  {} interruption of {}: draining after {}, all pods running again after {}",

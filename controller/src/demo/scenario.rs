@@ -117,7 +117,9 @@ impl Scenario {
                     step_duration(d).map_err(|e| format!("steps[{i}]: {e}"))?;
                 }
                 Step::Interrupt(kind) => {
-                    if !["spot", "rebalance", "scheduled-change", "stopping"].contains(&kind.as_str()) {
+                    if !["spot", "rebalance", "scheduled-change", "stopping"]
+                        .contains(&kind.as_str())
+                    {
                         return Err(format!(
                             "steps[{i}].interrupt: {kind:?} is not spot, rebalance, scheduled-change or stopping"
                         ));
@@ -185,11 +187,24 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_field() {
-        let bad = "name: x\nworkloads:\n- {name: a, cpu: 1, memory: 1Gi}\nsteps:\n- scale: {b: 3}\n";
-        assert!(Scenario::parse(bad).unwrap_err().contains("steps[0].scale: no workload named \"b\""));
+        let bad =
+            "name: x\nworkloads:\n- {name: a, cpu: 1, memory: 1Gi}\nsteps:\n- scale: {b: 3}\n";
+        assert!(
+            Scenario::parse(bad)
+                .unwrap_err()
+                .contains("steps[0].scale: no workload named \"b\"")
+        );
         let bad = "name: x\nworkloads:\n- {name: a, cpu: lots, memory: 1Gi}\nsteps: []\n";
-        assert!(Scenario::parse(bad).unwrap_err().contains("workloads[0].cpu"));
+        assert!(
+            Scenario::parse(bad)
+                .unwrap_err()
+                .contains("workloads[0].cpu")
+        );
         let bad = "name: x\nworkloads: []\nsteps:\n- interrupt: meteor\n";
-        assert!(Scenario::parse(bad).unwrap_err().contains("steps[0].interrupt"));
+        assert!(
+            Scenario::parse(bad)
+                .unwrap_err()
+                .contains("steps[0].interrupt")
+        );
     }
 }

@@ -37,7 +37,10 @@ impl Kind {
     pub fn is_disruptive(&self) -> bool {
         match self {
             Kind::StateChange(state) => {
-                matches!(state.as_str(), "stopping" | "stopped" | "shutting-down" | "terminated")
+                matches!(
+                    state.as_str(),
+                    "stopping" | "stopped" | "shutting-down" | "terminated"
+                )
             }
             Kind::RebalanceRecommendation => false,
             _ => true,
@@ -75,7 +78,9 @@ pub fn parse(body: &str) -> Result<Message, String> {
     }
     let instance = || text(detail, "instance-id").map(|id| vec![id.to_string()]);
     let (kind, instance_ids) = match (source, detail_type) {
-        ("aws.ec2", "EC2 Spot Instance Interruption Warning") => (Kind::SpotInterruption, instance()?),
+        ("aws.ec2", "EC2 Spot Instance Interruption Warning") => {
+            (Kind::SpotInterruption, instance()?)
+        }
         ("aws.ec2", "EC2 Instance Rebalance Recommendation") => {
             (Kind::RebalanceRecommendation, instance()?)
         }
@@ -87,7 +92,9 @@ pub fn parse(body: &str) -> Result<Message, String> {
             (Kind::CapacityReservationInterruption, instance()?)
         }
         ("aws.health", "AWS Health Event") => {
-            if text(detail, "service")? != "EC2" || text(detail, "eventTypeCategory")? != "scheduledChange" {
+            if text(detail, "service")? != "EC2"
+                || text(detail, "eventTypeCategory")? != "scheduledChange"
+            {
                 return Err(format!(
                     "AWS Health event for {}/{} is not an EC2 scheduled change",
                     detail["service"], detail["eventTypeCategory"]
@@ -131,39 +138,78 @@ mod tests {
 
     #[test]
     fn parses_the_five_kinds() {
-        let spot = parse(&event("aws.ec2", "EC2 Spot Instance Interruption Warning",
-            json!({"instance-id": "i-0abc", "instance-action": "terminate"}))).unwrap();
-        assert_eq!((spot.kind, spot.instance_ids), (Kind::SpotInterruption, vec!["i-0abc".to_string()]));
+        let spot = parse(&event(
+            "aws.ec2",
+            "EC2 Spot Instance Interruption Warning",
+            json!({"instance-id": "i-0abc", "instance-action": "terminate"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            (spot.kind, spot.instance_ids),
+            (Kind::SpotInterruption, vec!["i-0abc".to_string()])
+        );
         assert!(spot.time.is_some());
-        let state = parse(&event("aws.ec2", "EC2 Instance State-change Notification",
-            json!({"instance-id": "i-1", "state": "stopping"}))).unwrap();
+        let state = parse(&event(
+            "aws.ec2",
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": "i-1", "state": "stopping"}),
+        ))
+        .unwrap();
         assert!(state.kind.is_disruptive());
-        let running = parse(&event("aws.ec2", "EC2 Instance State-change Notification",
-            json!({"instance-id": "i-1", "state": "running"}))).unwrap();
+        let running = parse(&event(
+            "aws.ec2",
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": "i-1", "state": "running"}),
+        ))
+        .unwrap();
         assert!(!running.kind.is_disruptive());
-        let rebalance = parse(&event("aws.ec2", "EC2 Instance Rebalance Recommendation",
-            json!({"instance-id": "i-2"}))).unwrap();
+        let rebalance = parse(&event(
+            "aws.ec2",
+            "EC2 Instance Rebalance Recommendation",
+            json!({"instance-id": "i-2"}),
+        ))
+        .unwrap();
         assert!(!rebalance.kind.is_disruptive());
-        let reserved = parse(&event("aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning",
-            json!({"instance-id": "i-3"}))).unwrap();
+        let reserved = parse(&event(
+            "aws.ec2",
+            "EC2 Capacity Reservation Instance Interruption Warning",
+            json!({"instance-id": "i-3"}),
+        ))
+        .unwrap();
         assert_eq!(reserved.kind, Kind::CapacityReservationInterruption);
         let health = parse(&event("aws.health", "AWS Health Event", json!({"service": "EC2",
             "eventTypeCategory": "scheduledChange", "affectedEntities": [{"entityValue": "i-4"}, {"entityValue": "vol-1"}]}))).unwrap();
-        assert_eq!((health.kind, health.instance_ids), (Kind::ScheduledChange, vec!["i-4".to_string()]));
+        assert_eq!(
+            (health.kind, health.instance_ids),
+            (Kind::ScheduledChange, vec!["i-4".to_string()])
+        );
     }
 
     #[test]
     fn bad_messages_say_what_is_wrong() {
         assert!(parse("{").unwrap_err().contains("not JSON"));
-        let err = parse(&event("aws.ec2", "EC2 Spot Instance Interruption Warning", json!({}))).unwrap_err();
+        let err = parse(&event(
+            "aws.ec2",
+            "EC2 Spot Instance Interruption Warning",
+            json!({}),
+        ))
+        .unwrap_err();
         assert!(err.contains("instance-id"), "{err}");
         let err = parse(&event("aws.s3", "Object Created", json!({}))).unwrap_err();
         assert!(err.contains("unsupported"), "{err}");
-        let err = parse(&event("aws.health", "AWS Health Event",
-            json!({"service": "RDS", "eventTypeCategory": "scheduledChange"}))).unwrap_err();
+        let err = parse(&event(
+            "aws.health",
+            "AWS Health Event",
+            json!({"service": "RDS", "eventTypeCategory": "scheduledChange"}),
+        ))
+        .unwrap_err();
         assert!(err.contains("not an EC2 scheduled change"), "{err}");
-        let err = parse(&event("aws.ec2", "EC2 Instance Rebalance Recommendation",
-            json!({"instance-id": "sir-1"}))).unwrap_err();
+        let err = parse(&event(
+            "aws.ec2",
+            "EC2 Instance Rebalance Recommendation",
+            json!({"instance-id": "sir-1"}),
+        ))
+        .unwrap_err();
         assert!(err.contains("not an EC2 instance id"), "{err}");
     }
 }

@@ -164,7 +164,9 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
                     tracing::info!(nodeclaim = %name, kind = ?message.kind, "interrupted; draining");
                     drained.push(name);
                 }
-                Err(e) => tracing::error!(nodeclaim = %name, error = %e, "deleting interrupted NodeClaim failed"),
+                Err(e) => {
+                    tracing::error!(nodeclaim = %name, error = %e, "deleting interrupted NodeClaim failed")
+                }
             }
         }
         if drained.is_empty() {

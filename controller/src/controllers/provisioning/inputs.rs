@@ -124,7 +124,11 @@ pub fn existing_nodes<C: CloudProvider>(ctx: &Context<C>, pools: &[Pool]) -> Vec
             .as_ref()
             .and_then(|s| s.provider_id.as_deref())
             .and_then(|id| state.claim_for_provider_id(id));
-        let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
         if let Some(c) = &claim {
             registered.insert(c.metadata.name.clone().unwrap_or_default());
             if deleting(c.as_ref()) {
@@ -252,7 +256,13 @@ fn in_use<C: CloudProvider>(ctx: &Context<C>, pool: &str) -> Resources {
         let capacity = status.and_then(|s| s.capacity.as_ref());
         let used = match capacity {
             Some(capacity) => resources_of(Some(capacity)),
-            None => resources_of(claim.spec.resources.as_ref().and_then(|r| r.requests.as_ref())),
+            None => resources_of(
+                claim
+                    .spec
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.requests.as_ref()),
+            ),
         };
         total.add(&used);
     }
@@ -295,7 +305,13 @@ pub async fn pools<C: CloudProvider>(ctx: &Context<C>) -> Vec<Pool> {
         };
         let catalog = Catalog::new(types);
         let overhead = daemon_overhead(ctx, &pool);
-        match Pool::new(&pool, &catalog, &ctx.kubelet(&class), &overhead, &in_use(ctx, &name)) {
+        match Pool::new(
+            &pool,
+            &catalog,
+            &ctx.kubelet(&class),
+            &overhead,
+            &in_use(ctx, &name),
+        ) {
             Ok(p) => out.push(p),
             Err(e) => tracing::warn!(nodepool = %name, error = %e, "NodePool skipped"),
         }

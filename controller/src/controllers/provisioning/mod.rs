@@ -169,7 +169,10 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
 
     /// Creates the planned NodeClaims (concurrently) and waits until the
     /// cache has them. Returns (name, index into `solution.claims`).
-    async fn create_claims(&self, solution: &Solution) -> Result<Vec<(String, usize)>, kube::Error> {
+    async fn create_claims(
+        &self,
+        solution: &Solution,
+    ) -> Result<Vec<(String, usize)>, kube::Error> {
         let ctx = &self.ctx;
         let api: Api<NodeClaim> = Api::all(ctx.client.clone());
         let objects: Vec<(usize, NodeClaim)> = solution
@@ -224,7 +227,9 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         }
         let deadline = Instant::now() + CACHE_WAIT;
         while Instant::now() < deadline
-            && created.iter().any(|(name, _)| ctx.state.claim(name).is_none())
+            && created
+                .iter()
+                .any(|(name, _)| ctx.state.claim(name).is_none())
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -246,7 +251,11 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             pending.iter().map(|p| (key(p.as_ref()), p)).collect();
         let mut targets: Vec<(String, String, String)> = Vec::new();
         for (pod, node) in &solution.nominations {
-            let kind = if self.ctx.state.node(node).is_some() { "node" } else { "nodeclaim" };
+            let kind = if self.ctx.state.node(node).is_some() {
+                "node"
+            } else {
+                "nodeclaim"
+            };
             targets.push((pod.clone(), node.clone(), kind.into()));
         }
         for (name, i) in created {

@@ -7,8 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use karpenter_api::labels;
 use karpenter_api::v1::{
     NODEPOOL_HASH_VERSION, NodeClaim, NodeClaimSpec, NodeClaimTemplateSpec, NodePool,
-    NodeSelectorRequirementWithMinValues,
-    ResourceList, ResourceRequirements, WireQuantity,
+    NodeSelectorRequirementWithMinValues, ResourceList, ResourceRequirements, WireQuantity,
 };
 
 /// Packing integers as a Kubernetes resource list (zero amounts left out).
@@ -19,9 +18,17 @@ pub fn resource_list(resources: &Resources) -> ResourceList {
             out.insert(name.to_string(), WireQuantity(text));
         }
     };
-    put("cpu", format!("{}m", resources.cpu_milli), resources.cpu_milli);
+    put(
+        "cpu",
+        format!("{}m", resources.cpu_milli),
+        resources.cpu_milli,
+    );
     put("memory", resources.memory.to_string(), resources.memory);
-    put("ephemeral-storage", resources.storage.to_string(), resources.storage);
+    put(
+        "ephemeral-storage",
+        resources.storage.to_string(),
+        resources.storage,
+    );
     put("pods", resources.pods.to_string(), resources.pods);
     for (name, amount) in &resources.extended {
         put(name, amount.to_string(), *amount);
@@ -40,7 +47,14 @@ fn requirements(planned: &NewClaim) -> Vec<NodeSelectorRequirementWithMinValues>
     out.retain(|r| labels::restriction(&r.key).is_none());
     for r in &mut out {
         if r.key == labels::INSTANCE_TYPE && r.operator == "In" {
-            r.values = Some(planned.instance_types.iter().take(MAX_VALUES).cloned().collect());
+            r.values = Some(
+                planned
+                    .instance_types
+                    .iter()
+                    .take(MAX_VALUES)
+                    .cloned()
+                    .collect(),
+            );
         }
     }
     out
@@ -55,7 +69,10 @@ pub fn build(pool: &NodePool, planned: &NewClaim) -> NodeClaim {
     claim_labels.extend(planned.requirements.single_valued_labels());
     claim_labels.insert(labels::NODEPOOL.into(), name.clone());
     let mut annotations = metadata.annotations.unwrap_or_default();
-    annotations.insert(labels::NODEPOOL_HASH_ANNOTATION.into(), pool.template_hash());
+    annotations.insert(
+        labels::NODEPOOL_HASH_ANNOTATION.into(),
+        pool.template_hash(),
+    );
     annotations.insert(
         labels::NODEPOOL_HASH_VERSION_ANNOTATION.into(),
         NODEPOOL_HASH_VERSION.into(),

@@ -1,0 +1,343 @@
+//! The controller end to end on kubesim and the simulated EC2: provisioning
+//! 200 pods of mixed shapes, a spot interruption drained within its PDB, a
+//! restart in the middle of launches, and leader election between replicas.
+
+use futures::FutureExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use karpenter_api::v1::NodeClaim;
+use karpenter_controller::cloud::{CloudProvider, SimEvent};
+use karpenter_controller::demo::{self, SimCluster, Timing};
+use karpenter_controller::metrics::SharedMetrics;
+use karpenter_controller::settings::Settings;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+async fn cluster(timing: Timing) -> SimCluster {
+    let cluster = SimCluster::start(&timing, 7).await.unwrap();
+    cluster.apply(demo::DEFAULT_MANIFESTS).await.unwrap();
+    let scenario = demo::Scenario::parse(demo::DEFAULT_SCENARIO).unwrap();
+    cluster.apply(&scenario.manifests()).await.unwrap();
+    cluster
+}
+
+fn settings(identity: &str, leader_election: bool) -> Settings {
+    let mut settings = Settings::defaults("demo");
+    settings.pod_name = identity.into();
+    settings.disable_leader_election = !leader_election;
+    settings.leader_election_lease_duration = Duration::from_secs(6);
+    settings.batch_idle_duration = Duration::from_millis(300);
+    settings
+}
+
+fn start(cluster: &SimCluster, settings: Settings) -> (SharedMetrics, JoinHandle<()>) {
+    let (metrics, run) = cluster.controller(settings, futures::future::pending());
+    (metrics, tokio::spawn(run.map(|r| r.unwrap())))
+}
+
+async fn scale(cluster: &SimCluster, replicas: &[(&str, i32)]) {
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
+    for (name, n) in replicas {
+        deployments
+            .patch_scale(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": n}})),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn running(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+/// Waits until `want` pods exist and all run; panics with the state at the deadline.
+async fn all_running(cluster: &SimCluster, want: usize) {
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let start = Instant::now();
+    loop {
+        let list = pods.list(&ListParams::default()).await.unwrap().items;
+        let live: Vec<&Pod> = list
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        let up = live.iter().filter(|p| running(p)).count();
+        if live.len() == want && up == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{up}/{} of {want} pods running after {DEADLINE:?}",
+            live.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn claims(cluster: &SimCluster) -> Vec<NodeClaim> {
+    let api: Api<NodeClaim> = Api::all(cluster.client());
+    api.list(&ListParams::default()).await.unwrap().items
+}
+
+/// Every Node has a NodeClaim, every instance has a NodeClaim, and no two
+/// claims share an instance.
+async fn consistent(cluster: &SimCluster) {
+    let claims = claims(cluster).await;
+    let by_provider: HashSet<String> = claims
+        .iter()
+        .filter_map(|c| c.status.as_ref().and_then(|s| s.provider_id.clone()))
+        .collect();
+    assert_eq!(
+        by_provider.len(),
+        claims.len(),
+        "every claim has its own instance"
+    );
+    let nodes: Api<Node> = Api::all(cluster.client());
+    for node in nodes.list(&ListParams::default()).await.unwrap().items {
+        let id = node.spec.and_then(|s| s.provider_id).unwrap_or_default();
+        assert!(
+            by_provider.contains(&id),
+            "node {:?} has no NodeClaim",
+            node.metadata.name
+        );
+    }
+    let instances = cluster.ec2.list().await.unwrap();
+    for instance in &instances {
+        assert!(
+            by_provider.contains(&instance.provider_id),
+            "instance {} leaked",
+            instance.id
+        );
+    }
+    assert_eq!(instances.len(), claims.len());
+}
+
+fn quantity(text: &str) -> f64 {
+    let q: karpenter_api::quantity::Quantity = text.parse().unwrap();
+    q.milli_value() as f64 / 1000.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    let (metrics, controller) = start(&cluster, settings("solo", false));
+    scale(
+        &cluster,
+        &[("web", 90), ("api", 60), ("worker", 30), ("cache", 20)],
+    )
+    .await;
+    all_running(&cluster, 200).await;
+    consistent(&cluster).await;
+
+    // The default NodePool's limits (cpu 1000, memory 1000Gi) hold.
+    let claims_now = claims(&cluster).await;
+    let (mut cpu, mut memory) = (0.0, 0.0);
+    for claim in &claims_now {
+        let capacity = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.capacity.clone())
+            .unwrap();
+        cpu += quantity(&capacity["cpu"].0);
+        memory += quantity(&capacity["memory"].0);
+    }
+    assert!(
+        cpu <= 1000.0 && memory <= 1000.0 * 1024f64.powi(3),
+        "{cpu} cpu, {memory} memory"
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "karpenter_nodeclaims_created_total{reason=\"provisioning\",nodepool=\"default\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("karpenter_nodes_created_total{nodepool=\"default\"}"),
+        "{text}"
+    );
+
+    // A spot node running web pods (PDB maxUnavailable 2) is reclaimed.
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let web = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items;
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for pod in &web {
+        *per_node
+            .entry(pod.spec.as_ref().unwrap().node_name.clone().unwrap())
+            .or_default() += 1;
+    }
+    let victim = claims_now
+        .iter()
+        .filter(|c| c.metadata.labels.as_ref().unwrap()["karpenter.sh/capacity-type"] == "spot")
+        .max_by_key(|c| {
+            per_node
+                .get(c.status.as_ref().unwrap().node_name.as_ref().unwrap())
+                .copied()
+                .unwrap_or(0)
+        })
+        .unwrap();
+    let victim_name = victim.metadata.name.clone().unwrap();
+    let victim_node = victim.status.as_ref().unwrap().node_name.clone().unwrap();
+    let provider_id = victim.status.as_ref().unwrap().provider_id.clone().unwrap();
+    assert!(
+        per_node[&victim_node] >= 2,
+        "the victim runs web pods: {per_node:?}"
+    );
+    let message = cluster
+        .ec2
+        .event(SimEvent::SpotInterruption, &provider_id)
+        .unwrap();
+    let sent = Instant::now();
+    cluster.queue.send(message.to_string());
+
+    // Watch the web pods until the node is gone: never more than 2 down.
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let mut min_running = usize::MAX;
+    let mut tainted_after = None;
+    loop {
+        let web = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items;
+        min_running = min_running.min(web.iter().filter(|p| running(p)).count());
+        let node = nodes.get_opt(&victim_node).await.unwrap();
+        if tainted_after.is_none()
+            && node.as_ref().is_some_and(|n| {
+                n.spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t.key == "karpenter.sh/disrupted")
+            })
+        {
+            tainted_after = Some(sent.elapsed());
+        }
+        if node.is_none() {
+            break;
+        }
+        assert!(sent.elapsed() < DEADLINE, "node {victim_node} still there");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        min_running >= 88,
+        "the PDB allows 2 web pods down; saw {min_running} running"
+    );
+    assert!(
+        tainted_after.is_some(),
+        "the node was tainted karpenter.sh/disrupted before it went"
+    );
+    all_running(&cluster, 200).await;
+    assert!(
+        claims(&cluster)
+            .await
+            .iter()
+            .all(|c| c.metadata.name.as_deref() != Some(victim_name.as_str()))
+    );
+    assert!(matches!(
+        cluster.ec2.get(&provider_id).await,
+        Err(karpenter_controller::cloud::CloudError::NotFound(_))
+    ));
+    consistent(&cluster).await;
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "karpenter_interruption_received_messages_total{message_type=\"spot_interrupted\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "karpenter_nodeclaims_terminated_total{reason=\"interruption\",nodepool=\"default\"} 1"
+        ),
+        "{text}"
+    );
+    // A bad message is counted and does not stop the loop.
+    cluster.queue.send("{not json".into());
+    let start = Instant::now();
+    while !metrics.encode().contains("message_type=\"unparseable\"} 1") {
+        assert!(start.elapsed() < DEADLINE);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    controller.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_in_the_middle_of_launches_leaks_nothing() {
+    let mut timing = Timing::at_speed(40.0);
+    timing.launch = Duration::from_millis(700);
+    let cluster = cluster(timing).await;
+    let (_, first) = start(&cluster, settings("first", false));
+    scale(&cluster, &[("api", 40), ("worker", 10)]).await;
+    // Kill the controller while claims exist but are not all launched.
+    let start_wait = Instant::now();
+    loop {
+        let claims = claims(&cluster).await;
+        if !claims.is_empty() {
+            break;
+        }
+        assert!(start_wait.elapsed() < DEADLINE);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    first.abort();
+    let _ = first.await;
+    let before = claims(&cluster).await.len();
+    let (_, second) = start(&cluster, settings("second", false));
+    all_running(&cluster, 50).await;
+    consistent(&cluster).await;
+    let after = claims(&cluster).await.len();
+    assert!(after >= before, "claims were not lost: {before} -> {after}");
+    second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_leader_acts_and_a_follower_takes_over() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    let (metrics_a, a) = start(&cluster, settings("replica-a", true));
+    // Let the first replica take the Lease before the second starts.
+    let start_wait = Instant::now();
+    while !metrics_a.encode().contains("karpenter_leader 1") {
+        assert!(start_wait.elapsed() < DEADLINE);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (metrics_b, b) = start(&cluster, settings("replica-b", true));
+    scale(&cluster, &[("api", 20)]).await;
+    all_running(&cluster, 20).await;
+    let created = |m: &SharedMetrics| m.encode().contains("karpenter_nodeclaims_created_total{");
+    assert!(created(&metrics_a), "the leader provisioned");
+    assert!(!created(&metrics_b), "the follower did nothing");
+    let text = metrics_b.encode();
+    assert!(text.contains("karpenter_leader 0"), "{text}");
+
+    // The leader stops; the follower takes over.
+    a.abort();
+    let died = Instant::now();
+    while !metrics_b.encode().contains("karpenter_leader 1") {
+        assert!(
+            died.elapsed() < Duration::from_secs(15),
+            "no fail-over within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failover = died.elapsed();
+    scale(&cluster, &[("api", 40)]).await;
+    all_running(&cluster, 40).await;
+    assert!(created(&metrics_b), "the new leader provisioned");
+    println!("fail-over took {failover:?}");
+    b.abort();
+}
