@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn mistakes_name_the_field() {
         let bad =
-            "name: x\nworkloads:\n- {name: a, cpu: 1, memory: 1Gi}\nsteps:\n- scale: {b: 3}\n";
+            "name: x\nworkloads:\n- {name: a, cpu: '1', memory: 1Gi}\nsteps:\n- scale: {b: 3}\n";
         assert!(
             Scenario::parse(bad)
                 .unwrap_err()
