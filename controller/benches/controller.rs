@@ -7,7 +7,6 @@
 //!
 //! `cargo bench -p karpenter-controller --bench controller`
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_api::v1::NodeClaim;
 use karpenter_controller::cloud::SimEvent;
@@ -18,9 +17,8 @@ use karpenter_controller::metrics::Metrics;
 use karpenter_controller::settings::Settings;
 use karpenter_controller::state::ClusterState;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::events::{Recorder, Reporter};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,17 +33,10 @@ async fn cluster() -> SimCluster {
 }
 
 async fn scale(cluster: &SimCluster, replicas: &[(&str, i32)]) {
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
-    for (name, n) in replicas {
-        deployments
-            .patch_scale(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": n}})),
-            )
-            .await
-            .unwrap();
-    }
+    cluster
+        .scale("default", replicas.iter().copied())
+        .await
+        .unwrap();
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -195,6 +195,16 @@ pub fn pool_label<K: Resource>(object: &K) -> String {
         .unwrap_or_default()
 }
 
+/// Whether the Node's `Ready` condition is `True`.
+pub fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
 /// Whether the object is being deleted.
 pub fn deleting<K: ResourceExt>(object: &K) -> bool {
     object.meta().deletion_timestamp.is_some()

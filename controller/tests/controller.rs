@@ -3,7 +3,6 @@
 //! restart in the middle of launches, and leader election between replicas.
 
 use futures::FutureExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_api::v1::NodeClaim;
 use karpenter_controller::cloud::{CloudProvider, SimEvent};
@@ -11,8 +10,7 @@ use karpenter_controller::demo::{self, SimCluster, Timing};
 use karpenter_controller::metrics::SharedMetrics;
 use karpenter_controller::settings::Settings;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
-use serde_json::json;
+use kube::api::ListParams;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -42,17 +40,10 @@ fn start(cluster: &SimCluster, settings: Settings) -> (SharedMetrics, JoinHandle
 }
 
 async fn scale(cluster: &SimCluster, replicas: &[(&str, i32)]) {
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
-    for (name, n) in replicas {
-        deployments
-            .patch_scale(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": n}})),
-            )
-            .await
-            .unwrap();
-    }
+    cluster
+        .scale("default", replicas.iter().copied())
+        .await
+        .unwrap();
 }
 
 fn running(pod: &Pod) -> bool {

@@ -488,14 +488,7 @@ fn desired_node(claim: &NodeClaim, node: &Node) -> NodeFields {
 
 /// What the node still waits for before it counts as initialized, if anything.
 fn not_initialized(claim: &NodeClaim, node: &Node) -> Option<String> {
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    if !ready {
+    if !crate::state::node_ready(node) {
         return Some("node is not Ready".into());
     }
     let taints = node

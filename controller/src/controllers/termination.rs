@@ -51,12 +51,7 @@ fn group(pod: &Pod) -> Group {
             .and_then(|s| s.priority_class_name.as_deref()),
         Some("system-cluster-critical" | "system-node-critical")
     );
-    let daemon = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.kind == "DaemonSet");
+    let daemon = crate::controllers::provisioning::is_daemon_pod(pod);
     match (critical, daemon) {
         (false, false) => Group::Workload,
         (false, true) => Group::Daemon,

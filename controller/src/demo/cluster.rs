@@ -161,6 +161,26 @@ impl SimCluster {
         self.sim.client()
     }
 
+    /// Sets the replica counts of Deployments in `namespace` (the scale subresource).
+    pub async fn scale<'a>(
+        &self,
+        namespace: &str,
+        replicas: impl IntoIterator<Item = (&'a str, i32)>,
+    ) -> Result<(), kube::Error> {
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.client(), namespace);
+        for (name, n) in replicas {
+            deployments
+                .patch_scale(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"replicas": n}})),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Applies every document of a multi-document YAML (server-side apply).
     pub async fn apply(&self, yaml: &str) -> Result<usize, String> {
         apply_yaml(&self.client(), yaml).await

@@ -15,9 +15,8 @@ use crate::cloud::SimEvent;
 use crate::settings::{LogFormat, Settings};
 use karpenter_api::v1::NodeClaim;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use report::{Handled, Observer, Snapshot, Summary};
-use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -117,19 +116,11 @@ impl Player {
         &mut self,
         replicas: &std::collections::BTreeMap<String, i32>,
     ) -> Result<(), DemoError> {
-        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
-            Api::namespaced(self.cluster.client(), &self.scenario.namespace);
-        for (name, n) in replicas {
-            deployments
-                .patch_scale(
-                    name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"replicas": n}})),
-                )
-                .await
-                .map_err(|e| DemoError::Cluster(format!("scaling {name}: {e}")))?;
-        }
-        Ok(())
+        let replicas = replicas.iter().map(|(name, n)| (name.as_str(), *n));
+        self.cluster
+            .scale(&self.scenario.namespace, replicas)
+            .await
+            .map_err(|e| DemoError::Cluster(format!("scaling: {e}")))
     }
 
     async fn wait_running(&mut self, limit: Duration, step: &str) -> Result<Duration, DemoError> {

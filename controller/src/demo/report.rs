@@ -118,13 +118,7 @@ impl Observer {
             .items
             .iter()
             .map(|n| {
-                let ready = n
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                let ready = crate::state::node_ready(n);
                 (n.metadata.name.clone().unwrap_or_default(), ready)
             })
             .collect();

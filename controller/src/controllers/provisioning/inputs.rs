@@ -33,18 +33,22 @@ pub fn is_provisionable(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.node_name.as_deref())
         .is_some_and(|n| !n.is_empty());
-    let daemon = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.kind == "DaemonSet");
+    let daemon = is_daemon_pod(pod);
     let mirror = pod
         .metadata
         .annotations
         .as_ref()
         .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
     unschedulable && !bound && !daemon && !mirror && !deleting(pod)
+}
+
+/// Whether a DaemonSet owns the pod.
+pub fn is_daemon_pod(pod: &Pod) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet")
 }
 
 /// Whether a bound pod still occupies its node (not finished).

@@ -13,7 +13,7 @@
 mod inputs;
 mod nodeclaim;
 
-pub use inputs::{is_active, is_provisionable, resources_of};
+pub use inputs::{is_active, is_daemon_pod, is_provisionable, resources_of};
 pub use nodeclaim::{build as build_nodeclaim, resource_list};
 
 use crate::cloud::CloudProvider;
