@@ -8,7 +8,7 @@
 //! `cargo bench -p karpenter-controller --bench controller`
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use karpenter_api::v1::NodeClaim;
+use karpenter_api::v1::{NodeClaim, NodePool};
 use karpenter_controller::cloud::SimEvent;
 use karpenter_controller::controllers::provisioning::{Provisioner, is_provisionable};
 use karpenter_controller::controllers::{Context, nodeclass};
@@ -17,16 +17,29 @@ use karpenter_controller::metrics::Metrics;
 use karpenter_controller::settings::Settings;
 use karpenter_controller::state::ClusterState;
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-async fn cluster() -> SimCluster {
+/// The demo's cluster and workloads; `unlimited` lifts the default pool's
+/// limits (1k pods of the demo's shapes ask for 3 TiB, past its 1000Gi).
+async fn cluster(unlimited: bool) -> SimCluster {
     let cluster = SimCluster::start(&Timing::at_speed(100.0), 3)
         .await
         .unwrap();
     cluster.apply(demo::DEFAULT_MANIFESTS).await.unwrap();
+    if unlimited {
+        let pools: Api<NodePool> = Api::all(cluster.client());
+        pools
+            .patch(
+                "default",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"limits": null}})),
+            )
+            .await
+            .unwrap();
+    }
     let scenario = demo::Scenario::parse(demo::DEFAULT_SCENARIO).unwrap();
     cluster.apply(&scenario.manifests()).await.unwrap();
     cluster
@@ -47,7 +60,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// One batch of `pods` pending pods: time of `provision()` (engine, NodeClaim
 /// creation, wait for the cache).
 async fn batch(pods: i32) -> (Duration, Duration, usize) {
-    let cluster = cluster().await;
+    let cluster = cluster(true).await;
     let client = cluster.client();
     let (state, _reflectors) = ClusterState::start(&client);
     state.wait_until_ready().await.unwrap();
@@ -113,7 +126,7 @@ fn nodeclass_ready(state: &ClusterState) -> Option<()> {
 
 /// Interruption latency over `rounds` spot interruptions.
 async fn interruptions(rounds: usize) -> Vec<(Duration, Duration)> {
-    let cluster = cluster().await;
+    let cluster = cluster(false).await;
     let mut settings = Settings::defaults("demo");
     settings.disable_leader_election = true;
     let (_metrics, run) = cluster.controller(settings, futures::future::pending());
@@ -158,12 +171,10 @@ async fn interruptions(rounds: usize) -> Vec<(Duration, Duration)> {
         let name = victim.metadata.name.clone().unwrap();
         let node = victim.status.as_ref().unwrap().node_name.clone().unwrap();
         let provider_id = victim.status.as_ref().unwrap().provider_id.clone().unwrap();
-        let message = cluster
-            .ec2
-            .event(SimEvent::SpotInterruption, &provider_id)
-            .unwrap();
         let sent = Instant::now();
-        cluster.queue.send(message.to_string());
+        cluster
+            .interrupt(SimEvent::SpotInterruption, &provider_id)
+            .unwrap();
         let (mut deleting, mut tainted) = (None, None);
         while deleting.is_none() || tainted.is_none() {
             if deleting.is_none()

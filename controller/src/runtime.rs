@@ -8,7 +8,7 @@ use crate::controllers::interruption::{Interruption, MessageQueue};
 use crate::controllers::lifecycle::Lifecycle;
 use crate::controllers::provisioning::Provisioner;
 use crate::controllers::termination::Termination;
-use crate::controllers::{Context, nodeclass};
+use crate::controllers::{Context, nodeclass, pod_metrics};
 use crate::endpoints::Health;
 use crate::metrics::SharedMetrics;
 use crate::settings::Settings;
@@ -100,6 +100,7 @@ where
     tasks.spawn(Arc::new(Lifecycle::new(ctx.clone())).run());
     tasks.spawn(Arc::new(Termination::new(ctx.clone())).run());
     tasks.spawn(nodeclass::run(ctx.clone()));
+    tasks.spawn(pod_metrics::run(ctx.clone()));
     tasks.spawn(Arc::new(GarbageCollector::new(ctx.clone(), GC_GRACE)).run(GC_EVERY));
     if let Some(queue) = queue {
         tasks.spawn(Arc::new(Interruption::new(ctx.clone(), queue.clone())).run());

@@ -187,12 +187,15 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
         per_node[&victim_node] >= 2,
         "the victim runs web pods: {per_node:?}"
     );
-    let message = cluster
-        .ec2
-        .event(SimEvent::SpotInterruption, &provider_id)
-        .unwrap();
+    let all_pods = pods.list(&ListParams::default()).await.unwrap().items;
+    let evicted = all_pods
+        .iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()) == Some(&victim_node))
+        .count();
     let sent = Instant::now();
-    cluster.queue.send(message.to_string());
+    cluster
+        .interrupt(SimEvent::SpotInterruption, &provider_id)
+        .unwrap();
 
     // Watch the web pods until the node is gone: never more than 2 down.
     let nodes: Api<Node> = Api::all(cluster.client());
@@ -244,6 +247,20 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
         Err(karpenter_controller::cloud::CloudError::NotFound(_))
     ));
     consistent(&cluster).await;
+    // Every pod's start-up was observed: the 200 first ones and the evicted
+    // ones again (new pods), each once.
+    let started = || {
+        let text = metrics.encode();
+        text.lines()
+            .find_map(|l| l.strip_prefix("karpenter_pods_startup_duration_seconds_count "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let waited = Instant::now();
+    while started() < 200 + evicted as u64 && waited.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(started(), 200 + evicted as u64);
     let text = metrics.encode();
     assert!(
         text.contains(

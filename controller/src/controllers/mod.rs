@@ -8,11 +8,13 @@
 //! - [`interruption`]: SQS messages to drained and replaced nodes.
 //! - [`nodeclass`]: EC2NodeClass status and clean-up.
 //! - [`garbage`]: instances no NodeClaim owns.
+//! - [`pod_metrics`]: how long pods take to start.
 
 pub mod garbage;
 pub mod interruption;
 pub mod lifecycle;
 pub mod nodeclass;
+pub mod pod_metrics;
 pub mod provisioning;
 pub mod termination;
 pub mod writes;

@@ -6,7 +6,7 @@
 //! ([`crate::runtime::run`]).
 
 use crate::catalog::Catalog;
-use crate::cloud::{Instance, SimulatedEc2, SimulationConfig};
+use crate::cloud::{CloudError, Instance, SimEvent, SimulatedEc2, SimulationConfig};
 use crate::controllers::interruption::InMemoryQueue;
 use crate::endpoints::Health;
 use crate::metrics::{Metrics, SharedMetrics};
@@ -55,7 +55,10 @@ pub fn node_for(instance: &Instance, catalog: &Catalog) -> Node {
         .get(&instance.instance_type)
         .map(|t| t.labels())
         .unwrap_or_default();
-    let octets = u64::from_str_radix(instance.id.trim_start_matches("i-"), 16).unwrap_or(0);
+    // The last six hex digits of the id make the address (EC2's ids have 17).
+    let hex = instance.id.trim_start_matches("i-");
+    let tail = &hex[hex.len().saturating_sub(6)..];
+    let octets = u64::from_str_radix(tail, 16).unwrap_or(0);
     let name = format!(
         "ip-10-{}-{}-{}.ec2.internal",
         (octets >> 16) & 0xff,
@@ -116,6 +119,25 @@ pub fn registering_ec2(
     SimulatedEc2::new(catalog, config).with_launch_hook(hook)
 }
 
+/// A kubesim control plane with its scheduler, kubelet and workload
+/// controllers running (nodes turn Ready and pods start after `timing`'s
+/// delays) and Karpenter's CRDs installed. Dropping the controllers stops them.
+pub async fn control_plane(
+    timing: &Timing,
+) -> Result<(kubesim::Kubesim, kubesim::Controllers), kube::Error> {
+    let sim = kubesim::Kubesim::new();
+    let controllers = sim.start_controllers(kubesim::ControllerOptions {
+        node_ready_delay: timing.node_ready,
+        pod_start_delay: timing.pod_start,
+        pod_shutdown: Duration::ZERO,
+    });
+    let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
+    for (_, crd) in karpenter_api::crd::all() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    Ok((sim, controllers))
+}
+
 /// A kubesim control plane with Karpenter's CRDs and a simulated EC2.
 pub struct SimCluster {
     /// The control plane.
@@ -130,17 +152,8 @@ pub struct SimCluster {
 impl SimCluster {
     /// Starts the control plane and its controllers, installs the CRDs.
     pub async fn start(timing: &Timing, seed: u64) -> Result<Self, kube::Error> {
-        let sim = kubesim::Kubesim::new();
-        let controllers = sim.start_controllers(kubesim::ControllerOptions {
-            node_ready_delay: timing.node_ready,
-            pod_start_delay: timing.pod_start,
-            pod_shutdown: Duration::ZERO,
-        });
+        let (sim, controllers) = control_plane(timing).await?;
         let client = sim.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for (_, crd) in karpenter_api::crd::all() {
-            crds.create(&PostParams::default(), &crd).await?;
-        }
         let config = SimulationConfig {
             cluster_name: "demo".into(),
             seed,
@@ -178,6 +191,14 @@ impl SimCluster {
                 )
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Puts on the interruption queue the message AWS would send for `event`
+    /// on the instance `provider_id` (see [`SimulatedEc2::event`]).
+    pub fn interrupt(&self, event: SimEvent, provider_id: &str) -> Result<(), CloudError> {
+        let message = self.ec2.event(event, provider_id)?;
+        self.queue.send(message.to_string());
         Ok(())
     }
 

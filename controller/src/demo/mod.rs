@@ -183,16 +183,13 @@ impl Player {
             "scheduled-change" => SimEvent::ScheduledChange,
             _ => SimEvent::StateChange("stopping"),
         };
-        let message = self
-            .cluster
-            .ec2
-            .event(event, &provider_id)
-            .map_err(|e| DemoError::Cluster(e.to_string()))?;
         self.say(&format!(
             "AWS sends a {kind} interruption for {node} ({name})"
         ));
         let sent = Instant::now();
-        self.cluster.queue.send(message.to_string());
+        self.cluster
+            .interrupt(event, &provider_id)
+            .map_err(|e| DemoError::Cluster(e.to_string()))?;
         let mut handled = Handled {
             kind: kind.to_string(),
             node,

@@ -11,9 +11,11 @@
 
 pub mod messages;
 pub mod queue;
+pub mod rules;
 
 pub use messages::{Kind, Message, parse};
 pub use queue::{InMemoryQueue, MessageQueue, Received, SqsQueue};
+pub use rules::{EventRule, event_rules};
 
 use crate::catalog::CapacityType;
 use crate::cloud::CloudProvider;

@@ -1,0 +1,263 @@
+//! The controller's memory and CPU while it manages 10k pods on 2k nodes
+//! (target: under 128 MB RSS). The controller runs as its own process (the
+//! real `karpenter-controller run` binary, `CLOUD_PROVIDER=simulated`) against
+//! kubesim served over TLS by this process, so its RSS and CPU time can be
+//! read from `/proc` alone. Prints a table per phase.
+//!
+//! `cargo bench -p karpenter-controller --bench footprint`
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use karpenter_api::v1::NodeClaim;
+use karpenter_controller::demo::cluster::{apply_yaml, control_plane};
+use karpenter_controller::demo::{self, Timing};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PODS: i32 = 10_000;
+
+/// The demo's pool narrowed to 4-vCPU types (five 700m pods fill one, so
+/// 10k pods need 2k nodes) and without limits, and the workload at 0.
+fn manifests() -> String {
+    let pool = json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+        "metadata": {"name": "default"},
+        "spec": {"template": {"spec": {
+            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+            "requirements": [
+                {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m", "r"]},
+                {"key": "karpenter.k8s.aws/instance-cpu", "operator": "In", "values": ["4"]},
+                {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+            ],
+        }}},
+    });
+    let class = demo::DEFAULT_MANIFESTS
+        .split("\n---\n")
+        .nth(1)
+        .expect("the EC2NodeClass comes second");
+    let load = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "load", "namespace": "default"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "load"}},
+            "template": {
+                "metadata": {"labels": {"app": "load"}},
+                "spec": {"containers": [{"name": "load", "image": "load",
+                    "resources": {"requests": {"cpu": "700m", "memory": "1Gi"}}}]},
+            },
+        },
+    });
+    format!("{pool}\n---\n{class}\n---\n{load}\n")
+}
+
+/// Resident and peak resident memory (MiB) and CPU seconds of a process.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    rss: f64,
+    peak: f64,
+    cpu: f64,
+}
+
+fn usage(pid: u32) -> Usage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Usage {
+        rss: kib("VmRSS:"),
+        peak: kib("VmHWM:"),
+        cpu: (ticks(11) + ticks(12)) / USER_HZ,
+    }
+}
+
+/// Clock ticks per second in `/proc/<pid>/stat` (Linux's USER_HZ, 100 on
+/// every architecture Rust targets).
+const USER_HZ: f64 = 100.0;
+
+fn controller(kubeconfig: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_karpenter-controller"))
+        .arg("run")
+        .env("KUBECONFIG", kubeconfig)
+        .env("CLUSTER_NAME", "demo")
+        .env("CLOUD_PROVIDER", "simulated")
+        .env("DISABLE_LEADER_ELECTION", "true")
+        .env("METRICS_PORT", "0")
+        .env("HEALTH_PROBE_PORT", "0")
+        .env("LOG_LEVEL", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the controller binary starts")
+}
+
+struct Row {
+    phase: &'static str,
+    wall: Duration,
+    start: Usage,
+    end: Usage,
+    max_rss: f64,
+    nodes: usize,
+    claims: usize,
+    running: usize,
+}
+
+/// Samples the controller every 250 ms until `done` says the phase is over.
+async fn phase<F: Future<Output = bool>>(
+    name: &'static str,
+    pid: u32,
+    client: &kube::Client,
+    limit: Duration,
+    mut done: impl FnMut() -> F,
+) -> Row {
+    let start = usage(pid);
+    let began = Instant::now();
+    let mut max_rss = start.rss;
+    while !done().await {
+        assert!(began.elapsed() < limit, "phase {name} took over {limit:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        max_rss = max_rss.max(usage(pid).rss);
+    }
+    let end = usage(pid);
+    let nodes: Api<Node> = Api::all(client.clone());
+    let claims: Api<NodeClaim> = Api::all(client.clone());
+    Row {
+        phase: name,
+        wall: began.elapsed(),
+        start,
+        end,
+        max_rss: max_rss.max(end.rss),
+        nodes: nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        claims: claims
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        running: running(client).await,
+    }
+}
+
+async fn running(client: &kube::Client) -> usize {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let (sim, _controllers) = control_plane(&Timing::at_speed(100.0)).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("karpenter-footprint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let served = sim
+        .serve(kubesim::ServeOptions {
+            address: "127.0.0.1:0".parse().unwrap(),
+            kubeconfig: dir.join("kubeconfig"),
+        })
+        .await
+        .unwrap();
+    let client = sim.client();
+    apply_yaml(&client, &manifests()).await.unwrap();
+    let mut child = controller(&served.kubeconfig);
+    let pid = child.id();
+
+    let mut rows = Vec::new();
+    let settle = Instant::now();
+    rows.push(
+        phase(
+            "start, empty cluster",
+            pid,
+            &client,
+            Duration::from_secs(60),
+            || async { settle.elapsed() > Duration::from_secs(5) },
+        )
+        .await,
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "default");
+    deployments
+        .patch_scale(
+            "load",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": PODS}})),
+        )
+        .await
+        .unwrap();
+    rows.push(
+        phase(
+            "0 -> 10k pods running",
+            pid,
+            &client,
+            Duration::from_secs(900),
+            || {
+                let client = client.clone();
+                async move { running(&client).await == PODS as usize }
+            },
+        )
+        .await,
+    );
+    let steady = Instant::now();
+    rows.push(
+        phase(
+            "steady, 30 s",
+            pid,
+            &client,
+            Duration::from_secs(60),
+            || async { steady.elapsed() > Duration::from_secs(30) },
+        )
+        .await,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!("== controller process managing 10k pods on 2k nodes (target: RSS < 128 MB)");
+    println!(
+        "{:<24} | {:>7} | {:>6} | {:>8} | {:>8} | {:>6} | {:>6} | {:>7}",
+        "phase", "wall s", "CPU s", "RSS MiB", "max MiB", "nodes", "claims", "running"
+    );
+    for row in &rows {
+        println!(
+            "{:<24} | {:>7.1} | {:>6.1} | {:>8.1} | {:>8.1} | {:>6} | {:>6} | {:>7}",
+            row.phase,
+            row.wall.as_secs_f64(),
+            row.end.cpu - row.start.cpu,
+            row.end.rss,
+            row.max_rss,
+            row.nodes,
+            row.claims,
+            row.running
+        );
+    }
+    let peak = rows.last().map(|r| r.end.peak).unwrap_or(0.0);
+    println!("peak RSS (VmHWM): {peak:.1} MiB");
+}

@@ -1,0 +1,94 @@
+//! The EventBridge rules that feed the interruption queue: one per event
+//! kind the parser in [`super::messages`] understands (upstream's five).
+//! The bootstrap creates them; tests create them against moto. Keeping the
+//! patterns here, next to the parser, means a rule can never deliver a kind
+//! the controller does not read.
+
+use serde_json::{Value, json};
+
+/// One EventBridge rule with the interruption queue as its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRule {
+    /// Appended to the rule name (`Karpenter-<cluster>-<suffix>`).
+    pub suffix: &'static str,
+    /// What the rule is for, as its description.
+    pub description: &'static str,
+    /// The event pattern.
+    pub pattern: Value,
+}
+
+impl EventRule {
+    /// The rule's name for a cluster, within EventBridge's 64 characters
+    /// (a long cluster name is shortened, keeping the suffix whole).
+    pub fn name(&self, cluster: &str) -> String {
+        let budget = 64 - "Karpenter--".len() - self.suffix.len();
+        let cluster: String = cluster.chars().take(budget).collect();
+        format!("Karpenter-{cluster}-{}", self.suffix)
+    }
+}
+
+/// The five rules: AWS Health scheduled changes and the four `aws.ec2` kinds.
+pub fn event_rules() -> Vec<EventRule> {
+    let ec2 = |detail_type: &str| json!({"source": ["aws.ec2"], "detail-type": [detail_type]});
+    vec![
+        EventRule {
+            suffix: "ScheduledChange",
+            description: "AWS Health scheduled changes for EC2 instances",
+            pattern: json!({"source": ["aws.health"], "detail-type": ["AWS Health Event"]}),
+        },
+        EventRule {
+            suffix: "SpotInterruption",
+            description: "EC2 spot interruption warnings (two minutes' notice)",
+            pattern: ec2("EC2 Spot Instance Interruption Warning"),
+        },
+        EventRule {
+            suffix: "Rebalance",
+            description: "EC2 instance rebalance recommendations",
+            pattern: ec2("EC2 Instance Rebalance Recommendation"),
+        },
+        EventRule {
+            suffix: "InstanceStateChange",
+            description: "EC2 instance state changes",
+            pattern: ec2("EC2 Instance State-change Notification"),
+        },
+        EventRule {
+            suffix: "CapacityReservationInterruption",
+            description: "EC2 capacity reservation interruption warnings",
+            pattern: ec2("EC2 Capacity Reservation Instance Interruption Warning"),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::interruption::parse;
+
+    #[test]
+    fn every_rule_delivers_a_kind_the_parser_reads() {
+        for rule in event_rules() {
+            let detail = if rule.pattern["source"][0] == "aws.health" {
+                json!({"service": "EC2", "eventTypeCategory": "scheduledChange",
+                       "affectedEntities": [{"entityValue": "i-0abc"}]})
+            } else {
+                json!({"instance-id": "i-0abc", "state": "stopping"})
+            };
+            let event = json!({"id": "1", "source": rule.pattern["source"][0],
+                "detail-type": rule.pattern["detail-type"][0], "detail": detail});
+            let message =
+                parse(&event.to_string()).unwrap_or_else(|e| panic!("rule {}: {e}", rule.suffix));
+            assert_eq!(message.instance_ids, ["i-0abc"], "rule {}", rule.suffix);
+        }
+    }
+
+    #[test]
+    fn names_fit_eventbridge_limits() {
+        let long = "c".repeat(100);
+        for rule in event_rules() {
+            let name = rule.name(&long);
+            assert!(name.len() <= 64, "{name}");
+            assert!(name.ends_with(rule.suffix));
+            assert_eq!(rule.name("demo"), format!("Karpenter-demo-{}", rule.suffix));
+        }
+    }
+}
