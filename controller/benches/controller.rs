@@ -159,7 +159,18 @@ async fn interruptions(rounds: usize) -> Vec<(Duration, Duration)> {
             }
             assert!(
                 start.elapsed() < Duration::from_secs(120),
-                "cluster did not settle"
+                "cluster did not settle: {running} of 80 pods running, round {}, stuck: {:?}",
+                out.len(),
+                list.iter()
+                    .filter(
+                        |p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running")
+                    )
+                    .map(|p| (
+                        p.metadata.name.clone(),
+                        p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                        p.status.clone()
+                    ))
+                    .collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

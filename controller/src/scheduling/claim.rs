@@ -18,9 +18,26 @@ pub struct Attempt<'a> {
     pub collapse: &'a [(String, Vec<String>)],
     /// Whether `PreferNoSchedule` taints may be ignored.
     pub prefer_ok: bool,
-    /// Per pool: what a node of the pod's own would cost (see [`PlannedClaim::try_add`]).
-    pub alone: &'a [f64],
+    /// Per pool, for `k` = 1, 2, ...: what a node of their own would cost `k`
+    /// pods like this one (see [`PlannedClaim::try_add`]).
+    pub alone: &'a [Vec<f64>],
+    /// How many pods like this one (same requests and node requirements) are
+    /// still to be placed, itself included, capped at [`LOOKAHEAD`]: a claim
+    /// may grow for them together.
+    pub group: usize,
 }
+
+impl Attempt<'_> {
+    /// For `k` = 1 ..= group: what `k` pods like this one would cost on a
+    /// node of their own from `pool`.
+    pub fn fresh(&self, pool: usize) -> &[f64] {
+        let prices = &self.alone[pool];
+        &prices[..self.group.clamp(1, prices.len())]
+    }
+}
+
+/// The most pods of one kind a claim grows for at once (see [`PlannedClaim::try_add`]).
+pub const LOOKAHEAD: usize = 8;
 
 /// A planned new node.
 #[derive(Debug, Clone)]
@@ -63,14 +80,35 @@ impl PlannedClaim {
         }
     }
 
-    /// True when a pod of this size might fit if the claim's price may rise by `budget`.
-    pub fn has_room_for(&self, requests: &Resources, budget: f64) -> bool {
-        let limit = self.price + budget + 1e-9;
+    /// True when, for some `k`, `k` pods of this size might fit if the
+    /// claim's price may rise by `fresh[k - 1]`.
+    pub fn has_room_for(&self, requests: &Resources, fresh: &[f64]) -> bool {
+        let ahead = if self.alike(requests) { fresh.len() } else { 1 };
+        fresh[..ahead].iter().enumerate().any(|(i, budget)| {
+            let k = i as i64 + 1;
+            self.ladder_holds(
+                self.requests.cpu_milli + k * requests.cpu_milli,
+                self.requests.memory + k * requests.memory,
+                self.price + budget + 1e-9,
+            )
+        })
+    }
+
+    /// Whether every pod on the claim asks for `one` (only such a claim grows
+    /// ahead of the pods like it: in a mixed claim the others rarely fill
+    /// the room).
+    fn alike(&self, one: &Resources) -> bool {
+        let n = self.pods.len() as i64;
+        self.requests.cpu_milli == n * one.cpu_milli && self.requests.memory == n * one.memory
+    }
+
+    /// Whether some option priced up to `limit` might hold `cpu_milli` and
+    /// `memory` (a quick bound from the ladder).
+    fn ladder_holds(&self, cpu_milli: i64, memory: i64, limit: f64) -> bool {
         let reachable = self.ladder.partition_point(|(price, _, _)| *price <= limit);
         reachable > 0 && {
-            let (_, cpu, memory) = self.ladder[reachable - 1];
-            self.requests.cpu_milli + requests.cpu_milli <= cpu
-                && self.requests.memory + requests.memory <= memory
+            let (_, cpu, mem) = self.ladder[reachable - 1];
+            cpu_milli <= cpu && memory <= mem
         }
     }
 
@@ -78,6 +116,11 @@ impl PlannedClaim {
     /// and `minValues` stay satisfiable, and the claim's price rises by no more
     /// than what a node of the pod's own would cost (`attempt.alone`): spare
     /// room is free, and a claim grows only while growing beats a separate node.
+    /// Growth is judged for the pod's group (`attempt.group`): the pod joins if
+    /// for some `k` the claim could take `k` such pods for no more than one
+    /// node holding those `k` would cost, so a claim steps up to a bigger type
+    /// that only pays off from the third pod on (the next `k - 1` then fill
+    /// its spare room).
     /// That keeps plain pods from growing on-demand or GPU nodes, keeps pods that
     /// narrow a claim (on-demand only, one zone) from making it dearer for the
     /// rest, and keeps claims out of giant special-purpose types.
@@ -95,7 +138,7 @@ impl PlannedClaim {
         }
         let mut requests = self.requests.clone();
         requests.add(&pod.requests);
-        let budget = attempt.alone[self.pool];
+        let fresh = attempt.fresh(self.pool);
         for term in attempt.terms.iter() {
             if self.requirements.compatible(term).is_err() {
                 continue;
@@ -116,9 +159,13 @@ impl PlannedClaim {
             };
             for (requirements, collapsed) in collapse(base, attempt.collapse) {
                 let narrows = narrows || collapsed;
-                let Some((options, price)) =
-                    self.admit(pool, &requests, &requirements, narrows, budget)
-                else {
+                let Some((options, price)) = self.admit(
+                    pool,
+                    (&requests, &pod.requests),
+                    &requirements,
+                    narrows,
+                    fresh,
+                ) else {
                     continue;
                 };
                 if narrows {
@@ -140,52 +187,68 @@ impl PlannedClaim {
         false
     }
 
-    /// The options and price if the claim took `requests` under `requirements`,
-    /// when its price rises by at most `budget`.
+    /// The options and price if the claim took `requests` (its own plus the
+    /// pod's `one`) under `requirements`, when for some `k` its price would
+    /// rise by at most `fresh[k - 1]` to take `k` such pods.
     fn admit(
         &self,
         pool: &Pool,
-        requests: &Resources,
+        (requests, one): (&Resources, &Resources),
         requirements: &Requirements,
         narrows: bool,
-        budget: f64,
+        fresh: &[f64],
     ) -> Option<(Vec<usize>, f64)> {
-        let holds = |i: usize| {
+        let holds = |i: usize, requests: &Resources| {
             requests.fits_in(&pool.candidates[i].allocatable)
                 && (!narrows || pool.candidates[i].satisfies(requirements))
         };
         let offerings = OfferingFilter::of(requirements);
-        let price_of = |i: usize| {
-            offerings
-                .cheapest(&pool.candidates[i])
-                .map_or(f64::INFINITY, |o| o.price)
-        };
-        // Options are in order of lowest price, a floor under any requirements:
-        // only those up to the budget can be the new cheapest, so the price is
-        // known (or the pod refused) before every option is filtered.
-        let price = if self.pods.is_empty() {
+        // The cheapest option holding `requests`, among those whose lowest
+        // price (a floor under any requirements; options are in that order)
+        // is within `limit`: the price is known before every option is filtered.
+        let cheapest = |requests: &Resources, limit: f64| {
             self.options
                 .iter()
                 .copied()
-                .filter(|&i| holds(i))
-                .map(price_of)
-                .fold(f64::INFINITY, f64::min)
-        } else {
-            let limit = self.price + budget + 1e-9;
-            let price = self
-                .options
-                .iter()
-                .copied()
                 .take_while(|&i| pool.candidates[i].lowest_price() <= limit)
-                .filter(|&i| holds(i))
-                .map(price_of)
-                .fold(f64::INFINITY, f64::min);
-            if price > limit {
+                .filter(|&i| holds(i, requests))
+                .filter_map(|i| offerings.cheapest(&pool.candidates[i]).map(|o| o.price))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let limit = |k: usize| self.price + fresh[k - 1] + 1e-9;
+        let price = if self.pods.is_empty() {
+            cheapest(requests, f64::INFINITY)
+        } else {
+            let widest = (1..=fresh.len()).map(limit).fold(0.0, f64::max);
+            let price = cheapest(requests, widest);
+            let pays_off = price <= limit(1)
+                || self.alike(one)
+                    && (2..=fresh.len()).any(|k| {
+                        let extra = k as i64 - 1;
+                        let (cpu, memory) = (
+                            requests.cpu_milli + extra * one.cpu_milli,
+                            requests.memory + extra * one.memory,
+                        );
+                        if !self.ladder_holds(cpu, memory, limit(k)) {
+                            return false;
+                        }
+                        let mut more = requests.clone();
+                        for _ in 0..extra {
+                            more.add(one);
+                        }
+                        cheapest(&more, limit(k)) <= limit(k)
+                    });
+            if !pays_off {
                 return None;
             }
             price
         };
-        let options: Vec<usize> = self.options.iter().copied().filter(|&i| holds(i)).collect();
+        let options: Vec<usize> = self
+            .options
+            .iter()
+            .copied()
+            .filter(|&i| holds(i, requests))
+            .collect();
         if options.is_empty() || !min_values_hold(requirements, &options, &pool.candidates) {
             return None;
         }

@@ -2,7 +2,7 @@
 //! NodeClaims, then on new NodeClaims from the highest-weight NodePool that can
 //! take them, largest pods first; explains every pod it cannot place.
 
-use super::claim::{Attempt, MAX_INSTANCE_TYPES, PlannedClaim};
+use super::claim::{Attempt, LOOKAHEAD, MAX_INSTANCE_TYPES, PlannedClaim};
 use super::pod::{PodInfo, Preference};
 use super::pool::{OfferingFilter, Pool};
 use super::resources::Resources;
@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Taint;
 use karpenter_api::requirements::{Requirement, Requirements};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// A node that exists or is being launched, and what is left on it.
 #[derive(Debug, Clone)]
@@ -79,22 +80,31 @@ enum Room {
     No,
 }
 
-/// [`PlannedClaim::has_room_for`] answers for one pod size and budget, kept
-/// while pods of that size are placed (pods come largest first, so sizes
-/// repeat in runs); a claim's answer is forgotten when it changes.
+/// [`PlannedClaim::has_room_for`] answers for one pod size, budget and
+/// group, kept while pods of that size are placed (pods come largest first,
+/// so sizes repeat in runs); a claim's answer is forgotten when it changes.
 #[derive(Default)]
 struct RoomCache {
-    /// CPU, memory and per-pool budgets (bits) the answers are for.
-    size: (i64, i64, Vec<u64>),
+    /// CPU, memory, group and per-pool budgets (bits) the answers are for.
+    size: (i64, i64, usize, Vec<Vec<u64>>),
     known: Vec<Room>,
 }
 
 impl RoomCache {
-    fn reset_for(&mut self, requests: &Resources, budgets: &[f64], claims: usize) {
+    fn reset_for(
+        &mut self,
+        requests: &Resources,
+        (budgets, group): (&[Vec<f64>], usize),
+        claims: usize,
+    ) {
         let size = (
             requests.cpu_milli,
             requests.memory,
-            budgets.iter().map(|b| b.to_bits()).collect(),
+            group,
+            budgets
+                .iter()
+                .map(|b| b.iter().map(|p| p.to_bits()).collect())
+                .collect(),
         );
         if size != self.size {
             self.size = size;
@@ -104,18 +114,41 @@ impl RoomCache {
     }
 }
 
-/// Per pod, per pool: the price of a node of its own, shared between pods
-/// that ask for the same (a Deployment's replicas).
-fn alone_prices(pods: &[PodInfo], pools: &[Pool]) -> Vec<Vec<f64>> {
-    let mut seen: HashMap<String, Vec<f64>> = HashMap::new();
+/// What makes pods alike for pricing: node requirements and requests
+/// (a Deployment's replicas share it).
+fn kind_of(pod: &PodInfo) -> String {
+    format!("{:?}{:?}", pod.terms, pod.requests)
+}
+
+/// Per pod, in placement `order`: how many pods of its kind are placed from
+/// it on, itself included, capped at [`LOOKAHEAD`].
+fn groups(pods: &[PodInfo], order: &[usize]) -> Vec<usize> {
+    let mut left: HashMap<String, usize> = HashMap::new();
+    let mut group = vec![1; pods.len()];
+    for &index in order.iter().rev() {
+        let count = left.entry(kind_of(&pods[index])).or_default();
+        *count += 1;
+        group[index] = (*count).min(LOOKAHEAD);
+    }
+    group
+}
+
+/// Per pod, per pool, for `k` = 1 ..= its group: the price of a node of
+/// their own for `k` pods of its kind (shared between pods of one kind).
+fn alone_prices(pods: &[PodInfo], pools: &[Pool], group: &[usize]) -> Vec<Arc<[Vec<f64>]>> {
+    let mut seen: HashMap<String, Arc<[Vec<f64>]>> = HashMap::new();
     pods.iter()
-        .map(|pod| {
-            let key = format!("{:?}{:?}", pod.terms, pod.requests);
-            seen.entry(key)
+        .zip(group)
+        .map(|(pod, &group)| {
+            seen.entry(kind_of(pod))
                 .or_insert_with(|| {
+                    // The first pod of a kind has the largest group.
                     pools
                         .iter()
-                        .map(|p| p.alone_price(&pod.terms, &pod.requests))
+                        .map(|p| {
+                            let one = p.alone_price(&pod.terms, &pod.requests);
+                            (1..=group).map(|k| one * k as f64).collect()
+                        })
                         .collect()
                 })
                 .clone()
@@ -147,7 +180,8 @@ pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -
         .flat_map(|n| n.taints.iter())
         .chain(pools.iter().flat_map(|p| p.taints.iter()))
         .any(|t| t.effect == "PreferNoSchedule");
-    let alone = alone_prices(pods, &pools);
+    let group = groups(pods, &order);
+    let alone = alone_prices(pods, &pools, &group);
     let mut solver = Solver {
         pods,
         nodes,
@@ -157,6 +191,7 @@ pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -
         topology,
         prefer_taints,
         alone,
+        group,
         solution: Solution::default(),
     };
     // Pods that fail are retried while others get placed: a pod's affinity
@@ -193,8 +228,11 @@ struct Solver<'a> {
     topology: Topology,
     /// Whether any node or pool has a `PreferNoSchedule` taint (else the last relaxation is moot).
     prefer_taints: bool,
-    /// Per pod, per pool: what a node of its own would cost.
-    alone: Vec<Vec<f64>>,
+    /// Per pod, per pool, per `k`: what a node of their own would cost `k`
+    /// pods of its kind.
+    alone: Vec<Arc<[Vec<f64>]>>,
+    /// Per pod: its group (see [`Attempt::group`]).
+    group: Vec<usize>,
     solution: Solution,
 }
 
@@ -254,6 +292,7 @@ impl Solver<'_> {
             collapse: &needs.collapse,
             prefer_ok: relaxed >= pod.preferences.len(),
             alone: &alone,
+            group: self.group[index],
         };
 
         for (n, node) in self.nodes.iter_mut().enumerate() {
@@ -310,7 +349,7 @@ impl Solver<'_> {
         }
         // No new node will do: grow a planned one whatever it costs (pod
         // affinity to a pod on it, or limits reached).
-        let unlimited = vec![f64::INFINITY; self.pools.len()];
+        let unlimited = vec![vec![f64::INFINITY]; self.pools.len()];
         let last_resort = Attempt {
             alone: &unlimited,
             ..attempt
@@ -328,13 +367,16 @@ impl Solver<'_> {
     /// Plans pod `index` onto the first planned claim that takes it.
     fn onto_claim(&mut self, index: usize, attempt: &Attempt, needs: &Needs) -> bool {
         let pod = &self.pods[index];
-        self.room
-            .reset_for(&pod.requests, attempt.alone, self.claims.len());
+        self.room.reset_for(
+            &pod.requests,
+            (attempt.alone, attempt.group),
+            self.claims.len(),
+        );
         for (c, claim) in self.claims.iter_mut().enumerate().rev() {
             let pool = &self.pools[claim.pool];
             let room = match self.room.known[c] {
                 Room::Unknown => {
-                    let fits = claim.has_room_for(&pod.requests, attempt.alone[claim.pool]);
+                    let fits = claim.has_room_for(&pod.requests, attempt.fresh(claim.pool));
                     self.room.known[c] = if fits { Room::Yes } else { Room::No };
                     fits
                 }

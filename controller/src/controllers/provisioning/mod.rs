@@ -32,6 +32,10 @@ use std::time::{Duration, Instant};
 /// launch free their pods for another batch).
 const RECHECK: Duration = Duration::from_secs(2);
 
+/// The shortest nomination window (upstream's: twice the batch's longest
+/// duration, at least 10 s).
+const NOMINATION_WINDOW_MIN: Duration = Duration::from_secs(10);
+
 /// How long a batch waits for the claims it created to reach the cache.
 const CACHE_WAIT: Duration = Duration::from_secs(5);
 
@@ -53,8 +57,9 @@ pub struct Outcome {
 /// The provisioner and what it remembers between batches.
 pub struct Provisioner<C> {
     ctx: Arc<Context<C>>,
-    /// Pod key -> the node or NodeClaim the last batch planned it onto.
-    nominations: Mutex<HashMap<String, String>>,
+    /// Pod key -> the node or NodeClaim the last batch planned it onto (or
+    /// why it could not), and when.
+    nominations: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl<C: CloudProvider + 'static> Provisioner<C> {
@@ -66,16 +71,19 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         }
     }
 
-    fn nominations(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn nominations(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
         self.nominations
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Provisionable pods the last batch did not place, or placed on
-    /// something that has gone since.
+    /// Provisionable pods the last batch did not place, placed on something
+    /// that has gone since, or nominated longer ago than the nomination
+    /// window (the scheduler may have given their room to another pod; a new
+    /// batch counts in-flight claims, so it never books them twice).
     fn waiting(&self) -> usize {
         let state = &self.ctx.state;
+        let window = (self.ctx.settings.batch_max_duration * 2).max(NOMINATION_WINDOW_MIN);
         let nominations = self.nominations();
         state
             .pods
@@ -84,7 +92,10 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             .filter(|p| is_provisionable(p))
             .filter(|p| match nominations.get(&key(p.as_ref())) {
                 None => true,
-                Some(target) => state.claim(target).is_none() && state.node(target).is_none(),
+                Some((target, at)) => {
+                    at.elapsed() > window
+                        || (state.claim(target).is_none() && state.node(target).is_none())
+                }
             })
             .count()
     }
@@ -265,8 +276,10 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         }
         let mut nominations = self.nominations();
         nominations.retain(|k, _| by_key.contains_key(k));
+        let now = Instant::now();
         for (pod, target, kind) in targets {
-            if nominations.get(&pod) == Some(&target) {
+            if let Some(known) = nominations.get_mut(&pod).filter(|(t, _)| *t == target) {
+                known.1 = now;
                 continue;
             }
             if let Some(object) = by_key.get(&pod) {
@@ -277,11 +290,12 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
                     format!("Pod should schedule on: {kind}/{target}"),
                 );
             }
-            nominations.insert(pod, target);
+            nominations.insert(pod, (target, now));
         }
         for (pod, why) in &solution.unschedulable {
             let reason = format!("unschedulable: {why}");
-            if nominations.get(pod) == Some(&reason) {
+            if let Some(known) = nominations.get_mut(pod).filter(|(r, _)| *r == reason) {
+                known.1 = now;
                 continue;
             }
             if let Some(object) = by_key.get(pod) {
@@ -292,7 +306,7 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
                     format!("Failed to schedule pod, {why}"),
                 );
             }
-            nominations.insert(pod.clone(), reason);
+            nominations.insert(pod.clone(), (reason, now));
         }
     }
 }
