@@ -327,13 +327,24 @@ async fn only_the_leader_acts_and_a_follower_takes_over() {
     scale(&cluster, &[("api", 20)]).await;
     all_running(&cluster, 20).await;
     let created = |m: &SharedMetrics| m.encode().contains("karpenter_nodeclaims_created_total{");
-    assert!(created(&metrics_a), "the leader provisioned");
-    assert!(!created(&metrics_b), "the follower did nothing");
+    // A replica starved past its lease on a loaded machine may hand over
+    // legitimately; what must hold is that exactly one replica acted.
+    assert!(
+        created(&metrics_a) != created(&metrics_b),
+        "exactly one replica provisioned: a {}, b {}",
+        created(&metrics_a),
+        created(&metrics_b)
+    );
+    let ((_, leader), (metrics_b, b)) = if created(&metrics_a) {
+        ((metrics_a, a), (metrics_b, b))
+    } else {
+        ((metrics_b, b), (metrics_a, a))
+    };
     let text = metrics_b.encode();
     assert!(text.contains("karpenter_leader 0"), "{text}");
 
     // The leader stops; the follower takes over.
-    a.abort();
+    leader.abort();
     let died = Instant::now();
     while !metrics_b.encode().contains("karpenter_leader 1") {
         assert!(
