@@ -13,12 +13,12 @@ use karpenter_controller::cloud::SimEvent;
 use karpenter_controller::controllers::provisioning::{Provisioner, is_provisionable};
 use karpenter_controller::controllers::{Context, nodeclass};
 use karpenter_controller::demo::{self, SimCluster, Timing};
+use karpenter_controller::events::{EventSink, Reporter};
 use karpenter_controller::metrics::Metrics;
 use karpenter_controller::settings::Settings;
 use karpenter_controller::state::ClusterState;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::events::{Recorder, Reporter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,11 +98,11 @@ async fn batch(pods: i32) -> (Duration, Duration, usize) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(
+        events: EventSink::start(
             client.clone(),
             Reporter {
                 controller: "bench".into(),
-                instance: None,
+                instance: "bench".into(),
             },
         ),
         client,

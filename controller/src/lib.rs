@@ -11,8 +11,8 @@
 //!   simulated EC2.
 //! - [`state`], [`controllers`], [`runtime`]: the caches, one controller per
 //!   concern, and the process that runs them under leader election.
-//! - [`settings`], [`metrics`], [`endpoints`]: configuration, Prometheus
-//!   metrics, probes and logs.
+//! - [`settings`], [`metrics`], [`endpoints`], [`events`]: configuration,
+//!   Prometheus metrics, probes, logs and Kubernetes events.
 //! - [`demo`]: the offline demo on kubesim and the simulated EC2.
 
 pub mod catalog;
@@ -20,6 +20,7 @@ pub mod cloud;
 pub mod controllers;
 pub mod demo;
 pub mod endpoints;
+pub mod events;
 pub mod metrics;
 pub mod runtime;
 pub mod scheduling;

@@ -10,10 +10,10 @@ use crate::controllers::provisioning::Provisioner;
 use crate::controllers::termination::Termination;
 use crate::controllers::{Context, nodeclass, pod_metrics};
 use crate::endpoints::Health;
+use crate::events::{EventSink, Reporter};
 use crate::metrics::SharedMetrics;
 use crate::settings::Settings;
 use crate::state::ClusterState;
-use kube::runtime::events::{Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use std::future::Future;
 use std::sync::Arc;
@@ -131,11 +131,11 @@ where
         .await
         .map_err(|_| RunError::Caches)?;
     health.ready.store(true, Ordering::SeqCst);
-    let recorder = Recorder::new(
+    let events = EventSink::start(
         client.clone(),
         Reporter {
             controller: "karpenter".into(),
-            instance: Some(settings.identity()),
+            instance: settings.identity(),
         },
     );
     let mut leader = leadership(&client, &settings).await?;
@@ -145,7 +145,7 @@ where
         cloud,
         metrics: metrics.clone(),
         settings,
-        recorder,
+        events,
     });
     let lead = async {
         loop {

@@ -10,9 +10,11 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,6 +25,52 @@ pub struct Changes {
     pub pods: u64,
     /// Bumped on every event of any other kind.
     pub other: u64,
+}
+
+/// Which changes wake a controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Any kind, pods included.
+    Everything,
+    /// Anything but pods (the bulk of watch events at scale).
+    AllButPods,
+}
+
+/// How long a burst of watch events may settle before a woken controller
+/// makes its pass: at 10k pods every pod update is an event, and one pass
+/// per event would scan the caches thousands of times a second.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// Wakes a controller when something it cares about has changed.
+pub struct ChangeWaiter {
+    changes: watch::Receiver<Changes>,
+    seen: Changes,
+    interest: Interest,
+}
+
+impl ChangeWaiter {
+    /// Waits until a change of interest happened since the last call (at
+    /// once when one already has) and [`SETTLE`] has passed, or until
+    /// `timeout`. Returns `false` when the caches have stopped.
+    pub async fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let now = *self.changes.borrow_and_update();
+            let relevant = match self.interest {
+                Interest::Everything => now != self.seen,
+                Interest::AllButPods => now.other != self.seen.other,
+            };
+            if relevant {
+                self.seen = now;
+                tokio::time::sleep(SETTLE).await;
+                return true;
+            }
+            tokio::select! {
+                changed = self.changes.changed() => if changed.is_err() { return false },
+                _ = tokio::time::sleep_until(deadline) => return true,
+            }
+        }
+    }
 }
 
 /// Read-only caches of the cluster, shared by every controller.
@@ -40,6 +88,8 @@ pub struct ClusterState {
     pub classes: Store<EC2NodeClass>,
     /// Every DaemonSet (their pods' requests are overhead on new nodes).
     pub daemonsets: Store<DaemonSet>,
+    nodes_by_provider_id: ProviderIdIndex<Node>,
+    claims_by_provider_id: ProviderIdIndex<NodeClaim>,
     changes: watch::Receiver<Changes>,
 }
 
@@ -56,10 +106,97 @@ impl Drop for Reflectors {
     }
 }
 
+/// Names of objects by provider ID, kept beside a store by its reflector so
+/// the lookup a controller makes per NodeClaim is not a scan of every Node.
+/// Entries may outlive their object (a deletion missed while a watch
+/// restarts); lookups check the object they find, so a stale entry is
+/// never believed.
+struct ProviderIdIndex<K> {
+    names: Arc<RwLock<HashMap<String, String>>>,
+    provider_id: fn(&K) -> Option<&str>,
+}
+
+impl<K> Clone for ProviderIdIndex<K> {
+    fn clone(&self) -> Self {
+        ProviderIdIndex {
+            names: self.names.clone(),
+            provider_id: self.provider_id,
+        }
+    }
+}
+
+impl<K> ProviderIdIndex<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    fn new(provider_id: fn(&K) -> Option<&str>) -> Self {
+        ProviderIdIndex {
+            names: Arc::default(),
+            provider_id,
+        }
+    }
+
+    fn record(&self, event: &watcher::Event<K>) {
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                if let (Some(id), Some(name)) = ((self.provider_id)(object), &object.meta().name) {
+                    names.insert(id.to_string(), name.clone());
+                }
+            }
+            watcher::Event::Delete(object) => {
+                if let Some(id) = (self.provider_id)(object)
+                    && names.get(id) == object.meta().name.as_ref()
+                {
+                    names.remove(id);
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+    }
+
+    fn find(&self, store: &Store<K>, id: &str) -> Option<Arc<K>> {
+        let name = self
+            .names
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()?;
+        store
+            .get(&reflector::ObjectRef::new(&name))
+            .filter(|object| (self.provider_id)(object) == Some(id))
+    }
+}
+
+fn node_provider_id(node: &Node) -> Option<&str> {
+    node.spec.as_ref().and_then(|s| s.provider_id.as_deref())
+}
+
+fn claim_provider_id(claim: &NodeClaim) -> Option<&str> {
+    claim.status.as_ref().and_then(|s| s.provider_id.as_deref())
+}
+
+/// How one kind's reflector reports: which counter its events bump, and
+/// the provider-ID index it keeps, if any.
+struct Reporting<K> {
+    is_pod: bool,
+    index: Option<ProviderIdIndex<K>>,
+}
+
+impl<K> Reporting<K> {
+    fn plain(is_pod: bool) -> Self {
+        Reporting {
+            is_pod,
+            index: None,
+        }
+    }
+}
+
 fn reflect<K>(
     client: &kube::Client,
     changes: Arc<watch::Sender<Changes>>,
-    is_pod: bool,
+    reporting: Reporting<K>,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Store<K>
 where
@@ -76,11 +213,18 @@ where
     tasks.push(tokio::spawn(async move {
         stream
             .for_each(|event| {
-                if let Err(e) = &event {
-                    tracing::warn!(kind = %K::kind(&K::DynamicType::default()), error = %e, "watch failed; retrying");
+                match &event {
+                    Err(e) => {
+                        tracing::warn!(kind = %K::kind(&K::DynamicType::default()), error = %e, "watch failed; retrying");
+                    }
+                    Ok(event) => {
+                        if let Some(index) = &reporting.index {
+                            index.record(event);
+                        }
+                    }
                 }
                 changes.send_modify(|c| {
-                    if is_pod {
+                    if reporting.is_pod {
                         c.pods += 1;
                     } else {
                         c.other += 1;
@@ -99,13 +243,25 @@ impl ClusterState {
         let (sender, changes) = watch::channel(Changes::default());
         let sender = Arc::new(sender);
         let mut tasks = Vec::new();
+        let nodes_by_provider_id = ProviderIdIndex::new(node_provider_id);
+        let claims_by_provider_id = ProviderIdIndex::new(claim_provider_id);
+        let nodes = Reporting {
+            is_pod: false,
+            index: Some(nodes_by_provider_id.clone()),
+        };
+        let claims = Reporting {
+            is_pod: false,
+            index: Some(claims_by_provider_id.clone()),
+        };
         let state = ClusterState {
-            pods: reflect(client, sender.clone(), true, &mut tasks),
-            nodes: reflect(client, sender.clone(), false, &mut tasks),
-            claims: reflect(client, sender.clone(), false, &mut tasks),
-            pools: reflect(client, sender.clone(), false, &mut tasks),
-            classes: reflect(client, sender.clone(), false, &mut tasks),
-            daemonsets: reflect(client, sender, false, &mut tasks),
+            pods: reflect(client, sender.clone(), Reporting::plain(true), &mut tasks),
+            nodes: reflect(client, sender.clone(), nodes, &mut tasks),
+            claims: reflect(client, sender.clone(), claims, &mut tasks),
+            pools: reflect(client, sender.clone(), Reporting::plain(false), &mut tasks),
+            classes: reflect(client, sender.clone(), Reporting::plain(false), &mut tasks),
+            daemonsets: reflect(client, sender, Reporting::plain(false), &mut tasks),
+            nodes_by_provider_id,
+            claims_by_provider_id,
             changes,
         };
         (state, Reflectors { tasks })
@@ -124,6 +280,15 @@ impl ClusterState {
     /// A receiver that wakes on every change.
     pub fn subscribe(&self) -> watch::Receiver<Changes> {
         self.changes.clone()
+    }
+
+    /// A waiter for the changes `interest` names.
+    pub fn waiter(&self, interest: Interest) -> ChangeWaiter {
+        ChangeWaiter {
+            changes: self.changes.clone(),
+            seen: Changes::default(),
+            interest,
+        }
     }
 
     /// The NodeClaim by name.
@@ -148,14 +313,12 @@ impl ClusterState {
 
     /// The Node whose `spec.providerID` is `provider_id`.
     pub fn node_for_provider_id(&self, provider_id: &str) -> Option<Arc<Node>> {
-        self.nodes
-            .find(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
+        self.nodes_by_provider_id.find(&self.nodes, provider_id)
     }
 
     /// The NodeClaim whose status names `provider_id`.
     pub fn claim_for_provider_id(&self, provider_id: &str) -> Option<Arc<NodeClaim>> {
-        self.claims
-            .find(|c| c.status.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
+        self.claims_by_provider_id.find(&self.claims, provider_id)
     }
 
     /// Pods bound to `node`.

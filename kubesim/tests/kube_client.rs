@@ -31,6 +31,35 @@ fn error_code(e: kube::Error) -> u16 {
     }
 }
 
+/// 12k names from a 27^5 suffix space collide about five times (birthday
+/// bound), so without the API server's retry this fails 99 times in 100.
+#[tokio::test]
+async fn generate_name_draws_again_on_collision() {
+    let client = Kubesim::new().client();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let generated: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
+    let results: Vec<_> = futures::stream::iter(0..12_000)
+        .map(|_| {
+            let maps = maps.clone();
+            let generated = generated.clone();
+            async move { maps.create(&PostParams::default(), &generated).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} creates failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let names: std::collections::HashSet<_> =
+        results.into_iter().map(|r| r.unwrap().name_any()).collect();
+    assert_eq!(names.len(), 12_000);
+}
+
 #[tokio::test]
 async fn typed_crud_with_conflicts_and_errors() {
     let client = Kubesim::new().client();

@@ -10,7 +10,7 @@
 use crate::cloud::{CloudError, CloudProvider, Instance};
 use crate::controllers::Context;
 use crate::controllers::writes::{delete_claim, update_claim_status};
-use crate::state::{deleting, pool_label};
+use crate::state::{Interest, deleting, pool_label};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Taint};
 use k8s_openapi::jiff::Timestamp;
@@ -73,7 +73,7 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
 
     /// Runs passes on every change (and each second, for the timeouts).
     pub async fn run(self: Arc<Self>) {
-        let mut changes = self.ctx.state.subscribe();
+        let mut changes = self.ctx.state.waiter(Interest::AllButPods);
         // Launches run beside the passes; they belong to this future, so
         // stopping the controller (lost leadership) stops them too.
         let mut launches = tokio::task::JoinSet::new();
@@ -83,9 +83,8 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
                 launches.spawn(async move { this.launch_tracked(claim).await });
             }
             while launches.try_join_next().is_some() {}
-            tokio::select! {
-                changed = changes.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            if !changes.wait(Duration::from_secs(1)).await {
+                return;
             }
         }
     }

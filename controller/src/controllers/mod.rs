@@ -21,12 +21,12 @@ pub mod writes;
 
 use crate::catalog::KubeletSettings;
 use crate::cloud::CloudProvider;
+use crate::events::EventSink;
 use crate::metrics::SharedMetrics;
 use crate::settings::Settings;
 use crate::state::ClusterState;
 use karpenter_api::v1::EC2NodeClass;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder};
 use std::sync::Arc;
 
 /// What every controller works with.
@@ -42,7 +42,7 @@ pub struct Context<C> {
     /// Settings.
     pub settings: Settings,
     /// Publishes Kubernetes events.
-    pub recorder: Recorder,
+    pub events: EventSink,
 }
 
 impl<C: CloudProvider> Context<C> {
@@ -62,23 +62,7 @@ impl<C: CloudProvider> Context<C> {
         reason: &str,
         note: String,
     ) {
-        let recorder = self.recorder.clone();
-        let reference = object.object_ref(&());
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_string(),
-            note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
-        };
-        tokio::spawn(async move {
-            if let Err(e) = recorder.publish(&event, &reference).await {
-                tracing::debug!(error = %e, "event not recorded");
-            }
-        });
+        self.events
+            .publish(object.object_ref(&()), warning, reason, note);
     }
 }

@@ -112,7 +112,7 @@ pub async fn run<C: CloudProvider + 'static>(ctx: std::sync::Arc<super::Context<
     use std::collections::HashMap;
     use std::time::Instant;
     let mut resolved: HashMap<String, (Option<i64>, Instant)> = HashMap::new();
-    let mut changes = ctx.state.subscribe();
+    let mut changes = ctx.state.waiter(crate::state::Interest::AllButPods);
     loop {
         for class in ctx.state.classes.state() {
             let name = class.metadata.name.clone().unwrap_or_default();
@@ -136,9 +136,8 @@ pub async fn run<C: CloudProvider + 'static>(ctx: std::sync::Arc<super::Context<
                 Err(e) => tracing::warn!(error = %e, "EC2NodeClass reconcile failed"),
             }
         }
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        if !changes.wait(std::time::Duration::from_secs(5)).await {
+            return;
         }
     }
 }

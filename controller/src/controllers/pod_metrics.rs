@@ -6,6 +6,7 @@
 //! passes is not missed.
 
 use crate::controllers::Context;
+use crate::state::Interest;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use prometheus_client::metrics::histogram::Histogram;
@@ -85,10 +86,11 @@ impl PodStartup {
     }
 }
 
-/// Observes pod start-ups on every pod change, at most once a second.
+/// Observes pod start-ups on every pod change, at most once a second (and
+/// once a minute without one).
 pub async fn run<C: Send + Sync + 'static>(ctx: Arc<Context<C>>) {
     let mut startup = PodStartup::new(Timestamp::now());
-    let mut changes = ctx.state.subscribe();
+    let mut changes = ctx.state.waiter(Interest::Everything);
     loop {
         let pods = ctx.state.pods.state();
         startup.observe(
@@ -96,7 +98,7 @@ pub async fn run<C: Send + Sync + 'static>(ctx: Arc<Context<C>>) {
             &ctx.metrics.pods_startup_duration,
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if changes.changed().await.is_err() {
+        if !changes.wait(Duration::from_secs(60)).await {
             return;
         }
     }

@@ -11,7 +11,7 @@
 use crate::cloud::{CloudError, CloudProvider};
 use crate::controllers::Context;
 use crate::controllers::writes::remove_finalizer;
-use crate::state::{deleting, pool_label};
+use crate::state::{Interest, deleting, pool_label};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
@@ -97,12 +97,11 @@ impl<C: CloudProvider + 'static> Termination<C> {
 
     /// Runs passes on every change (and each second, for retries).
     pub async fn run(self: Arc<Self>) {
-        let mut changes = self.ctx.state.subscribe();
+        let mut changes = self.ctx.state.waiter(Interest::Everything);
         loop {
             self.pass().await;
-            tokio::select! {
-                changed = changes.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            if !changes.wait(Duration::from_secs(1)).await {
+                return;
             }
         }
     }

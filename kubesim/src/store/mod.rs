@@ -280,21 +280,40 @@ impl Store {
                 }
             },
         };
-        let key = (
+        let mut key = (
             if rt.namespaced {
                 namespace.to_string()
             } else {
                 String::new()
             },
-            name.clone(),
+            name,
         );
-        if inner
-            .objects
-            .get(&rt.group_resource())
-            .is_some_and(|o| o.contains_key(&key))
-        {
-            return Err(ApiError::already_exists(&rt.group_resource(), &name));
+        let taken = |key: &(String, String)| {
+            inner
+                .objects
+                .get(&rt.group_resource())
+                .is_some_and(|o| o.contains_key(key))
+        };
+        // Like the API server since 1.31 (RetryGenerateName), a generated
+        // name that collides is drawn again. Admission drew the first one,
+        // so a name of the prefix plus a suffix's length counts as generated.
+        let generated = metadata
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|prefix| key.1.starts_with(prefix) && key.1.len() == prefix.len() + SUFFIX_LEN)
+            .map(str::to_string);
+        if let Some(prefix) = generated {
+            for _ in 1..GENERATE_NAME_ATTEMPTS {
+                if !taken(&key) {
+                    break;
+                }
+                key.1 = format!("{prefix}{}", random_suffix());
+            }
         }
+        if taken(&key) {
+            return Err(ApiError::already_exists(&rt.group_resource(), &key.1));
+        }
+        let name = key.1.clone();
         metadata.insert("name".into(), json!(name));
         if rt.namespaced {
             metadata.insert("namespace".into(), json!(namespace));
@@ -623,11 +642,17 @@ fn add_finalizer(obj: &mut Value, finalizer: &str) {
     }
 }
 
+/// How many names `generateName` draws before it reports a collision.
+const GENERATE_NAME_ATTEMPTS: usize = 8;
+
+/// The length of the suffix `generateName` appends.
+const SUFFIX_LEN: usize = 5;
+
 /// Five lower-case alphanumerics, as `generateName` appends.
 pub(crate) fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    bytes[..5]
+    bytes[..SUFFIX_LEN]
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
         .collect()

@@ -109,8 +109,12 @@ pub fn pod_infos<C: CloudProvider>(ctx: &Context<C>, pods: &[Arc<Pod>]) -> Vec<P
 }
 
 /// Nodes that can take pods (registered, not being deleted or disrupted)
-/// and NodeClaims still in flight (no Node yet), with what is left on them.
-pub fn existing_nodes<C: CloudProvider>(ctx: &Context<C>, pools: &[Pool]) -> Vec<ExistingNode> {
+/// and the `claims` still in flight (no Node yet), with what is left on them.
+pub fn existing_nodes<C: CloudProvider>(
+    ctx: &Context<C>,
+    pools: &[Pool],
+    claims: &[Arc<NodeClaim>],
+) -> Vec<ExistingNode> {
     let state = &ctx.state;
     let mut by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
     for pod in state.pods.state() {
@@ -161,12 +165,12 @@ pub fn existing_nodes<C: CloudProvider>(ctx: &Context<C>, pools: &[Pool]) -> Vec
             name,
         });
     }
-    for claim in state.claims.state() {
+    for claim in claims {
         let name = claim.metadata.name.clone().unwrap_or_default();
         if registered.contains(&name) || deleting(claim.as_ref()) {
             continue;
         }
-        if let Some(node) = in_flight(&claim, pools) {
+        if let Some(node) = in_flight(claim, pools) {
             out.push(node);
         }
     }
@@ -250,9 +254,9 @@ fn daemon_overhead<C: CloudProvider>(ctx: &Context<C>, pool: &NodePool) -> Resou
 
 /// Capacity a pool's NodeClaims hold (launched: their instance; in flight:
 /// what they were planned for), counted against its limits.
-fn in_use<C: CloudProvider>(ctx: &Context<C>, pool: &str) -> Resources {
+fn in_use(claims: &[Arc<NodeClaim>], pool: &str) -> Resources {
     let mut total = Resources::default();
-    for claim in ctx.state.claims.state() {
+    for claim in claims {
         if pool_label(claim.as_ref()) != pool {
             continue;
         }
@@ -282,10 +286,10 @@ fn class_ready(class: &karpenter_api::v1::EC2NodeClass) -> bool {
     .is_some_and(|c| c.status == "True")
 }
 
-/// The NodePools that can launch now, prepared for the engine. Pools being
-/// deleted, or whose EC2NodeClass is missing or not ready, are skipped with
-/// a log line.
-pub async fn pools<C: CloudProvider>(ctx: &Context<C>) -> Vec<Pool> {
+/// The NodePools that can launch now, prepared for the engine (limits count
+/// the capacity `claims` hold). Pools being deleted, or whose EC2NodeClass
+/// is missing or not ready, are skipped with a log line.
+pub async fn pools<C: CloudProvider>(ctx: &Context<C>, claims: &[Arc<NodeClaim>]) -> Vec<Pool> {
     let mut out = Vec::new();
     for pool in ctx.state.pools.state() {
         let name = pool.metadata.name.clone().unwrap_or_default();
@@ -314,7 +318,7 @@ pub async fn pools<C: CloudProvider>(ctx: &Context<C>) -> Vec<Pool> {
             &catalog,
             &ctx.kubelet(&class),
             &overhead,
-            &in_use(ctx, &name),
+            &in_use(claims, &name),
         ) {
             Ok(p) => out.push(p),
             Err(e) => tracing::warn!(nodepool = %name, error = %e, "NodePool skipped"),

@@ -7,8 +7,8 @@
 //!
 //! Capacity in flight is never booked twice: NodeClaims without a Node take
 //! part in every solve as nodes with the room their smallest instance-type
-//! option has, and a batch waits until the claims it created are in the
-//! cache before the next one starts.
+//! option has, and so do the claims this provisioner created that the cache
+//! has not shown yet (under load the NodeClaim watch can lag by seconds).
 
 mod inputs;
 mod nodeclaim;
@@ -19,7 +19,7 @@ pub use nodeclaim::{build as build_nodeclaim, resource_list};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::scheduling::{Solution, solve};
-use crate::state::key;
+use crate::state::{Interest, key};
 use futures::StreamExt;
 use karpenter_api::v1::NodeClaim;
 use kube::Api;
@@ -36,8 +36,9 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// duration, at least 10 s).
 const NOMINATION_WINDOW_MIN: Duration = Duration::from_secs(10);
 
-/// How long a batch waits for the claims it created to reach the cache.
-const CACHE_WAIT: Duration = Duration::from_secs(5);
+/// How long a created NodeClaim counts as in flight without the cache
+/// showing it (it may have been created and deleted before the watch saw it).
+const UNSEEN_FOR_AT_MOST: Duration = Duration::from_secs(60);
 
 /// What one batch did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -60,6 +61,8 @@ pub struct Provisioner<C> {
     /// Pod key -> the node or NodeClaim the last batch planned it onto (or
     /// why it could not), and when.
     nominations: Mutex<HashMap<String, (String, Instant)>>,
+    /// NodeClaims created here that the cache has not shown yet, and when.
+    unseen: Mutex<Vec<(Arc<NodeClaim>, Instant)>>,
 }
 
 impl<C: CloudProvider + 'static> Provisioner<C> {
@@ -68,7 +71,42 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         Provisioner {
             ctx,
             nominations: Mutex::new(HashMap::new()),
+            unseen: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Forgets the created claims the cache now shows (from then on it is
+    /// the truth, deletions included). Runs on every wake-up, so a claim is
+    /// dropped here long before it could be deleted.
+    fn prune_unseen(&self) -> std::sync::MutexGuard<'_, Vec<(Arc<NodeClaim>, Instant)>> {
+        let mut unseen = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
+        unseen.retain(|(claim, at)| {
+            at.elapsed() < UNSEEN_FOR_AT_MOST
+                && self
+                    .ctx
+                    .state
+                    .claim(claim.metadata.name.as_deref().unwrap_or_default())
+                    .is_none()
+        });
+        unseen
+    }
+
+    /// Every NodeClaim: the cache's, and the ones created here it has not
+    /// shown yet.
+    fn claims(&self) -> Vec<Arc<NodeClaim>> {
+        let mut claims = self.ctx.state.claims.state();
+        claims.extend(self.prune_unseen().iter().map(|(claim, _)| claim.clone()));
+        claims
+    }
+
+    /// Whether a node or NodeClaim of this name exists (or was just created).
+    fn exists(&self, name: &str, unseen: &[(Arc<NodeClaim>, Instant)]) -> bool {
+        let state = &self.ctx.state;
+        state.claim(name).is_some()
+            || state.node(name).is_some()
+            || unseen
+                .iter()
+                .any(|(claim, _)| claim.metadata.name.as_deref() == Some(name))
     }
 
     fn nominations(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
@@ -84,6 +122,7 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
     fn waiting(&self) -> usize {
         let state = &self.ctx.state;
         let window = (self.ctx.settings.batch_max_duration * 2).max(NOMINATION_WINDOW_MIN);
+        let unseen = self.prune_unseen();
         let nominations = self.nominations();
         state
             .pods
@@ -92,10 +131,7 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             .filter(|p| is_provisionable(p))
             .filter(|p| match nominations.get(&key(p.as_ref())) {
                 None => true,
-                Some((target, at)) => {
-                    at.elapsed() > window
-                        || (state.claim(target).is_none() && state.node(target).is_none())
-                }
+                Some((target, at)) => at.elapsed() > window || !self.exists(target, &unseen),
             })
             .count()
     }
@@ -103,13 +139,13 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
     /// Runs batches until the task is dropped.
     pub async fn run(self: Arc<Self>) {
         let settings = &self.ctx.settings;
+        let mut waiter = self.ctx.state.waiter(Interest::Everything);
         let mut changes = self.ctx.state.subscribe();
         loop {
             // Wait for a pod that needs capacity.
             while self.waiting() == 0 {
-                tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { return },
-                    _ = tokio::time::sleep(RECHECK) => {}
+                if !waiter.wait(RECHECK).await {
+                    return;
                 }
             }
             // The batch window.
@@ -159,8 +195,9 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             return Ok(Outcome::default());
         }
         let pods = inputs::pod_infos(ctx, &pending);
-        let pools = inputs::pools(ctx).await;
-        let nodes = inputs::existing_nodes(ctx, &pools);
+        let claims = self.claims();
+        let pools = inputs::pools(ctx, &claims).await;
+        let nodes = inputs::existing_nodes(ctx, &pools, &claims);
         let started = Instant::now();
         let solution = solve(&pods, nodes, pools);
         let solve_time = started.elapsed();
@@ -178,8 +215,9 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         })
     }
 
-    /// Creates the planned NodeClaims (concurrently) and waits until the
-    /// cache has them. Returns (name, index into `solution.claims`).
+    /// Creates the planned NodeClaims (concurrently) and counts them in
+    /// flight until the cache has them. Returns (name, index into
+    /// `solution.claims`).
     async fn create_claims(
         &self,
         solution: &Solution,
@@ -229,20 +267,16 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
                         ),
                     );
                     created.push((name, i));
+                    self.unseen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((Arc::new(claim), Instant::now()));
                 }
                 Err(e) => {
                     tracing::error!(nodepool = %solution.claims[i].pool, error = %e, "creating NodeClaim failed");
                     first_error.get_or_insert(e);
                 }
             }
-        }
-        let deadline = Instant::now() + CACHE_WAIT;
-        while Instant::now() < deadline
-            && created
-                .iter()
-                .any(|(name, _)| ctx.state.claim(name).is_none())
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         match (created.is_empty(), first_error) {
             (true, Some(e)) => Err(e),
