@@ -108,6 +108,21 @@ where
     tasks
 }
 
+/// API requests one process has in flight at most. HTTP/1.1 (what
+/// kube-client speaks) needs a connection per request in flight, each with
+/// its TLS state and buffers; a thousand launches finishing at once would
+/// otherwise open a thousand connections and keep them pooled. Watches hold
+/// a slot only until their response headers arrive.
+pub const MAX_IN_FLIGHT_REQUESTS: usize = 100;
+
+/// The API client for `config`, with at most [`MAX_IN_FLIGHT_REQUESTS`] in flight.
+pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    let limit = tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT_REQUESTS);
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&limit)
+        .build())
+}
+
 /// Runs the controller until `shutdown` completes.
 pub async fn run<C, Q>(
     parts: Parts<C, Q>,

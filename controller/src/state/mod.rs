@@ -1,6 +1,17 @@
 //! Cluster state: kube-runtime reflectors over every kind the controllers
 //! read, and a change counter controllers wait on. Reads come from these
 //! caches, never from list calls, so a pass over 10k pods costs no API call.
+//!
+//! - [`changes`]: what changed, and waiters that settle bursts.
+//! - `index`: Nodes and NodeClaims by provider ID.
+//! - `trim`: the fields no controller reads, dropped before caching.
+
+pub mod changes;
+mod index;
+mod trim;
+
+pub use changes::{ChangeWaiter, Changes, Interest, SETTLE};
+use index::{ProviderIdIndex, claim_provider_id, node_provider_id};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -10,68 +21,11 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Which kinds changed since a controller last looked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Changes {
-    /// Bumped on every pod event.
-    pub pods: u64,
-    /// Bumped on every event of any other kind.
-    pub other: u64,
-}
-
-/// Which changes wake a controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interest {
-    /// Any kind, pods included.
-    Everything,
-    /// Anything but pods (the bulk of watch events at scale).
-    AllButPods,
-}
-
-/// How long a burst of watch events may settle before a woken controller
-/// makes its pass: at 10k pods every pod update is an event, and one pass
-/// per event would scan the caches thousands of times a second.
-pub const SETTLE: Duration = Duration::from_millis(50);
-
-/// Wakes a controller when something it cares about has changed.
-pub struct ChangeWaiter {
-    changes: watch::Receiver<Changes>,
-    seen: Changes,
-    interest: Interest,
-}
-
-impl ChangeWaiter {
-    /// Waits until a change of interest happened since the last call (at
-    /// once when one already has) and [`SETTLE`] has passed, or until
-    /// `timeout`. Returns `false` when the caches have stopped.
-    pub async fn wait(&mut self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let now = *self.changes.borrow_and_update();
-            let relevant = match self.interest {
-                Interest::Everything => now != self.seen,
-                Interest::AllButPods => now.other != self.seen.other,
-            };
-            if relevant {
-                self.seen = now;
-                tokio::time::sleep(SETTLE).await;
-                return true;
-            }
-            tokio::select! {
-                changed = self.changes.changed() => if changed.is_err() { return false },
-                _ = tokio::time::sleep_until(deadline) => return true,
-            }
-        }
-    }
-}
 
 /// Read-only caches of the cluster, shared by every controller.
 #[derive(Clone)]
@@ -106,88 +60,20 @@ impl Drop for Reflectors {
     }
 }
 
-/// Names of objects by provider ID, kept beside a store by its reflector so
-/// the lookup a controller makes per NodeClaim is not a scan of every Node.
-/// Entries may outlive their object (a deletion missed while a watch
-/// restarts); lookups check the object they find, so a stale entry is
-/// never believed.
-struct ProviderIdIndex<K> {
-    names: Arc<RwLock<HashMap<String, String>>>,
-    provider_id: fn(&K) -> Option<&str>,
-}
-
-impl<K> Clone for ProviderIdIndex<K> {
-    fn clone(&self) -> Self {
-        ProviderIdIndex {
-            names: self.names.clone(),
-            provider_id: self.provider_id,
-        }
-    }
-}
-
-impl<K> ProviderIdIndex<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone,
-{
-    fn new(provider_id: fn(&K) -> Option<&str>) -> Self {
-        ProviderIdIndex {
-            names: Arc::default(),
-            provider_id,
-        }
-    }
-
-    fn record(&self, event: &watcher::Event<K>) {
-        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
-        match event {
-            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
-                if let (Some(id), Some(name)) = ((self.provider_id)(object), &object.meta().name) {
-                    names.insert(id.to_string(), name.clone());
-                }
-            }
-            watcher::Event::Delete(object) => {
-                if let Some(id) = (self.provider_id)(object)
-                    && names.get(id) == object.meta().name.as_ref()
-                {
-                    names.remove(id);
-                }
-            }
-            watcher::Event::Init | watcher::Event::InitDone => {}
-        }
-    }
-
-    fn find(&self, store: &Store<K>, id: &str) -> Option<Arc<K>> {
-        let name = self
-            .names
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()?;
-        store
-            .get(&reflector::ObjectRef::new(&name))
-            .filter(|object| (self.provider_id)(object) == Some(id))
-    }
-}
-
-fn node_provider_id(node: &Node) -> Option<&str> {
-    node.spec.as_ref().and_then(|s| s.provider_id.as_deref())
-}
-
-fn claim_provider_id(claim: &NodeClaim) -> Option<&str> {
-    claim.status.as_ref().and_then(|s| s.provider_id.as_deref())
-}
-
-/// How one kind's reflector reports: which counter its events bump, and
-/// the provider-ID index it keeps, if any.
+/// How one kind's reflector works: what it drops from each object before
+/// caching it, which counter its events bump, and the provider-ID index it
+/// keeps, if any.
 struct Reporting<K> {
+    trim: fn(&mut K),
     is_pod: bool,
     index: Option<ProviderIdIndex<K>>,
 }
 
-impl<K> Reporting<K> {
-    fn plain(is_pod: bool) -> Self {
+impl<K: Resource> Reporting<K> {
+    fn plain() -> Self {
         Reporting {
-            is_pod,
+            trim: trim::metadata,
+            is_pod: false,
             index: None,
         }
     }
@@ -207,8 +93,7 @@ where
     let api: Api<K> = Api::all(client.clone());
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        // Managed fields are a large share of every object and never read.
-        .modify(|object| object.managed_fields_mut().clear());
+        .modify(reporting.trim);
     let stream = reflector::reflector(writer, stream);
     tasks.push(tokio::spawn(async move {
         stream
@@ -245,21 +130,27 @@ impl ClusterState {
         let mut tasks = Vec::new();
         let nodes_by_provider_id = ProviderIdIndex::new(node_provider_id);
         let claims_by_provider_id = ProviderIdIndex::new(claim_provider_id);
+        let pods = Reporting {
+            trim: trim::pod,
+            is_pod: true,
+            index: None,
+        };
         let nodes = Reporting {
+            trim: trim::node,
             is_pod: false,
             index: Some(nodes_by_provider_id.clone()),
         };
         let claims = Reporting {
-            is_pod: false,
             index: Some(claims_by_provider_id.clone()),
+            ..Reporting::plain()
         };
         let state = ClusterState {
-            pods: reflect(client, sender.clone(), Reporting::plain(true), &mut tasks),
+            pods: reflect(client, sender.clone(), pods, &mut tasks),
             nodes: reflect(client, sender.clone(), nodes, &mut tasks),
             claims: reflect(client, sender.clone(), claims, &mut tasks),
-            pools: reflect(client, sender.clone(), Reporting::plain(false), &mut tasks),
-            classes: reflect(client, sender.clone(), Reporting::plain(false), &mut tasks),
-            daemonsets: reflect(client, sender, Reporting::plain(false), &mut tasks),
+            pools: reflect(client, sender.clone(), Reporting::plain(), &mut tasks),
+            classes: reflect(client, sender.clone(), Reporting::plain(), &mut tasks),
+            daemonsets: reflect(client, sender, Reporting::plain(), &mut tasks),
             nodes_by_provider_id,
             claims_by_provider_id,
             changes,
@@ -284,11 +175,7 @@ impl ClusterState {
 
     /// A waiter for the changes `interest` names.
     pub fn waiter(&self, interest: Interest) -> ChangeWaiter {
-        ChangeWaiter {
-            changes: self.changes.clone(),
-            seen: Changes::default(),
-            interest,
-        }
+        ChangeWaiter::new(self.changes.clone(), interest)
     }
 
     /// The NodeClaim by name.
