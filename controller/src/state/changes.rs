@@ -25,7 +25,7 @@ pub enum Interest {
 /// How long a burst of watch events may settle before a woken controller
 /// makes its pass: at 10k pods every pod update is an event, and one pass
 /// per event would scan the caches thousands of times a second.
-pub const SETTLE: Duration = Duration::from_millis(50);
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// Wakes a controller when something it cares about has changed.
 pub struct ChangeWaiter {
@@ -45,7 +45,7 @@ impl ChangeWaiter {
     }
 
     /// Waits until a change of interest happened since the last call (at
-    /// once when one already has) and [`SETTLE`] has passed, or until
+    /// once when one already has) and `SETTLE` has passed, or until
     /// `timeout`. Returns `false` when the caches have stopped.
     pub async fn wait(&mut self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;

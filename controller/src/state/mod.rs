@@ -2,15 +2,15 @@
 //! read, and a change counter controllers wait on. Reads come from these
 //! caches, never from list calls, so a pass over 10k pods costs no API call.
 //!
-//! - [`changes`]: what changed, and waiters that settle bursts.
+//! - `changes`: what changed, and waiters that settle bursts.
 //! - `index`: Nodes and NodeClaims by provider ID.
 //! - `trim`: the fields no controller reads, dropped before caching.
 
-pub mod changes;
+mod changes;
 mod index;
 mod trim;
 
-pub use changes::{ChangeWaiter, Changes, Interest, SETTLE};
+pub use changes::{ChangeWaiter, Changes, Interest};
 use index::{ProviderIdIndex, claim_provider_id, node_provider_id};
 
 use futures::StreamExt;
