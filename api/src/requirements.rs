@@ -28,7 +28,7 @@
 
 use crate::labels;
 use crate::v1::NodeSelectorRequirementWithMinValues;
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, PodSpec};
+use k8s_openapi::api::core::v1::{Affinity, NodeSelectorRequirement};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -349,13 +349,15 @@ impl Requirements {
         out
     }
 
-    /// A pod's required scheduling constraints: one set per OR-ed node affinity term,
-    /// each including the pod's `nodeSelector`.
-    pub fn for_pod(spec: &PodSpec) -> Result<Vec<Self>, String> {
-        let base = Requirements::from_labels(spec.node_selector.iter().flatten());
-        let terms = spec
-            .affinity
-            .as_ref()
+    /// A pod's required scheduling constraints (from its `nodeSelector` and
+    /// `affinity`): one set per OR-ed node affinity term, each including the
+    /// `nodeSelector`.
+    pub fn for_pod(
+        node_selector: Option<&BTreeMap<String, String>>,
+        affinity: Option<&Affinity>,
+    ) -> Result<Vec<Self>, String> {
+        let base = Requirements::from_labels(node_selector.into_iter().flatten());
+        let terms = affinity
             .and_then(|a| a.node_affinity.as_ref())
             .and_then(|n| {
                 n.required_during_scheduling_ignored_during_execution
@@ -600,7 +602,7 @@ mod tests {
 
     #[test]
     fn pod_requirements_one_set_per_term() {
-        let spec: PodSpec = serde_json::from_value(serde_json::json!({
+        let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(serde_json::json!({
             "containers": [],
             "nodeSelector": {"kubernetes.io/arch": "amd64"},
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
@@ -609,7 +611,8 @@ mod tests {
             ]}}}
         }))
         .unwrap();
-        let sets = Requirements::for_pod(&spec).unwrap();
+        let sets =
+            Requirements::for_pod(spec.node_selector.as_ref(), spec.affinity.as_ref()).unwrap();
         assert_eq!(sets.len(), 2);
         assert!(
             sets.iter()

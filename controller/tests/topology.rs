@@ -4,10 +4,11 @@
 mod common;
 
 use common::{node, pod, pool, pool_with};
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use karpenter_api::labels::{CAPACITY_TYPE, ZONE};
 use karpenter_controller::scheduling::{PodInfo, Pool, Solution, solve, volume_requirements};
+use karpenter_controller::state::CachedPod;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -344,7 +345,7 @@ fn required_pod_affinity_and_anti_affinity() {
 fn running_pods_anti_affinity_keeps_pending_pods_away() {
     // A running pod repels web pods from its node (which has room) and, on zone, from its zone.
     for (key, nominated) in [("kubernetes.io/hostname", false), (ZONE, false)] {
-        let guard: Pod = serde_json::from_value(json!({"metadata": {"name": "guard", "namespace": "default", "labels": {"app": "guard"}},
+        let guard: CachedPod = serde_json::from_value(json!({"metadata": {"name": "guard", "namespace": "default", "labels": {"app": "guard"}},
             "spec": {"containers": [{"name": "c"}], "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                 {"topologyKey": key, "labelSelector": {"matchLabels": {"app": "web"}}}]}}}})).unwrap();
         let guard = PodInfo::from_pod(&guard).unwrap();
@@ -458,7 +459,7 @@ fn prefer_no_schedule_taints_are_avoided_then_tolerated() {
 
 #[test]
 fn volumes_pin_zones() {
-    let pod_with_claim: Pod =
+    let pod_with_claim: CachedPod =
         serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "default"},
         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}],
                  "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}}))
@@ -520,7 +521,7 @@ fn malformed_topology_rules_are_named() {
     for (spec, expected) in cases {
         let mut p = json!({"metadata": {"name": "bad", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}});
         json_patch::merge(&mut p, &json!({"spec": spec}));
-        let err = PodInfo::from_pod(&serde_json::from_value::<Pod>(p).unwrap()).unwrap_err();
+        let err = PodInfo::from_pod(&serde_json::from_value::<CachedPod>(p).unwrap()).unwrap_err();
         assert_eq!(err, expected);
     }
 }

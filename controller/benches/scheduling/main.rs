@@ -11,10 +11,10 @@
 //!
 //! Run: `cargo bench -p karpenter-controller --bench scheduling`
 
-use k8s_openapi::api::core::v1::Pod;
 use karpenter_api::v1::NodePool;
 use karpenter_controller::catalog::{Catalog, InstanceType, KubeletSettings};
 use karpenter_controller::scheduling::{PodInfo, Pool, Resources, solve};
+use karpenter_controller::state::CachedPod;
 use serde_json::json;
 use std::time::Instant;
 
@@ -90,7 +90,7 @@ fn pods(
             let mut pod = json!({"metadata": {"name": format!("p{i}"), "namespace": "default"},
                 "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}});
             json_patch::merge(&mut pod, &extra(i, &mut rng));
-            PodInfo::from_pod(&serde_json::from_value::<Pod>(pod).unwrap()).unwrap()
+            PodInfo::from_pod(&serde_json::from_value::<CachedPod>(pod).unwrap()).unwrap()
         })
         .collect()
 }

@@ -6,8 +6,7 @@
 //! passes is not missed.
 
 use crate::controllers::Context;
-use crate::state::Interest;
-use k8s_openapi::api::core::v1::Pod;
+use crate::state::{CachedPod, Interest};
 use k8s_openapi::jiff::Timestamp;
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashSet;
@@ -22,12 +21,12 @@ pub struct PodStartup {
     running: HashSet<String>,
 }
 
-fn is_running(pod: &Pod) -> bool {
+fn is_running(pod: &CachedPod) -> bool {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
 }
 
 /// When the pod became Ready (its condition's transition), else `now`.
-fn running_since(pod: &Pod, now: Timestamp) -> Timestamp {
+fn running_since(pod: &CachedPod, now: Timestamp) -> Timestamp {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -50,7 +49,7 @@ impl PodStartup {
     /// pass; returns how many were observed.
     pub fn observe<'a>(
         &mut self,
-        pods: impl IntoIterator<Item = &'a Pod>,
+        pods: impl IntoIterator<Item = &'a CachedPod>,
         histogram: &Histogram,
     ) -> usize {
         let now = Timestamp::now();
@@ -109,7 +108,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(uid: &str, phase: &str, created: &str, ready_at: Option<&str>) -> Pod {
+    fn pod(uid: &str, phase: &str, created: &str, ready_at: Option<&str>) -> CachedPod {
         let conditions: Vec<_> = ready_at
             .map(|t| json!({"type": "Ready", "status": "True", "lastTransitionTime": t}))
             .into_iter()

@@ -11,7 +11,7 @@
 use crate::cloud::{CloudError, CloudProvider};
 use crate::controllers::Context;
 use crate::controllers::writes::remove_finalizer;
-use crate::state::{Interest, deleting, pool_label};
+use crate::state::{CachedPod, Interest, deleting, pool_label};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
@@ -44,7 +44,7 @@ enum Group {
     CriticalDaemon,
 }
 
-fn group(pod: &Pod) -> Group {
+fn group(pod: &CachedPod) -> Group {
     let critical = matches!(
         pod.spec
             .as_ref()
@@ -61,7 +61,7 @@ fn group(pod: &Pod) -> Group {
 }
 
 /// Whether the drain must move this pod: not finished, not a static (mirror) pod.
-fn drainable(pod: &Pod) -> bool {
+fn drainable(pod: &CachedPod) -> bool {
     let mirror = pod
         .metadata
         .annotations
@@ -71,7 +71,7 @@ fn drainable(pod: &Pod) -> bool {
 }
 
 /// Whether the pod asks not to be disrupted voluntarily.
-pub fn do_not_disrupt(pod: &Pod) -> bool {
+pub fn do_not_disrupt(pod: &CachedPod) -> bool {
     pod.metadata
         .annotations
         .as_ref()
@@ -289,7 +289,7 @@ impl<C: CloudProvider + 'static> Termination<C> {
 
     /// Evicts the first non-empty group; true once nothing drainable is left.
     async fn drain(&self, node: &str, forced: bool) -> Result<bool, kube::Error> {
-        let pods: Vec<Arc<Pod>> = self
+        let pods: Vec<Arc<CachedPod>> = self
             .ctx
             .state
             .pods_on(node)
@@ -302,7 +302,7 @@ impl<C: CloudProvider + 'static> Termination<C> {
         let Some(first) = pods.iter().map(|p| group(p)).min() else {
             return Ok(true);
         };
-        let targets: Vec<Arc<Pod>> = pods
+        let targets: Vec<Arc<CachedPod>> = pods
             .into_iter()
             .filter(|p| group(p) == first && !deleting(p.as_ref()))
             .filter(|p| forced || !do_not_disrupt(p))
@@ -315,7 +315,7 @@ impl<C: CloudProvider + 'static> Termination<C> {
         Ok(false)
     }
 
-    async fn evict(&self, pod: &Pod, forced: bool) {
+    async fn evict(&self, pod: &CachedPod, forced: bool) {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), namespace);

@@ -4,9 +4,8 @@
 
 use super::resources::Resources;
 use super::topology::{Kind, TopologyTerm};
-use k8s_openapi::api::core::v1::{
-    Pod, PodAffinityTerm, PodSpec, Taint, Toleration, TopologySpreadConstraint,
-};
+use crate::state::{CachedPod, CachedPodSpec};
+use k8s_openapi::api::core::v1::{PodAffinityTerm, Taint, Toleration, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use karpenter_api::quantity::Quantity;
 use karpenter_api::requirements::{Requirement, Requirements};
@@ -60,7 +59,7 @@ fn quantities(
     Resources::from_list(parsed.iter().map(|(n, q)| (n, q)))
 }
 
-fn requests_of(spec: &PodSpec) -> Resources {
+fn requests_of(spec: &CachedPodSpec) -> Resources {
     let mut requests = Resources::default();
     for container in &spec.containers {
         requests.add(&quantities(
@@ -95,16 +94,18 @@ fn selector(selector: Option<&LabelSelector>) -> Result<Option<Requirements>, St
 
 impl PodInfo {
     /// Digests a pod; `Err` names what cannot be understood (a malformed affinity).
-    pub fn from_pod(pod: &Pod) -> Result<Self, String> {
+    pub fn from_pod(pod: &CachedPod) -> Result<Self, String> {
         let namespace = pod
             .metadata
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
         let key = format!("{namespace}/{}", pod.metadata.name.as_deref().unwrap_or(""));
-        let spec = pod.spec.clone().unwrap_or_default();
+        let empty = CachedPodSpec::default();
+        let spec = pod.spec.as_ref().unwrap_or(&empty);
         let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let terms = Requirements::for_pod(&spec).map_err(|e| format!("{key}: {e}"))?;
+        let terms = Requirements::for_pod(spec.node_selector.as_ref(), spec.affinity.as_ref())
+            .map_err(|e| format!("{key}: {e}"))?;
         let tolerations = spec.tolerations.clone().unwrap_or_default();
         let host_ports = spec
             .containers
@@ -116,7 +117,7 @@ impl PodInfo {
             })
             .collect();
         let mut info = PodInfo {
-            requests: requests_of(&spec),
+            requests: requests_of(spec),
             namespace,
             labels,
             terms,
@@ -126,12 +127,12 @@ impl PodInfo {
             preferences: Vec::new(),
             key,
         };
-        info.digest_topology(&spec)
+        info.digest_topology(spec)
             .map_err(|e| format!("{}: {e}", info.key))?;
         Ok(info)
     }
 
-    fn digest_topology(&mut self, spec: &PodSpec) -> Result<(), String> {
+    fn digest_topology(&mut self, spec: &CachedPodSpec) -> Result<(), String> {
         let affinity = spec.affinity.as_ref();
         // Required terms become constraints; preferred ones, heaviest first,
         // preferences (all of pod affinity's before anti-affinity's).

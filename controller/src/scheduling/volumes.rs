@@ -3,14 +3,15 @@
 //! unbound claim whose StorageClass lists `allowedTopologies` is limited to
 //! those. As upstream does, only the first OR-ed term of either is used.
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use crate::state::CachedPod;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use karpenter_api::requirements::{Requirement, Requirements};
 
 /// The node requirements a pod's volumes impose, found among `claims`,
 /// `volumes` and `classes`; `Err` when a claim the pod uses does not exist.
 pub fn volume_requirements(
-    pod: &Pod,
+    pod: &CachedPod,
     claims: &[PersistentVolumeClaim],
     volumes: &[PersistentVolume],
     classes: &[StorageClass],

@@ -4,18 +4,21 @@
 //!
 //! - `changes`: what changed, and waiters that settle bursts.
 //! - `index`: Nodes and NodeClaims by provider ID.
+//! - `pod`: the pod as cached, only the fields controllers read.
 //! - `trim`: the fields no controller reads, dropped before caching.
 
 mod changes;
 mod index;
+mod pod;
 mod trim;
 
 pub use changes::{ChangeWaiter, Changes, Interest};
 use index::{ProviderIdIndex, claim_provider_id, node_provider_id};
+pub use pod::{CachedContainer, CachedPod, CachedPodSpec, CachedPodStatus, CachedVolume};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -30,8 +33,8 @@ use tokio::task::JoinHandle;
 /// Read-only caches of the cluster, shared by every controller.
 #[derive(Clone)]
 pub struct ClusterState {
-    /// Every pod.
-    pub pods: Store<Pod>,
+    /// Every pod, as the controllers read it.
+    pub pods: Store<CachedPod>,
     /// Every node.
     pub nodes: Store<Node>,
     /// Every NodeClaim.
@@ -131,7 +134,7 @@ impl ClusterState {
         let nodes_by_provider_id = ProviderIdIndex::new(node_provider_id);
         let claims_by_provider_id = ProviderIdIndex::new(claim_provider_id);
         let pods = Reporting {
-            trim: trim::pod,
+            trim: trim::metadata,
             is_pod: true,
             index: None,
         };
@@ -209,7 +212,7 @@ impl ClusterState {
     }
 
     /// Pods bound to `node`.
-    pub fn pods_on(&self, node: &str) -> Vec<Arc<Pod>> {
+    pub fn pods_on(&self, node: &str) -> Vec<Arc<CachedPod>> {
         self.pods
             .state_filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
     }

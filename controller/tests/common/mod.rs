@@ -2,10 +2,10 @@
 //! catalog, pods and nodes from JSON.
 #![allow(dead_code)] // each test file uses its own subset
 
-use k8s_openapi::api::core::v1::Pod;
 use karpenter_api::v1::NodePool;
 use karpenter_controller::catalog::{Catalog, KubeletSettings};
 use karpenter_controller::scheduling::{ExistingNode, PodInfo, Pool, Resources};
+use karpenter_controller::state::CachedPod;
 use serde_json::{Value, json};
 
 /// A NodePool `name` on the us-east-1 catalog, `spec` merged over a minimal one.
@@ -38,7 +38,7 @@ pub fn pod(name: &str, cpu: &str, memory: &str, extra: Value) -> PodInfo {
         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
     });
     json_patch::merge(&mut p, &extra);
-    PodInfo::from_pod(&serde_json::from_value::<Pod>(p).unwrap()).unwrap()
+    PodInfo::from_pod(&serde_json::from_value::<CachedPod>(p).unwrap()).unwrap()
 }
 
 /// A node with room for `cpu` and `memory`, its labels and running pods.

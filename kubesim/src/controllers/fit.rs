@@ -61,7 +61,9 @@ impl<'a> PodInfo<'a> {
         let terms =
             serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(pod["spec"].clone())
                 .ok()
-                .and_then(|spec| Requirements::for_pod(&spec).ok());
+                .and_then(|spec| {
+                    Requirements::for_pod(spec.node_selector.as_ref(), spec.affinity.as_ref()).ok()
+                });
         PodInfo {
             pod,
             requests: pod_requests(pod),

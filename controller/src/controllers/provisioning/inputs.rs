@@ -6,8 +6,8 @@ use crate::catalog::Catalog;
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::scheduling::{ExistingNode, PodInfo, Pool, Resources};
-use crate::state::{deleting, pool_label};
-use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use crate::state::{CachedPod, deleting, pool_label};
+use k8s_openapi::api::core::v1::{Node, Taint};
 use karpenter_api::labels;
 use karpenter_api::requirements::Requirements;
 use karpenter_api::v1::{NodeClaim, NodePool, ResourceList, find_condition};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// Whether the pod waits for capacity: `PodScheduled=False` with reason
 /// `Unschedulable`, not bound, not terminating, not a DaemonSet or mirror pod.
-pub fn is_provisionable(pod: &Pod) -> bool {
+pub fn is_provisionable(pod: &CachedPod) -> bool {
     let unschedulable = pod
         .status
         .as_ref()
@@ -43,7 +43,7 @@ pub fn is_provisionable(pod: &Pod) -> bool {
 }
 
 /// Whether a DaemonSet owns the pod.
-pub fn is_daemon_pod(pod: &Pod) -> bool {
+pub fn is_daemon_pod(pod: &CachedPod) -> bool {
     pod.metadata
         .owner_references
         .iter()
@@ -52,7 +52,7 @@ pub fn is_daemon_pod(pod: &Pod) -> bool {
 }
 
 /// Whether a bound pod still occupies its node (not finished).
-pub fn is_active(pod: &Pod) -> bool {
+pub fn is_active(pod: &CachedPod) -> bool {
     !matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
@@ -96,7 +96,7 @@ fn disrupted(taints: &[Taint]) -> bool {
 }
 
 /// Digests pods, skipping (and reporting) the ones the engine cannot read.
-pub fn pod_infos<C: CloudProvider>(ctx: &Context<C>, pods: &[Arc<Pod>]) -> Vec<PodInfo> {
+pub fn pod_infos<C: CloudProvider>(ctx: &Context<C>, pods: &[Arc<CachedPod>]) -> Vec<PodInfo> {
     pods.iter()
         .filter_map(|pod| match PodInfo::from_pod(pod) {
             Ok(info) => Some(info),
@@ -116,7 +116,7 @@ pub fn existing_nodes<C: CloudProvider>(
     claims: &[Arc<NodeClaim>],
 ) -> Vec<ExistingNode> {
     let state = &ctx.state;
-    let mut by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
+    let mut by_node: BTreeMap<String, Vec<Arc<CachedPod>>> = BTreeMap::new();
     for pod in state.pods.state() {
         if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone())
             && is_active(&pod)
@@ -238,11 +238,7 @@ fn daemon_overhead<C: CloudProvider>(ctx: &Context<C>, pool: &NodePool) -> Resou
         let Some(template) = ds.spec.as_ref().map(|s| s.template.clone()) else {
             continue;
         };
-        let pod = Pod {
-            metadata: template.metadata.unwrap_or_default(),
-            spec: template.spec,
-            status: None,
-        };
+        let pod = CachedPod::from_template(template);
         if let Ok(info) = PodInfo::from_pod(&pod)
             && info.tolerates(&taints, true)
         {

@@ -19,7 +19,7 @@ pub use nodeclaim::{build as build_nodeclaim, resource_list};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::scheduling::{Solution, solve};
-use crate::state::{Interest, key};
+use crate::state::{CachedPod, Interest, key};
 use futures::StreamExt;
 use karpenter_api::v1::NodeClaim;
 use kube::Api;
@@ -286,13 +286,8 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
 
     /// Remembers where each pod was planned and tells the pod (`Nominated`),
     /// or why it cannot be placed (`FailedScheduling`), once per change.
-    fn record(
-        &self,
-        pending: &[Arc<k8s_openapi::api::core::v1::Pod>],
-        solution: &Solution,
-        created: &[(String, usize)],
-    ) {
-        let by_key: HashMap<String, &Arc<k8s_openapi::api::core::v1::Pod>> =
+    fn record(&self, pending: &[Arc<CachedPod>], solution: &Solution, created: &[(String, usize)]) {
+        let by_key: HashMap<String, &Arc<CachedPod>> =
             pending.iter().map(|p| (key(p.as_ref()), p)).collect();
         let mut targets: Vec<(String, String, String)> = Vec::new();
         for (pod, node) in &solution.nominations {
