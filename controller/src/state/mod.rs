@@ -134,7 +134,7 @@ impl ClusterState {
         let nodes_by_provider_id = ProviderIdIndex::new(node_provider_id);
         let claims_by_provider_id = ProviderIdIndex::new(claim_provider_id);
         let pods = Reporting {
-            trim: trim::metadata,
+            trim: trim::pod,
             is_pod: true,
             index: None,
         };
