@@ -37,7 +37,11 @@ fn running_since(pod: &CachedPod, now: Timestamp) -> Timestamp {
 
 impl PodStartup {
     /// Counts pods created from `since` (when this replica started) on.
+    /// Creation timestamps have whole seconds, so `since` is rounded down
+    /// to its second: a pod created later in that second (and running
+    /// before the next pass) still counts.
     pub fn new(since: Timestamp) -> Self {
+        let since = Timestamp::from_second(since.as_second()).unwrap_or(since);
         PodStartup {
             since,
             waiting: HashSet::new(),
@@ -162,5 +166,20 @@ mod tests {
         // Both again: already observed.
         assert_eq!(startup.observe(&second, &histogram), 0);
         assert_eq!(sum_and_count(&histogram), (14.0, 2));
+    }
+
+    #[test]
+    fn a_pod_created_in_the_second_this_replica_started_counts() {
+        let histogram = Histogram::new([1.0, 10.0]);
+        // Started at .7 s; the pod, created at .9 s, carries the second only.
+        let mut startup = PodStartup::new("2026-11-23T10:00:00.7Z".parse().unwrap());
+        assert_eq!(startup.observe(&[], &histogram), 0);
+        let pods = [pod(
+            "e",
+            "Running",
+            "2026-11-23T10:00:00Z",
+            Some("2026-11-23T10:00:01Z"),
+        )];
+        assert_eq!(startup.observe(&pods, &histogram), 1);
     }
 }
