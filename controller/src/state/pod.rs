@@ -99,18 +99,19 @@ pub struct CachedPodStatus {
 }
 
 impl CachedPod {
-    /// The pod a template (a DaemonSet's, say) would make, as cached.
-    pub fn from_template(template: PodTemplateSpec) -> Self {
-        // A full spec always converts: the cached shape is a subset of it.
-        let spec = template
-            .spec
-            .and_then(|spec| serde_json::to_value(spec).ok())
-            .and_then(|spec| serde_json::from_value(spec).ok());
-        CachedPod {
+    /// The pod a template (a DaemonSet's, say) would make, as cached. The
+    /// cached shape is a subset of the full one, so an error here means a
+    /// spec the API server should not have accepted.
+    pub fn from_template(template: PodTemplateSpec) -> Result<Self, serde_json::Error> {
+        let spec = match template.spec {
+            Some(spec) => Some(serde_json::from_value(serde_json::to_value(spec)?)?),
+            None => None,
+        };
+        Ok(CachedPod {
             metadata: template.metadata.unwrap_or_default(),
             spec,
             status: None,
-        }
+        })
     }
 }
 

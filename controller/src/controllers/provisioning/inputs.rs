@@ -238,7 +238,13 @@ fn daemon_overhead<C: CloudProvider>(ctx: &Context<C>, pool: &NodePool) -> Resou
         let Some(template) = ds.spec.as_ref().map(|s| s.template.clone()) else {
             continue;
         };
-        let pod = CachedPod::from_template(template);
+        let pod = match CachedPod::from_template(template) {
+            Ok(pod) => pod,
+            Err(e) => {
+                tracing::warn!(daemonset = %crate::state::key(ds.as_ref()), error = %e, "unreadable pod template; its overhead is not counted");
+                continue;
+            }
+        };
         if let Ok(info) = PodInfo::from_pod(&pod)
             && info.tolerates(&taints, true)
         {
