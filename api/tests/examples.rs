@@ -10,9 +10,12 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn examples_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name)
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .expect("cargo sets CARGO_MANIFEST_DIR when it runs tests"),
+    )
+    .join("../examples")
+    .join(name)
 }
 
 /// (file name, file text) for every YAML file in a folder, sorted.

@@ -2,7 +2,6 @@
 //! Karpenter users select on.
 
 use karpenter_controller::catalog::{CapacityType, Catalog, generate};
-use std::path::Path;
 use test_support::{DevEnv, Part};
 
 #[test]
@@ -13,7 +12,10 @@ fn embedded_catalog_is_fresh() {
     {
         return;
     }
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crate_dir = &std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .expect("cargo sets CARGO_MANIFEST_DIR when it runs tests"),
+    );
     let moto =
         generate::dev_env_moto_resources(crate_dir).expect("moto's EC2 resources in .dev-env");
     let types = generate::from_moto(

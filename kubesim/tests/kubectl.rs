@@ -5,7 +5,7 @@
 
 use kubesim::{Kubesim, ServeOptions};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use test_support::{DevEnv, Part};
@@ -64,11 +64,14 @@ impl Kubectl {
 }
 
 fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .to_string_lossy()
-        .into_owned()
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .expect("cargo sets CARGO_MANIFEST_DIR when it runs tests"),
+    )
+    .join("..")
+    .join(path)
+    .to_string_lossy()
+    .into_owned()
 }
 
 /// A control plane served over TLS (with controllers when asked), a kubectl

@@ -76,12 +76,17 @@ impl DevEnv {
     }
 }
 
-/// The workspace root: the nearest ancestor of this crate with a `Cargo.lock`.
+/// The workspace root: the nearest ancestor of the running test's crate with a
+/// `Cargo.lock`. The crate directory comes from the environment cargo sets
+/// when it runs a test, so a build cached from another checkout (a shared
+/// target directory) still looks in this one.
 pub(crate) fn workspace_root() -> Option<PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .find(|dir| dir.join("Cargo.lock").exists())
-        .map(Path::to_path_buf)
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .ancestors()
+    .find(|dir| dir.join("Cargo.lock").exists())
+    .map(Path::to_path_buf)
 }
 
 /// Parses `export NAME="value"` lines.

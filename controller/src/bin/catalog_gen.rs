@@ -4,10 +4,12 @@
 //! Usage: `cargo run -p karpenter-controller --bin karpenter-catalog-gen -- [MOTO_EC2_RESOURCES_DIR]`
 //! (default: the moto installed by `scripts/dev-env`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn main() {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crate_dir = &std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    );
     let moto = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
