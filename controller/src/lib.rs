@@ -10,7 +10,8 @@
 //! - [`cloud`]: the cloud-provider interface, EC2 on the AWS SDK and the
 //!   simulated EC2.
 //! - [`state`], [`controllers`], [`runtime`]: the caches, one controller per
-//!   concern, and the process that runs them under leader election.
+//!   concern, and the process that runs them under leader election
+//!   ([`leader`]).
 //! - [`settings`], [`metrics`], [`endpoints`], [`events`]: configuration,
 //!   Prometheus metrics, probes, logs and Kubernetes events.
 //! - [`demo`]: the offline demo on kubesim and the simulated EC2.
@@ -21,6 +22,7 @@ pub mod controllers;
 pub mod demo;
 pub mod endpoints;
 pub mod events;
+pub mod leader;
 pub mod metrics;
 pub mod runtime;
 pub mod scheduling;

@@ -11,10 +11,10 @@ use crate::controllers::termination::Termination;
 use crate::controllers::{Context, nodeclass, pod_metrics};
 use crate::endpoints::Health;
 use crate::events::{EventSink, Reporter};
+use crate::leader::{ElectionTiming, Elector};
 use crate::metrics::SharedMetrics;
 use crate::settings::Settings;
 use crate::state::ClusterState;
-use kube_lease_manager::LeaseManagerBuilder;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,16 +33,6 @@ pub enum RunError {
     /// The caches could not start.
     #[error("cluster caches stopped before they synced")]
     Caches,
-    /// Leader election could not start.
-    #[error("leader election on Lease {namespace}/{name}: {message}")]
-    LeaderElection {
-        /// Lease namespace.
-        namespace: String,
-        /// Lease name.
-        name: String,
-        /// What failed.
-        message: String,
-    },
 }
 
 /// Everything a controller process needs.
@@ -62,32 +52,23 @@ pub struct Parts<C, Q> {
 }
 
 /// Whether this replica leads: always when election is off.
-async fn leadership(
-    client: &kube::Client,
-    settings: &Settings,
-) -> Result<watch::Receiver<bool>, RunError> {
+fn leadership(client: &kube::Client, settings: &Settings) -> watch::Receiver<bool> {
     if settings.disable_leader_election {
         let (sender, receiver) = watch::channel(true);
         // Keep the sender alive for the life of the process.
         std::mem::forget(sender);
-        return Ok(receiver);
+        return receiver;
     }
-    let duration = settings.leader_election_lease_duration.as_secs().max(2);
-    let manager = LeaseManagerBuilder::new(client.clone(), &settings.leader_election_name)
-        .with_namespace(&settings.system_namespace)
-        .with_identity(settings.identity())
-        .with_duration(duration)
-        .with_grace((duration / 3).max(1))
-        .with_field_manager("karpenter")
-        .build()
-        .await
-        .map_err(|e| RunError::LeaderElection {
-            namespace: settings.system_namespace.clone(),
-            name: settings.leader_election_name.clone(),
-            message: e.to_string(),
-        })?;
-    let (receiver, _task) = manager.watch().await;
-    Ok(receiver)
+    let elector = Elector::new(
+        client.clone(),
+        &settings.system_namespace,
+        &settings.leader_election_name,
+        settings.identity(),
+        ElectionTiming::for_lease_duration(settings.leader_election_lease_duration),
+    );
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(elector.run(sender));
+    receiver
 }
 
 fn start_controllers<C, Q>(ctx: &Arc<Context<C>>, queue: Option<&Arc<Q>>) -> JoinSet<()>
@@ -153,7 +134,7 @@ where
             instance: settings.identity(),
         },
     );
-    let mut leader = leadership(&client, &settings).await?;
+    let mut leader = leadership(&client, &settings);
     let ctx = Arc::new(Context {
         client,
         state,
@@ -176,7 +157,7 @@ where
             if lost {
                 return;
             }
-            tracing::warn!("lost the leader Lease; controllers stopped");
+            tracing::warn!("no longer the leader; controllers stopped");
         }
     };
     tokio::select! {
