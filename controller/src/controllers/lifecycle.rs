@@ -345,20 +345,35 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
         let ctx = &self.ctx;
         let claim_name = claim.metadata.name.clone().unwrap_or_default();
         let node_name = node.metadata.name.clone().unwrap_or_default();
-        let (node_labels, taints, finalizers, owners) = desired_node(claim, node);
         let nodes: Api<Node> = Api::all(ctx.client.clone());
-        let patch = json!({
-            "metadata": {
-                "labels": node_labels,
-                "finalizers": finalizers,
-                "ownerReferences": owners,
-                "resourceVersion": node.metadata.resource_version,
-            },
-            "spec": {"taints": taints},
-        });
-        nodes
-            .patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        // Taints and finalizers are whole lists in a merge patch, so the
+        // patch is conditional on the version it was computed from. The
+        // cached node is often a status heartbeat behind: on a conflict,
+        // read the node and try again rather than wait for the next pass.
+        let mut current = None;
+        for attempt in 1..=REGISTRATION_ATTEMPTS {
+            let node = current.as_ref().unwrap_or(node);
+            let (node_labels, taints, finalizers, owners) = desired_node(claim, node);
+            let patch = json!({
+                "metadata": {
+                    "labels": node_labels,
+                    "finalizers": finalizers,
+                    "ownerReferences": owners,
+                    "resourceVersion": node.metadata.resource_version,
+                },
+                "spec": {"taints": taints},
+            });
+            match nodes
+                .patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => break,
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < REGISTRATION_ATTEMPTS => {
+                    current = Some(nodes.get(&node_name).await?);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if !is_true(claim, cond::REGISTERED) {
             ctx.metrics
                 .nodes_created
@@ -413,6 +428,10 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
         .await
     }
 }
+
+/// Conditional Node patches registration tries before leaving the node to
+/// the next pass.
+const REGISTRATION_ATTEMPTS: usize = 3;
 
 /// Whether the Node already carries everything registration syncs.
 fn synced(claim: &NodeClaim, node: &Node) -> bool {

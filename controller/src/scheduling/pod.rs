@@ -4,7 +4,7 @@
 
 use super::resources::Resources;
 use super::topology::{Kind, TopologyTerm};
-use crate::state::{CachedPod, CachedPodSpec};
+use crate::state::{CachedContainer, CachedPod, CachedPodSpec};
 use k8s_openapi::api::core::v1::{PodAffinityTerm, Taint, Toleration, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use karpenter_api::quantity::Quantity;
@@ -48,33 +48,45 @@ pub enum Preference {
     AvoidPreferNoSchedule,
 }
 
-fn quantities(
-    list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+fn quantities<'a>(
+    list: impl IntoIterator<
+        Item = (
+            &'a String,
+            &'a k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        ),
+    >,
 ) -> Resources {
     let parsed: Vec<(String, Quantity)> = list
         .into_iter()
-        .flatten()
         .filter_map(|(name, q)| Some((name.clone(), Quantity::try_from(q).ok()?)))
         .collect();
     Resources::from_list(parsed.iter().map(|(n, q)| (n, q)))
 }
 
+/// A container's requests as `(name, amount)` pairs.
+fn container_requests(
+    container: &CachedContainer,
+) -> impl Iterator<
+    Item = (
+        &String,
+        &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+    ),
+> {
+    container
+        .resources
+        .iter()
+        .flat_map(|r| r.requests.iter().map(|(n, q)| (n, q)))
+}
+
 fn requests_of(spec: &CachedPodSpec) -> Resources {
     let mut requests = Resources::default();
     for container in &spec.containers {
-        requests.add(&quantities(
-            container
-                .resources
-                .as_ref()
-                .and_then(|r| r.requests.as_ref()),
-        ));
+        requests.add(&quantities(container_requests(container)));
     }
     for init in spec.init_containers.iter().flatten() {
-        requests.max(&quantities(
-            init.resources.as_ref().and_then(|r| r.requests.as_ref()),
-        ));
+        requests.max(&quantities(container_requests(init)));
     }
-    requests.add(&quantities(spec.overhead.as_ref()));
+    requests.add(&quantities(spec.overhead.iter().flatten()));
     requests.pods = 1;
     requests
 }

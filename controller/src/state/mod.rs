@@ -14,7 +14,9 @@ mod trim;
 
 pub use changes::{ChangeWaiter, Changes, Interest};
 use index::{ProviderIdIndex, claim_provider_id, node_provider_id};
-pub use pod::{CachedContainer, CachedPod, CachedPodSpec, CachedPodStatus, CachedVolume};
+pub use pod::{
+    CachedContainer, CachedPod, CachedPodSpec, CachedPodStatus, CachedResources, CachedVolume,
+};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -144,8 +146,9 @@ impl ClusterState {
             index: Some(nodes_by_provider_id.clone()),
         };
         let claims = Reporting {
+            trim: trim::claim,
+            is_pod: false,
             index: Some(claims_by_provider_id.clone()),
-            ..Reporting::plain()
         };
         let state = ClusterState {
             pods: reflect(client, sender.clone(), pods, &mut tasks),

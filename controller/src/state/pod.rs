@@ -11,7 +11,7 @@
 
 use k8s_openapi::api::core::v1::{
     Affinity, ContainerPort, EphemeralVolumeSource, PersistentVolumeClaimVolumeSource,
-    PodCondition, PodTemplateSpec, ResourceRequirements, Toleration, TopologySpreadConstraint,
+    PodCondition, PodTemplateSpec, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -67,12 +67,31 @@ pub struct CachedContainer {
     /// Container name.
     #[serde(default)]
     pub name: String,
-    /// Requests and limits.
-    pub resources: Option<ResourceRequirements>,
+    /// Requests (limits are not read: the API server defaults missing
+    /// requests from them).
+    pub resources: Option<CachedResources>,
     /// Ports (host ports matter).
     pub ports: Option<Vec<ContainerPort>>,
     /// `Always` on an init container makes it a sidecar.
     pub restart_policy: Option<String>,
+}
+
+/// A container's resource requests, as a list: a one- or two-entry
+/// `BTreeMap` allocates room for eleven (about 640 B per container, 6 MB at
+/// 10k pods).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CachedResources {
+    /// Resource name and amount, as in `resources.requests`.
+    #[serde(default, deserialize_with = "map_as_list")]
+    pub requests: Vec<(String, Quantity)>,
+}
+
+/// A JSON object (absent or null: empty) as its entries in key order.
+fn map_as_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, Quantity)>, D::Error> {
+    let map: Option<BTreeMap<String, Quantity>> = Option::deserialize(deserializer)?;
+    Ok(map.into_iter().flatten().collect())
 }
 
 /// A volume: its name and, when it has one, the claim it is backed by.
@@ -151,8 +170,10 @@ mod tests {
                 "containers": [{"name": "app", "image": "app",
                     "command": ["/app"], "env": [{"name": "A", "value": "1"}],
                     "ports": [{"containerPort": 80, "hostPort": 8080}],
-                    "resources": {"requests": {"cpu": "500m"}}}],
-                "initContainers": [{"name": "sidecar", "restartPolicy": "Always"}],
+                    "resources": {"requests": {"memory": "1Gi", "cpu": "500m"},
+                        "limits": {"cpu": "1"}}}],
+                "initContainers": [{"name": "sidecar", "restartPolicy": "Always",
+                    "resources": {"requests": null}}],
                 "volumes": [
                     {"name": "token", "projected": {"sources": []}},
                     {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
@@ -171,8 +192,15 @@ mod tests {
             spec.containers[0].ports.as_ref().unwrap()[0].host_port,
             Some(8080)
         );
-        assert!(spec.containers[0].resources.is_some());
+        let requests: Vec<(&str, &str)> = spec.containers[0]
+            .resources
+            .iter()
+            .flat_map(|r| &r.requests)
+            .map(|(name, q)| (name.as_str(), q.0.as_str()))
+            .collect();
+        assert_eq!(requests, [("cpu", "500m"), ("memory", "1Gi")]);
         let init = &spec.init_containers.as_ref().unwrap()[0];
+        assert!(init.resources.as_ref().unwrap().requests.is_empty());
         assert_eq!(init.restart_policy.as_deref(), Some("Always"));
         let volumes = spec.volumes.as_ref().unwrap();
         assert!(volumes[0].persistent_volume_claim.is_none());
