@@ -4,11 +4,7 @@ use karpenter_api::crd;
 
 #[test]
 fn committed_crds_are_fresh() {
-    let dir = std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .expect("cargo sets CARGO_MANIFEST_DIR when it runs tests"),
-    )
-    .join("../charts/karpenter/crds");
+    let dir = test_support::repo_path("charts/karpenter/crds");
     for (file, generated) in crd::all() {
         let path = dir.join(file);
         let committed =

@@ -10,12 +10,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn examples_dir(name: &str) -> PathBuf {
-    std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .expect("cargo sets CARGO_MANIFEST_DIR when it runs tests"),
-    )
-    .join("../examples")
-    .join(name)
+    test_support::repo_path("examples").join(name)
 }
 
 /// (file name, file text) for every YAML file in a folder, sorted.

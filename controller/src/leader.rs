@@ -148,7 +148,10 @@ impl Elector {
                 attempt = tokio::time::timeout_at(deadline, self.attempt()) => attempt,
             };
             match attempt {
-                Ok(Ok(Attempt::Leading)) => renewed = Instant::now(),
+                Ok(Ok(Attempt::Leading)) => {
+                    renewed = Instant::now();
+                    continue;
+                }
                 Ok(Ok(Attempt::Following)) => return false,
                 Ok(Err(error)) => {
                     tracing::warn!(%error, lease = %self.name, "leader election: cannot renew the Lease");

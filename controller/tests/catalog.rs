@@ -12,10 +12,7 @@ fn embedded_catalog_is_fresh() {
     {
         return;
     }
-    let crate_dir = &std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .expect("cargo sets CARGO_MANIFEST_DIR when it runs tests"),
-    );
+    let crate_dir = &test_support::repo_path("controller");
     let moto =
         generate::dev_env_moto_resources(crate_dir).expect("moto's EC2 resources in .dev-env");
     let types = generate::from_moto(

@@ -34,12 +34,7 @@ async fn install_crds(client: &Client) {
 
 fn example<T: serde::de::DeserializeOwned>(file: &str, kind: &str) -> T {
     use serde::Deserialize;
-    let path = std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .expect("cargo sets CARGO_MANIFEST_DIR when it runs tests"),
-    )
-    .join("../examples")
-    .join(file);
+    let path = test_support::repo_path("examples").join(file);
     let text = std::fs::read_to_string(path).unwrap();
     serde_norway::Deserializer::from_str(&text)
         .map(|doc| serde_json::Value::deserialize(doc).unwrap())

@@ -64,14 +64,7 @@ impl Kubectl {
 }
 
 fn repo(path: &str) -> String {
-    std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .expect("cargo sets CARGO_MANIFEST_DIR when it runs tests"),
-    )
-    .join("..")
-    .join(path)
-    .to_string_lossy()
-    .into_owned()
+    test_support::repo_path(path).to_string_lossy().into_owned()
 }
 
 /// A control plane served over TLS (with controllers when asked), a kubectl

@@ -81,12 +81,20 @@ impl DevEnv {
 /// when it runs a test, so a build cached from another checkout (a shared
 /// target directory) still looks in this one.
 pub(crate) fn workspace_root() -> Option<PathBuf> {
-    std::path::PathBuf::from(
+    PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
     )
     .ancestors()
     .find(|dir| dir.join("Cargo.lock").exists())
     .map(Path::to_path_buf)
+}
+
+/// `relative` under the workspace root (see [`workspace_root`]); for tests
+/// that read the repository's files (examples, charts, the dev environment).
+pub fn repo_path(relative: &str) -> PathBuf {
+    workspace_root()
+        .expect("the running test's crate lies inside the workspace")
+        .join(relative)
 }
 
 /// Parses `export NAME="value"` lines.

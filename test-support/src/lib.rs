@@ -11,6 +11,6 @@ mod devenv;
 mod moto;
 mod wait;
 
-pub use devenv::{DevEnv, Part};
+pub use devenv::{DevEnv, Part, repo_path};
 pub use moto::{MotoError, MotoServer};
 pub use wait::{DEADLINE, eventually};

@@ -6,6 +6,7 @@ use super::resources::Resources;
 use super::topology::{Kind, TopologyTerm};
 use crate::state::{CachedContainer, CachedPod, CachedPodSpec};
 use k8s_openapi::api::core::v1::{PodAffinityTerm, Taint, Toleration, TopologySpreadConstraint};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use karpenter_api::quantity::Quantity;
 use karpenter_api::requirements::{Requirement, Requirements};
@@ -48,14 +49,7 @@ pub enum Preference {
     AvoidPreferNoSchedule,
 }
 
-fn quantities<'a>(
-    list: impl IntoIterator<
-        Item = (
-            &'a String,
-            &'a k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-        ),
-    >,
-) -> Resources {
+fn quantities<'a>(list: impl IntoIterator<Item = (&'a String, &'a ApiQuantity)>) -> Resources {
     let parsed: Vec<(String, Quantity)> = list
         .into_iter()
         .filter_map(|(name, q)| Some((name.clone(), Quantity::try_from(q).ok()?)))
@@ -66,12 +60,7 @@ fn quantities<'a>(
 /// A container's requests as `(name, amount)` pairs.
 fn container_requests(
     container: &CachedContainer,
-) -> impl Iterator<
-    Item = (
-        &String,
-        &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-    ),
-> {
+) -> impl Iterator<Item = (&String, &ApiQuantity)> {
     container
         .resources
         .iter()
