@@ -95,12 +95,27 @@ async fn serve<C: CloudProvider + 'static>(
         metrics,
         health,
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    runtime::run(parts, shutdown)
+    runtime::run(parts, stop_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGTERM (how the kubelet stops a pod) or Ctrl-C, so the
+/// controller releases its Lease and finishes in-flight work either way.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn run(settings: Settings) -> Result<(), String> {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// How long an instance must be seen without a NodeClaim before it is
 /// terminated, and how often garbage collection runs.
@@ -51,13 +51,20 @@ pub struct Parts<C, Q> {
     pub health: Arc<Health>,
 }
 
-/// Whether this replica leads: always when election is off.
-fn leadership(client: &kube::Client, settings: &Settings) -> watch::Receiver<bool> {
+/// How long a stopping replica waits for its Lease to be released.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether this replica leads (always when election is off), and the
+/// elector's task, which releases the Lease once the receiver is dropped.
+fn leadership(
+    client: &kube::Client,
+    settings: &Settings,
+) -> (watch::Receiver<bool>, Option<JoinHandle<()>>) {
     if settings.disable_leader_election {
         let (sender, receiver) = watch::channel(true);
         // Keep the sender alive for the life of the process.
         std::mem::forget(sender);
-        return receiver;
+        return (receiver, None);
     }
     let elector = Elector::new(
         client.clone(),
@@ -67,8 +74,7 @@ fn leadership(client: &kube::Client, settings: &Settings) -> watch::Receiver<boo
         ElectionTiming::for_lease_duration(settings.leader_election_lease_duration),
     );
     let (sender, receiver) = watch::channel(false);
-    tokio::spawn(elector.run(sender));
-    receiver
+    (receiver, Some(tokio::spawn(elector.run(sender))))
 }
 
 fn start_controllers<C, Q>(ctx: &Arc<Context<C>>, queue: Option<&Arc<Q>>) -> JoinSet<()>
@@ -134,7 +140,7 @@ where
             instance: settings.identity(),
         },
     );
-    let mut leader = leadership(&client, &settings);
+    let (mut leader, elector) = leadership(&client, &settings);
     let ctx = Arc::new(Context {
         client,
         state,
@@ -163,6 +169,18 @@ where
     tokio::select! {
         _ = lead => {}
         _ = shutdown => tracing::info!("shutting down"),
+    }
+    // The controllers have stopped (dropping `lead` aborted them); now the
+    // Lease goes, so the other replica takes over at once.
+    drop(leader);
+    if let Some(elector) = elector
+        && tokio::time::timeout(RELEASE_TIMEOUT, elector)
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            "the leader Lease was not released in time; the next leader waits for it to expire"
+        );
     }
     Ok(())
 }

@@ -19,6 +19,17 @@ pub(super) fn metadata<K: Resource>(object: &mut K) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
     }
+    shrink(&mut meta.owner_references);
+    shrink(&mut meta.finalizers);
+}
+
+/// A list with no spare room. serde grows a list as it reads it, so a
+/// one-element list (a pod's owner, its container, a node's finalizer) holds
+/// room for four: at 10k pods the spare room was several MB.
+fn shrink<T>(list: &mut Option<Vec<T>>) {
+    if let Some(list) = list {
+        list.shrink_to_fit();
+    }
 }
 
 /// A NodeClaim whose instance is launched: its instance-type requirement
@@ -29,6 +40,7 @@ pub(super) fn metadata<K: Resource>(object: &mut K) {
 /// claim's spec back from the cache (status patches only).
 pub(super) fn claim(claim: &mut NodeClaim) {
     metadata(claim);
+    shrink_claim_lists(claim);
     if claim
         .status
         .as_ref()
@@ -56,6 +68,19 @@ pub(super) fn claim(claim: &mut NodeClaim) {
     claim.spec.resources = None;
 }
 
+fn shrink_claim_lists(claim: &mut NodeClaim) {
+    let template = &mut claim.spec.template;
+    template.requirements.shrink_to_fit();
+    for requirement in &mut template.requirements {
+        shrink(&mut requirement.values);
+    }
+    shrink(&mut template.taints);
+    shrink(&mut template.startup_taints);
+    if let Some(status) = claim.status.as_mut() {
+        shrink(&mut status.conditions);
+    }
+}
+
 /// The pod conditions controllers read: `PodScheduled` (is it waiting for
 /// capacity) and `Ready` (since when it runs), without their messages.
 const POD_CONDITIONS: [&str; 2] = ["PodScheduled", "Ready"];
@@ -65,29 +90,53 @@ pub(super) fn pod(pod: &mut CachedPod) {
     metadata(pod);
     if let Some(conditions) = pod.status.as_mut().and_then(|s| s.conditions.as_mut()) {
         conditions.retain(|c| POD_CONDITIONS.contains(&c.type_.as_str()));
-        for condition in conditions {
+        for condition in conditions.iter_mut() {
             condition.message = None;
         }
+        conditions.shrink_to_fit();
+    }
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.containers.shrink_to_fit();
+        for container in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            shrink(&mut container.ports);
+        }
+        shrink(&mut spec.init_containers);
+        shrink(&mut spec.tolerations);
+        shrink(&mut spec.topology_spread_constraints);
+        shrink(&mut spec.volumes);
     }
 }
 
 /// A node without what no controller reads: its image list, daemon
-/// endpoints, addresses, system info, and every condition but `Ready`,
-/// without its message (nothing writes node status back from the cache).
+/// endpoints, addresses, system info, capacity (controllers read its
+/// allocatable, and a NodeClaim's capacity), and every condition but
+/// `Ready`, without its message (nothing writes node status back from the
+/// cache).
 pub(super) fn node(node: &mut Node) {
     metadata(node);
+    if let Some(spec) = node.spec.as_mut() {
+        shrink(&mut spec.taints);
+    }
     if let Some(status) = node.status.as_mut() {
         status.images = None;
         status.daemon_endpoints = None;
         status.addresses = None;
         status.node_info = None;
+        status.capacity = None;
         if let Some(conditions) = status.conditions.as_mut() {
             conditions.retain(|c| c.type_ == "Ready");
-            for condition in conditions {
+            for condition in conditions.iter_mut() {
                 condition.message = None;
                 condition.reason = None;
             }
+            conditions.shrink_to_fit();
         }
+        shrink(&mut status.volumes_attached);
+        shrink(&mut status.volumes_in_use);
     }
 }
 
@@ -117,7 +166,43 @@ mod tests {
         assert!(status.allocatable.is_some() && status.volumes_attached.is_some());
         assert!(node.spec.as_ref().unwrap().provider_id.is_some());
         assert!(crate::state::node_ready(&node));
-        assert_eq!(status.conditions.as_ref().map(Vec::len), Some(1));
+        assert!(
+            status.capacity.is_none(),
+            "controllers read allocatable only"
+        );
+        let conditions = status.conditions.as_ref().unwrap();
+        assert_eq!((conditions.len(), conditions.capacity()), (1, 1));
+    }
+
+    #[test]
+    fn cached_lists_have_no_spare_room() {
+        // Read from text, as from the API server (a JSON value would tell
+        // serde each list's length up front).
+        let text = json!({
+            "metadata": {"name": "p", "finalizers": ["f"],
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "u"}]},
+            "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}],
+                "tolerations": [{"key": "k", "operator": "Exists"}]},
+        })
+        .to_string();
+        let mut pod: CachedPod = serde_json::from_str(&text).unwrap();
+        let room = |p: &CachedPod| {
+            let spec = p.spec.as_ref().unwrap();
+            [
+                p.metadata.owner_references.as_ref().unwrap().capacity(),
+                p.metadata.finalizers.as_ref().unwrap().capacity(),
+                spec.containers.capacity(),
+                spec.containers[0].ports.as_ref().unwrap().capacity(),
+                spec.tolerations.as_ref().unwrap().capacity(),
+            ]
+        };
+        assert!(
+            room(&pod).iter().any(|&c| c > 1),
+            "serde leaves room: {:?}",
+            room(&pod)
+        );
+        self::pod(&mut pod);
+        assert_eq!(room(&pod), [1; 5]);
     }
 
     #[test]
