@@ -11,11 +11,12 @@
 //!   simulated EC2.
 //! - [`state`], [`controllers`], [`runtime`]: the caches, one controller per
 //!   concern, and the process that runs them under leader election
-//!   ([`leader`]).
+//!   ([`leader`]), talking to the API server through [`api_client`].
 //! - [`settings`], [`metrics`], [`endpoints`], [`events`]: configuration,
 //!   Prometheus metrics, probes, logs and Kubernetes events.
 //! - [`demo`]: the offline demo on kubesim and the simulated EC2.
 
+pub mod api_client;
 pub mod catalog;
 pub mod cloud;
 pub mod controllers;

@@ -129,7 +129,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     } else {
         settings.cluster_endpoint.clone()
     };
-    let client = karpenter_controller::runtime::client(config).map_err(|e| e.to_string())?;
+    let client = karpenter_controller::api_client::client(config).map_err(|e| e.to_string())?;
     match settings.cloud_provider {
         CloudKind::Simulated => {
             let config = SimulationConfig {

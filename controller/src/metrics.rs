@@ -10,12 +10,14 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 /// Label pairs of one series.
 pub type Labels = Vec<(&'static str, String)>;
 
 type Counters = Family<Labels, Counter>;
+type Gauges = Family<Labels, Gauge>;
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn duration_buckets() -> Histogram {
@@ -61,6 +63,17 @@ pub struct Metrics {
     pub pods_evicted: Counters,
     /// `karpenter_leader` (not upstream): 1 while this replica leads.
     pub leader: Gauge,
+    /// `karpenter_voluntary_disruption_decisions_total{decision,reason,consolidation_type}`.
+    pub disruption_decisions: Counters,
+    /// `karpenter_voluntary_disruption_eligible_nodes{reason}`.
+    pub disruption_eligible_nodes: Gauges,
+    /// `karpenter_nodepools_allowed_disruptions{nodepool,reason}`.
+    pub allowed_disruptions: Gauges,
+    /// `karpenter_nodeclaims_disrupted_total{reason,nodepool,capacity_type}`.
+    pub nodeclaims_disrupted: Counters,
+    /// `karpenter_disruption_estimated_savings_dollars_per_hour_total{nodepool}`
+    /// (not upstream): hourly prices of the nodes disruption removed.
+    pub disruption_savings: Family<Labels, Counter<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -90,6 +103,11 @@ impl Metrics {
             cloudprovider_errors: Counters::default(),
             pods_evicted: Counters::default(),
             leader: Gauge::default(),
+            disruption_decisions: Counters::default(),
+            disruption_eligible_nodes: Gauges::default(),
+            allowed_disruptions: Gauges::default(),
+            nodeclaims_disrupted: Counters::default(),
+            disruption_savings: Family::default(),
         };
         let r = &mut registry;
         r.register(
@@ -161,6 +179,31 @@ impl Metrics {
             "karpenter_leader",
             "1 while this replica holds the leader Lease",
             m.leader.clone(),
+        );
+        r.register(
+            "karpenter_voluntary_disruption_decisions",
+            "Disruption decisions acted on, by decision, reason and consolidation type",
+            m.disruption_decisions.clone(),
+        );
+        r.register(
+            "karpenter_voluntary_disruption_eligible_nodes",
+            "Nodes that may be disrupted now, by reason",
+            m.disruption_eligible_nodes.clone(),
+        );
+        r.register(
+            "karpenter_nodepools_allowed_disruptions",
+            "Nodes a NodePool's budgets let be disrupted now, by reason",
+            m.allowed_disruptions.clone(),
+        );
+        r.register(
+            "karpenter_nodeclaims_disrupted",
+            "NodeClaims disrupted, by reason, NodePool and capacity type",
+            m.nodeclaims_disrupted.clone(),
+        );
+        r.register(
+            "karpenter_disruption_estimated_savings_dollars_per_hour",
+            "Hourly prices of the nodes disruption removed, by NodePool",
+            m.disruption_savings.clone(),
         );
         Metrics { registry, ..m }
     }

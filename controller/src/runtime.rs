@@ -3,6 +3,7 @@
 //! this replica leads (the caches keep running, so a new leader starts warm).
 
 use crate::cloud::CloudProvider;
+use crate::controllers::disruption::Disruption;
 use crate::controllers::garbage::GarbageCollector;
 use crate::controllers::interruption::{Interruption, MessageQueue};
 use crate::controllers::lifecycle::Lifecycle;
@@ -86,6 +87,7 @@ where
     tasks.spawn(Arc::new(Provisioner::new(ctx.clone())).run());
     tasks.spawn(Arc::new(Lifecycle::new(ctx.clone())).run());
     tasks.spawn(Arc::new(Termination::new(ctx.clone())).run());
+    tasks.spawn(Arc::new(Disruption::new(ctx.clone())).run());
     tasks.spawn(nodeclass::run(ctx.clone()));
     tasks.spawn(pod_metrics::run(ctx.clone()));
     tasks.spawn(Arc::new(GarbageCollector::new(ctx.clone(), GC_GRACE)).run(GC_EVERY));
@@ -93,21 +95,6 @@ where
         tasks.spawn(Arc::new(Interruption::new(ctx.clone(), queue.clone())).run());
     }
     tasks
-}
-
-/// API requests one process has in flight at most. HTTP/1.1 (what
-/// kube-client speaks) needs a connection per request in flight, each with
-/// its TLS state and buffers; a thousand launches finishing at once would
-/// otherwise open a thousand connections and keep them pooled. Watches hold
-/// a slot only until their response headers arrive.
-pub const MAX_IN_FLIGHT_REQUESTS: usize = 100;
-
-/// The API client for `config`, with at most [`MAX_IN_FLIGHT_REQUESTS`] in flight.
-pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
-    let limit = tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT_REQUESTS);
-    Ok(kube::client::ClientBuilder::try_from(config)?
-        .with_layer(&limit)
-        .build())
 }
 
 /// Runs the controller until `shutdown` completes.

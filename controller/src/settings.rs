@@ -93,6 +93,10 @@ pub struct Settings {
         default_value_t = false
     )]
     pub replace_on_rebalance: bool,
+    /// How often disruption looks for nodes to remove (not upstream, which
+    /// polls every 10 s too; tests shorten it).
+    #[arg(long, env = "DISRUPTION_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub disruption_poll_interval: Duration,
     /// Which cloud to launch in.
     #[arg(long, env = "CLOUD_PROVIDER", value_enum, default_value = "aws")]
     pub cloud_provider: CloudKind,
@@ -140,6 +144,9 @@ impl Settings {
         }
         if self.batch_idle_duration.is_zero() {
             return fail("BATCH_IDLE_DURATION", "must be greater than 0s".into());
+        }
+        if self.disruption_poll_interval.is_zero() {
+            return fail("DISRUPTION_POLL_INTERVAL", "must be greater than 0s".into());
         }
         if self.batch_max_duration < self.batch_idle_duration {
             return fail(

@@ -2,115 +2,17 @@
 //! 200 pods of mixed shapes, a spot interruption drained within its PDB, a
 //! restart in the middle of launches, and leader election between replicas.
 
-use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use karpenter_api::v1::NodeClaim;
 use karpenter_controller::cloud::{CloudProvider, SimEvent};
-use karpenter_controller::demo::{self, SimCluster, Timing};
+use karpenter_controller::demo::Timing;
 use karpenter_controller::metrics::SharedMetrics;
-use karpenter_controller::settings::Settings;
 use kube::Api;
 use kube::api::ListParams;
-use std::collections::{BTreeMap, HashSet};
+mod sim;
+
+use sim::*;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
-
-const DEADLINE: Duration = Duration::from_secs(90);
-
-async fn cluster(timing: Timing) -> SimCluster {
-    let cluster = SimCluster::start(&timing, 7).await.unwrap();
-    cluster.apply(demo::DEFAULT_MANIFESTS).await.unwrap();
-    let scenario = demo::Scenario::parse(demo::DEFAULT_SCENARIO).unwrap();
-    cluster.apply(&scenario.manifests()).await.unwrap();
-    cluster
-}
-
-fn settings(identity: &str, leader_election: bool) -> Settings {
-    let mut settings = Settings::defaults("demo");
-    settings.pod_name = identity.into();
-    settings.disable_leader_election = !leader_election;
-    settings.leader_election_lease_duration = Duration::from_secs(6);
-    settings.batch_idle_duration = Duration::from_millis(300);
-    settings
-}
-
-fn start(cluster: &SimCluster, settings: Settings) -> (SharedMetrics, JoinHandle<()>) {
-    let (metrics, run) = cluster.controller(settings, futures::future::pending());
-    (metrics, tokio::spawn(run.map(|r| r.unwrap())))
-}
-
-async fn scale(cluster: &SimCluster, replicas: &[(&str, i32)]) {
-    cluster
-        .scale("default", replicas.iter().copied())
-        .await
-        .unwrap();
-}
-
-fn running(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-}
-
-/// Waits until `want` pods exist and all run; panics with the state at the deadline.
-async fn all_running(cluster: &SimCluster, want: usize) {
-    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
-    let start = Instant::now();
-    loop {
-        let list = pods.list(&ListParams::default()).await.unwrap().items;
-        let live: Vec<&Pod> = list
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .collect();
-        let up = live.iter().filter(|p| running(p)).count();
-        if live.len() == want && up == want {
-            return;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{up}/{} of {want} pods running after {DEADLINE:?}",
-            live.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn claims(cluster: &SimCluster) -> Vec<NodeClaim> {
-    let api: Api<NodeClaim> = Api::all(cluster.client());
-    api.list(&ListParams::default()).await.unwrap().items
-}
-
-/// Every Node has a NodeClaim, every instance has a NodeClaim, and no two
-/// claims share an instance.
-async fn consistent(cluster: &SimCluster) {
-    let claims = claims(cluster).await;
-    let by_provider: HashSet<String> = claims
-        .iter()
-        .filter_map(|c| c.status.as_ref().and_then(|s| s.provider_id.clone()))
-        .collect();
-    assert_eq!(
-        by_provider.len(),
-        claims.len(),
-        "every claim has its own instance"
-    );
-    let nodes: Api<Node> = Api::all(cluster.client());
-    for node in nodes.list(&ListParams::default()).await.unwrap().items {
-        let id = node.spec.and_then(|s| s.provider_id).unwrap_or_default();
-        assert!(
-            by_provider.contains(&id),
-            "node {:?} has no NodeClaim",
-            node.metadata.name
-        );
-    }
-    let instances = cluster.ec2.list().await.unwrap();
-    for instance in &instances {
-        assert!(
-            by_provider.contains(&instance.provider_id),
-            "instance {} leaked",
-            instance.id
-        );
-    }
-    assert_eq!(instances.len(), claims.len());
-}
 
 fn quantity(text: &str) -> f64 {
     let q: karpenter_api::quantity::Quantity = text.parse().unwrap();

@@ -5,11 +5,13 @@
 //! - [`provisioning`]: pending pods to NodeClaims.
 //! - [`lifecycle`]: NodeClaims to launched, registered, initialized nodes.
 //! - [`termination`]: deleted NodeClaims and Nodes drained and terminated.
+//! - [`disruption`]: nodes no longer needed removed, within budgets.
 //! - [`interruption`]: SQS messages to drained and replaced nodes.
 //! - [`nodeclass`]: EC2NodeClass status and clean-up.
 //! - [`garbage`]: instances no NodeClaim owns.
 //! - [`pod_metrics`]: how long pods take to start.
 
+pub mod disruption;
 pub mod garbage;
 pub mod interruption;
 pub mod lifecycle;

@@ -70,13 +70,9 @@ fn drainable(pod: &CachedPod) -> bool {
     !mirror && crate::controllers::provisioning::is_active(pod)
 }
 
-/// Whether the pod asks not to be disrupted voluntarily.
+/// Whether the pod asks not to be disrupted voluntarily (now).
 pub fn do_not_disrupt(pod: &CachedPod) -> bool {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(labels::DO_NOT_DISRUPT_ANNOTATION))
-        .is_some_and(|v| v == "true")
+    crate::controllers::disruption::do_not_disrupt(&pod.metadata, jiff::Timestamp::now())
 }
 
 /// The termination controller.

@@ -3,15 +3,18 @@
 //! caches, never from list calls, so a pass over 10k pods costs no API call.
 //!
 //! - `changes`: what changed, and waiters that settle bursts.
+//! - `activity`: when each node's pods last changed.
 //! - `index`: Nodes and NodeClaims by provider ID.
 //! - `pod`: the pod as cached, only the fields controllers read.
 //! - `trim`: the fields no controller reads, dropped before caching.
 
+mod activity;
 mod changes;
 mod index;
 mod pod;
 mod trim;
 
+pub use activity::NodeActivity;
 pub use changes::{ChangeWaiter, Changes, Interest};
 use index::{ProviderIdIndex, claim_provider_id, node_provider_id};
 pub use pod::{
@@ -47,6 +50,8 @@ pub struct ClusterState {
     pub classes: Store<EC2NodeClass>,
     /// Every DaemonSet (their pods' requests are overhead on new nodes).
     pub daemonsets: Store<DaemonSet>,
+    /// When each node's pods last changed.
+    pub activity: NodeActivity,
     nodes_by_provider_id: ProviderIdIndex<Node>,
     claims_by_provider_id: ProviderIdIndex<NodeClaim>,
     changes: watch::Receiver<Changes>,
@@ -65,13 +70,16 @@ impl Drop for Reflectors {
     }
 }
 
+/// What a reflector tells about each event besides caching it.
+type Observer<K> = Box<dyn Fn(&watcher::Event<K>) + Send + Sync>;
+
 /// How one kind's reflector works: what it drops from each object before
-/// caching it, which counter its events bump, and the provider-ID index it
-/// keeps, if any.
+/// caching it, which counter its events bump, and what else it keeps up to
+/// date from its events (a provider-ID index, node activity), if anything.
 struct Reporting<K> {
     trim: fn(&mut K),
     is_pod: bool,
-    index: Option<ProviderIdIndex<K>>,
+    observer: Option<Observer<K>>,
 }
 
 impl<K: Resource> Reporting<K> {
@@ -79,9 +87,18 @@ impl<K: Resource> Reporting<K> {
         Reporting {
             trim: trim::metadata,
             is_pod: false,
-            index: None,
+            observer: None,
         }
     }
+}
+
+/// An observer that hands each event to `record` on `target`.
+fn observer<T, K>(target: T, record: fn(&T, &watcher::Event<K>)) -> Observer<K>
+where
+    T: Send + Sync + 'static,
+    K: 'static,
+{
+    Box::new(move |event| record(&target, event))
 }
 
 fn reflect<K>(
@@ -108,8 +125,8 @@ where
                         tracing::warn!(kind = %K::kind(&K::DynamicType::default()), error = %e, "watch failed; retrying");
                     }
                     Ok(event) => {
-                        if let Some(index) = &reporting.index {
-                            index.record(event);
+                        if let Some(observe) = &reporting.observer {
+                            observe(event);
                         }
                     }
                 }
@@ -135,20 +152,27 @@ impl ClusterState {
         let mut tasks = Vec::new();
         let nodes_by_provider_id = ProviderIdIndex::new(node_provider_id);
         let claims_by_provider_id = ProviderIdIndex::new(claim_provider_id);
+        let activity = NodeActivity::default();
         let pods = Reporting {
             trim: trim::pod,
             is_pod: true,
-            index: None,
+            observer: Some(observer(activity.clone(), NodeActivity::record)),
         };
         let nodes = Reporting {
             trim: trim::node,
             is_pod: false,
-            index: Some(nodes_by_provider_id.clone()),
+            observer: Some(observer(
+                nodes_by_provider_id.clone(),
+                ProviderIdIndex::record,
+            )),
         };
         let claims = Reporting {
             trim: trim::claim,
             is_pod: false,
-            index: Some(claims_by_provider_id.clone()),
+            observer: Some(observer(
+                claims_by_provider_id.clone(),
+                ProviderIdIndex::record,
+            )),
         };
         let state = ClusterState {
             pods: reflect(client, sender.clone(), pods, &mut tasks),
@@ -157,6 +181,7 @@ impl ClusterState {
             pools: reflect(client, sender.clone(), Reporting::plain(), &mut tasks),
             classes: reflect(client, sender.clone(), Reporting::plain(), &mut tasks),
             daemonsets: reflect(client, sender, Reporting::plain(), &mut tasks),
+            activity,
             nodes_by_provider_id,
             claims_by_provider_id,
             changes,

@@ -1,0 +1,277 @@
+//! Which nodes may be disrupted at all, what runs on them and what they
+//! cost, and per NodePool how many nodes it has and how many are already
+//! being disrupted (both count against its budgets).
+
+use crate::cloud::CloudProvider;
+use crate::controllers::Context;
+use crate::controllers::lifecycle::is_true;
+use crate::controllers::provisioning::{is_active, is_daemon_pod, is_provisionable};
+use crate::state::{CachedPod, deleting, pool_label};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use karpenter_api::labels;
+use karpenter_api::v1::{NodeClaim, NodePool, nodeclaim_conditions as cond};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// An initialized node Karpenter launched that nothing protects.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Its NodeClaim.
+    pub claim: Arc<NodeClaim>,
+    /// Its Node's name.
+    pub node: String,
+    /// Its NodePool.
+    pub pool: String,
+    /// `spot`, `on-demand` or `reserved`.
+    pub capacity_type: String,
+    /// What it costs per hour (0 when its offering is no longer listed).
+    pub price: f64,
+    /// Pods on it that a drain would move (not DaemonSet, static or finished pods).
+    pub workload_pods: usize,
+}
+
+impl Candidate {
+    /// The NodeClaim's name.
+    pub fn name(&self) -> String {
+        self.claim.metadata.name.clone().unwrap_or_default()
+    }
+}
+
+/// A NodePool as budgets see it.
+pub struct PoolNodes {
+    /// The NodePool.
+    pub pool: Arc<NodePool>,
+    /// Its nodes (NodeClaims), those being deleted included.
+    pub nodes: usize,
+    /// Those being deleted or already tainted for disruption.
+    pub disrupting: usize,
+}
+
+/// The cluster as disruption sees it.
+pub struct Candidates {
+    /// Nodes that may be disrupted.
+    pub nodes: Vec<Candidate>,
+    /// NodePools by name.
+    pub pools: BTreeMap<String, PoolNodes>,
+    /// Whether any pod waits for capacity.
+    pub pending_pods: bool,
+}
+
+/// Whether `karpenter.sh/do-not-disrupt` on the object blocks voluntary
+/// disruption at `now`: `"true"` always; a duration (`"30m"`) until that
+/// long after the object was created; any other value never (as upstream
+/// ignores values other than `"true"`).
+pub fn do_not_disrupt(meta: &ObjectMeta, now: Timestamp) -> bool {
+    let Some(value) = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::DO_NOT_DISRUPT_ANNOTATION))
+    else {
+        return false;
+    };
+    if value == "true" {
+        return true;
+    }
+    let (Ok(duration), Some(created)) = (
+        karpenter_api::duration::parse(value),
+        meta.creation_timestamp.as_ref(),
+    ) else {
+        return false;
+    };
+    let since = now.duration_since(created.0);
+    since.is_negative() || since.unsigned_abs() < duration
+}
+
+/// Pods by node: how many a drain would move, and the nodes a pod protects.
+struct PodsByNode {
+    workload: HashMap<String, usize>,
+    protected: HashSet<String>,
+    pending: bool,
+}
+
+fn pods_by_node(pods: &[Arc<CachedPod>], now: Timestamp) -> PodsByNode {
+    let mut out = PodsByNode {
+        workload: HashMap::new(),
+        protected: HashSet::new(),
+        pending: false,
+    };
+    for pod in pods {
+        if is_provisionable(pod) {
+            out.pending = true;
+            continue;
+        }
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+            continue;
+        };
+        if !is_active(pod) || is_daemon_pod(pod) || is_mirror(pod) {
+            continue;
+        }
+        *out.workload.entry(node.to_string()).or_default() += 1;
+        if do_not_disrupt(&pod.metadata, now) {
+            out.protected.insert(node.to_string());
+        }
+    }
+    out
+}
+
+/// Whether the pod is a static pod's mirror (the kubelet owns it).
+pub(super) fn is_mirror(pod: &CachedPod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+}
+
+/// Whether the node is already tainted for disruption.
+fn tainted_for_disruption(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| t.iter().any(|t| t.key == labels::DISRUPTED_TAINT_KEY))
+}
+
+/// Gathers candidates and NodePool counts from the caches, pricing each
+/// candidate from its NodePool's offerings.
+pub async fn gather<C: CloudProvider>(ctx: &Context<C>, now: Timestamp) -> Candidates {
+    let pods = pods_by_node(&ctx.state.pods.state(), now);
+    let mut pools: BTreeMap<String, PoolNodes> = ctx
+        .state
+        .pools
+        .state()
+        .into_iter()
+        .filter(|p| !deleting(p.as_ref()))
+        .map(|p| {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let nodes = PoolNodes {
+                pool: p,
+                nodes: 0,
+                disrupting: 0,
+            };
+            (name, nodes)
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for claim in ctx.state.claims.state() {
+        let Some(pool) = pools.get_mut(&pool_label(claim.as_ref())) else {
+            continue;
+        };
+        pool.nodes += 1;
+        let node = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .and_then(|n| ctx.state.node(n));
+        let disrupting = deleting(claim.as_ref())
+            || node
+                .as_ref()
+                .is_some_and(|n| deleting(n.as_ref()) || tainted_for_disruption(n));
+        if disrupting {
+            pool.disrupting += 1;
+            continue;
+        }
+        let Some(node) = node else { continue };
+        let node_name = node.metadata.name.clone().unwrap_or_default();
+        if !is_true(&claim, cond::INITIALIZED)
+            || do_not_disrupt(&claim.metadata, now)
+            || do_not_disrupt(&node.metadata, now)
+            || pods.protected.contains(&node_name)
+        {
+            continue;
+        }
+        let label = |key: &str| {
+            claim
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(key))
+                .cloned()
+                .unwrap_or_default()
+        };
+        nodes.push(Candidate {
+            pool: pool_label(claim.as_ref()),
+            capacity_type: label(labels::CAPACITY_TYPE),
+            price: 0.0,
+            workload_pods: pods.workload.get(&node_name).copied().unwrap_or(0),
+            node: node_name,
+            claim,
+        });
+    }
+    price(ctx, &pools, &mut nodes).await;
+    Candidates {
+        nodes,
+        pools,
+        pending_pods: pods.pending,
+    }
+}
+
+/// Fills each candidate's hourly price from its NodePool's offerings (the
+/// instance type, zone and capacity type it launched as).
+async fn price<C: CloudProvider>(
+    ctx: &Context<C>,
+    pools: &BTreeMap<String, PoolNodes>,
+    candidates: &mut [Candidate],
+) {
+    for (name, pool) in pools {
+        if !candidates.iter().any(|c| &c.pool == name) {
+            continue;
+        }
+        let Some(class) = ctx.state.class_of(&pool.pool) else {
+            continue;
+        };
+        let types = match ctx
+            .metrics
+            .cloud_call(
+                "GetInstanceTypes",
+                ctx.cloud.instance_types(&pool.pool, &class),
+            )
+            .await
+        {
+            Ok(types) => types,
+            Err(e) => {
+                tracing::warn!(nodepool = %name, error = %e, "instance types unavailable; savings not priced");
+                continue;
+            }
+        };
+        for candidate in candidates.iter_mut().filter(|c| &c.pool == name) {
+            let labels = candidate.claim.metadata.labels.as_ref();
+            let get = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+            let offering = types
+                .iter()
+                .find(|t| Some(t.name.as_str()) == get(labels::INSTANCE_TYPE))
+                .and_then(|t| {
+                    t.offerings.iter().find(|o| {
+                        Some(o.zone.as_str()) == get(labels::ZONE)
+                            && Some(o.capacity_type.label()) == get(labels::CAPACITY_TYPE)
+                    })
+                });
+            candidate.price = offering.map(|o| o.price).unwrap_or(0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta(value: &str, created: &str) -> ObjectMeta {
+        serde_json::from_value(json!({
+            "name": "x",
+            "creationTimestamp": created,
+            "annotations": {"karpenter.sh/do-not-disrupt": value},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn do_not_disrupt_true_or_for_a_duration_after_creation() {
+        let now: Timestamp = "2026-11-23T12:00:00Z".parse().unwrap();
+        assert!(do_not_disrupt(&meta("true", "2026-01-01T00:00:00Z"), now));
+        assert!(do_not_disrupt(&meta("1h", "2026-11-23T11:30:00Z"), now));
+        assert!(!do_not_disrupt(&meta("1h", "2026-11-23T10:59:00Z"), now));
+        assert!(!do_not_disrupt(&meta("false", "2026-11-23T11:59:00Z"), now));
+        assert!(!do_not_disrupt(&ObjectMeta::default(), now));
+    }
+}

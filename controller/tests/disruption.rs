@@ -1,0 +1,171 @@
+//! Disruption end to end on kubesim and the simulated EC2: empty nodes go
+//! once they have been empty for `consolidateAfter`, never more at once than
+//! the NodePool's budget allows; a budget window with `nodes: 0` blocks
+//! them; a node marked `karpenter.sh/do-not-disrupt` stays.
+
+mod sim;
+
+use k8s_openapi::api::core::v1::Node;
+use karpenter_api::v1::{NodeClaim, NodePool};
+use karpenter_controller::demo::Timing;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use sim::*;
+use std::time::{Duration, Instant};
+
+/// Sets the default NodePool's `spec.disruption`.
+async fn disruption(cluster: &karpenter_controller::demo::SimCluster, spec: serde_json::Value) {
+    let pools: Api<NodePool> = Api::all(cluster.client());
+    pools
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"disruption": spec}})),
+        )
+        .await
+        .unwrap();
+}
+
+fn quick(settings: &mut karpenter_controller::settings::Settings) {
+    settings.disruption_poll_interval = Duration::from_millis(250);
+}
+
+/// Live NodeClaims and those being deleted.
+async fn claim_counts(cluster: &karpenter_controller::demo::SimCluster) -> (usize, usize) {
+    let all: Vec<NodeClaim> = claims(cluster).await;
+    let deleting = all
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_some())
+        .count();
+    (all.len(), deleting)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn empty_nodes_go_after_consolidate_after_within_the_budget_and_protected_ones_stay() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    disruption(
+        &cluster,
+        json!({"consolidateAfter": "3s", "budgets": [{"nodes": "2"}]}),
+    )
+    .await;
+    let mut settings = settings("solo", false);
+    quick(&mut settings);
+    let (metrics, _controller) = start(&cluster, settings);
+    scale(&cluster, &[("web", 40), ("worker", 20)]).await;
+    all_running(&cluster, 60).await;
+    let launched = claims(&cluster).await;
+    assert!(launched.len() >= 4, "{} nodes", launched.len());
+    // One node asks to be left alone.
+    let protected = launched[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap();
+    let nodes: Api<Node> = Api::all(cluster.client());
+    nodes
+        .patch(
+            &protected,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"karpenter.sh/do-not-disrupt": "true"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+
+    // No node can be empty before its pods are told to go.
+    let emptied = Instant::now();
+    scale(&cluster, &[("web", 0), ("worker", 0)]).await;
+    all_running(&cluster, 0).await;
+    let mut first_deletion = None;
+    let mut most_at_once = 0;
+    loop {
+        let (live, deleting) = claim_counts(&cluster).await;
+        most_at_once = most_at_once.max(deleting);
+        if deleting > 0 && first_deletion.is_none() {
+            first_deletion = Some(emptied.elapsed());
+        }
+        if live == 1 {
+            break;
+        }
+        assert!(
+            emptied.elapsed() < DEADLINE,
+            "{live} nodes left ({deleting} deleting) after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = first_deletion.unwrap();
+    assert!(
+        first >= Duration::from_secs(3),
+        "a node went {first:?} after the scale-down (consolidateAfter 3s)"
+    );
+    assert!(
+        most_at_once <= 2,
+        "{most_at_once} nodes disrupted at once (budget 2)"
+    );
+    let left = claims(&cluster).await;
+    assert_eq!(
+        left[0].status.as_ref().and_then(|s| s.node_name.clone()),
+        Some(protected),
+        "the do-not-disrupt node stays"
+    );
+    let text = metrics.encode();
+    let removed = launched.len() - 1;
+    assert!(
+        text.contains("karpenter_nodeclaims_disrupted_total{reason=\"empty\",nodepool=\"default\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "karpenter_voluntary_disruption_decisions_total{{decision=\"delete\",reason=\"empty\",consolidation_type=\"\"}} {removed}"
+        )),
+        "{removed} decisions expected:\n{text}"
+    );
+    consistent(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_budget_window_with_no_nodes_blocks_emptiness_until_it_is_lifted() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    // Every minute for an hour: always active.
+    disruption(
+        &cluster,
+        json!({"consolidateAfter": "1s", "budgets": [
+            {"nodes": "0", "schedule": "* * * * *", "duration": "1h"},
+            {"nodes": "100%"},
+        ]}),
+    )
+    .await;
+    let mut settings = settings("solo", false);
+    quick(&mut settings);
+    let (metrics, _controller) = start(&cluster, settings);
+    scale(&cluster, &[("worker", 20)]).await;
+    all_running(&cluster, 20).await;
+    let launched = claims(&cluster).await.len();
+    scale(&cluster, &[("worker", 0)]).await;
+    all_running(&cluster, 0).await;
+
+    // Well past consolidateAfter, nothing has gone.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(claim_counts(&cluster).await, (launched, 0));
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "karpenter_nodepools_allowed_disruptions{nodepool=\"default\",reason=\"empty\"} 0"
+        ),
+        "{text}"
+    );
+
+    // The window lifted, the nodes go.
+    disruption(&cluster, json!({"budgets": [{"nodes": "100%"}]})).await;
+    let lifted = Instant::now();
+    while claim_counts(&cluster).await.0 > 0 {
+        assert!(
+            lifted.elapsed() < DEADLINE,
+            "nodes left after the budget lifted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    consistent(&cluster).await;
+}
