@@ -1,7 +1,8 @@
 //! Disruption end to end on kubesim and the simulated EC2: empty nodes go
 //! once they have been empty for `consolidateAfter`, never more at once than
 //! the NodePool's budget allows; a budget window with `nodes: 0` blocks
-//! them; a node marked `karpenter.sh/do-not-disrupt` stays.
+//! them; a node marked `karpenter.sh/do-not-disrupt` stays; NodeClaims past
+//! their `expireAfter` are replaced by new ones, their pods running again.
 
 mod sim;
 
@@ -168,4 +169,58 @@ async fn a_budget_window_with_no_nodes_blocks_emptiness_until_it_is_lifted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     consistent(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expired_nodeclaims_go_and_their_pods_run_on_new_ones() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    let pools: Api<NodePool> = Api::all(cluster.client());
+    pools
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"expireAfter": "4s"}}}})),
+        )
+        .await
+        .unwrap();
+    let mut settings = settings("solo", false);
+    quick(&mut settings);
+    let (metrics, _controller) = start(&cluster, settings);
+    scale(&cluster, &[("worker", 10)]).await;
+    all_running(&cluster, 10).await;
+    let first: Vec<String> = claims(&cluster)
+        .await
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+
+    // Every first-generation claim goes; the pods run again elsewhere.
+    let began = Instant::now();
+    loop {
+        let now: Vec<String> = claims(&cluster)
+            .await
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
+        if !now.iter().any(|n| first.contains(n)) {
+            break;
+        }
+        assert!(
+            began.elapsed() < DEADLINE,
+            "first-generation claims still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    all_running(&cluster, 10).await;
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "karpenter_nodeclaims_disrupted_total{reason=\"expired\",nodepool=\"default\""
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reason=\"expired\",consolidation_type"),
+        "expiration is not a voluntary decision:\n{text}"
+    );
 }

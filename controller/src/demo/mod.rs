@@ -124,10 +124,20 @@ impl Player {
     }
 
     async fn wait_running(&mut self, limit: Duration, step: &str) -> Result<Duration, DemoError> {
+        self.wait_until(limit, step, Snapshot::settled).await
+    }
+
+    /// Waits until `done` holds for the cluster, at most `limit`.
+    async fn wait_until(
+        &mut self,
+        limit: Duration,
+        step: &str,
+        done: fn(&Snapshot) -> bool,
+    ) -> Result<Duration, DemoError> {
         let start = Instant::now();
         loop {
             self.tick(step).await?;
-            if self.last.settled() && start.elapsed() >= Duration::from_millis(500) {
+            if done(&self.last) && start.elapsed() >= Duration::from_millis(500) {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > limit {
@@ -218,6 +228,45 @@ impl Player {
     }
 }
 
+/// Plays every NodePool's `consolidateAfter` at the demo's speed (`1m` at
+/// speed 20 waits 3 s), as the simulated clocks of launches and boots are.
+async fn scale_consolidate_after(cluster: &SimCluster, speed: f64) -> Result<(), DemoError> {
+    let pools: Api<karpenter_api::v1::NodePool> = Api::all(cluster.client());
+    let list = pools
+        .list(&Default::default())
+        .await
+        .map_err(|e| DemoError::Cluster(e.to_string()))?;
+    for pool in list.items {
+        let text = pool
+            .spec
+            .disruption
+            .as_ref()
+            .and_then(|d| d.consolidate_after.clone());
+        let Some(Ok(karpenter_api::duration::NillableDuration::After(after))) =
+            text.as_deref().map(karpenter_api::duration::parse_nillable)
+        else {
+            continue;
+        };
+        let scaled = format!("{}s", (after.as_secs_f64() / speed).ceil().max(1.0) as u64);
+        let name = pool.metadata.name.clone().unwrap_or_default();
+        println!(
+            "NodePool {name}: consolidateAfter {} plays as {scaled} at speed {speed}",
+            text.unwrap_or_default()
+        );
+        pools
+            .patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(
+                    serde_json::json!({"spec": {"disruption": {"consolidateAfter": scaled}}}),
+                ),
+            )
+            .await
+            .map_err(|e| DemoError::Cluster(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Plays the demo; prints progress and the summary.
 pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     let scenario = Scenario::parse(&options.scenario)
@@ -253,6 +302,8 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     crate::endpoints::init_logging(&settings);
     settings.metrics_port = 0;
     settings.health_probe_port = 0;
+    settings.disruption_poll_interval = Duration::from_secs_f64((10.0 / options.speed).max(0.25));
+    scale_consolidate_after(&cluster, options.speed).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (_metrics, controller) = cluster.controller(settings, async {
         let _ = stopped.await;
@@ -274,6 +325,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     let mut scale_out = None;
     let mut scaled_at: Option<Instant> = None;
     let mut interruptions = Vec::new();
+    let mut scale_in = None;
     for (i, step) in scenario.steps.iter().enumerate() {
         let label = format!(
             "step {}/{}: {}",
@@ -304,6 +356,15 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
                 handled.to_recovered = Some(took + handled.to_drain.unwrap_or_default());
                 interruptions.push(handled);
             }
+            Step::WaitScaledIn(limit) => {
+                let limit = scenario::step_duration(limit).map_err(DemoError::Input)?;
+                player.tick(&label).await?;
+                let before = player.last.clone();
+                let took = player
+                    .wait_until(limit, &label, |s| s.settled() && s.empty == 0)
+                    .await?;
+                scale_in = Some((before, player.last.clone(), took));
+            }
             Step::Sleep(d) => {
                 let d = scenario::step_duration(d).map_err(DemoError::Input)?;
                 let until = Instant::now() + d;
@@ -324,6 +385,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
         observer: &player.observer,
         last: &player.last,
         interruptions: &interruptions,
+        scale_in,
         kubeconfig: &kubeconfig,
     };
     println!("{}", summary.render());

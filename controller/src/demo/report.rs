@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub draining: usize,
     /// Hourly price of every launched NodeClaim.
     pub hourly_cost: f64,
+    /// Ready nodes (not being deleted) without a pod of the demo's workloads.
+    pub empty: usize,
 }
 
 impl Snapshot {
@@ -137,6 +139,12 @@ impl Observer {
             nodes_ready: ready_nodes.values().filter(|r| **r).count(),
             ..Snapshot::default()
         };
+        let busy: std::collections::HashSet<&str> = pods
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
+            .collect();
         for claim in &claims.items {
             let name = claim.metadata.name.clone().unwrap_or_default();
             if claim.metadata.deletion_timestamp.is_some() {
@@ -150,6 +158,13 @@ impl Observer {
                 .is_some_and(|n| ready_nodes.get(n).copied().unwrap_or(false));
             if !node_ready {
                 snapshot.launching += 1;
+            } else if claim
+                .status
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .is_some_and(|n| !busy.contains(n))
+            {
+                snapshot.empty += 1;
             }
             if let Some(launch) = price(&self.catalog, claim) {
                 snapshot.hourly_cost += launch.price;
@@ -199,6 +214,8 @@ pub struct Summary<'a> {
     pub last: &'a Snapshot,
     /// Interruptions.
     pub interruptions: &'a [Handled],
+    /// Scale-in: the cluster before and after its empty nodes went, and how long that took.
+    pub scale_in: Option<(Snapshot, Snapshot, Duration)>,
     /// The kubeconfig path.
     pub kubeconfig: &'a str,
 }
@@ -248,6 +265,18 @@ impl Summary<'_> {
             "  hourly cost at the end     ${:.3}/h on {} nodes ({} pods)",
             self.last.hourly_cost, self.last.nodes_ready, self.last.pods
         );
+        if let Some((before, after, took)) = &self.scale_in {
+            let _ = writeln!(
+                out,
+                "  scale-in                   {} empty nodes removed in {:.1} s: ${:.3}/h on {} nodes -> ${:.3}/h on {}",
+                before.nodes_ready.saturating_sub(after.nodes_ready),
+                took.as_secs_f64(),
+                before.hourly_cost,
+                before.nodes_ready,
+                after.hourly_cost,
+                after.nodes_ready
+            );
+        }
         for h in self.interruptions {
             let secs = |d: Option<Duration>| {
                 d.map_or("not seen".to_string(), |d| {

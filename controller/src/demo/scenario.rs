@@ -61,6 +61,9 @@ pub enum Step {
     Interrupt(String),
     /// Waits this long.
     Sleep(String),
+    /// Waits until every pod runs and no node is left empty (disruption
+    /// removed them after `consolidateAfter`), at most this long.
+    WaitScaledIn(String),
 }
 
 impl Step {
@@ -74,6 +77,7 @@ impl Step {
             Step::WaitRunning(_) => "wait until every pod runs".into(),
             Step::Interrupt(kind) => format!("{kind} interruption for one node"),
             Step::Sleep(d) => format!("sleep {d}"),
+            Step::WaitScaledIn(_) => "wait until empty nodes are removed".into(),
         }
     }
 }
@@ -113,7 +117,7 @@ impl Scenario {
                         }
                     }
                 }
-                Step::WaitRunning(d) | Step::Sleep(d) => {
+                Step::WaitRunning(d) | Step::Sleep(d) | Step::WaitScaledIn(d) => {
                     step_duration(d).map_err(|e| format!("steps[{i}]: {e}"))?;
                 }
                 Step::Interrupt(kind) => {

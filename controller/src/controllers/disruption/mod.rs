@@ -10,6 +10,8 @@
 //! - `emptiness`: nodes without workload pods (DaemonSet and static pods do
 //!   not count) for the NodePool's `consolidateAfter`.
 //! - [`budgets`]: how many of a NodePool's nodes may be disrupted at once.
+//! - `expiration`: NodeClaims older than their `expireAfter` (forceful: no
+//!   budget or `do-not-disrupt` holds it back, as upstream).
 //!
 //! A chosen node's NodeClaim is deleted; the termination controller then
 //! taints, drains (PDBs honoured) and terminates it. Each decision is logged
@@ -17,11 +19,12 @@
 //! and the hourly saving.
 //!
 //! Not yet here (see issue #9): consolidation of under-used nodes, drift and
-//! expiration replacements.
+//! replacements launched before a node goes.
 
 pub mod budgets;
 mod candidates;
 mod emptiness;
+mod expiration;
 
 pub use budgets::Reason;
 pub use candidates::do_not_disrupt;
@@ -30,6 +33,7 @@ use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::writes::delete_claim;
 use candidates::Candidate;
+use expiration::expired;
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,9 +48,10 @@ pub struct Decision {
     pub node: String,
     /// Its NodePool.
     pub pool: String,
-    /// Why.
-    pub reason: Reason,
-    /// What the node cost per hour (the saving, as nothing replaces it).
+    /// Why, as metrics label it (`empty`, `expired`).
+    pub reason: String,
+    /// What the node cost per hour (the saving, as nothing replaces it;
+    /// 0 for expiration, whose pods are provisioned anew).
     pub saving_per_hour: f64,
 }
 
@@ -78,6 +83,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
     /// acted on.
     pub async fn pass(&self) -> Vec<Decision> {
         let ctx = &self.ctx;
+        let mut decisions = self.expire().await;
         let candidates = candidates::gather(ctx, Timestamp::now()).await;
         ctx.state
             .activity
@@ -93,12 +99,45 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         if candidates.pending_pods {
             // Pending pods may be about to land on an empty node; removing
             // it now would only launch its replacement.
-            return Vec::new();
+            return decisions;
         }
         let chosen = self.within_budgets(&candidates, empty, Reason::Empty);
-        let mut decisions = Vec::new();
         for candidate in chosen {
-            if let Some(decision) = self.act(candidate, Reason::Empty).await {
+            if let Some(decision) = self.remove_empty(candidate).await {
+                decisions.push(decision);
+            }
+        }
+        decisions
+    }
+
+    /// Deletes every NodeClaim past its `expireAfter`.
+    async fn expire(&self) -> Vec<Decision> {
+        let ctx = &self.ctx;
+        let mut decisions = Vec::new();
+        for (claim, age) in expired(ctx, Timestamp::now()) {
+            let expire_after = claim.spec.template.expire_after.clone().unwrap_or_default();
+            let note = format!(
+                "Expired: {:.0?} old, expireAfter {expire_after}; deleting (its pods are provisioned anew)",
+                age
+            );
+            let target = Target {
+                claim: &claim,
+                node: claim
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_default(),
+                pool: crate::state::pool_label(claim.as_ref()),
+                capacity_type: claim
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(karpenter_api::labels::CAPACITY_TYPE))
+                    .cloned()
+                    .unwrap_or_default(),
+                price: 0.0,
+            };
+            if let Some(decision) = self.disrupt(target, "expired", None, note).await {
                 decisions.push(decision);
             }
         }
@@ -147,62 +186,95 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             .collect()
     }
 
-    /// Deletes the candidate's NodeClaim after checking, against the cache
-    /// as it is now, that it still qualifies.
-    async fn act(&self, candidate: &Candidate, reason: Reason) -> Option<Decision> {
+    /// Deletes an empty candidate's NodeClaim after checking, against the
+    /// cache as it is now, that it still qualifies.
+    async fn remove_empty(&self, candidate: &Candidate) -> Option<Decision> {
         let ctx = &self.ctx;
-        let claim = ctx.state.claim(&candidate.claim.metadata.name.clone()?)?;
+        let claim = ctx.state.claim(&candidate.name())?;
         if crate::state::deleting(claim.as_ref()) || !emptiness::still_empty(ctx, &candidate.node) {
             return None;
         }
-        let reason_label = reason.as_str().to_lowercase();
         let note = format!(
-            "{reason}: no workload pods for the NodePool's consolidateAfter; deleting, saving ${:.4}/h",
+            "Empty: no workload pods for the NodePool's consolidateAfter; deleting, saving ${:.4}/h",
             candidate.price
         );
-        if let Err(e) = delete_claim(ctx, &claim, &reason_label).await {
-            tracing::warn!(nodeclaim = %candidate.name(), error = %e, "could not delete a node chosen for disruption");
+        let target = Target {
+            claim: &claim,
+            node: candidate.node.clone(),
+            pool: candidate.pool.clone(),
+            capacity_type: candidate.capacity_type.clone(),
+            price: candidate.price,
+        };
+        self.disrupt(target, "empty", Some("delete"), note).await
+    }
+
+    /// Deletes the target's NodeClaim (termination drains it), explaining
+    /// why in a log line and an event on the NodeClaim and the Node, and
+    /// counts it (as a voluntary decision too when it is one: expiration is
+    /// forceful).
+    async fn disrupt(
+        &self,
+        target: Target<'_>,
+        reason: &str,
+        voluntary_decision: Option<&str>,
+        note: String,
+    ) -> Option<Decision> {
+        let ctx = &self.ctx;
+        let name = target.claim.metadata.name.clone().unwrap_or_default();
+        if let Err(e) = delete_claim(ctx, target.claim, reason).await {
+            tracing::warn!(nodeclaim = %name, error = %e, "could not delete a node chosen for disruption");
             return None;
         }
         tracing::info!(
-            nodeclaim = %candidate.name(),
-            node = %candidate.node,
-            nodepool = %candidate.pool,
-            reason = %reason,
-            saving_per_hour = candidate.price,
-            "disrupting node"
+            nodeclaim = %name,
+            node = %target.node,
+            nodepool = %target.pool,
+            reason,
+            saving_per_hour = target.price,
+            "disrupting node: {note}"
         );
-        ctx.event(claim.as_ref(), false, "DisruptionTerminating", note.clone());
-        if let Some(node) = ctx.state.node(&candidate.node) {
+        ctx.event(target.claim, false, "DisruptionTerminating", note.clone());
+        if let Some(node) = ctx.state.node(&target.node) {
             ctx.event(node.as_ref(), false, "DisruptionTerminating", note);
         }
         let metrics = &ctx.metrics;
-        metrics
-            .disruption_decisions
-            .get_or_create(&vec![
-                ("decision", "delete".to_string()),
-                ("reason", reason_label.clone()),
-                ("consolidation_type", String::new()),
-            ])
-            .inc();
+        if let Some(decision) = voluntary_decision {
+            metrics
+                .disruption_decisions
+                .get_or_create(&vec![
+                    ("decision", decision.to_string()),
+                    ("reason", reason.to_string()),
+                    ("consolidation_type", String::new()),
+                ])
+                .inc();
+        }
         metrics
             .nodeclaims_disrupted
             .get_or_create(&vec![
-                ("reason", reason_label),
-                ("nodepool", candidate.pool.clone()),
-                ("capacity_type", candidate.capacity_type.clone()),
+                ("reason", reason.to_string()),
+                ("nodepool", target.pool.clone()),
+                ("capacity_type", target.capacity_type),
             ])
             .inc();
         metrics
             .disruption_savings
-            .get_or_create(&vec![("nodepool", candidate.pool.clone())])
-            .inc_by(candidate.price);
+            .get_or_create(&vec![("nodepool", target.pool.clone())])
+            .inc_by(target.price);
         Some(Decision {
-            claim: candidate.name(),
-            node: candidate.node.clone(),
-            pool: candidate.pool.clone(),
-            reason,
-            saving_per_hour: candidate.price,
+            claim: name,
+            node: target.node,
+            pool: target.pool,
+            reason: reason.to_string(),
+            saving_per_hour: target.price,
         })
     }
+}
+
+/// A node to disrupt.
+struct Target<'a> {
+    claim: &'a karpenter_api::v1::NodeClaim,
+    node: String,
+    pool: String,
+    capacity_type: String,
+    price: f64,
 }
