@@ -224,3 +224,53 @@ async fn expired_nodeclaims_go_and_their_pods_run_on_new_ones() {
         "expiration is not a voluntary decision:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_used_nodes_whose_pods_fit_elsewhere_are_consolidated() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    disruption(
+        &cluster,
+        json!({"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}),
+    )
+    .await;
+    let mut settings = settings("solo", false);
+    quick(&mut settings);
+    let (metrics, _controller) = start(&cluster, settings);
+    scale(&cluster, &[("api", 30), ("worker", 20)]).await;
+    all_running(&cluster, 50).await;
+    let peak = claims(&cluster).await.len();
+    let created = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("karpenter_nodeclaims_created_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let launched = created(&metrics.encode());
+
+    // A tenth of the load stays: its nodes are mostly idle.
+    scale(&cluster, &[("api", 3), ("worker", 2)]).await;
+    all_running(&cluster, 5).await;
+    let began = Instant::now();
+    let decided = "karpenter_voluntary_disruption_decisions_total{decision=\"delete\",reason=\"underutilized\",consolidation_type=\"single\"}";
+    loop {
+        let text = metrics.encode();
+        if text.contains(decided) && claim_counts(&cluster).await.1 == 0 {
+            break;
+        }
+        assert!(
+            began.elapsed() < DEADLINE,
+            "no consolidation after {DEADLINE:?} ({} nodes):\n{text}",
+            claims(&cluster).await.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    all_running(&cluster, 5).await;
+    let left = claims(&cluster).await.len();
+    assert!(left < peak, "{left} nodes left of {peak}");
+    assert_eq!(
+        created(&metrics.encode()),
+        launched,
+        "the moved pods fit on the nodes left: nothing new is launched"
+    );
+    consistent(&cluster).await;
+}

@@ -52,7 +52,10 @@ pub fn eligible<'a, C: CloudProvider>(
 
 /// The NodePool's `consolidateAfter`; `None` for `Never` (or a value the
 /// API server should have refused, which must not allow anything).
-fn consolidate_after<C: CloudProvider>(ctx: &Context<C>, pool: &str) -> Option<Duration> {
+pub(super) fn consolidate_after<C: CloudProvider>(
+    ctx: &Context<C>,
+    pool: &str,
+) -> Option<Duration> {
     let pool = ctx.state.pool(pool)?;
     let text = pool
         .spec

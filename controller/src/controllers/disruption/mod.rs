@@ -9,6 +9,8 @@
 //!   it), and what runs on them.
 //! - `emptiness`: nodes without workload pods (DaemonSet and static pods do
 //!   not count) for the NodePool's `consolidateAfter`.
+//! - `consolidation`: nodes whose pods all fit on the other nodes as they
+//!   are (single node, delete; validated again before acting).
 //! - [`budgets`]: how many of a NodePool's nodes may be disrupted at once.
 //! - `expiration`: NodeClaims older than their `expireAfter` (forceful: no
 //!   budget or `do-not-disrupt` holds it back, as upstream).
@@ -18,11 +20,13 @@
 //! and recorded as an event on the NodeClaim and the Node, with its reason
 //! and the hourly saving.
 //!
-//! Not yet here (see issue #9): consolidation of under-used nodes, drift and
-//! replacements launched before a node goes.
+//! Not yet here (see issue #9): consolidation that launches a cheaper
+//! replacement, multi-node consolidation, drift, and replacements launched
+//! before a node goes.
 
 pub mod budgets;
 mod candidates;
+mod consolidation;
 mod emptiness;
 mod expiration;
 
@@ -60,6 +64,12 @@ pub struct Disruption<C> {
     ctx: Arc<Context<C>>,
     /// NodeClaim name -> when it was first seen without workload pods.
     empty_since: Mutex<HashMap<String, Instant>>,
+    /// A consolidation decision waiting for validation: NodeClaim name and
+    /// when it was made.
+    validating: Mutex<Option<(String, Instant)>>,
+    /// When this controller started (the last pod event of nodes none was
+    /// seen for).
+    started: Instant,
 }
 
 impl<C: CloudProvider + 'static> Disruption<C> {
@@ -68,6 +78,8 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         Disruption {
             ctx,
             empty_since: Mutex::new(HashMap::new()),
+            validating: Mutex::new(None),
+            started: Instant::now(),
         }
     }
 
@@ -107,7 +119,70 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                 decisions.push(decision);
             }
         }
+        if decisions.is_empty()
+            && let Some(decision) = self.consolidate(&candidates).await
+        {
+            decisions.push(decision);
+        }
         decisions
+    }
+
+    /// Single-node consolidation: validates and acts on the decision made
+    /// at least a validation delay ago, or makes one.
+    async fn consolidate(&self, candidates: &candidates::Candidates) -> Option<Decision> {
+        let ctx = &self.ctx;
+        let now = Instant::now();
+        let eligible = consolidation::underutilized(ctx, &candidates.nodes, self.started, now);
+        let eligible = self.within_budgets(candidates, eligible, Reason::Underutilized);
+        let delay = consolidation::validation_delay(ctx.settings.disruption_poll_interval);
+        let waiting = self.validating.lock().expect("validating").clone();
+        match waiting {
+            Some((name, since)) if now.duration_since(since) < delay => {
+                // Still waiting, unless the candidate is gone already.
+                if !eligible.iter().any(|c| c.name() == name) {
+                    *self.validating.lock().expect("validating") = None;
+                }
+                None
+            }
+            Some((name, _)) => {
+                *self.validating.lock().expect("validating") = None;
+                let candidate = eligible.into_iter().find(|c| c.name() == name)?;
+                if let Err(why) = consolidation::fits_elsewhere(ctx, candidate) {
+                    tracing::info!(nodeclaim = %name, reason = %why, "consolidation dropped on validation");
+                    return None;
+                }
+                self.remove_underutilized(candidate).await
+            }
+            None => {
+                let chosen = eligible
+                    .into_iter()
+                    .find(|c| consolidation::fits_elsewhere(ctx, c).is_ok())?;
+                tracing::info!(nodeclaim = %chosen.name(), node = %chosen.node, "consolidation candidate: its pods fit on other nodes; validating in {:?}", delay);
+                *self.validating.lock().expect("validating") = Some((chosen.name(), now));
+                None
+            }
+        }
+    }
+
+    /// Deletes an under-used candidate whose pods fit elsewhere.
+    async fn remove_underutilized(&self, candidate: &Candidate) -> Option<Decision> {
+        let claim = self.ctx.state.claim(&candidate.name())?;
+        if crate::state::deleting(claim.as_ref()) {
+            return None;
+        }
+        let note = format!(
+            "Underutilized: its {} pods fit on the other nodes; deleting, saving ${:.4}/h",
+            candidate.workload_pods, candidate.price
+        );
+        let target = Target {
+            claim: &claim,
+            node: candidate.node.clone(),
+            pool: candidate.pool.clone(),
+            capacity_type: candidate.capacity_type.clone(),
+            price: candidate.price,
+        };
+        self.disrupt(target, "underutilized", Some("delete"), note, "single")
+            .await
     }
 
     /// Deletes every NodeClaim past its `expireAfter`.
@@ -137,7 +212,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                     .unwrap_or_default(),
                 price: 0.0,
             };
-            if let Some(decision) = self.disrupt(target, "expired", None, note).await {
+            if let Some(decision) = self.disrupt(target, "expired", None, note, "").await {
                 decisions.push(decision);
             }
         }
@@ -205,7 +280,8 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             capacity_type: candidate.capacity_type.clone(),
             price: candidate.price,
         };
-        self.disrupt(target, "empty", Some("delete"), note).await
+        self.disrupt(target, "empty", Some("delete"), note, "")
+            .await
     }
 
     /// Deletes the target's NodeClaim (termination drains it), explaining
@@ -218,6 +294,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         reason: &str,
         voluntary_decision: Option<&str>,
         note: String,
+        consolidation_type: &str,
     ) -> Option<Decision> {
         let ctx = &self.ctx;
         let name = target.claim.metadata.name.clone().unwrap_or_default();
@@ -244,7 +321,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                 .get_or_create(&vec![
                     ("decision", decision.to_string()),
                     ("reason", reason.to_string()),
-                    ("consolidation_type", String::new()),
+                    ("consolidation_type", consolidation_type.to_string()),
                 ])
                 .inc();
         }

@@ -13,7 +13,9 @@
 mod inputs;
 mod nodeclaim;
 
-pub use inputs::{is_active, is_daemon_pod, is_provisionable, resources_of};
+pub use inputs::{
+    existing_nodes, is_active, is_daemon_pod, is_provisionable, pod_infos, resources_of,
+};
 pub use nodeclaim::{build as build_nodeclaim, resource_list};
 
 use crate::cloud::CloudProvider;
