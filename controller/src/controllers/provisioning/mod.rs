@@ -13,10 +13,11 @@
 mod inputs;
 mod nodeclaim;
 
+pub use inputs::pools;
 pub use inputs::{
     existing_nodes, is_active, is_daemon_pod, is_provisionable, pod_infos, resources_of,
 };
-pub use nodeclaim::{build as build_nodeclaim, resource_list};
+pub use nodeclaim::{build as build_nodeclaim, create as create_nodeclaim, resource_list};
 
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
@@ -24,8 +25,6 @@ use crate::scheduling::{Solution, solve};
 use crate::state::{CachedPod, Interest, key};
 use futures::StreamExt;
 use karpenter_api::v1::NodeClaim;
-use kube::Api;
-use kube::api::PostParams;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -224,21 +223,10 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         &self,
         solution: &Solution,
     ) -> Result<Vec<(String, usize)>, kube::Error> {
-        let ctx = &self.ctx;
-        let api: Api<NodeClaim> = Api::all(ctx.client.clone());
-        let objects: Vec<(usize, NodeClaim)> = solution
-            .claims
-            .iter()
-            .enumerate()
-            .filter_map(|(i, planned)| {
-                let pool = ctx.state.pool(&planned.pool)?;
-                Some((i, build_nodeclaim(&pool, planned)))
-            })
-            .collect();
-        let results: Vec<_> = futures::stream::iter(objects)
-            .map(|(i, object)| {
-                let api = api.clone();
-                async move { (i, api.create(&PostParams::default(), &object).await) }
+        let results: Vec<_> = futures::stream::iter(solution.claims.iter().cloned().enumerate())
+            .map(|(i, planned)| {
+                let ctx = self.ctx.clone();
+                async move { (i, nodeclaim::create(&ctx, &planned, "provisioning").await) }
             })
             .buffer_unordered(32)
             .collect()
@@ -247,27 +235,9 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         let mut first_error = None;
         for (i, result) in results {
             match result {
-                Ok(claim) => {
+                Ok(None) => {}
+                Ok(Some(claim)) => {
                     let name = claim.metadata.name.clone().unwrap_or_default();
-                    let pool = &solution.claims[i].pool;
-                    ctx.metrics
-                        .nodeclaims_created
-                        .get_or_create(&vec![
-                            ("reason", "provisioning".into()),
-                            ("nodepool", pool.clone()),
-                        ])
-                        .inc();
-                    ctx.event(
-                        &claim,
-                        false,
-                        "Created",
-                        format!(
-                            "for {} pods, {} instance types from ${:.4}/h",
-                            solution.claims[i].pods.len(),
-                            solution.claims[i].instance_types.len(),
-                            solution.claims[i].price
-                        ),
-                    );
                     created.push((name, i));
                     self.unseen
                         .lock()

@@ -1,7 +1,9 @@
 //! A planned claim as a `karpenter.sh/v1` NodeClaim object: the NodePool's
 //! template with the engine's requirements, the pods' requests, the pool's
-//! hash annotation and an owner reference to the pool.
+//! hash annotation and an owner reference to the pool; and its creation.
 
+use crate::cloud::CloudProvider;
+use crate::controllers::Context;
 use crate::scheduling::{NewClaim, Resources};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use karpenter_api::labels;
@@ -9,6 +11,8 @@ use karpenter_api::v1::{
     NODEPOOL_HASH_VERSION, NodeClaim, NodeClaimSpec, NodeClaimTemplateSpec, NodePool,
     NodeSelectorRequirementWithMinValues, ResourceList, ResourceRequirements, WireQuantity,
 };
+use kube::Api;
+use kube::api::PostParams;
 
 /// Packing integers as a Kubernetes resource list (zero amounts left out).
 pub fn resource_list(resources: &Resources) -> ResourceList {
@@ -105,4 +109,40 @@ pub fn build(pool: &NodePool, planned: &NewClaim) -> NodeClaim {
         },
         status: None,
     }
+}
+
+/// Creates the planned NodeClaim, counts it in
+/// `karpenter_nodeclaims_created_total` under `reason` and tells it why
+/// (`Created` event). `None` when its NodePool is gone.
+pub async fn create<C: CloudProvider>(
+    ctx: &Context<C>,
+    planned: &NewClaim,
+    reason: &str,
+) -> Result<Option<NodeClaim>, kube::Error> {
+    let Some(pool) = ctx.state.pool(&planned.pool) else {
+        return Ok(None);
+    };
+    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    let claim = api
+        .create(&PostParams::default(), &build(&pool, planned))
+        .await?;
+    ctx.metrics
+        .nodeclaims_created
+        .get_or_create(&vec![
+            ("reason", reason.to_string()),
+            ("nodepool", planned.pool.clone()),
+        ])
+        .inc();
+    ctx.event(
+        &claim,
+        false,
+        "Created",
+        format!(
+            "{reason}: for {} pods, {} instance types from ${:.4}/h",
+            planned.pods.len(),
+            planned.instance_types.len(),
+            planned.price
+        ),
+    );
+    Ok(Some(claim))
 }
