@@ -274,3 +274,144 @@ async fn under_used_nodes_whose_pods_fit_elsewhere_are_consolidated() {
     );
     consistent(&cluster).await;
 }
+
+/// Names of the NodeClaims there now.
+async fn claim_names(cluster: &karpenter_controller::demo::SimCluster) -> Vec<String> {
+    claims(cluster)
+        .await
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_ami_drifts_every_node_and_each_is_replaced_before_it_goes() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    disruption(
+        &cluster,
+        json!({"consolidateAfter": "Never", "budgets": [{"nodes": "1", "reasons": ["Drifted"]}]}),
+    )
+    .await;
+    let mut settings = settings("solo", false);
+    quick(&mut settings);
+    let (metrics, _controller) = start(&cluster, settings);
+    scale(&cluster, &[("worker", 8)]).await;
+    all_running(&cluster, 8).await;
+    let old = claim_names(&cluster).await;
+
+    cluster.ec2.release_image("ami-0000000000000sim2");
+    let began = Instant::now();
+    let mut saw_drifted = false;
+    loop {
+        let all = claims(&cluster).await;
+        saw_drifted |= all.iter().any(|c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|k| k.type_ == "Drifted" && k.status == "True" && k.reason == "AMIDrift")
+        });
+        let old_deleting = all
+            .iter()
+            .filter(|c| old.contains(c.metadata.name.as_ref().unwrap()))
+            .filter(|c| c.metadata.deletion_timestamp.is_some())
+            .count();
+        assert!(
+            old_deleting <= 1,
+            "{old_deleting} drifted nodes going at once (budget 1)"
+        );
+        if !all
+            .iter()
+            .any(|c| old.contains(c.metadata.name.as_ref().unwrap()))
+        {
+            break;
+        }
+        assert!(began.elapsed() < DEADLINE * 2, "drifted nodes still there");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(saw_drifted, "no NodeClaim showed Drifted=True (AMIDrift)");
+    all_running(&cluster, 8).await;
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "karpenter_nodeclaims_created_total{reason=\"drifted\",nodepool=\"default\"}"
+        ),
+        "replacements are created as such:\n{text}"
+    );
+    assert!(
+        text.contains(
+            "karpenter_nodeclaims_disrupted_total{reason=\"drifted\",nodepool=\"default\""
+        ),
+        "{text}"
+    );
+    consistent(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replacement_that_cannot_launch_leaves_the_drifted_node_untouched() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    disruption(&cluster, json!({"consolidateAfter": "Never"})).await;
+    let mut settings = settings("solo", false);
+    quick(&mut settings);
+    let (metrics, _controller) = start(&cluster, settings);
+    scale(&cluster, &[("worker", 4)]).await;
+    all_running(&cluster, 4).await;
+    let old = claim_names(&cluster).await;
+
+    // Nothing can launch any more, and the AMI changes.
+    for t in karpenter_controller::catalog::Catalog::us_east_1().iter() {
+        for o in &t.offerings {
+            cluster
+                .ec2
+                .set_capacity(&t.name, &o.zone, o.capacity_type, 0);
+        }
+    }
+    cluster.ec2.release_image("ami-0000000000000sim2");
+    let began = Instant::now();
+    let tried = "karpenter_nodeclaims_created_total{reason=\"drifted\"";
+    while !metrics.encode().contains(tried) {
+        assert!(began.elapsed() < DEADLINE, "no replacement was tried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give failed attempts time to be noticed and abandoned.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let nodes: Api<Node> = Api::all(cluster.client());
+    for claim in claims(&cluster).await {
+        let name = claim.metadata.name.clone().unwrap();
+        if !old.contains(&name) {
+            continue;
+        }
+        assert!(
+            claim.metadata.deletion_timestamp.is_none(),
+            "{name} is being deleted"
+        );
+        let node = nodes
+            .get(
+                claim
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let tainted = node
+            .spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| t.key == "karpenter.sh/disrupted");
+        assert!(!tainted, "{name}'s node is tainted");
+    }
+    assert_eq!(
+        claims(&cluster)
+            .await
+            .iter()
+            .filter(|c| old.contains(c.metadata.name.as_ref().unwrap()))
+            .count(),
+        old.len(),
+        "every drifted node is still there"
+    );
+    all_running(&cluster, 4).await;
+}

@@ -11,6 +11,9 @@
 //!   not count) for the NodePool's `consolidateAfter`.
 //! - `consolidation`: nodes whose pods all fit on the other nodes as they
 //!   are (single node, delete; validated again before acting).
+//! - `drift`: NodeClaims that no longer match their NodePool or
+//!   EC2NodeClass get `Drifted` and are replaced (`replace`: the new nodes
+//!   are Initialized before the old one is touched), one at a time.
 //! - [`budgets`]: how many of a NodePool's nodes may be disrupted at once.
 //! - `expiration`: NodeClaims older than their `expireAfter` (forceful: no
 //!   budget or `do-not-disrupt` holds it back, as upstream).
@@ -21,14 +24,15 @@
 //! and the hourly saving.
 //!
 //! Not yet here (see issue #9): consolidation that launches a cheaper
-//! replacement, multi-node consolidation, drift, and replacements launched
-//! before a node goes.
+//! replacement, and multi-node consolidation.
 
 pub mod budgets;
 mod candidates;
 mod consolidation;
+mod drift;
 mod emptiness;
 mod expiration;
+mod replace;
 
 pub use budgets::Reason;
 pub use candidates::do_not_disrupt;
@@ -70,6 +74,10 @@ pub struct Disruption<C> {
     /// When this controller started (the last pod event of nodes none was
     /// seen for).
     started: Instant,
+    /// Cloud drift answers, asked at most once a minute per claim.
+    drift: drift::CloudDrift,
+    /// The node being replaced, if any.
+    replacing: Mutex<Option<replace::Replacement>>,
 }
 
 impl<C: CloudProvider + 'static> Disruption<C> {
@@ -80,6 +88,8 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             empty_since: Mutex::new(HashMap::new()),
             validating: Mutex::new(None),
             started: Instant::now(),
+            drift: drift::CloudDrift::default(),
+            replacing: Mutex::new(None),
         }
     }
 
@@ -96,6 +106,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
     pub async fn pass(&self) -> Vec<Decision> {
         let ctx = &self.ctx;
         let mut decisions = self.expire().await;
+        let drifted = self.drift.mark(ctx).await;
         let candidates = candidates::gather(ctx, Timestamp::now()).await;
         ctx.state
             .activity
@@ -119,12 +130,88 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                 decisions.push(decision);
             }
         }
-        if decisions.is_empty()
+        let replacing = self.replacing.lock().expect("replacing").is_some();
+        if replacing || !drifted.is_empty() {
+            decisions.extend(self.replace_drifted(&candidates, &drifted).await);
+        } else if decisions.is_empty()
             && let Some(decision) = self.consolidate(&candidates).await
         {
             decisions.push(decision);
         }
         decisions
+    }
+
+    /// Advances the replacement under way, or starts one for the first
+    /// drifted node its NodePool's budget lets go.
+    async fn replace_drifted(
+        &self,
+        candidates: &candidates::Candidates,
+        drifted: &HashMap<String, String>,
+    ) -> Option<Decision> {
+        let ctx = &self.ctx;
+        let current = self.replacing.lock().expect("replacing").clone();
+        if let Some(replacement) = current {
+            return match replace::progress(ctx, &replacement) {
+                replace::Progress::Waiting => None,
+                replace::Progress::Failed(why) => {
+                    *self.replacing.lock().expect("replacing") = None;
+                    replace::abandon(ctx, &replacement).await;
+                    tracing::warn!(nodeclaim = %replacement.old, reason = %why, "replacement failed; the node is left as it was");
+                    if let Some(old) = ctx.state.claim(&replacement.old) {
+                        ctx.event(
+                            old.as_ref(),
+                            true,
+                            "DisruptionBlocked",
+                            format!("replacement failed ({why}); node left as it was"),
+                        );
+                    }
+                    None
+                }
+                replace::Progress::Ready => {
+                    *self.replacing.lock().expect("replacing") = None;
+                    let candidate = candidates
+                        .nodes
+                        .iter()
+                        .find(|c| c.name() == replacement.old)?;
+                    let note = format!(
+                        "{}; replaced by {} (Initialized); deleting",
+                        replacement.detail,
+                        if replacement.new.is_empty() {
+                            "the other nodes".to_string()
+                        } else {
+                            replacement.new.join(", ")
+                        }
+                    );
+                    self.disrupt(
+                        Target::of(candidate, ctx.state.claim(&candidate.name())?.as_ref()),
+                        &replacement.reason,
+                        Some("replace"),
+                        note,
+                        "",
+                    )
+                    .await
+                }
+            };
+        }
+        let eligible: Vec<&Candidate> = candidates
+            .nodes
+            .iter()
+            .filter(|c| drifted.contains_key(&c.name()))
+            .collect();
+        let candidate = *self
+            .within_budgets(candidates, eligible, Reason::Drifted)
+            .first()?;
+        let detail = format!("Drifted: {}", drifted[&candidate.name()]);
+        match replace::launch(ctx, candidate, "drifted", &detail).await {
+            Ok(replacement) => {
+                tracing::info!(nodeclaim = %candidate.name(), replacements = ?replacement.new, "{detail}; launching replacements");
+                *self.replacing.lock().expect("replacing") = Some(replacement);
+            }
+            Err(why) => {
+                tracing::info!(nodeclaim = %candidate.name(), reason = %why, "drifted node cannot be replaced now");
+            }
+        }
+        None
     }
 
     /// Single-node consolidation: validates and acts on the decision made
@@ -174,15 +261,14 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             "Underutilized: its {} pods fit on the other nodes; deleting, saving ${:.4}/h",
             candidate.workload_pods, candidate.price
         );
-        let target = Target {
-            claim: &claim,
-            node: candidate.node.clone(),
-            pool: candidate.pool.clone(),
-            capacity_type: candidate.capacity_type.clone(),
-            price: candidate.price,
-        };
-        self.disrupt(target, "underutilized", Some("delete"), note, "single")
-            .await
+        self.disrupt(
+            Target::of(candidate, &claim),
+            "underutilized",
+            Some("delete"),
+            note,
+            "single",
+        )
+        .await
     }
 
     /// Deletes every NodeClaim past its `expireAfter`.
@@ -273,15 +359,14 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             "Empty: no workload pods for the NodePool's consolidateAfter; deleting, saving ${:.4}/h",
             candidate.price
         );
-        let target = Target {
-            claim: &claim,
-            node: candidate.node.clone(),
-            pool: candidate.pool.clone(),
-            capacity_type: candidate.capacity_type.clone(),
-            price: candidate.price,
-        };
-        self.disrupt(target, "empty", Some("delete"), note, "")
-            .await
+        self.disrupt(
+            Target::of(candidate, &claim),
+            "empty",
+            Some("delete"),
+            note,
+            "",
+        )
+        .await
     }
 
     /// Deletes the target's NodeClaim (termination drains it), explaining
@@ -354,4 +439,17 @@ struct Target<'a> {
     pool: String,
     capacity_type: String,
     price: f64,
+}
+
+impl<'a> Target<'a> {
+    /// The candidate as a target, with its NodeClaim as the cache has it now.
+    fn of(candidate: &Candidate, claim: &'a karpenter_api::v1::NodeClaim) -> Self {
+        Target {
+            claim,
+            node: candidate.node.clone(),
+            pool: candidate.pool.clone(),
+            capacity_type: candidate.capacity_type.clone(),
+            price: candidate.price,
+        }
+    }
 }

@@ -1,0 +1,169 @@
+//! Drift: a NodeClaim that no longer matches what its NodePool and
+//! EC2NodeClass would launch today gets the `Drifted` condition, with the
+//! reason:
+//!
+//! - `NodePoolDrifted`: the NodePool's template hash (labels, annotations,
+//!   taints, node class, lifetimes) differs from the one the claim was made
+//!   from (same hash version only, as upstream).
+//! - `RequirementsDrifted`: one of the claim's labels is no longer allowed
+//!   by the NodePool's requirements.
+//! - the cloud provider's reason (`AMIDrift`, subnets, security groups, the
+//!   EC2NodeClass hash): asked at most every [`CLOUD_CHECK_POLLS`] poll
+//!   intervals per claim (a minute by default), since on AWS it is an API
+//!   call.
+//!
+//! A claim that stops drifting (the change was reverted) loses the condition.
+
+use crate::cloud::CloudProvider;
+use crate::controllers::Context;
+use crate::controllers::lifecycle::is_true;
+use crate::controllers::writes::update_claim_status;
+use crate::state::{deleting, pool_label};
+use karpenter_api::labels;
+use karpenter_api::requirements::Requirements;
+use karpenter_api::v1::{NodeClaim, nodeclaim_conditions as cond};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How many poll intervals pass between asking the cloud provider whether
+/// a claim drifted.
+pub const CLOUD_CHECK_POLLS: u32 = 6;
+
+/// Cloud drift answers by NodeClaim name, and when they were asked.
+#[derive(Default)]
+pub struct CloudDrift {
+    asked: Mutex<HashMap<String, (Instant, Option<String>)>>,
+}
+
+/// Why the claim no longer matches its NodePool, if it does not.
+fn pool_drift<C: CloudProvider>(ctx: &Context<C>, claim: &NodeClaim) -> Option<String> {
+    let pool = ctx.state.pool(&pool_label(claim))?;
+    let annotations = claim.metadata.annotations.as_ref();
+    let get = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
+    let current_version = pool
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::NODEPOOL_HASH_VERSION_ANNOTATION))
+        .map(String::as_str);
+    let same_version = current_version.is_none()
+        || get(labels::NODEPOOL_HASH_VERSION_ANNOTATION) == current_version;
+    let hash = pool.template_hash();
+    if same_version
+        && let Some(claimed) = get(labels::NODEPOOL_HASH_ANNOTATION)
+        && claimed != hash
+    {
+        return Some(format!(
+            "NodePoolDrifted: the NodePool's template changed (hash {claimed} -> {hash})"
+        ));
+    }
+    let requirements = Requirements::from_api(&pool.spec.template.spec.requirements).ok()?;
+    let claim_labels = claim.metadata.labels.clone().unwrap_or_default();
+    requirements.iter().find_map(|r| {
+        let value = claim_labels.get(r.key())?;
+        (!r.has(value)).then(|| {
+            format!(
+                "RequirementsDrifted: {}={value} is no longer allowed by the NodePool",
+                r.key()
+            )
+        })
+    })
+}
+
+impl CloudDrift {
+    /// The cloud provider's drift reason for the claim, asking again only
+    /// when the last answer is older than [`CLOUD_CHECK_POLLS`] polls.
+    async fn reason<C: CloudProvider>(
+        &self,
+        ctx: &Context<C>,
+        claim: &NodeClaim,
+    ) -> Option<String> {
+        let name = claim.metadata.name.clone()?;
+        if let Some((at, answer)) = self.asked.lock().expect("asked").get(&name)
+            && at.elapsed() < ctx.settings.disruption_poll_interval * CLOUD_CHECK_POLLS
+        {
+            return answer.clone();
+        }
+        let class = ctx.state.class_of_claim(claim)?;
+        let answer = match ctx
+            .metrics
+            .cloud_call("IsDrifted", ctx.cloud.is_drifted(claim, &class))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::debug!(nodeclaim = %name, error = %e, "drift check failed");
+                return None;
+            }
+        };
+        self.asked
+            .lock()
+            .expect("asked")
+            .insert(name, (Instant::now(), answer.clone()));
+        answer
+    }
+
+    /// Forgets claims that are gone.
+    fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.asked
+            .lock()
+            .expect("asked")
+            .retain(|name, _| keep(name));
+    }
+
+    /// Sets or clears `Drifted` on every initialized NodeClaim not being
+    /// deleted; returns the drifted ones' names with their reasons.
+    pub async fn mark<C: CloudProvider>(&self, ctx: &Context<C>) -> HashMap<String, String> {
+        let mut drifted = HashMap::new();
+        let claims = ctx.state.claims.state();
+        self.retain(|name| {
+            claims
+                .iter()
+                .any(|c| c.metadata.name.as_deref() == Some(name))
+        });
+        for claim in claims {
+            if deleting(claim.as_ref()) || !is_true(&claim, cond::INITIALIZED) {
+                continue;
+            }
+            let reason = match pool_drift(ctx, &claim) {
+                Some(reason) => Some(reason),
+                None => self.reason(ctx, &claim).await,
+            };
+            let was = is_true(&claim, cond::DRIFTED);
+            let name = claim.metadata.name.clone().unwrap_or_default();
+            let result = match &reason {
+                Some(reason) => {
+                    let kind = reason.split(':').next().unwrap_or("Drifted");
+                    update_claim_status(
+                        ctx,
+                        &claim,
+                        serde_json::json!({}),
+                        &[(cond::DRIFTED, true, kind, reason)],
+                    )
+                    .await
+                }
+                None if was => {
+                    update_claim_status(
+                        ctx,
+                        &claim,
+                        serde_json::json!({}),
+                        &[(cond::DRIFTED, false, "NotDrifted", "")],
+                    )
+                    .await
+                }
+                None => Ok(()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(nodeclaim = %name, error = %e, "could not record drift");
+            }
+            if let Some(reason) = reason {
+                if !was {
+                    tracing::info!(nodeclaim = %name, %reason, "drifted");
+                }
+                drifted.insert(name, reason);
+            }
+        }
+        drifted
+    }
+}

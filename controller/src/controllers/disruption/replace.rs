@@ -1,0 +1,147 @@
+//! Replacements: before a node with pods goes for a reason that is not an
+//! emergency (drift), the NodeClaims its pods need elsewhere are launched,
+//! and the node is deleted (then tainted and drained by termination) only
+//! once every replacement is Initialized. A replacement that fails (deleted,
+//! say because its launch found no capacity, or not Initialized within
+//! [`REPLACEMENT_TIMEOUT`]) is abandoned: the other replacements are deleted
+//! and the old node is left untouched and untainted.
+
+use super::candidates::{Candidate, is_mirror};
+use crate::cloud::CloudProvider;
+use crate::controllers::Context;
+use crate::controllers::lifecycle::is_true;
+use crate::controllers::provisioning::{
+    create_nodeclaim, existing_nodes, is_active, is_daemon_pod, pod_infos, pools,
+};
+use crate::scheduling::solve;
+use crate::state::deleting;
+use karpenter_api::v1::{NodeClaim, nodeclaim_conditions as cond};
+use kube::Api;
+use kube::api::DeleteParams;
+use std::time::{Duration, Instant};
+
+/// How long replacements may take to be Initialized before they are given up.
+pub const REPLACEMENT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// How long a created replacement may be missing from the cache (the
+/// NodeClaim watch can lag) before it counts as gone.
+const UNSEEN_GRACE: Duration = Duration::from_secs(30);
+
+/// A node being replaced.
+#[derive(Debug, Clone)]
+pub struct Replacement {
+    /// The NodeClaim to delete once its replacements are ready.
+    pub old: String,
+    /// Why (`drifted`).
+    pub reason: String,
+    /// Why, in words, for the events.
+    pub detail: String,
+    /// The replacement NodeClaims.
+    pub new: Vec<String>,
+    /// When they were created.
+    pub started: Instant,
+}
+
+/// Where a replacement stands.
+#[derive(Debug, PartialEq)]
+pub enum Progress {
+    /// Still launching.
+    Waiting,
+    /// Every replacement is Initialized.
+    Ready,
+    /// A replacement failed; the reason.
+    Failed(String),
+}
+
+/// Launches what the candidate's pods need besides the other nodes (nothing
+/// when they fit there). The error says why the pods cannot be placed.
+pub async fn launch<C: CloudProvider>(
+    ctx: &Context<C>,
+    candidate: &Candidate,
+    reason: &str,
+    detail: &str,
+) -> Result<Replacement, String> {
+    let pods: Vec<_> = ctx
+        .state
+        .pods_on(&candidate.node)
+        .into_iter()
+        .filter(|p| is_active(p) && !is_daemon_pod(p) && !is_mirror(p))
+        .collect();
+    let infos = pod_infos(ctx, &pods);
+    if infos.len() != pods.len() {
+        return Err("a pod on it cannot be scheduled by the engine".into());
+    }
+    let claims = ctx.state.claims.state();
+    let pools = pools(ctx, &claims).await;
+    let mut nodes = existing_nodes(ctx, &pools, &claims);
+    nodes.retain(|n| n.name != candidate.node);
+    let solution = solve(&infos, nodes, pools);
+    if let Some((pod, why)) = solution.unschedulable.first() {
+        return Err(format!("{pod} fits nowhere: {why}"));
+    }
+    let mut new = Vec::new();
+    for planned in &solution.claims {
+        match create_nodeclaim(ctx, planned, reason).await {
+            Ok(Some(claim)) => new.push(claim.metadata.name.unwrap_or_default()),
+            Ok(None) => {}
+            Err(e) => {
+                let replacement = Replacement {
+                    old: candidate.name(),
+                    reason: reason.into(),
+                    detail: detail.into(),
+                    new,
+                    started: Instant::now(),
+                };
+                abandon(ctx, &replacement).await;
+                return Err(format!("creating a replacement failed: {e}"));
+            }
+        }
+    }
+    Ok(Replacement {
+        old: candidate.name(),
+        reason: reason.into(),
+        detail: detail.into(),
+        new,
+        started: Instant::now(),
+    })
+}
+
+/// Where the replacement stands, by the cache.
+pub fn progress<C: CloudProvider>(ctx: &Context<C>, replacement: &Replacement) -> Progress {
+    let age = replacement.started.elapsed();
+    let mut ready = true;
+    for name in &replacement.new {
+        match ctx.state.claim(name) {
+            None if age > UNSEEN_GRACE => {
+                return Progress::Failed(format!("replacement {name} is gone"));
+            }
+            None => ready = false,
+            Some(claim) if deleting(claim.as_ref()) => {
+                return Progress::Failed(format!("replacement {name} is being deleted"));
+            }
+            Some(claim) => ready &= is_true(&claim, cond::INITIALIZED),
+        }
+    }
+    match (ready, age > REPLACEMENT_TIMEOUT) {
+        (true, _) => Progress::Ready,
+        (false, true) => Progress::Failed(format!(
+            "replacements not initialized within {REPLACEMENT_TIMEOUT:?}"
+        )),
+        (false, false) => Progress::Waiting,
+    }
+}
+
+/// Deletes the replacements (by name: the cache may not show them yet);
+/// the old node was never touched.
+pub async fn abandon<C: CloudProvider>(ctx: &Context<C>, replacement: &Replacement) {
+    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    for name in &replacement.new {
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(nodeclaim = %name, error = %e, "could not delete an abandoned replacement");
+            }
+        }
+    }
+}
