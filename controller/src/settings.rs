@@ -93,6 +93,15 @@ pub struct Settings {
         default_value_t = false
     )]
     pub replace_on_rebalance: bool,
+    /// The least hourly saving (USD) that makes replacing a node with a
+    /// cheaper one worth its disruption (not upstream, which replaces for
+    /// any saving and churns for cents).
+    #[arg(
+        long,
+        env = "CONSOLIDATION_MIN_SAVING_PER_HOUR",
+        default_value_t = 0.01
+    )]
+    pub consolidation_min_saving_per_hour: f64,
     /// How often disruption looks for nodes to remove (not upstream, which
     /// polls every 10 s too; tests shorten it).
     #[arg(long, env = "DISRUPTION_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
@@ -144,6 +153,16 @@ impl Settings {
         }
         if self.batch_idle_duration.is_zero() {
             return fail("BATCH_IDLE_DURATION", "must be greater than 0s".into());
+        }
+        let saving = self.consolidation_min_saving_per_hour;
+        if saving.is_nan() || saving < 0.0 {
+            return fail(
+                "CONSOLIDATION_MIN_SAVING_PER_HOUR",
+                format!(
+                    "must be a number >= 0 (got {})",
+                    self.consolidation_min_saving_per_hour
+                ),
+            );
         }
         if self.disruption_poll_interval.is_zero() {
             return fail("DISRUPTION_POLL_INTERVAL", "must be greater than 0s".into());

@@ -415,3 +415,72 @@ async fn a_replacement_that_cannot_launch_leaves_the_drifted_node_untouched() {
     );
     all_running(&cluster, 4).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_under_used_on_demand_node_is_replaced_by_a_cheaper_one_first() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    disruption(
+        &cluster,
+        json!({"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}),
+    )
+    .await;
+    let mut settings = settings("solo", false);
+    quick(&mut settings);
+    let (metrics, _controller) = start(&cluster, settings);
+    // The cache tier asks for on-demand capacity: 20 pods of 6Gi.
+    scale(&cluster, &[("cache", 20)]).await;
+    all_running(&cluster, 20).await;
+    let before = hourly_cost(&claims(&cluster).await);
+
+    scale(&cluster, &[("cache", 2)]).await;
+    all_running(&cluster, 2).await;
+    let replaced = "karpenter_voluntary_disruption_decisions_total{decision=\"replace\",reason=\"underutilized\",consolidation_type=\"single\"}";
+    let began = Instant::now();
+    while !metrics.encode().contains(replaced) {
+        assert!(
+            began.elapsed() < DEADLINE,
+            "no replacement after {DEADLINE:?}:\n{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "karpenter_nodeclaims_created_total{reason=\"underutilized\",nodepool=\"default\"} 1"
+        ),
+        "one replacement launched:\n{text}"
+    );
+    while claim_counts(&cluster).await.1 > 0 {
+        assert!(
+            began.elapsed() < DEADLINE,
+            "the replaced node is still draining"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    all_running(&cluster, 2).await;
+    let after = hourly_cost(&claims(&cluster).await);
+    assert!(after < before, "${after:.4}/h after, ${before:.4}/h before");
+    consistent(&cluster).await;
+}
+
+/// What the NodeClaims cost per hour, by the catalog's price of the
+/// offering each launched as.
+fn hourly_cost(claims: &[NodeClaim]) -> f64 {
+    let catalog = karpenter_controller::catalog::Catalog::us_east_1();
+    claims
+        .iter()
+        .filter_map(|c| {
+            let labels = c.metadata.labels.as_ref()?;
+            let t = catalog
+                .iter()
+                .find(|t| Some(&t.name) == labels.get("node.kubernetes.io/instance-type"))?;
+            let o = t.offerings.iter().find(|o| {
+                Some(&o.zone) == labels.get("topology.kubernetes.io/zone")
+                    && Some(o.capacity_type.label())
+                        == labels.get("karpenter.sh/capacity-type").map(String::as_str)
+            })?;
+            Some(o.price)
+        })
+        .sum()
+}

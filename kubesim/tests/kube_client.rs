@@ -551,3 +551,58 @@ async fn dynamic_api_discovers_built_in_kinds() {
     api.create(&PostParams::default(), &obj).await.unwrap();
     assert_eq!(api.get("d").await.unwrap().metadata.generation, Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_requests_are_conditional_only_when_they_name_a_resource_version() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let sim = Kubesim::new();
+    let deployments: Api<Deployment> = Api::namespaced(sim.client(), "default");
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    let created = deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let stale = created.resource_version().unwrap();
+
+    // Another writer keeps changing the Deployment while it is scaled.
+    let writer = {
+        let deployments = deployments.clone();
+        tokio::spawn(async move {
+            for i in 0..200 {
+                let patch = json!({"metadata": {"annotations": {"touched": i.to_string()}}});
+                deployments
+                    .patch("web", &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for replicas in 2..40 {
+        deployments
+            .patch_scale(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("an unconditional scale conflicted: {e}"));
+    }
+    writer.await.unwrap();
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(39)
+    );
+
+    // Naming a stale resourceVersion makes the request conditional.
+    let conditional = json!({"metadata": {"resourceVersion": stale}, "spec": {"replicas": 3}});
+    let err = deployments
+        .patch_scale("web", &PatchParams::default(), &Patch::Merge(conditional))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(err), 409);
+}

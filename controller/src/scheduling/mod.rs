@@ -34,7 +34,7 @@ mod volumes;
 
 pub use claim::MAX_INSTANCE_TYPES;
 pub use pod::{PodInfo, Preference};
-pub use pool::{Candidate, Pool};
+pub use pool::{Candidate, OfferingFilter, Pool};
 pub use resources::Resources;
 pub use solve::{ExistingNode, NewClaim, Solution, solve};
 pub use topology::{Kind, NodeFilter, TopologyTerm};

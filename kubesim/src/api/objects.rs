@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Patches are retried this often when a concurrent write wins the race.
-const PATCH_RETRIES: usize = 5;
+pub(crate) const PATCH_RETRIES: usize = 5;
 
 /// Serves one request on a resource.
 pub(crate) async fn serve(

@@ -50,8 +50,31 @@ pub(crate) fn set(
     content_type: &str,
     body: &Bytes,
 ) -> Result<Value, ApiError> {
-    let current = sim.inner.store.get(&t.rt, ns, name)?;
-    let scale = to_scale(&current);
+    // A request that names a resourceVersion is conditional on it; any
+    // other is retried on a conflict, as the API server does.
+    let precondition = String::from_utf8_lossy(body).contains("resourceVersion");
+    for _ in 0..super::objects::PATCH_RETRIES {
+        let current = sim.inner.store.get(&t.rt, ns, name)?;
+        let updated = scaled(&current, name, method, content_type, body, precondition)?;
+        match sim.inner.store.update(&t.rt, ns, name, updated, Part::Main) {
+            Err(e) if e.code == 409 && !precondition => continue,
+            other => return other.map(|stored| to_scale(&stored)),
+        }
+    }
+    Err(ApiError::conflict(&t.rt.group_resource(), name))
+}
+
+/// The object with the replicas the request asks for, conditional on the
+/// request's resourceVersion when `precondition`.
+fn scaled(
+    current: &Value,
+    name: &str,
+    method: &Method,
+    content_type: &str,
+    body: &Bytes,
+    precondition: bool,
+) -> Result<Value, ApiError> {
+    let scale = to_scale(current);
     let desired = if *method == Method::PUT {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid Scale: {e}")))?
@@ -77,14 +100,10 @@ pub(crate) fn set(
                 )],
             )
         })?;
-    let mut updated = (*current).clone();
+    let mut updated = current.clone();
     updated["spec"]["replicas"] = json!(replicas);
-    if let Some(rv) = desired["metadata"]["resourceVersion"].as_str() {
+    if precondition && let Some(rv) = desired["metadata"]["resourceVersion"].as_str() {
         updated["metadata"]["resourceVersion"] = json!(rv);
     }
-    let stored = sim
-        .inner
-        .store
-        .update(&t.rt, ns, name, updated, Part::Main)?;
-    Ok(to_scale(&stored))
+    Ok(updated)
 }

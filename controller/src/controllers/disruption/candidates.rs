@@ -5,7 +5,8 @@
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
-use crate::controllers::provisioning::{is_active, is_daemon_pod, is_provisionable};
+use crate::controllers::provisioning::{is_active, is_daemon_pod, is_provisionable, pod_infos};
+use crate::scheduling::PodInfo;
 use crate::state::{CachedPod, deleting, pool_label};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
@@ -105,7 +106,7 @@ fn pods_by_node(pods: &[Arc<CachedPod>], now: Timestamp) -> PodsByNode {
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
             continue;
         };
-        if !is_active(pod) || is_daemon_pod(pod) || is_mirror(pod) {
+        if !is_workload(pod) {
             continue;
         }
         *out.workload.entry(node.to_string()).or_default() += 1;
@@ -116,8 +117,32 @@ fn pods_by_node(pods: &[Arc<CachedPod>], now: Timestamp) -> PodsByNode {
     out
 }
 
+/// Whether a drain would move the pod: not finished, not a DaemonSet's,
+/// not a static pod's mirror.
+pub(super) fn is_workload(pod: &CachedPod) -> bool {
+    is_active(pod) && !is_daemon_pod(pod) && !is_mirror(pod)
+}
+
+/// The workload pods on `node`, as the scheduling engine reads them.
+pub(super) fn workload<C: CloudProvider>(
+    ctx: &Context<C>,
+    node: &str,
+) -> Result<Vec<PodInfo>, String> {
+    let pods: Vec<_> = ctx
+        .state
+        .pods_on(node)
+        .into_iter()
+        .filter(|p| is_workload(p))
+        .collect();
+    let infos = pod_infos(ctx, &pods);
+    if infos.len() != pods.len() {
+        return Err("a pod on it cannot be scheduled by the engine".into());
+    }
+    Ok(infos)
+}
+
 /// Whether the pod is a static pod's mirror (the kubelet owns it).
-pub(super) fn is_mirror(pod: &CachedPod) -> bool {
+fn is_mirror(pod: &CachedPod) -> bool {
     pod.metadata
         .annotations
         .as_ref()

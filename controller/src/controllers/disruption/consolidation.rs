@@ -1,17 +1,23 @@
-//! Consolidation under `WhenEmptyOrUnderutilized`, single node, delete only:
-//! a node whose workload pods all fit on the other nodes as they are (no new
-//! node launched) is removed, the cheapest to disrupt first.
+//! Consolidation under `WhenEmptyOrUnderutilized`, single node: a node
+//! whose workload pods all fit on the other nodes as they are is removed;
+//! otherwise, if one cheaper node would hold them, it replaces the node
+//! (launched and Initialized first). The cheapest to disrupt goes first.
+//!
+//! Less churn than upstream: a replacement must save at least
+//! `CONSOLIDATION_MIN_SAVING_PER_HOUR` (so never the same instance type at
+//! the same price), and a spot node is replaced by another only with the
+//! `SpotToSpotConsolidation` feature gate.
 //!
 //! A node is considered once its pods have not changed for the NodePool's
 //! `consolidateAfter` (timed from its last pod event, as emptiness). A
 //! decision is validated again after [`validation_delay`] against the
 //! cluster as it is then, and dropped if anything changed its answer.
 
-use super::candidates::{Candidate, is_mirror};
+use super::candidates::{Candidate, workload};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
-use crate::controllers::provisioning::{existing_nodes, is_active, is_daemon_pod, pod_infos};
-use crate::scheduling::solve;
+use crate::controllers::provisioning::existing_nodes;
+use crate::scheduling::{NewClaim, OfferingFilter, solve};
 use karpenter_api::v1::CONSOLIDATION_WHEN_EMPTY;
 use std::time::{Duration, Instant};
 
@@ -65,22 +71,59 @@ pub fn underutilized<'a, C: CloudProvider>(
     out
 }
 
+/// One new node that would hold every workload pod of the candidate's node
+/// (with the other nodes as they are) and save at least `min_saving` per
+/// hour: its instance types cut to those that do. The error says why there
+/// is none.
+pub async fn cheaper_replacement<C: CloudProvider>(
+    ctx: &Context<C>,
+    candidate: &Candidate,
+    min_saving: f64,
+) -> Result<NewClaim, String> {
+    if candidate.capacity_type == karpenter_api::labels::CAPACITY_TYPE_SPOT
+        && !ctx.settings.feature_enabled("SpotToSpotConsolidation")
+    {
+        return Err("a spot node is replaced only with SpotToSpotConsolidation".into());
+    }
+    let (planned, pools) = super::replace::plan(ctx, candidate).await?;
+    let [planned] = planned.as_slice() else {
+        return Err(format!("its pods need {} new nodes", planned.len()));
+    };
+    let pool = pools
+        .iter()
+        .find(|p| p.name == planned.pool)
+        .ok_or("its NodePool is gone")?;
+    let ceiling = candidate.price - min_saving;
+    let filter = OfferingFilter::of(&planned.requirements);
+    let mut cheaper: Vec<(String, f64)> = planned
+        .instance_types
+        .iter()
+        .filter_map(|name| {
+            let option = pool.candidates.iter().find(|c| &c.name == name)?;
+            let price = filter.cheapest(option)?.price;
+            (price < ceiling).then(|| (name.clone(), price))
+        })
+        .collect();
+    cheaper.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let Some(&(_, price)) = cheaper.first() else {
+        return Err(format!(
+            "no option saves ${min_saving:.4}/h on ${:.4}/h",
+            candidate.price
+        ));
+    };
+    let mut planned = planned.clone();
+    planned.instance_types = cheaper.into_iter().map(|(name, _)| name).collect();
+    planned.price = price;
+    Ok(planned)
+}
+
 /// Whether every workload pod on the candidate's node fits on the other
 /// nodes as they are now, without launching one; the error says why not.
 pub fn fits_elsewhere<C: CloudProvider>(
     ctx: &Context<C>,
     candidate: &Candidate,
 ) -> Result<(), String> {
-    let pods: Vec<_> = ctx
-        .state
-        .pods_on(&candidate.node)
-        .into_iter()
-        .filter(|p| is_active(p) && !is_daemon_pod(p) && !is_mirror(p))
-        .collect();
-    let infos = pod_infos(ctx, &pods);
-    if infos.len() != pods.len() {
-        return Err("a pod on it cannot be scheduled by the engine".into());
-    }
+    let infos = workload(ctx, &candidate.node)?;
     let claims = ctx.state.claims.state();
     let mut nodes = existing_nodes(ctx, &[], &claims);
     nodes.retain(|n| n.name != candidate.node);

@@ -10,7 +10,6 @@
 use super::candidates::Candidate;
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
-use crate::controllers::provisioning::{is_active, is_daemon_pod};
 use karpenter_api::duration::{NillableDuration, parse_nillable};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -78,5 +77,5 @@ pub fn still_empty<C: CloudProvider>(ctx: &Context<C>, node: &str) -> bool {
     !ctx.state
         .pods_on(node)
         .iter()
-        .any(|p| is_active(p) && !is_daemon_pod(p) && !super::candidates::is_mirror(p))
+        .any(|p| super::candidates::is_workload(p))
 }

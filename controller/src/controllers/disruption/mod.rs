@@ -40,6 +40,7 @@ pub use candidates::do_not_disrupt;
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::writes::delete_claim;
+use crate::scheduling;
 use candidates::Candidate;
 use expiration::expired;
 use jiff::Timestamp;
@@ -130,9 +131,11 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                 decisions.push(decision);
             }
         }
-        let replacing = self.replacing.lock().expect("replacing").is_some();
-        if replacing || !drifted.is_empty() {
-            decisions.extend(self.replace_drifted(&candidates, &drifted).await);
+        let replacing = self.replacing.lock().expect("replacing").clone();
+        if let Some(replacement) = replacing {
+            decisions.extend(self.advance(&candidates, replacement).await);
+        } else if !drifted.is_empty() {
+            self.replace_drifted(&candidates, &drifted).await;
         } else if decisions.is_empty()
             && let Some(decision) = self.consolidate(&candidates).await
         {
@@ -141,77 +144,108 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         decisions
     }
 
-    /// Advances the replacement under way, or starts one for the first
-    /// drifted node its NodePool's budget lets go.
+    /// Advances the replacement under way: deletes the old node once every
+    /// replacement is Initialized, or gives the replacements up when one
+    /// failed (the old node is left as it was).
+    async fn advance(
+        &self,
+        candidates: &candidates::Candidates,
+        replacement: replace::Replacement,
+    ) -> Option<Decision> {
+        let ctx = &self.ctx;
+        match replace::progress(ctx, &replacement) {
+            replace::Progress::Waiting => None,
+            replace::Progress::Failed(why) => {
+                *self.replacing.lock().expect("replacing") = None;
+                replace::abandon(ctx, &replacement).await;
+                tracing::warn!(nodeclaim = %replacement.old, reason = %why, "replacement failed; the node is left as it was");
+                if let Some(old) = ctx.state.claim(&replacement.old) {
+                    ctx.event(
+                        old.as_ref(),
+                        true,
+                        "DisruptionBlocked",
+                        format!("replacement failed ({why}); node left as it was"),
+                    );
+                }
+                None
+            }
+            replace::Progress::Ready => {
+                *self.replacing.lock().expect("replacing") = None;
+                let candidate = candidates
+                    .nodes
+                    .iter()
+                    .find(|c| c.name() == replacement.old)?;
+                let by = if replacement.new.is_empty() {
+                    "the other nodes".to_string()
+                } else {
+                    replacement.new.join(", ")
+                };
+                let note = format!(
+                    "{}; replaced by {by} (Initialized); deleting",
+                    replacement.why.detail
+                );
+                let why = &replacement.why;
+                self.disrupt(
+                    Target::of(candidate, ctx.state.claim(&candidate.name())?.as_ref()),
+                    &why.reason,
+                    Some("replace"),
+                    note,
+                    why.consolidation_type,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Launches the replacements for `candidate` and remembers them.
+    async fn replace(
+        &self,
+        candidate: &Candidate,
+        planned: &[scheduling::NewClaim],
+        why: replace::Why,
+    ) {
+        let ctx = &self.ctx;
+        let detail = why.detail.clone();
+        match replace::start(ctx, candidate, planned, why).await {
+            Ok(replacement) => {
+                tracing::info!(nodeclaim = %candidate.name(), replacements = ?replacement.new, "{detail}; launching replacements");
+                *self.replacing.lock().expect("replacing") = Some(replacement);
+            }
+            Err(e) => {
+                tracing::warn!(nodeclaim = %candidate.name(), error = %e, "could not launch replacements");
+            }
+        }
+    }
+
+    /// Starts replacing the first drifted node its NodePool's budget lets go.
     async fn replace_drifted(
         &self,
         candidates: &candidates::Candidates,
         drifted: &HashMap<String, String>,
-    ) -> Option<Decision> {
+    ) {
         let ctx = &self.ctx;
-        let current = self.replacing.lock().expect("replacing").clone();
-        if let Some(replacement) = current {
-            return match replace::progress(ctx, &replacement) {
-                replace::Progress::Waiting => None,
-                replace::Progress::Failed(why) => {
-                    *self.replacing.lock().expect("replacing") = None;
-                    replace::abandon(ctx, &replacement).await;
-                    tracing::warn!(nodeclaim = %replacement.old, reason = %why, "replacement failed; the node is left as it was");
-                    if let Some(old) = ctx.state.claim(&replacement.old) {
-                        ctx.event(
-                            old.as_ref(),
-                            true,
-                            "DisruptionBlocked",
-                            format!("replacement failed ({why}); node left as it was"),
-                        );
-                    }
-                    None
-                }
-                replace::Progress::Ready => {
-                    *self.replacing.lock().expect("replacing") = None;
-                    let candidate = candidates
-                        .nodes
-                        .iter()
-                        .find(|c| c.name() == replacement.old)?;
-                    let note = format!(
-                        "{}; replaced by {} (Initialized); deleting",
-                        replacement.detail,
-                        if replacement.new.is_empty() {
-                            "the other nodes".to_string()
-                        } else {
-                            replacement.new.join(", ")
-                        }
-                    );
-                    self.disrupt(
-                        Target::of(candidate, ctx.state.claim(&candidate.name())?.as_ref()),
-                        &replacement.reason,
-                        Some("replace"),
-                        note,
-                        "",
-                    )
-                    .await
-                }
-            };
-        }
         let eligible: Vec<&Candidate> = candidates
             .nodes
             .iter()
             .filter(|c| drifted.contains_key(&c.name()))
             .collect();
-        let candidate = *self
+        let Some(&candidate) = self
             .within_budgets(candidates, eligible, Reason::Drifted)
-            .first()?;
-        let detail = format!("Drifted: {}", drifted[&candidate.name()]);
-        match replace::launch(ctx, candidate, "drifted", &detail).await {
-            Ok(replacement) => {
-                tracing::info!(nodeclaim = %candidate.name(), replacements = ?replacement.new, "{detail}; launching replacements");
-                *self.replacing.lock().expect("replacing") = Some(replacement);
-            }
-            Err(why) => {
-                tracing::info!(nodeclaim = %candidate.name(), reason = %why, "drifted node cannot be replaced now");
+            .first()
+        else {
+            return;
+        };
+        let why = replace::Why {
+            reason: "drifted".into(),
+            detail: format!("Drifted: {}", drifted[&candidate.name()]),
+            consolidation_type: "",
+        };
+        match replace::plan(ctx, candidate).await {
+            Ok((planned, _)) => self.replace(candidate, &planned, why).await,
+            Err(e) => {
+                tracing::info!(nodeclaim = %candidate.name(), reason = %e, "drifted node cannot be replaced now");
             }
         }
-        None
     }
 
     /// Single-node consolidation: validates and acts on the decision made
@@ -222,6 +256,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         let eligible = consolidation::underutilized(ctx, &candidates.nodes, self.started, now);
         let eligible = self.within_budgets(candidates, eligible, Reason::Underutilized);
         let delay = consolidation::validation_delay(ctx.settings.disruption_poll_interval);
+        let min_saving = ctx.settings.consolidation_min_saving_per_hour;
         let waiting = self.validating.lock().expect("validating").clone();
         match waiting {
             Some((name, since)) if now.duration_since(since) < delay => {
@@ -234,18 +269,40 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             Some((name, _)) => {
                 *self.validating.lock().expect("validating") = None;
                 let candidate = eligible.into_iter().find(|c| c.name() == name)?;
-                if let Err(why) = consolidation::fits_elsewhere(ctx, candidate) {
-                    tracing::info!(nodeclaim = %name, reason = %why, "consolidation dropped on validation");
-                    return None;
+                if consolidation::fits_elsewhere(ctx, candidate).is_ok() {
+                    return self.remove_underutilized(candidate).await;
                 }
-                self.remove_underutilized(candidate).await
+                match consolidation::cheaper_replacement(ctx, candidate, min_saving).await {
+                    Ok(planned) => {
+                        let why = replace::Why {
+                            reason: "underutilized".into(),
+                            detail: format!(
+                                "Underutilized: its {} pods fit on one cheaper node (${:.4}/h instead of ${:.4}/h)",
+                                candidate.workload_pods, planned.price, candidate.price
+                            ),
+                            consolidation_type: "single",
+                        };
+                        self.replace(candidate, &[planned], why).await;
+                    }
+                    Err(why) => {
+                        tracing::info!(nodeclaim = %name, reason = %why, "consolidation dropped on validation");
+                    }
+                }
+                None
             }
             None => {
-                let chosen = eligible
-                    .into_iter()
-                    .find(|c| consolidation::fits_elsewhere(ctx, c).is_ok())?;
-                tracing::info!(nodeclaim = %chosen.name(), node = %chosen.node, "consolidation candidate: its pods fit on other nodes; validating in {:?}", delay);
-                *self.validating.lock().expect("validating") = Some((chosen.name(), now));
+                for candidate in eligible {
+                    let worth = consolidation::fits_elsewhere(ctx, candidate).is_ok()
+                        || consolidation::cheaper_replacement(ctx, candidate, min_saving)
+                            .await
+                            .is_ok();
+                    if worth {
+                        tracing::info!(nodeclaim = %candidate.name(), node = %candidate.node, "consolidation candidate; validating in {:?}", delay);
+                        *self.validating.lock().expect("validating") =
+                            Some((candidate.name(), now));
+                        break;
+                    }
+                }
                 None
             }
         }

@@ -6,14 +6,12 @@
 //! [`REPLACEMENT_TIMEOUT`]) is abandoned: the other replacements are deleted
 //! and the old node is left untouched and untainted.
 
-use super::candidates::{Candidate, is_mirror};
+use super::candidates::{Candidate, workload};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
-use crate::controllers::provisioning::{
-    create_nodeclaim, existing_nodes, is_active, is_daemon_pod, pod_infos, pools,
-};
-use crate::scheduling::solve;
+use crate::controllers::provisioning::{create_nodeclaim, existing_nodes, pools};
+use crate::scheduling::{NewClaim, Pool, solve};
 use crate::state::deleting;
 use karpenter_api::v1::{NodeClaim, nodeclaim_conditions as cond};
 use kube::Api;
@@ -27,15 +25,24 @@ pub const REPLACEMENT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// NodeClaim watch can lag) before it counts as gone.
 const UNSEEN_GRACE: Duration = Duration::from_secs(30);
 
+/// Why a node is replaced.
+#[derive(Debug, Clone)]
+pub struct Why {
+    /// As metrics label it (`drifted`, `underutilized`).
+    pub reason: String,
+    /// In words, for the log line and the events.
+    pub detail: String,
+    /// `single` for consolidation, empty otherwise.
+    pub consolidation_type: &'static str,
+}
+
 /// A node being replaced.
 #[derive(Debug, Clone)]
 pub struct Replacement {
     /// The NodeClaim to delete once its replacements are ready.
     pub old: String,
-    /// Why (`drifted`).
-    pub reason: String,
-    /// Why, in words, for the events.
-    pub detail: String,
+    /// Why.
+    pub why: Why,
     /// The replacement NodeClaims.
     pub new: Vec<String>,
     /// When they were created.
@@ -53,57 +60,52 @@ pub enum Progress {
     Failed(String),
 }
 
-/// Launches what the candidate's pods need besides the other nodes (nothing
-/// when they fit there). The error says why the pods cannot be placed.
-pub async fn launch<C: CloudProvider>(
+/// The new NodeClaims the candidate's workload pods need besides the other
+/// nodes (none when they fit there), with the NodePools as the engine saw
+/// them. The error says why the pods cannot be placed.
+pub async fn plan<C: CloudProvider>(
     ctx: &Context<C>,
     candidate: &Candidate,
-    reason: &str,
-    detail: &str,
-) -> Result<Replacement, String> {
-    let pods: Vec<_> = ctx
-        .state
-        .pods_on(&candidate.node)
-        .into_iter()
-        .filter(|p| is_active(p) && !is_daemon_pod(p) && !is_mirror(p))
-        .collect();
-    let infos = pod_infos(ctx, &pods);
-    if infos.len() != pods.len() {
-        return Err("a pod on it cannot be scheduled by the engine".into());
-    }
+) -> Result<(Vec<NewClaim>, Vec<Pool>), String> {
+    let infos = workload(ctx, &candidate.node)?;
     let claims = ctx.state.claims.state();
     let pools = pools(ctx, &claims).await;
     let mut nodes = existing_nodes(ctx, &pools, &claims);
     nodes.retain(|n| n.name != candidate.node);
-    let solution = solve(&infos, nodes, pools);
+    let solution = solve(&infos, nodes, pools.clone());
     if let Some((pod, why)) = solution.unschedulable.first() {
         return Err(format!("{pod} fits nowhere: {why}"));
     }
-    let mut new = Vec::new();
-    for planned in &solution.claims {
-        match create_nodeclaim(ctx, planned, reason).await {
-            Ok(Some(claim)) => new.push(claim.metadata.name.unwrap_or_default()),
+    Ok((solution.claims, pools))
+}
+
+/// Creates the planned replacements for the candidate. On a failure the
+/// ones created are deleted again and the error says what failed.
+pub async fn start<C: CloudProvider>(
+    ctx: &Context<C>,
+    candidate: &Candidate,
+    planned: &[NewClaim],
+    why: Why,
+) -> Result<Replacement, String> {
+    let mut replacement = Replacement {
+        old: candidate.name(),
+        why,
+        new: Vec::new(),
+        started: Instant::now(),
+    };
+    for claim in planned {
+        match create_nodeclaim(ctx, claim, &replacement.why.reason).await {
+            Ok(Some(created)) => replacement
+                .new
+                .push(created.metadata.name.unwrap_or_default()),
             Ok(None) => {}
             Err(e) => {
-                let replacement = Replacement {
-                    old: candidate.name(),
-                    reason: reason.into(),
-                    detail: detail.into(),
-                    new,
-                    started: Instant::now(),
-                };
                 abandon(ctx, &replacement).await;
                 return Err(format!("creating a replacement failed: {e}"));
             }
         }
     }
-    Ok(Replacement {
-        old: candidate.name(),
-        reason: reason.into(),
-        detail: detail.into(),
-        new,
-        started: Instant::now(),
-    })
+    Ok(replacement)
 }
 
 /// Where the replacement stands, by the cache.
