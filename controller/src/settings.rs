@@ -296,5 +296,17 @@ mod tests {
         assert!(s.feature_enabled("SpotToSpotConsolidation"));
         s.health_probe_port = 8080;
         assert_eq!(s.validate().unwrap_err().setting, "HEALTH_PROBE_PORT");
+        s.health_probe_port = 8081;
+        for bad in [-0.5, f64::NAN] {
+            s.consolidation_min_saving_per_hour = bad;
+            let err = s.validate().unwrap_err();
+            assert_eq!(err.setting, "CONSOLIDATION_MIN_SAVING_PER_HOUR", "{err}");
+        }
+        s.consolidation_min_saving_per_hour = 0.0;
+        s.disruption_poll_interval = Duration::ZERO;
+        assert_eq!(
+            s.validate().unwrap_err().setting,
+            "DISRUPTION_POLL_INTERVAL"
+        );
     }
 }

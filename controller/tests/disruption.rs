@@ -2,7 +2,11 @@
 //! once they have been empty for `consolidateAfter`, never more at once than
 //! the NodePool's budget allows; a budget window with `nodes: 0` blocks
 //! them; a node marked `karpenter.sh/do-not-disrupt` stays; NodeClaims past
-//! their `expireAfter` are replaced by new ones, their pods running again.
+//! their `expireAfter` are replaced by new ones, their pods running again;
+//! under-used nodes are consolidated (deleted, or replaced by a cheaper one
+//! launched first), never one running a `do-not-disrupt` pod; a new AMI
+//! drifts nodes, replaced one budget at a time, and a replacement that
+//! cannot launch leaves the old node untouched.
 
 mod sim;
 
@@ -226,7 +230,8 @@ async fn expired_nodeclaims_go_and_their_pods_run_on_new_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn under_used_nodes_whose_pods_fit_elsewhere_are_consolidated() {
+async fn under_used_nodes_whose_pods_fit_elsewhere_are_consolidated_but_not_a_do_not_disrupt_pods()
+{
     let cluster = cluster(Timing::at_speed(40.0)).await;
     disruption(
         &cluster,
@@ -247,12 +252,48 @@ async fn under_used_nodes_whose_pods_fit_elsewhere_are_consolidated() {
     };
     let launched = created(&metrics.encode());
 
-    // A tenth of the load stays: its nodes are mostly idle.
+    // A tenth of the load stays: its nodes are mostly idle. One pod asks
+    // not to be disrupted: its node stays whatever it costs.
     scale(&cluster, &[("api", 3), ("worker", 2)]).await;
     all_running(&cluster, 5).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "default");
+    let keeper = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let kept_node = keeper
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap();
+    pods.patch(
+        keeper.metadata.name.as_deref().unwrap(),
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"karpenter.sh/do-not-disrupt": "true"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let kept_claim = claims(&cluster)
+        .await
+        .into_iter()
+        .find(|c| c.status.as_ref().and_then(|s| s.node_name.as_ref()) == Some(&kept_node))
+        .and_then(|c| c.metadata.name)
+        .unwrap();
     let began = Instant::now();
     let decided = "karpenter_voluntary_disruption_decisions_total{decision=\"delete\",reason=\"underutilized\",consolidation_type=\"single\"}";
     loop {
+        let kept = claims(&cluster)
+            .await
+            .into_iter()
+            .find(|c| c.metadata.name.as_ref() == Some(&kept_claim));
+        assert!(
+            kept.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+            "the node of a do-not-disrupt pod was disrupted"
+        );
         let text = metrics.encode();
         if text.contains(decided) && claim_counts(&cluster).await.1 == 0 {
             break;
