@@ -127,6 +127,41 @@ impl Player {
         self.wait_until(limit, step, Snapshot::settled).await
     }
 
+    /// Waits until every pod runs, no node is empty and the node count has
+    /// not changed for `quiet` (disruption is done), at most `limit`.
+    async fn wait_quiet(
+        &mut self,
+        limit: Duration,
+        quiet: Duration,
+        step: &str,
+    ) -> Result<Duration, DemoError> {
+        let start = Instant::now();
+        let mut last = (usize::MAX, usize::MAX);
+        let mut changed = Instant::now();
+        loop {
+            self.tick(step).await?;
+            let now = (
+                self.last.nodes_ready,
+                self.last.draining + self.last.launching,
+            );
+            if now != last {
+                last = now;
+                changed = Instant::now();
+            }
+            if self.last.settled() && self.last.empty == 0 && changed.elapsed() >= quiet {
+                return Ok(changed.duration_since(start));
+            }
+            if start.elapsed() > limit {
+                return Err(DemoError::Timeout {
+                    step: step.to_string(),
+                    after: limit,
+                    state: line(&self.last, self.started.elapsed(), ""),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits until `done` holds for the cluster, at most `limit`.
     async fn wait_until(
         &mut self,
@@ -230,7 +265,9 @@ impl Player {
 
 /// Plays every NodePool's `consolidateAfter` at the demo's speed (`1m` at
 /// speed 20 waits 3 s), as the simulated clocks of launches and boots are.
-async fn scale_consolidate_after(cluster: &SimCluster, speed: f64) -> Result<(), DemoError> {
+/// Returns the longest `consolidateAfter` as played.
+async fn scale_consolidate_after(cluster: &SimCluster, speed: f64) -> Result<Duration, DemoError> {
+    let mut longest = Duration::ZERO;
     let pools: Api<karpenter_api::v1::NodePool> = Api::all(cluster.client());
     let list = pools
         .list(&Default::default())
@@ -247,7 +284,9 @@ async fn scale_consolidate_after(cluster: &SimCluster, speed: f64) -> Result<(),
         else {
             continue;
         };
-        let scaled = format!("{}s", (after.as_secs_f64() / speed).ceil().max(1.0) as u64);
+        let seconds = (after.as_secs_f64() / speed).ceil().max(1.0) as u64;
+        longest = longest.max(Duration::from_secs(seconds));
+        let scaled = format!("{seconds}s");
         let name = pool.metadata.name.clone().unwrap_or_default();
         println!(
             "NodePool {name}: consolidateAfter {} plays as {scaled} at speed {speed}",
@@ -264,7 +303,7 @@ async fn scale_consolidate_after(cluster: &SimCluster, speed: f64) -> Result<(),
             .await
             .map_err(|e| DemoError::Cluster(e.to_string()))?;
     }
-    Ok(())
+    Ok(longest)
 }
 
 /// Plays the demo; prints progress and the summary.
@@ -303,9 +342,10 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     settings.metrics_port = 0;
     settings.health_probe_port = 0;
     settings.disruption_poll_interval = Duration::from_secs_f64((10.0 / options.speed).max(0.25));
-    scale_consolidate_after(&cluster, options.speed).await?;
+    let quiet = 2 * scale_consolidate_after(&cluster, options.speed).await?
+        + 4 * settings.disruption_poll_interval;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (_metrics, controller) = cluster.controller(settings, async {
+    let (metrics, controller) = cluster.controller(settings, async {
         let _ = stopped.await;
     });
     let controller = tokio::spawn(controller);
@@ -360,9 +400,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
                 let limit = scenario::step_duration(limit).map_err(DemoError::Input)?;
                 player.tick(&label).await?;
                 let before = player.last.clone();
-                let took = player
-                    .wait_until(limit, &label, |s| s.settled() && s.empty == 0)
-                    .await?;
+                let took = player.wait_quiet(limit, quiet, &label).await?;
                 scale_in = Some((before, player.last.clone(), took));
             }
             Step::Sleep(d) => {
@@ -386,6 +424,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
         last: &player.last,
         interruptions: &interruptions,
         scale_in,
+        disrupted: report::disrupted(&metrics.encode()),
         kubeconfig: &kubeconfig,
     };
     println!("{}", summary.render());

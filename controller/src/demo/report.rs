@@ -214,8 +214,10 @@ pub struct Summary<'a> {
     pub last: &'a Snapshot,
     /// Interruptions.
     pub interruptions: &'a [Handled],
-    /// Scale-in: the cluster before and after its empty nodes went, and how long that took.
+    /// Scale-in: the cluster before and after disruption removed nodes, and how long that took.
     pub scale_in: Option<(Snapshot, Snapshot, Duration)>,
+    /// Nodes disruption removed, by reason (`empty: 14, underutilized: 2`).
+    pub disrupted: String,
     /// The kubeconfig path.
     pub kubeconfig: &'a str,
 }
@@ -268,8 +270,9 @@ impl Summary<'_> {
         if let Some((before, after, took)) = &self.scale_in {
             let _ = writeln!(
                 out,
-                "  scale-in                   {} empty nodes removed in {:.1} s: ${:.3}/h on {} nodes -> ${:.3}/h on {}",
+                "  scale-in                   {} nodes removed ({}) in {:.1} s: ${:.3}/h on {} nodes -> ${:.3}/h on {}",
                 before.nodes_ready.saturating_sub(after.nodes_ready),
+                self.disrupted,
                 took.as_secs_f64(),
                 before.hourly_cost,
                 before.nodes_ready,
@@ -298,4 +301,29 @@ impl Summary<'_> {
         let _ = writeln!(out, "  kubeconfig                 {}", self.kubeconfig);
         out
     }
+}
+
+/// Nodes disrupted by reason, from the controller's
+/// `karpenter_nodeclaims_disrupted_total` series (`empty 14, underutilized 2`).
+pub fn disrupted(metrics: &str) -> String {
+    let mut by: BTreeMap<String, f64> = BTreeMap::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("karpenter_nodeclaims_disrupted_total{reason=\"") else {
+            continue;
+        };
+        let reason = rest.split('"').next().unwrap_or_default();
+        let count: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *by.entry(reason.to_string()).or_default() += count;
+    }
+    if by.is_empty() {
+        return "none by disruption".into();
+    }
+    by.iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -61,8 +61,9 @@ pub enum Step {
     Interrupt(String),
     /// Waits this long.
     Sleep(String),
-    /// Waits until every pod runs and no node is left empty (disruption
-    /// removed them after `consolidateAfter`), at most this long.
+    /// Waits until every pod runs, no node is left empty and disruption is
+    /// done (no node removed or launched for twice `consolidateAfter`), at
+    /// most this long.
     WaitScaledIn(String),
 }
 
@@ -77,7 +78,7 @@ impl Step {
             Step::WaitRunning(_) => "wait until every pod runs".into(),
             Step::Interrupt(kind) => format!("{kind} interruption for one node"),
             Step::Sleep(d) => format!("sleep {d}"),
-            Step::WaitScaledIn(_) => "wait until empty nodes are removed".into(),
+            Step::WaitScaledIn(_) => "wait until disruption removes what is not needed".into(),
         }
     }
 }
