@@ -525,3 +525,73 @@ fn hourly_cost(claims: &[NodeClaim]) -> f64 {
         })
         .sum()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scaling_200_pods_down_to_20_consolidates_within_budgets_and_pdbs() {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    disruption(&cluster, json!({"consolidateAfter": "2s"})).await;
+    let mut settings = settings("solo", false);
+    quick(&mut settings);
+    let (metrics, _controller) = start(&cluster, settings);
+    scale(
+        &cluster,
+        &[("web", 90), ("api", 60), ("worker", 30), ("cache", 20)],
+    )
+    .await;
+    all_running(&cluster, 200).await;
+    scale(
+        &cluster,
+        &[("web", 9), ("api", 6), ("worker", 3), ("cache", 2)],
+    )
+    .await;
+    all_running(&cluster, 20).await;
+    let peak = hourly_cost(&claims(&cluster).await);
+
+    // Web's PodDisruptionBudget allows 2 of its 9 pods down; the NodePool's
+    // default budget, 10% of its nodes being disrupted at once.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "default");
+    let began = Instant::now();
+    let mut quiet_since = Instant::now();
+    let mut last_count = usize::MAX;
+    loop {
+        let web = pods
+            .list(&kube::api::ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items;
+        let healthy = web.iter().filter(|p| running(p)).count();
+        assert!(
+            healthy >= 7,
+            "{healthy} of 9 web pods healthy (PDB maxUnavailable 2)"
+        );
+        let all = claims(&cluster).await;
+        let deleting = all
+            .iter()
+            .filter(|c| c.metadata.deletion_timestamp.is_some())
+            .count();
+        let allowed = (all.len() * 10).div_ceil(100);
+        assert!(
+            deleting <= allowed,
+            "{deleting} of {} nodes disrupted at once",
+            all.len()
+        );
+        if all.len() != last_count || deleting > 0 {
+            last_count = all.len();
+            quiet_since = Instant::now();
+        }
+        if quiet_since.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+        assert!(began.elapsed() < DEADLINE * 2, "disruption did not settle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    all_running(&cluster, 20).await;
+    let end = hourly_cost(&claims(&cluster).await);
+    assert!(
+        end < peak / 2.0,
+        "${end:.3}/h after consolidation, ${peak:.3}/h before"
+    );
+    let text = metrics.encode();
+    assert!(text.contains("reason=\"underutilized\""), "{text}");
+    consistent(&cluster).await;
+}
