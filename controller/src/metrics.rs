@@ -71,6 +71,9 @@ pub struct Metrics {
     pub allowed_disruptions: Gauges,
     /// `karpenter_nodeclaims_disrupted_total{reason,nodepool,capacity_type}`.
     pub nodeclaims_disrupted: Counters,
+    /// `karpenter_voluntary_disruption_decision_evaluation_duration_seconds`:
+    /// one disruption pass, from the caches to the decisions.
+    pub disruption_evaluation_duration: Histogram,
     /// `karpenter_disruption_estimated_savings_dollars_per_hour_total{nodepool}`
     /// (not upstream): hourly prices of the nodes disruption removed.
     pub disruption_savings: Family<Labels, Counter<f64, AtomicU64>>,
@@ -108,6 +111,7 @@ impl Metrics {
             allowed_disruptions: Gauges::default(),
             nodeclaims_disrupted: Counters::default(),
             disruption_savings: Family::default(),
+            disruption_evaluation_duration: duration_buckets(),
         };
         let r = &mut registry;
         r.register(
@@ -199,6 +203,11 @@ impl Metrics {
             "karpenter_nodeclaims_disrupted",
             "NodeClaims disrupted, by reason, NodePool and capacity type",
             m.nodeclaims_disrupted.clone(),
+        );
+        r.register(
+            "karpenter_voluntary_disruption_decision_evaluation_duration_seconds",
+            "Time one disruption pass takes to reach its decisions",
+            m.disruption_evaluation_duration.clone(),
         );
         r.register(
             "karpenter_disruption_estimated_savings_dollars_per_hour",

@@ -13,13 +13,17 @@
 //! decision is validated again after [`validation_delay`] against the
 //! cluster as it is then, and dropped if anything changed its answer.
 
-use super::candidates::{Candidate, workload};
+use super::candidates::Candidate;
+use super::replace::World;
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
-use crate::controllers::provisioning::existing_nodes;
-use crate::scheduling::{NewClaim, OfferingFilter, solve};
+use crate::scheduling::{NewClaim, OfferingFilter};
 use karpenter_api::v1::CONSOLIDATION_WHEN_EMPTY;
 use std::time::{Duration, Instant};
+
+/// Candidates one pass looks at (each is a solve against every node); the
+/// next pass goes on from there.
+pub const CANDIDATES_PER_PASS: usize = 16;
 
 /// How long a decision waits before it is validated and acted on: one and a
 /// half poll intervals (upstream's 15 s at the default 10 s).
@@ -75,8 +79,9 @@ pub fn underutilized<'a, C: CloudProvider>(
 /// (with the other nodes as they are) and save at least `min_saving` per
 /// hour: its instance types cut to those that do. The error says why there
 /// is none.
-pub async fn cheaper_replacement<C: CloudProvider>(
+pub fn cheaper_replacement<C: CloudProvider>(
     ctx: &Context<C>,
+    world: &World,
     candidate: &Candidate,
     min_saving: f64,
 ) -> Result<NewClaim, String> {
@@ -85,11 +90,12 @@ pub async fn cheaper_replacement<C: CloudProvider>(
     {
         return Err("a spot node is replaced only with SpotToSpotConsolidation".into());
     }
-    let (planned, pools) = super::replace::plan(ctx, candidate).await?;
+    let planned = world.place(ctx, candidate, true)?;
     let [planned] = planned.as_slice() else {
         return Err(format!("its pods need {} new nodes", planned.len()));
     };
-    let pool = pools
+    let pool = world
+        .pools()
         .iter()
         .find(|p| p.name == planned.pool)
         .ok_or("its NodePool is gone")?;
@@ -121,15 +127,8 @@ pub async fn cheaper_replacement<C: CloudProvider>(
 /// nodes as they are now, without launching one; the error says why not.
 pub fn fits_elsewhere<C: CloudProvider>(
     ctx: &Context<C>,
+    world: &World,
     candidate: &Candidate,
 ) -> Result<(), String> {
-    let infos = workload(ctx, &candidate.node)?;
-    let claims = ctx.state.claims.state();
-    let mut nodes = existing_nodes(ctx, &[], &claims);
-    nodes.retain(|n| n.name != candidate.node);
-    let solution = solve(&infos, nodes, Vec::new());
-    match solution.unschedulable.first() {
-        Some((pod, why)) => Err(format!("{pod} fits on no other node: {why}")),
-        None => Ok(()),
-    }
+    world.place(ctx, candidate, false).map(|_| ())
 }

@@ -45,6 +45,7 @@ use candidates::Candidate;
 use expiration::expired;
 use jiff::Timestamp;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -79,6 +80,8 @@ pub struct Disruption<C> {
     drift: drift::CloudDrift,
     /// The node being replaced, if any.
     replacing: Mutex<Option<replace::Replacement>>,
+    /// Where the next pass starts looking among consolidation candidates.
+    next_look: AtomicUsize,
 }
 
 impl<C: CloudProvider + 'static> Disruption<C> {
@@ -91,6 +94,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             started: Instant::now(),
             drift: drift::CloudDrift::default(),
             replacing: Mutex::new(None),
+            next_look: AtomicUsize::new(0),
         }
     }
 
@@ -98,7 +102,12 @@ impl<C: CloudProvider + 'static> Disruption<C> {
     pub async fn run(self: Arc<Self>) {
         loop {
             tokio::time::sleep(self.ctx.settings.disruption_poll_interval).await;
+            let began = Instant::now();
             self.pass().await;
+            self.ctx
+                .metrics
+                .disruption_evaluation_duration
+                .observe(began.elapsed().as_secs_f64());
         }
     }
 
@@ -240,8 +249,9 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             detail: format!("Drifted: {}", drifted[&candidate.name()]),
             consolidation_type: "",
         };
-        match replace::plan(ctx, candidate).await {
-            Ok((planned, _)) => self.replace(candidate, &planned, why).await,
+        let world = replace::World::now(ctx).await;
+        match world.place(ctx, candidate, true) {
+            Ok(planned) => self.replace(candidate, &planned, why).await,
             Err(e) => {
                 tracing::info!(nodeclaim = %candidate.name(), reason = %e, "drifted node cannot be replaced now");
             }
@@ -269,10 +279,11 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             Some((name, _)) => {
                 *self.validating.lock().expect("validating") = None;
                 let candidate = eligible.into_iter().find(|c| c.name() == name)?;
-                if consolidation::fits_elsewhere(ctx, candidate).is_ok() {
+                let world = replace::World::now(ctx).await;
+                if consolidation::fits_elsewhere(ctx, &world, candidate).is_ok() {
                     return self.remove_underutilized(candidate).await;
                 }
-                match consolidation::cheaper_replacement(ctx, candidate, min_saving).await {
+                match consolidation::cheaper_replacement(ctx, &world, candidate, min_saving) {
                     Ok(planned) => {
                         let why = replace::Why {
                             reason: "underutilized".into(),
@@ -290,11 +301,17 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                 }
                 None
             }
+            None if eligible.is_empty() => None,
             None => {
-                for candidate in eligible {
-                    let worth = consolidation::fits_elsewhere(ctx, candidate).is_ok()
-                        || consolidation::cheaper_replacement(ctx, candidate, min_saving)
-                            .await
+                // A bounded look per pass, resuming where the last one
+                // stopped: at 1k nodes every candidate is a solve.
+                let world = replace::World::now(ctx).await;
+                let start = self.next_look.load(Ordering::Relaxed) % eligible.len();
+                let looked = eligible.len().min(consolidation::CANDIDATES_PER_PASS);
+                self.next_look.store(start + looked, Ordering::Relaxed);
+                for candidate in eligible.iter().cycle().skip(start).take(looked) {
+                    let worth = consolidation::fits_elsewhere(ctx, &world, candidate).is_ok()
+                        || consolidation::cheaper_replacement(ctx, &world, candidate, min_saving)
                             .is_ok();
                     if worth {
                         tracing::info!(nodeclaim = %candidate.name(), node = %candidate.node, "consolidation candidate; validating in {:?}", delay);

@@ -11,7 +11,7 @@ use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
 use crate::controllers::provisioning::{create_nodeclaim, existing_nodes, pools};
-use crate::scheduling::{NewClaim, Pool, solve};
+use crate::scheduling::{ExistingNode, NewClaim, Pool, solve};
 use crate::state::deleting;
 use karpenter_api::v1::{NodeClaim, nodeclaim_conditions as cond};
 use kube::Api;
@@ -60,23 +60,57 @@ pub enum Progress {
     Failed(String),
 }
 
-/// The new NodeClaims the candidate's workload pods need besides the other
-/// nodes (none when they fit there), with the NodePools as the engine saw
-/// them. The error says why the pods cannot be placed.
-pub async fn plan<C: CloudProvider>(
-    ctx: &Context<C>,
-    candidate: &Candidate,
-) -> Result<(Vec<NewClaim>, Vec<Pool>), String> {
-    let infos = workload(ctx, &candidate.node)?;
-    let claims = ctx.state.claims.state();
-    let pools = pools(ctx, &claims).await;
-    let mut nodes = existing_nodes(ctx, &pools, &claims);
-    nodes.retain(|n| n.name != candidate.node);
-    let solution = solve(&infos, nodes, pools.clone());
-    if let Some((pod, why)) = solution.unschedulable.first() {
-        return Err(format!("{pod} fits nowhere: {why}"));
+/// The cluster as the scheduling engine sees it: the registered nodes with
+/// what is left on them, and the NodePools. Built once per pass and shared
+/// by every candidate the pass looks at (building it reads every pod).
+pub struct World {
+    nodes: Vec<ExistingNode>,
+    pools: Vec<Pool>,
+}
+
+impl World {
+    /// The cluster now. NodeClaims still launching are left out: a node
+    /// that may never come is no place to move pods to.
+    pub async fn now<C: CloudProvider>(ctx: &Context<C>) -> Self {
+        let claims = ctx.state.claims.state();
+        World {
+            nodes: existing_nodes(ctx, &[], &claims),
+            pools: pools(ctx, &claims).await,
+        }
     }
-    Ok((solution.claims, pools))
+
+    /// The NodePools.
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+
+    /// Where the candidate's workload pods would go: onto the other nodes
+    /// and, with `launch`, new NodeClaims. The error says why they cannot
+    /// all be placed.
+    pub fn place<C: CloudProvider>(
+        &self,
+        ctx: &Context<C>,
+        candidate: &Candidate,
+        launch: bool,
+    ) -> Result<Vec<NewClaim>, String> {
+        let infos = workload(ctx, &candidate.node)?;
+        let nodes = self
+            .nodes
+            .iter()
+            .filter(|n| n.name != candidate.node)
+            .cloned()
+            .collect();
+        let pools = if launch {
+            self.pools.clone()
+        } else {
+            Vec::new()
+        };
+        let solution = solve(&infos, nodes, pools);
+        match solution.unschedulable.first() {
+            Some((pod, why)) => Err(format!("{pod} fits nowhere: {why}")),
+            None => Ok(solution.claims),
+        }
+    }
 }
 
 /// Creates the planned replacements for the candidate. On a failure the
