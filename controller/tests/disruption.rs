@@ -19,21 +19,34 @@ use serde_json::json;
 use sim::*;
 use std::time::{Duration, Instant};
 
-/// Sets the default NodePool's `spec.disruption`.
-async fn disruption(cluster: &karpenter_controller::demo::SimCluster, spec: serde_json::Value) {
+/// Merges `spec` into the default NodePool's spec.
+async fn patch_pool(cluster: &karpenter_controller::demo::SimCluster, spec: serde_json::Value) {
     let pools: Api<NodePool> = Api::all(cluster.client());
     pools
         .patch(
             "default",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"disruption": spec}})),
+            &Patch::Merge(json!({"spec": spec})),
         )
         .await
         .unwrap();
 }
 
-fn quick(settings: &mut karpenter_controller::settings::Settings) {
+/// The demo's cluster with `spec` merged into the default NodePool's spec,
+/// and the controller looking for disruption every 250 ms.
+async fn started(
+    spec: serde_json::Value,
+) -> (
+    karpenter_controller::demo::SimCluster,
+    karpenter_controller::metrics::SharedMetrics,
+    tokio::task::JoinHandle<()>,
+) {
+    let cluster = cluster(Timing::at_speed(40.0)).await;
+    patch_pool(&cluster, spec).await;
+    let mut settings = settings("solo", false);
     settings.disruption_poll_interval = Duration::from_millis(250);
+    let (metrics, controller) = start(&cluster, settings);
+    (cluster, metrics, controller)
 }
 
 /// Live NodeClaims and those being deleted.
@@ -48,15 +61,9 @@ async fn claim_counts(cluster: &karpenter_controller::demo::SimCluster) -> (usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn empty_nodes_go_after_consolidate_after_within_the_budget_and_protected_ones_stay() {
-    let cluster = cluster(Timing::at_speed(40.0)).await;
-    disruption(
-        &cluster,
-        json!({"consolidateAfter": "3s", "budgets": [{"nodes": "2"}]}),
-    )
-    .await;
-    let mut settings = settings("solo", false);
-    quick(&mut settings);
-    let (metrics, _controller) = start(&cluster, settings);
+    let (cluster, metrics, _controller) =
+        started(json!({"disruption": {"consolidateAfter": "3s", "budgets": [{"nodes": "2"}]}}))
+            .await;
     scale(&cluster, &[("web", 40), ("worker", 20)]).await;
     all_running(&cluster, 60).await;
     let launched = claims(&cluster).await;
@@ -132,19 +139,15 @@ async fn empty_nodes_go_after_consolidate_after_within_the_budget_and_protected_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_budget_window_with_no_nodes_blocks_emptiness_until_it_is_lifted() {
-    let cluster = cluster(Timing::at_speed(40.0)).await;
     // Every minute for an hour: always active.
-    disruption(
-        &cluster,
-        json!({"consolidateAfter": "1s", "budgets": [
+    let (cluster, metrics, _controller) = started(json!({"disruption": {
+        "consolidateAfter": "1s",
+        "budgets": [
             {"nodes": "0", "schedule": "* * * * *", "duration": "1h"},
             {"nodes": "100%"},
-        ]}),
-    )
+        ],
+    }}))
     .await;
-    let mut settings = settings("solo", false);
-    quick(&mut settings);
-    let (metrics, _controller) = start(&cluster, settings);
     scale(&cluster, &[("worker", 20)]).await;
     all_running(&cluster, 20).await;
     let launched = claims(&cluster).await.len();
@@ -163,7 +166,11 @@ async fn a_budget_window_with_no_nodes_blocks_emptiness_until_it_is_lifted() {
     );
 
     // The window lifted, the nodes go.
-    disruption(&cluster, json!({"budgets": [{"nodes": "100%"}]})).await;
+    patch_pool(
+        &cluster,
+        json!({"disruption": {"budgets": [{"nodes": "100%"}]}}),
+    )
+    .await;
     let lifted = Instant::now();
     while claim_counts(&cluster).await.0 > 0 {
         assert!(
@@ -177,19 +184,8 @@ async fn a_budget_window_with_no_nodes_blocks_emptiness_until_it_is_lifted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expired_nodeclaims_go_and_their_pods_run_on_new_ones() {
-    let cluster = cluster(Timing::at_speed(40.0)).await;
-    let pools: Api<NodePool> = Api::all(cluster.client());
-    pools
-        .patch(
-            "default",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"template": {"spec": {"expireAfter": "4s"}}}})),
-        )
-        .await
-        .unwrap();
-    let mut settings = settings("solo", false);
-    quick(&mut settings);
-    let (metrics, _controller) = start(&cluster, settings);
+    let (cluster, metrics, _controller) =
+        started(json!({"template": {"spec": {"expireAfter": "4s"}}})).await;
     scale(&cluster, &[("worker", 10)]).await;
     all_running(&cluster, 10).await;
     let first: Vec<String> = claims(&cluster)
@@ -232,15 +228,9 @@ async fn expired_nodeclaims_go_and_their_pods_run_on_new_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_used_nodes_whose_pods_fit_elsewhere_are_consolidated_but_not_a_do_not_disrupt_pods()
 {
-    let cluster = cluster(Timing::at_speed(40.0)).await;
-    disruption(
-        &cluster,
-        json!({"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}),
-    )
-    .await;
-    let mut settings = settings("solo", false);
-    quick(&mut settings);
-    let (metrics, _controller) = start(&cluster, settings);
+    let (cluster, metrics, _controller) =
+        started(json!({"disruption": {"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}}))
+            .await;
     scale(&cluster, &[("api", 30), ("worker", 20)]).await;
     all_running(&cluster, 50).await;
     let peak = claims(&cluster).await.len();
@@ -327,15 +317,7 @@ async fn claim_names(cluster: &karpenter_controller::demo::SimCluster) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_ami_drifts_every_node_and_each_is_replaced_before_it_goes() {
-    let cluster = cluster(Timing::at_speed(40.0)).await;
-    disruption(
-        &cluster,
-        json!({"consolidateAfter": "Never", "budgets": [{"nodes": "1", "reasons": ["Drifted"]}]}),
-    )
-    .await;
-    let mut settings = settings("solo", false);
-    quick(&mut settings);
-    let (metrics, _controller) = start(&cluster, settings);
+    let (cluster, metrics, _controller) = started(json!({"disruption": {"consolidateAfter": "Never", "budgets": [{"nodes": "1", "reasons": ["Drifted"]}]}})).await;
     scale(&cluster, &[("worker", 8)]).await;
     all_running(&cluster, 8).await;
     let old = claim_names(&cluster).await;
@@ -391,11 +373,8 @@ async fn a_new_ami_drifts_every_node_and_each_is_replaced_before_it_goes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replacement_that_cannot_launch_leaves_the_drifted_node_untouched() {
-    let cluster = cluster(Timing::at_speed(40.0)).await;
-    disruption(&cluster, json!({"consolidateAfter": "Never"})).await;
-    let mut settings = settings("solo", false);
-    quick(&mut settings);
-    let (metrics, _controller) = start(&cluster, settings);
+    let (cluster, metrics, _controller) =
+        started(json!({"disruption": {"consolidateAfter": "Never"}})).await;
     scale(&cluster, &[("worker", 4)]).await;
     all_running(&cluster, 4).await;
     let old = claim_names(&cluster).await;
@@ -459,15 +438,9 @@ async fn a_replacement_that_cannot_launch_leaves_the_drifted_node_untouched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_under_used_on_demand_node_is_replaced_by_a_cheaper_one_first() {
-    let cluster = cluster(Timing::at_speed(40.0)).await;
-    disruption(
-        &cluster,
-        json!({"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}),
-    )
-    .await;
-    let mut settings = settings("solo", false);
-    quick(&mut settings);
-    let (metrics, _controller) = start(&cluster, settings);
+    let (cluster, metrics, _controller) =
+        started(json!({"disruption": {"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}}))
+            .await;
     // The cache tier asks for on-demand capacity: 20 pods of 6Gi.
     scale(&cluster, &[("cache", 20)]).await;
     all_running(&cluster, 20).await;
@@ -528,11 +501,8 @@ fn hourly_cost(claims: &[NodeClaim]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scaling_200_pods_down_to_20_consolidates_within_budgets_and_pdbs() {
-    let cluster = cluster(Timing::at_speed(40.0)).await;
-    disruption(&cluster, json!({"consolidateAfter": "2s"})).await;
-    let mut settings = settings("solo", false);
-    quick(&mut settings);
-    let (metrics, _controller) = start(&cluster, settings);
+    let (cluster, metrics, _controller) =
+        started(json!({"disruption": {"consolidateAfter": "2s"}})).await;
     scale(
         &cluster,
         &[("web", 90), ("api", 60), ("worker", 30), ("cache", 20)],

@@ -127,6 +127,15 @@ impl Player {
         self.wait_until(limit, step, Snapshot::settled).await
     }
 
+    /// The error for a step that did not finish within `limit`.
+    fn timed_out(&self, step: &str, limit: Duration) -> DemoError {
+        DemoError::Timeout {
+            step: step.to_string(),
+            after: limit,
+            state: line(&self.last, self.started.elapsed(), ""),
+        }
+    }
+
     /// Waits until every pod runs, no node is empty and the node count has
     /// not changed for `quiet` (disruption is done), at most `limit`.
     async fn wait_quiet(
@@ -152,11 +161,7 @@ impl Player {
                 return Ok(changed.duration_since(start));
             }
             if start.elapsed() > limit {
-                return Err(DemoError::Timeout {
-                    step: step.to_string(),
-                    after: limit,
-                    state: line(&self.last, self.started.elapsed(), ""),
-                });
+                return Err(self.timed_out(step, limit));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -176,11 +181,7 @@ impl Player {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > limit {
-                return Err(DemoError::Timeout {
-                    step: step.to_string(),
-                    after: limit,
-                    state: line(&self.last, self.started.elapsed(), ""),
-                });
+                return Err(self.timed_out(step, limit));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

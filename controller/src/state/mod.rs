@@ -265,15 +265,20 @@ pub fn key<K: Resource>(object: &K) -> String {
     )
 }
 
-/// The NodePool a NodeClaim or Node belongs to (its `karpenter.sh/nodepool` label).
-pub fn pool_label<K: Resource>(object: &K) -> String {
+/// The value of the object's label `key` (empty when it has none).
+pub fn label<K: Resource>(object: &K, key: &str) -> String {
     object
         .meta()
         .labels
         .as_ref()
-        .and_then(|l| l.get(karpenter_api::labels::NODEPOOL))
+        .and_then(|l| l.get(key))
         .cloned()
         .unwrap_or_default()
+}
+
+/// The NodePool a NodeClaim or Node belongs to (its `karpenter.sh/nodepool` label).
+pub fn pool_label<K: Resource>(object: &K) -> String {
+    label(object, karpenter_api::labels::NODEPOOL)
 }
 
 /// Whether the Node's `Ready` condition is `True`.

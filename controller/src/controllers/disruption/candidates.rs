@@ -7,7 +7,7 @@ use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
 use crate::controllers::provisioning::{is_active, is_daemon_pod, is_provisionable, pod_infos};
 use crate::scheduling::PodInfo;
-use crate::state::{CachedPod, deleting, pool_label};
+use crate::state::{CachedPod, deleting, label, pool_label};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -205,18 +205,9 @@ pub async fn gather<C: CloudProvider>(ctx: &Context<C>, now: Timestamp) -> Candi
         {
             continue;
         }
-        let label = |key: &str| {
-            claim
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(key))
-                .cloned()
-                .unwrap_or_default()
-        };
         nodes.push(Candidate {
             pool: pool_label(claim.as_ref()),
-            capacity_type: label(labels::CAPACITY_TYPE),
+            capacity_type: label(claim.as_ref(), labels::CAPACITY_TYPE),
             price: 0.0,
             workload_pods: pods.workload.get(&node_name).copied().unwrap_or(0),
             node: node_name,

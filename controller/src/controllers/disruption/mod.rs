@@ -363,13 +363,10 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                     .and_then(|s| s.node_name.clone())
                     .unwrap_or_default(),
                 pool: crate::state::pool_label(claim.as_ref()),
-                capacity_type: claim
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(karpenter_api::labels::CAPACITY_TYPE))
-                    .cloned()
-                    .unwrap_or_default(),
+                capacity_type: crate::state::label(
+                    claim.as_ref(),
+                    karpenter_api::labels::CAPACITY_TYPE,
+                ),
                 price: 0.0,
             };
             if let Some(decision) = self.disrupt(target, "expired", None, note, "").await {

@@ -146,15 +146,7 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
                 continue;
             }
             if message.kind == Kind::SpotInterruption {
-                let label = |key: &str| {
-                    claim
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(key))
-                        .cloned()
-                        .unwrap_or_default()
-                };
+                let label = |key: &str| crate::state::label(claim.as_ref(), key);
                 ctx.cloud.mark_unavailable(
                     &label(labels::INSTANCE_TYPE),
                     &label(labels::ZONE),
