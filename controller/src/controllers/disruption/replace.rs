@@ -11,7 +11,7 @@ use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
 use crate::controllers::provisioning::{create_nodeclaim, existing_nodes, pools};
-use crate::scheduling::{ExistingNode, NewClaim, Pool, solve};
+use crate::scheduling::{ExistingNode, NewClaim, PodInfo, Pool, solve};
 use crate::state::deleting;
 use karpenter_api::v1::{NodeClaim, nodeclaim_conditions as cond};
 use kube::Api;
@@ -66,6 +66,40 @@ pub enum Progress {
 pub struct World {
     nodes: Vec<ExistingNode>,
     pools: Vec<Pool>,
+    /// CPU, memory and pod slots left on all nodes together.
+    free: Room,
+}
+
+/// CPU (milli), memory and pod slots, for quick bounds before a solve.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Room {
+    cpu_milli: i64,
+    memory: i64,
+    pods: i64,
+}
+
+impl Room {
+    /// What is left on a node (nothing where it is over-committed).
+    fn left_on(node: &ExistingNode) -> Room {
+        Room {
+            cpu_milli: node.available.cpu_milli.max(0),
+            memory: node.available.memory.max(0),
+            pods: node.available.pods.max(0),
+        }
+    }
+
+    /// What the pods ask for.
+    fn asked_by(pods: &[PodInfo]) -> Room {
+        pods.iter().fold(Room::default(), |room, pod| Room {
+            cpu_milli: room.cpu_milli + pod.requests.cpu_milli,
+            memory: room.memory + pod.requests.memory,
+            pods: room.pods + 1,
+        })
+    }
+
+    fn holds(&self, asked: &Room) -> bool {
+        asked.cpu_milli <= self.cpu_milli && asked.memory <= self.memory && asked.pods <= self.pods
+    }
 }
 
 impl World {
@@ -73,15 +107,44 @@ impl World {
     /// that may never come is no place to move pods to.
     pub async fn now<C: CloudProvider>(ctx: &Context<C>) -> Self {
         let claims = ctx.state.claims.state();
+        let nodes = existing_nodes(ctx, &[], &claims);
+        let free = nodes
+            .iter()
+            .map(Room::left_on)
+            .fold(Room::default(), |a, b| Room {
+                cpu_milli: a.cpu_milli + b.cpu_milli,
+                memory: a.memory + b.memory,
+                pods: a.pods + b.pods,
+            });
         World {
-            nodes: existing_nodes(ctx, &[], &claims),
+            nodes,
             pools: pools(ctx, &claims).await,
+            free,
         }
     }
 
     /// The NodePools.
     pub fn pools(&self) -> &[Pool] {
         &self.pools
+    }
+
+    /// The lowest hourly price of an instance type any NodePool offers that
+    /// has room for `asked` on its own (a bound: the engine may need more).
+    fn cheapest_for(&self, asked: &Room) -> Option<f64> {
+        self.pools
+            .iter()
+            .flat_map(|p| &p.candidates)
+            .filter(|c| {
+                let a = &c.allocatable;
+                Room {
+                    cpu_milli: a.cpu_milli,
+                    memory: a.memory,
+                    pods: a.pods,
+                }
+                .holds(asked)
+            })
+            .map(|c| c.lowest_price())
+            .min_by(f64::total_cmp)
     }
 
     /// Where the candidate's workload pods would go: onto the other nodes
@@ -94,6 +157,32 @@ impl World {
         launch: bool,
     ) -> Result<Vec<NewClaim>, String> {
         let infos = workload(ctx, &candidate.node)?;
+        let asked = Room::asked_by(&infos);
+        if !launch {
+            // A bound first: most nodes of a busy cluster fail it, and it
+            // saves copying every node for a solve.
+            let own = self
+                .nodes
+                .iter()
+                .find(|n| n.name == candidate.node)
+                .map(Room::left_on)
+                .unwrap_or_default();
+            let elsewhere = Room {
+                cpu_milli: self.free.cpu_milli - own.cpu_milli,
+                memory: self.free.memory - own.memory,
+                pods: self.free.pods - own.pods,
+            };
+            if !elsewhere.holds(&asked) {
+                return Err("the other nodes have too little room left".into());
+            }
+        } else if let Some(floor) = self.cheapest_for(&asked)
+            && floor >= candidate.price
+        {
+            return Err(format!(
+                "no instance type that holds its pods costs less than ${:.4}/h",
+                candidate.price
+            ));
+        }
         let nodes = self
             .nodes
             .iter()
