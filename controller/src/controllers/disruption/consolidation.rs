@@ -14,7 +14,7 @@
 //! cluster as it is then, and dropped if anything changed its answer.
 
 use super::candidates::Candidate;
-use super::replace::World;
+use super::replace::{Launch, World};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::scheduling::{NewClaim, OfferingFilter};
@@ -90,7 +90,8 @@ pub fn cheaper_replacement<C: CloudProvider>(
     {
         return Err("a spot node is replaced only with SpotToSpotConsolidation".into());
     }
-    let planned = world.place(ctx, candidate, true)?;
+    let ceiling = candidate.price - min_saving;
+    let planned = world.place(ctx, candidate, Launch::CheaperThan(ceiling))?;
     let [planned] = planned.as_slice() else {
         return Err(format!("its pods need {} new nodes", planned.len()));
     };
@@ -99,7 +100,6 @@ pub fn cheaper_replacement<C: CloudProvider>(
         .iter()
         .find(|p| p.name == planned.pool)
         .ok_or("its NodePool is gone")?;
-    let ceiling = candidate.price - min_saving;
     let filter = OfferingFilter::of(&planned.requirements);
     let mut cheaper: Vec<(String, f64)> = planned
         .instance_types
@@ -130,5 +130,5 @@ pub fn fits_elsewhere<C: CloudProvider>(
     world: &World,
     candidate: &Candidate,
 ) -> Result<(), String> {
-    world.place(ctx, candidate, false).map(|_| ())
+    world.place(ctx, candidate, Launch::Nothing).map(|_| ())
 }

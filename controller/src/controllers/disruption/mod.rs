@@ -250,7 +250,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             consolidation_type: "",
         };
         let world = replace::World::now(ctx).await;
-        match world.place(ctx, candidate, true) {
+        match world.place(ctx, candidate, replace::Launch::Any) {
             Ok(planned) => self.replace(candidate, &planned, why).await,
             Err(e) => {
                 tracing::info!(nodeclaim = %candidate.name(), reason = %e, "drifted node cannot be replaced now");

@@ -60,6 +60,17 @@ pub enum Progress {
     Failed(String),
 }
 
+/// What a placement may launch for the pods that do not fit elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Launch {
+    /// Nothing: the other nodes must hold them.
+    Nothing,
+    /// Whatever the NodePools allow.
+    Any,
+    /// Only if an instance type that holds them costs less than this per hour.
+    CheaperThan(f64),
+}
+
 /// The cluster as the scheduling engine sees it: the registered nodes with
 /// what is left on them, and the NodePools. Built once per pass and shared
 /// by every candidate the pass looks at (building it reads every pod).
@@ -148,17 +159,17 @@ impl World {
     }
 
     /// Where the candidate's workload pods would go: onto the other nodes
-    /// and, with `launch`, new NodeClaims. The error says why they cannot
-    /// all be placed.
+    /// and, as `launch` allows, new NodeClaims. The error says why they
+    /// cannot all be placed.
     pub fn place<C: CloudProvider>(
         &self,
         ctx: &Context<C>,
         candidate: &Candidate,
-        launch: bool,
+        launch: Launch,
     ) -> Result<Vec<NewClaim>, String> {
         let infos = workload(ctx, &candidate.node)?;
         let asked = Room::asked_by(&infos);
-        if !launch {
+        if launch == Launch::Nothing {
             // A bound first: most nodes of a busy cluster fail it, and it
             // saves copying every node for a solve.
             let own = self
@@ -175,12 +186,13 @@ impl World {
             if !elsewhere.holds(&asked) {
                 return Err("the other nodes have too little room left".into());
             }
-        } else if let Some(floor) = self.cheapest_for(&asked)
-            && floor >= candidate.price
+        } else if let Launch::CheaperThan(ceiling) = launch
+            && self
+                .cheapest_for(&asked)
+                .is_none_or(|floor| floor >= ceiling)
         {
             return Err(format!(
-                "no instance type that holds its pods costs less than ${:.4}/h",
-                candidate.price
+                "no instance type that holds its pods costs less than ${ceiling:.4}/h"
             ));
         }
         let nodes = self
@@ -189,10 +201,9 @@ impl World {
             .filter(|n| n.name != candidate.node)
             .cloned()
             .collect();
-        let pools = if launch {
-            self.pools.clone()
-        } else {
-            Vec::new()
+        let pools = match launch {
+            Launch::Nothing => Vec::new(),
+            Launch::Any | Launch::CheaperThan(_) => self.pools.clone(),
         };
         let solution = solve(&infos, nodes, pools);
         match solution.unschedulable.first() {
