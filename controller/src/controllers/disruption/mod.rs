@@ -129,6 +129,13 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             .disruption_eligible_nodes
             .get_or_create(&vec![("reason", Reason::Empty.as_str().to_lowercase())])
             .set(empty.len() as i64);
+        // A replacement under way finishes (or is given up) whatever else
+        // happens: its new nodes are already paid for.
+        let replacing = self.replacing.lock().expect("replacing").clone();
+        if let Some(replacement) = replacing {
+            decisions.extend(self.advance(&candidates, replacement).await);
+            return decisions;
+        }
         if candidates.pending_pods {
             // Pending pods may be about to land on an empty node; removing
             // it now would only launch its replacement.
@@ -140,10 +147,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                 decisions.push(decision);
             }
         }
-        let replacing = self.replacing.lock().expect("replacing").clone();
-        if let Some(replacement) = replacing {
-            decisions.extend(self.advance(&candidates, replacement).await);
-        } else if !drifted.is_empty() {
+        if !drifted.is_empty() {
             self.replace_drifted(&candidates, &drifted).await;
         } else if decisions.is_empty()
             && let Some(decision) = self.consolidate(&candidates).await

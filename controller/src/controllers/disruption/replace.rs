@@ -1,5 +1,6 @@
 //! Replacements: before a node with pods goes for a reason that is not an
-//! emergency (drift), the NodeClaims its pods need elsewhere are launched,
+//! emergency (drift, consolidation onto a cheaper node), the NodeClaims its
+//! pods need elsewhere are launched,
 //! and the node is deleted (then tainted and drained by termination) only
 //! once every replacement is Initialized. A replacement that fails (deleted,
 //! say because its launch found no capacity, or not Initialized within
