@@ -110,6 +110,7 @@ async fn batch(pods: i32) -> (Duration, Duration, usize) {
         cloud: cluster.ec2.clone(),
         metrics: Arc::new(Metrics::new("simulated")),
         settings: Settings::defaults("demo"),
+        unplaceable: Default::default(),
     });
     let provisioner = Provisioner::new(ctx);
     let started = Instant::now();

@@ -135,6 +135,7 @@ where
         metrics: metrics.clone(),
         settings,
         events,
+        unplaceable: Default::default(),
     });
     let lead = async {
         loop {

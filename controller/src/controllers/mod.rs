@@ -45,6 +45,8 @@ pub struct Context<C> {
     pub settings: Settings,
     /// Publishes Kubernetes events.
     pub events: EventSink,
+    /// The pending pods provisioning could place nowhere.
+    pub unplaceable: provisioning::Unplaceable,
 }
 
 impl<C: CloudProvider> Context<C> {

@@ -5,9 +5,11 @@
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
-use crate::controllers::provisioning::{is_active, is_daemon_pod, is_provisionable, pod_infos};
+use crate::controllers::provisioning::{
+    Unplaceable, is_active, is_daemon_pod, is_provisionable, pod_infos,
+};
 use crate::scheduling::PodInfo;
-use crate::state::{CachedPod, deleting, label, pool_label};
+use crate::state::{CachedPod, deleting, key, label, pool_label};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -31,6 +33,8 @@ pub struct Candidate {
     pub price: f64,
     /// Pods on it that a drain would move (not DaemonSet, static or finished pods).
     pub workload_pods: usize,
+    /// What moving them costs: the sum of their [`eviction_cost`]s.
+    pub disruption_cost: f64,
 }
 
 impl Candidate {
@@ -56,7 +60,8 @@ pub struct Candidates {
     pub nodes: Vec<Candidate>,
     /// NodePools by name.
     pub pools: BTreeMap<String, PoolNodes>,
-    /// Whether any pod waits for capacity.
+    /// Whether any pod waits for capacity that provisioning could place
+    /// (pods it can place nowhere hold nothing back).
     pub pending_pods: bool,
 }
 
@@ -85,22 +90,49 @@ pub fn do_not_disrupt(meta: &ObjectMeta, now: Timestamp) -> bool {
     since.is_negative() || since.unsigned_abs() < duration
 }
 
+/// The pod annotation that ranks pods for deletion (lower goes first).
+pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+/// What evicting the pod costs, for ordering candidates: 1 for a plain pod,
+/// more for a higher `controller.kubernetes.io/pod-deletion-cost` (its full
+/// range moves about 16 either way) or priority (1 more per 2^25, so
+/// `system-cluster-critical` adds about 60), kept within 0 to 10 as
+/// upstream keeps it within a range. An unreadable deletion cost counts as
+/// none.
+pub fn eviction_cost(pod: &CachedPod) -> f64 {
+    let deletion_cost = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(POD_DELETION_COST))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .map_or(0.0, f64::from);
+    let priority = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.priority)
+        .map_or(0.0, f64::from);
+    (1.0 + deletion_cost / 2f64.powi(27) + priority / 2f64.powi(25)).clamp(0.0, 10.0)
+}
+
 /// Pods by node: how many a drain would move, and the nodes a pod protects.
 struct PodsByNode {
     workload: HashMap<String, usize>,
+    cost: HashMap<String, f64>,
     protected: HashSet<String>,
     pending: bool,
 }
 
-fn pods_by_node(pods: &[Arc<CachedPod>], now: Timestamp) -> PodsByNode {
+fn pods_by_node(pods: &[Arc<CachedPod>], unplaceable: &Unplaceable, now: Timestamp) -> PodsByNode {
     let mut out = PodsByNode {
         workload: HashMap::new(),
+        cost: HashMap::new(),
         protected: HashSet::new(),
         pending: false,
     };
     for pod in pods {
         if is_provisionable(pod) {
-            out.pending = true;
+            out.pending |= !unplaceable.contains(&key(pod.as_ref()));
             continue;
         }
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
@@ -110,6 +142,7 @@ fn pods_by_node(pods: &[Arc<CachedPod>], now: Timestamp) -> PodsByNode {
             continue;
         }
         *out.workload.entry(node.to_string()).or_default() += 1;
+        *out.cost.entry(node.to_string()).or_default() += eviction_cost(pod);
         if do_not_disrupt(&pod.metadata, now) {
             out.protected.insert(node.to_string());
         }
@@ -160,7 +193,7 @@ fn tainted_for_disruption(node: &Node) -> bool {
 /// Gathers candidates and NodePool counts from the caches, pricing each
 /// candidate from its NodePool's offerings.
 pub async fn gather<C: CloudProvider>(ctx: &Context<C>, now: Timestamp) -> Candidates {
-    let pods = pods_by_node(&ctx.state.pods.state(), now);
+    let pods = pods_by_node(&ctx.state.pods.state(), &ctx.unplaceable, now);
     let mut pools: BTreeMap<String, PoolNodes> = ctx
         .state
         .pools
@@ -210,6 +243,7 @@ pub async fn gather<C: CloudProvider>(ctx: &Context<C>, now: Timestamp) -> Candi
             capacity_type: label(claim.as_ref(), labels::CAPACITY_TYPE),
             price: 0.0,
             workload_pods: pods.workload.get(&node_name).copied().unwrap_or(0),
+            disruption_cost: pods.cost.get(&node_name).copied().unwrap_or(0.0),
             node: node_name,
             claim,
         });
@@ -279,6 +313,31 @@ mod tests {
             "annotations": {"karpenter.sh/do-not-disrupt": value},
         }))
         .unwrap()
+    }
+
+    fn pod(annotations: serde_json::Value, priority: Option<i32>) -> CachedPod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "annotations": annotations},
+            "spec": {"containers": [], "priority": priority},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn eviction_cost_grows_with_deletion_cost_and_priority_within_bounds() {
+        let plain = eviction_cost(&pod(json!({}), None));
+        assert_eq!(plain, 1.0);
+        let cheap = eviction_cost(&pod(json!({POD_DELETION_COST: "-2147483648"}), None));
+        let dear = eviction_cost(&pod(json!({POD_DELETION_COST: "2147483647"}), None));
+        assert_eq!((cheap, dear), (0.0, 10.0));
+        let doubled = eviction_cost(&pod(json!({POD_DELETION_COST: "134217728"}), None));
+        assert_eq!(doubled, 2.0);
+        let unreadable = eviction_cost(&pod(json!({POD_DELETION_COST: "lots"}), None));
+        assert_eq!(unreadable, plain);
+        let critical = eviction_cost(&pod(json!({}), Some(2_000_000_000)));
+        assert_eq!(critical, 10.0);
+        let low = eviction_cost(&pod(json!({}), Some(-1_000)));
+        assert!(low < plain && low > 0.9);
     }
 
     #[test]

@@ -1,28 +1,30 @@
-//! Consolidation under `WhenEmptyOrUnderutilized`, single node: a node
-//! whose workload pods all fit on the other nodes as they are is removed;
-//! otherwise, if one cheaper node would hold them, it replaces the node
-//! (launched and Initialized first). The cheapest to disrupt goes first.
+//! Consolidation under `WhenEmptyOrUnderutilized`: which nodes are
+//! candidates and in what order. The decisions themselves are worked out
+//! in [`command`](super::command).
 //!
-//! Less churn than upstream: a replacement must save at least
-//! `CONSOLIDATION_MIN_SAVING_PER_HOUR` (so never the same instance type at
-//! the same price), and a spot node is replaced by another only with the
-//! `SpotToSpotConsolidation` feature gate.
-//!
-//! A node is considered once its pods have not changed for the NodePool's
-//! `consolidateAfter` (timed from its last pod event, as emptiness). A
-//! decision is validated again after [`validation_delay`] against the
-//! cluster as it is then, and dropped if anything changed its answer.
+//! A node is a candidate once its pods have not changed for the NodePool's
+//! `consolidateAfter` (timed from its last pod event, as emptiness).
+//! Candidates are ordered by the disruption moving their pods causes
+//! (each pod counts 1, more with a higher `controller.kubernetes.io/pod-deletion-cost`
+//! or priority) per dollar their node costs an hour: cheap to disrupt and
+//! expensive to keep goes first. A decision is validated again after
+//! [`validation_delay`] against the cluster as it is then, and dropped if
+//! anything changed its answer.
 
-use super::candidates::Candidate;
-use super::replace::{Launch, World};
+use super::candidates::{Candidate, Candidates, workload};
+use super::command::{self, Action, Command, MULTI_NODE_MAX, Movable, Rules};
+use super::replace::Why;
+use super::world::World;
+use super::{Decision, Disruption, Reason, Target};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
-use crate::scheduling::{NewClaim, OfferingFilter};
+use karpenter_api::labels::CAPACITY_TYPE_SPOT;
 use karpenter_api::v1::CONSOLIDATION_WHEN_EMPTY;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Candidates one pass looks at (each is a solve against every node); the
-/// next pass goes on from there.
+/// Candidates one single-node look covers (each is a solve against every
+/// node); the next pass goes on from there.
 pub const CANDIDATES_PER_PASS: usize = 16;
 
 /// How long a decision waits before it is validated and acted on: one and a
@@ -31,10 +33,18 @@ pub fn validation_delay(poll: Duration) -> Duration {
     poll * 3 / 2
 }
 
+/// What makes a replacement worth it, from the settings.
+pub fn rules<C: CloudProvider>(ctx: &Context<C>) -> Rules {
+    Rules {
+        min_saving: ctx.settings.consolidation_min_saving_per_hour,
+        spot_to_spot: ctx.settings.feature_enabled("SpotToSpotConsolidation"),
+    }
+}
+
 /// Nodes with workload pods whose NodePool consolidates under-used nodes
 /// and whose pods have been still for its `consolidateAfter`, cheapest to
-/// disrupt first (fewest pods, then the most expensive). `started` stands in
-/// for the last pod event of a node none was seen for.
+/// disrupt per dollar first. `started` stands in for the last pod event of
+/// a node none was seen for.
 pub fn underutilized<'a, C: CloudProvider>(
     ctx: &Context<C>,
     candidates: &'a [Candidate],
@@ -68,67 +78,184 @@ pub fn underutilized<'a, C: CloudProvider>(
         })
         .collect();
     out.sort_by(|a, b| {
-        a.workload_pods
-            .cmp(&b.workload_pods)
+        disruption_per_dollar(a)
+            .total_cmp(&disruption_per_dollar(b))
             .then(b.price.total_cmp(&a.price))
     });
     out
 }
 
-/// One new node that would hold every workload pod of the candidate's node
-/// (with the other nodes as they are) and save at least `min_saving` per
-/// hour: its instance types cut to those that do. The error says why there
-/// is none.
-pub fn cheaper_replacement<C: CloudProvider>(
-    ctx: &Context<C>,
-    world: &World,
-    candidate: &Candidate,
-    min_saving: f64,
-) -> Result<NewClaim, String> {
-    if candidate.capacity_type == karpenter_api::labels::CAPACITY_TYPE_SPOT
-        && !ctx.settings.feature_enabled("SpotToSpotConsolidation")
-    {
-        return Err("a spot node is replaced only with SpotToSpotConsolidation".into());
+/// How much disruption removing the node causes per dollar an hour it costs
+/// (a node of unknown price goes last).
+fn disruption_per_dollar(candidate: &Candidate) -> f64 {
+    if candidate.price > 0.0 {
+        candidate.disruption_cost / candidate.price
+    } else {
+        f64::INFINITY
     }
-    let ceiling = candidate.price - min_saving;
-    let planned = world.place(ctx, candidate, Launch::CheaperThan(ceiling))?;
-    let [planned] = planned.as_slice() else {
-        return Err(format!("its pods need {} new nodes", planned.len()));
-    };
-    let pool = world
-        .pools()
-        .iter()
-        .find(|p| p.name == planned.pool)
-        .ok_or("its NodePool is gone")?;
-    let filter = OfferingFilter::of(&planned.requirements);
-    let mut cheaper: Vec<(String, f64)> = planned
-        .instance_types
-        .iter()
-        .filter_map(|name| {
-            let option = pool.candidates.iter().find(|c| &c.name == name)?;
-            let price = filter.cheapest(option)?.price;
-            (price < ceiling).then(|| (name.clone(), price))
-        })
-        .collect();
-    cheaper.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let Some(&(_, price)) = cheaper.first() else {
-        return Err(format!(
-            "no option saves ${min_saving:.4}/h on ${:.4}/h",
-            candidate.price
-        ));
-    };
-    let mut planned = planned.clone();
-    planned.instance_types = cheaper.into_iter().map(|(name, _)| name).collect();
-    planned.price = price;
-    Ok(planned)
 }
 
-/// Whether every workload pod on the candidate's node fits on the other
-/// nodes as they are now, without launching one; the error says why not.
-pub fn fits_elsewhere<C: CloudProvider>(
+/// The candidate as the decision search sees it; the error says why its
+/// pods cannot be simulated.
+pub fn movable<C: CloudProvider>(
     ctx: &Context<C>,
-    world: &World,
     candidate: &Candidate,
-) -> Result<(), String> {
-    world.place(ctx, candidate, Launch::Nothing).map(|_| ())
+) -> Result<Movable, String> {
+    Ok(Movable {
+        claim: candidate.name(),
+        node: candidate.node.clone(),
+        price: candidate.price,
+        spot: candidate.capacity_type == CAPACITY_TYPE_SPOT,
+        pods: workload(ctx, &candidate.node)?,
+    })
+}
+
+impl<C: CloudProvider + 'static> Disruption<C> {
+    /// Validates and acts on the decision made at least a validation delay
+    /// ago, or makes one.
+    pub(super) async fn consolidate(&self, candidates: &Candidates) -> Vec<Decision> {
+        let ctx = &self.ctx;
+        let now = Instant::now();
+        let eligible = underutilized(ctx, &candidates.nodes, self.started, now);
+        let eligible = self.within_budgets(candidates, eligible, Reason::Underutilized);
+        let delay = validation_delay(ctx.settings.disruption_poll_interval);
+        let waiting = self.validating.lock().expect("validating").clone();
+        let find = |names: &[String]| -> Option<Vec<&Candidate>> {
+            names
+                .iter()
+                .map(|n| eligible.iter().find(|c| &c.name() == n).copied())
+                .collect()
+        };
+        match waiting {
+            Some((names, since)) if now.duration_since(since) < delay => {
+                // Still waiting, unless a node of it is no candidate now.
+                if find(&names).is_none() {
+                    *self.validating.lock().expect("validating") = None;
+                }
+                Vec::new()
+            }
+            Some((names, _)) => {
+                *self.validating.lock().expect("validating") = None;
+                let Some(set) = find(&names) else {
+                    tracing::info!(nodeclaims = ?names, "consolidation dropped on validation: a node is no candidate now");
+                    return Vec::new();
+                };
+                let world = World::now(ctx).await;
+                let validated = set
+                    .iter()
+                    .map(|c| movable(ctx, c))
+                    .collect::<Result<Vec<_>, _>>()
+                    .and_then(|movables| {
+                        let refs: Vec<&Movable> = movables.iter().collect();
+                        command::evaluate(&world, &refs, rules(ctx))
+                    });
+                match validated {
+                    Ok(command) => self.act(&set, command).await,
+                    Err(why) => {
+                        tracing::info!(nodeclaims = ?names, reason = %why, "consolidation dropped on validation");
+                        Vec::new()
+                    }
+                }
+            }
+            None if eligible.is_empty() => Vec::new(),
+            None => {
+                let world = World::now(ctx).await;
+                if let Some(command) = self.decide(&world, &eligible) {
+                    tracing::info!(nodeclaims = ?command.claims, kind = command.kind(), saving_per_hour = command.saving, "consolidation candidates; validating in {delay:?}");
+                    *self.validating.lock().expect("validating") = Some((command.claims, now));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// A decision over `eligible` (in order): multi-node over the first
+    /// [`MULTI_NODE_MAX`], else single-node over a bounded window that
+    /// resumes where the last pass stopped (at 1k nodes every look is a
+    /// solve).
+    fn decide(&self, world: &World, eligible: &[&Candidate]) -> Option<Command> {
+        let ctx = &self.ctx;
+        let usable = |c: &&Candidate| movable(ctx, c).ok();
+        let multi: Vec<Movable> = eligible
+            .iter()
+            .take(MULTI_NODE_MAX)
+            .filter_map(usable)
+            .collect();
+        let start = self.next_look.load(Ordering::Relaxed) % eligible.len();
+        let looked = eligible.len().min(CANDIDATES_PER_PASS);
+        self.next_look.store(start + looked, Ordering::Relaxed);
+        let single: Vec<Movable> = eligible
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(looked)
+            .filter_map(usable)
+            .collect();
+        let multi: Vec<&Movable> = multi.iter().collect();
+        command::decide(world, &multi, &single, rules(ctx))
+    }
+
+    /// Carries the validated command out: deletes the nodes, or launches
+    /// their replacement (the nodes go once it is Initialized).
+    async fn act(&self, set: &[&Candidate], command: Command) -> Vec<Decision> {
+        let nodes = set.len();
+        let kind = command.kind();
+        match command.action {
+            Action::Delete => {
+                let mut decisions = Vec::new();
+                for candidate in set {
+                    let note = if nodes > 1 {
+                        format!(
+                            "Underutilized: its {} pods fit on the other nodes, consolidated with {} more ({} pods in all, saving ${:.4}/h together); deleting",
+                            candidate.workload_pods,
+                            nodes - 1,
+                            command.pods,
+                            command.saving
+                        )
+                    } else {
+                        format!(
+                            "Underutilized: its {} pods fit on the other nodes; deleting, saving ${:.4}/h",
+                            candidate.workload_pods, candidate.price
+                        )
+                    };
+                    decisions.extend(self.remove_underutilized(candidate, note, kind).await);
+                }
+                decisions
+            }
+            Action::Replace(planned) => {
+                let price: f64 = set.iter().map(|c| c.price).sum();
+                let why = Why {
+                    reason: "underutilized".into(),
+                    detail: format!(
+                        "Underutilized: the {} pods of {nodes} node(s) fit on one cheaper node (${:.4}/h instead of ${price:.4}/h)",
+                        command.pods, planned.price
+                    ),
+                    consolidation_type: kind,
+                };
+                self.replace(set, &[planned], why).await;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Deletes an under-used candidate whose pods fit elsewhere.
+    async fn remove_underutilized(
+        &self,
+        candidate: &Candidate,
+        note: String,
+        kind: &str,
+    ) -> Option<Decision> {
+        let claim = self.ctx.state.claim(&candidate.name())?;
+        if crate::state::deleting(claim.as_ref()) {
+            return None;
+        }
+        self.disrupt(
+            Target::of(candidate, &claim),
+            "underutilized",
+            Some("delete"),
+            note,
+            kind,
+        )
+        .await
+    }
 }

@@ -14,6 +14,10 @@
 //!
 //! A claim that stops drifting (the change was reverted) loses the condition.
 
+use super::candidates::{Candidate, Candidates, workload};
+use super::replace::Why;
+use super::world::{Launch, World};
+use super::{Disruption, Reason};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
@@ -165,5 +169,43 @@ impl CloudDrift {
             }
         }
         drifted
+    }
+}
+
+impl<C: CloudProvider + 'static> Disruption<C> {
+    /// Starts replacing the first drifted node its NodePool's budget lets
+    /// go (the most expensive first).
+    pub(super) async fn replace_drifted(
+        &self,
+        candidates: &Candidates,
+        drifted: &HashMap<String, String>,
+    ) {
+        let ctx = &self.ctx;
+        let mut eligible: Vec<&Candidate> = candidates
+            .nodes
+            .iter()
+            .filter(|c| drifted.contains_key(&c.name()))
+            .collect();
+        eligible.sort_by(|a, b| b.price.total_cmp(&a.price));
+        let Some(&candidate) = self
+            .within_budgets(candidates, eligible, Reason::Drifted)
+            .first()
+        else {
+            return;
+        };
+        let why = Why {
+            reason: "drifted".into(),
+            detail: format!("Drifted: {}", drifted[&candidate.name()]),
+            consolidation_type: "",
+        };
+        let world = World::now(ctx).await;
+        let placed = workload(ctx, &candidate.node)
+            .and_then(|pods| world.place(&pods, &[candidate.node.as_str()], Launch::Any));
+        match placed {
+            Ok(planned) => self.replace(&[candidate], &planned, why).await,
+            Err(e) => {
+                tracing::info!(nodeclaim = %candidate.name(), reason = %e, "drifted node cannot be replaced now");
+            }
+        }
     }
 }

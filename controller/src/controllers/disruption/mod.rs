@@ -9,8 +9,11 @@
 //!   it), and what runs on them.
 //! - `emptiness`: nodes without workload pods (DaemonSet and static pods do
 //!   not count) for the NodePool's `consolidateAfter`.
-//! - `consolidation`: nodes whose pods all fit on the other nodes as they
-//!   are (single node, delete; validated again before acting).
+//! - `consolidation`: under-used nodes, cheapest to disrupt per dollar
+//!   first; `command` decides whether several of them (multi-node) or one
+//!   (single-node) can go, deleted when their pods fit on the other nodes,
+//!   else replaced by one cheaper node; `world` is the cluster those
+//!   decisions are simulated against (validated again before acting).
 //! - `drift`: NodeClaims that no longer match their NodePool or
 //!   EC2NodeClass get `Drifted` and are replaced (`replace`: the new nodes
 //!   are Initialized before the old one is touched), one at a time.
@@ -22,30 +25,28 @@
 //! taints, drains (PDBs honoured) and terminates it. Each decision is logged
 //! and recorded as an event on the NodeClaim and the Node, with its reason
 //! and the hourly saving.
-//!
-//! Not yet here (see issue #9): consolidation that launches a cheaper
-//! replacement, and multi-node consolidation.
 
 pub mod budgets;
 mod candidates;
+pub mod command;
 mod consolidation;
 mod drift;
 mod emptiness;
 mod expiration;
 mod replace;
+pub mod world;
 
 pub use budgets::Reason;
-pub use candidates::do_not_disrupt;
+pub use candidates::{do_not_disrupt, eviction_cost};
 
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::writes::delete_claim;
-use crate::scheduling;
 use candidates::Candidate;
 use expiration::expired;
 use jiff::Timestamp;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -70,15 +71,15 @@ pub struct Disruption<C> {
     ctx: Arc<Context<C>>,
     /// NodeClaim name -> when it was first seen without workload pods.
     empty_since: Mutex<HashMap<String, Instant>>,
-    /// A consolidation decision waiting for validation: NodeClaim name and
+    /// A consolidation decision waiting for validation: its NodeClaims and
     /// when it was made.
-    validating: Mutex<Option<(String, Instant)>>,
+    validating: Mutex<Option<(Vec<String>, Instant)>>,
     /// When this controller started (the last pod event of nodes none was
     /// seen for).
     started: Instant,
     /// Cloud drift answers, asked at most once a minute per claim.
     drift: drift::CloudDrift,
-    /// The node being replaced, if any.
+    /// The nodes being replaced, if any.
     replacing: Mutex<Option<replace::Replacement>>,
     /// Where the next pass starts looking among consolidation candidates.
     next_look: AtomicUsize,
@@ -121,7 +122,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         ctx.state
             .activity
             .retain(|node| ctx.state.node(node).is_some());
-        let empty = {
+        let mut empty = {
             let mut since = self.empty_since.lock().expect("empty_since");
             emptiness::eligible(ctx, &candidates.nodes, &mut since, Instant::now())
         };
@@ -141,6 +142,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             // it now would only launch its replacement.
             return decisions;
         }
+        empty.sort_by(|a, b| b.price.total_cmp(&a.price));
         let chosen = self.within_budgets(&candidates, empty, Reason::Empty);
         for candidate in chosen {
             if let Some(decision) = self.remove_empty(candidate).await {
@@ -149,204 +151,10 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         }
         if !drifted.is_empty() {
             self.replace_drifted(&candidates, &drifted).await;
-        } else if decisions.is_empty()
-            && let Some(decision) = self.consolidate(&candidates).await
-        {
-            decisions.push(decision);
+        } else if decisions.is_empty() {
+            decisions.extend(self.consolidate(&candidates).await);
         }
         decisions
-    }
-
-    /// Advances the replacement under way: deletes the old node once every
-    /// replacement is Initialized, or gives the replacements up when one
-    /// failed (the old node is left as it was).
-    async fn advance(
-        &self,
-        candidates: &candidates::Candidates,
-        replacement: replace::Replacement,
-    ) -> Option<Decision> {
-        let ctx = &self.ctx;
-        match replace::progress(ctx, &replacement) {
-            replace::Progress::Waiting => None,
-            replace::Progress::Failed(why) => {
-                *self.replacing.lock().expect("replacing") = None;
-                replace::abandon(ctx, &replacement).await;
-                tracing::warn!(nodeclaim = %replacement.old, reason = %why, "replacement failed; the node is left as it was");
-                if let Some(old) = ctx.state.claim(&replacement.old) {
-                    ctx.event(
-                        old.as_ref(),
-                        true,
-                        "DisruptionBlocked",
-                        format!("replacement failed ({why}); node left as it was"),
-                    );
-                }
-                None
-            }
-            replace::Progress::Ready => {
-                *self.replacing.lock().expect("replacing") = None;
-                let candidate = candidates
-                    .nodes
-                    .iter()
-                    .find(|c| c.name() == replacement.old)?;
-                let by = if replacement.new.is_empty() {
-                    "the other nodes".to_string()
-                } else {
-                    replacement.new.join(", ")
-                };
-                let note = format!(
-                    "{}; replaced by {by} (Initialized); deleting",
-                    replacement.why.detail
-                );
-                let why = &replacement.why;
-                self.disrupt(
-                    Target::of(candidate, ctx.state.claim(&candidate.name())?.as_ref()),
-                    &why.reason,
-                    Some("replace"),
-                    note,
-                    why.consolidation_type,
-                )
-                .await
-            }
-        }
-    }
-
-    /// Launches the replacements for `candidate` and remembers them.
-    async fn replace(
-        &self,
-        candidate: &Candidate,
-        planned: &[scheduling::NewClaim],
-        why: replace::Why,
-    ) {
-        let ctx = &self.ctx;
-        let detail = why.detail.clone();
-        match replace::start(ctx, candidate, planned, why).await {
-            Ok(replacement) => {
-                tracing::info!(nodeclaim = %candidate.name(), replacements = ?replacement.new, "{detail}; launching replacements");
-                *self.replacing.lock().expect("replacing") = Some(replacement);
-            }
-            Err(e) => {
-                tracing::warn!(nodeclaim = %candidate.name(), error = %e, "could not launch replacements");
-            }
-        }
-    }
-
-    /// Starts replacing the first drifted node its NodePool's budget lets go.
-    async fn replace_drifted(
-        &self,
-        candidates: &candidates::Candidates,
-        drifted: &HashMap<String, String>,
-    ) {
-        let ctx = &self.ctx;
-        let eligible: Vec<&Candidate> = candidates
-            .nodes
-            .iter()
-            .filter(|c| drifted.contains_key(&c.name()))
-            .collect();
-        let Some(&candidate) = self
-            .within_budgets(candidates, eligible, Reason::Drifted)
-            .first()
-        else {
-            return;
-        };
-        let why = replace::Why {
-            reason: "drifted".into(),
-            detail: format!("Drifted: {}", drifted[&candidate.name()]),
-            consolidation_type: "",
-        };
-        let world = replace::World::now(ctx).await;
-        match world.place(ctx, candidate, replace::Launch::Any) {
-            Ok(planned) => self.replace(candidate, &planned, why).await,
-            Err(e) => {
-                tracing::info!(nodeclaim = %candidate.name(), reason = %e, "drifted node cannot be replaced now");
-            }
-        }
-    }
-
-    /// Single-node consolidation: validates and acts on the decision made
-    /// at least a validation delay ago, or makes one.
-    async fn consolidate(&self, candidates: &candidates::Candidates) -> Option<Decision> {
-        let ctx = &self.ctx;
-        let now = Instant::now();
-        let eligible = consolidation::underutilized(ctx, &candidates.nodes, self.started, now);
-        let eligible = self.within_budgets(candidates, eligible, Reason::Underutilized);
-        let delay = consolidation::validation_delay(ctx.settings.disruption_poll_interval);
-        let min_saving = ctx.settings.consolidation_min_saving_per_hour;
-        let waiting = self.validating.lock().expect("validating").clone();
-        match waiting {
-            Some((name, since)) if now.duration_since(since) < delay => {
-                // Still waiting, unless the candidate is gone already.
-                if !eligible.iter().any(|c| c.name() == name) {
-                    *self.validating.lock().expect("validating") = None;
-                }
-                None
-            }
-            Some((name, _)) => {
-                *self.validating.lock().expect("validating") = None;
-                let candidate = eligible.into_iter().find(|c| c.name() == name)?;
-                let world = replace::World::now(ctx).await;
-                if consolidation::fits_elsewhere(ctx, &world, candidate).is_ok() {
-                    return self.remove_underutilized(candidate).await;
-                }
-                match consolidation::cheaper_replacement(ctx, &world, candidate, min_saving) {
-                    Ok(planned) => {
-                        let why = replace::Why {
-                            reason: "underutilized".into(),
-                            detail: format!(
-                                "Underutilized: its {} pods fit on one cheaper node (${:.4}/h instead of ${:.4}/h)",
-                                candidate.workload_pods, planned.price, candidate.price
-                            ),
-                            consolidation_type: "single",
-                        };
-                        self.replace(candidate, &[planned], why).await;
-                    }
-                    Err(why) => {
-                        tracing::info!(nodeclaim = %name, reason = %why, "consolidation dropped on validation");
-                    }
-                }
-                None
-            }
-            None if eligible.is_empty() => None,
-            None => {
-                // A bounded look per pass, resuming where the last one
-                // stopped: at 1k nodes every candidate is a solve.
-                let world = replace::World::now(ctx).await;
-                let start = self.next_look.load(Ordering::Relaxed) % eligible.len();
-                let looked = eligible.len().min(consolidation::CANDIDATES_PER_PASS);
-                self.next_look.store(start + looked, Ordering::Relaxed);
-                for candidate in eligible.iter().cycle().skip(start).take(looked) {
-                    let worth = consolidation::fits_elsewhere(ctx, &world, candidate).is_ok()
-                        || consolidation::cheaper_replacement(ctx, &world, candidate, min_saving)
-                            .is_ok();
-                    if worth {
-                        tracing::info!(nodeclaim = %candidate.name(), node = %candidate.node, "consolidation candidate; validating in {:?}", delay);
-                        *self.validating.lock().expect("validating") =
-                            Some((candidate.name(), now));
-                        break;
-                    }
-                }
-                None
-            }
-        }
-    }
-
-    /// Deletes an under-used candidate whose pods fit elsewhere.
-    async fn remove_underutilized(&self, candidate: &Candidate) -> Option<Decision> {
-        let claim = self.ctx.state.claim(&candidate.name())?;
-        if crate::state::deleting(claim.as_ref()) {
-            return None;
-        }
-        let note = format!(
-            "Underutilized: its {} pods fit on the other nodes; deleting, saving ${:.4}/h",
-            candidate.workload_pods, candidate.price
-        );
-        self.disrupt(
-            Target::of(candidate, &claim),
-            "underutilized",
-            Some("delete"),
-            note,
-            "single",
-        )
-        .await
     }
 
     /// Deletes every NodeClaim past its `expireAfter`.
@@ -380,15 +188,14 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         decisions
     }
 
-    /// The candidates each NodePool's budget for `reason` lets go now, most
-    /// expensive first. A NodePool with an unreadable budget lets none go.
+    /// The candidates each NodePool's budget for `reason` lets go now, in
+    /// the order given. A NodePool with an unreadable budget lets none go.
     fn within_budgets<'a>(
         &self,
         candidates: &candidates::Candidates,
-        mut eligible: Vec<&'a Candidate>,
+        eligible: Vec<&'a Candidate>,
         reason: Reason,
     ) -> Vec<&'a Candidate> {
-        eligible.sort_by(|a, b| b.price.total_cmp(&a.price));
         let now = Timestamp::now();
         let mut room: HashMap<&str, usize> = HashMap::new();
         for (name, pool) in &candidates.pools {

@@ -1,18 +1,19 @@
-//! Replacements: before a node with pods goes for a reason that is not an
-//! emergency (drift, consolidation onto a cheaper node), the NodeClaims its
-//! pods need elsewhere are launched,
-//! and the node is deleted (then tainted and drained by termination) only
-//! once every replacement is Initialized. A replacement that fails (deleted,
+//! Replacements: before nodes with pods go for a reason that is not an
+//! emergency (drift, consolidation onto a cheaper node), the NodeClaims
+//! their pods need elsewhere are launched, and the nodes are deleted (then
+//! tainted and drained by termination) only once every replacement is
+//! Initialized. A replacement that fails (deleted,
 //! say because its launch found no capacity, or not Initialized within
 //! [`REPLACEMENT_TIMEOUT`]) is abandoned: the other replacements are deleted
-//! and the old node is left untouched and untainted.
+//! and the old nodes are left untouched and untainted.
 
-use super::candidates::{Candidate, workload};
+use super::candidates::{Candidate, Candidates};
+use super::{Decision, Disruption, Target};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
-use crate::controllers::provisioning::{create_nodeclaim, existing_nodes, pools};
-use crate::scheduling::{ExistingNode, NewClaim, PodInfo, Pool, solve};
+use crate::controllers::provisioning::create_nodeclaim;
+use crate::scheduling::NewClaim;
 use crate::state::deleting;
 use karpenter_api::v1::{NodeClaim, nodeclaim_conditions as cond};
 use kube::Api;
@@ -33,15 +34,15 @@ pub struct Why {
     pub reason: String,
     /// In words, for the log line and the events.
     pub detail: String,
-    /// `single` for consolidation, empty otherwise.
+    /// `single` or `multi` for consolidation, empty otherwise.
     pub consolidation_type: &'static str,
 }
 
-/// A node being replaced.
+/// Nodes being replaced.
 #[derive(Debug, Clone)]
 pub struct Replacement {
-    /// The NodeClaim to delete once its replacements are ready.
-    pub old: String,
+    /// The NodeClaims to delete once their replacements are ready.
+    pub old: Vec<String>,
     /// Why.
     pub why: Why,
     /// The replacement NodeClaims.
@@ -61,169 +62,17 @@ pub enum Progress {
     Failed(String),
 }
 
-/// What a placement may launch for the pods that do not fit elsewhere.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Launch {
-    /// Nothing: the other nodes must hold them.
-    Nothing,
-    /// Whatever the NodePools allow.
-    Any,
-    /// Only if an instance type that holds them costs less than this per hour.
-    CheaperThan(f64),
-}
-
-/// The cluster as the scheduling engine sees it: the registered nodes with
-/// what is left on them, and the NodePools. Built once per pass and shared
-/// by every candidate the pass looks at (building it reads every pod).
-pub struct World {
-    nodes: Vec<ExistingNode>,
-    pools: Vec<Pool>,
-    /// CPU, memory and pod slots left on all nodes together.
-    free: Room,
-}
-
-/// CPU (milli), memory and pod slots, for quick bounds before a solve.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Room {
-    cpu_milli: i64,
-    memory: i64,
-    pods: i64,
-}
-
-impl Room {
-    /// What is left on a node (nothing where it is over-committed).
-    fn left_on(node: &ExistingNode) -> Room {
-        Room {
-            cpu_milli: node.available.cpu_milli.max(0),
-            memory: node.available.memory.max(0),
-            pods: node.available.pods.max(0),
-        }
-    }
-
-    /// What the pods ask for.
-    fn asked_by(pods: &[PodInfo]) -> Room {
-        pods.iter().fold(Room::default(), |room, pod| Room {
-            cpu_milli: room.cpu_milli + pod.requests.cpu_milli,
-            memory: room.memory + pod.requests.memory,
-            pods: room.pods + 1,
-        })
-    }
-
-    fn holds(&self, asked: &Room) -> bool {
-        asked.cpu_milli <= self.cpu_milli && asked.memory <= self.memory && asked.pods <= self.pods
-    }
-}
-
-impl World {
-    /// The cluster now. NodeClaims still launching are left out: a node
-    /// that may never come is no place to move pods to.
-    pub async fn now<C: CloudProvider>(ctx: &Context<C>) -> Self {
-        let claims = ctx.state.claims.state();
-        let nodes = existing_nodes(ctx, &[], &claims);
-        let free = nodes
-            .iter()
-            .map(Room::left_on)
-            .fold(Room::default(), |a, b| Room {
-                cpu_milli: a.cpu_milli + b.cpu_milli,
-                memory: a.memory + b.memory,
-                pods: a.pods + b.pods,
-            });
-        World {
-            nodes,
-            pools: pools(ctx, &claims).await,
-            free,
-        }
-    }
-
-    /// The NodePools.
-    pub fn pools(&self) -> &[Pool] {
-        &self.pools
-    }
-
-    /// The lowest hourly price of an instance type any NodePool offers that
-    /// has room for `asked` on its own (a bound: the engine may need more).
-    fn cheapest_for(&self, asked: &Room) -> Option<f64> {
-        self.pools
-            .iter()
-            .flat_map(|p| &p.candidates)
-            .filter(|c| {
-                let a = &c.allocatable;
-                Room {
-                    cpu_milli: a.cpu_milli,
-                    memory: a.memory,
-                    pods: a.pods,
-                }
-                .holds(asked)
-            })
-            .map(|c| c.lowest_price())
-            .min_by(f64::total_cmp)
-    }
-
-    /// Where the candidate's workload pods would go: onto the other nodes
-    /// and, as `launch` allows, new NodeClaims. The error says why they
-    /// cannot all be placed.
-    pub fn place<C: CloudProvider>(
-        &self,
-        ctx: &Context<C>,
-        candidate: &Candidate,
-        launch: Launch,
-    ) -> Result<Vec<NewClaim>, String> {
-        let infos = workload(ctx, &candidate.node)?;
-        let asked = Room::asked_by(&infos);
-        if launch == Launch::Nothing {
-            // A bound first: most nodes of a busy cluster fail it, and it
-            // saves copying every node for a solve.
-            let own = self
-                .nodes
-                .iter()
-                .find(|n| n.name == candidate.node)
-                .map(Room::left_on)
-                .unwrap_or_default();
-            let elsewhere = Room {
-                cpu_milli: self.free.cpu_milli - own.cpu_milli,
-                memory: self.free.memory - own.memory,
-                pods: self.free.pods - own.pods,
-            };
-            if !elsewhere.holds(&asked) {
-                return Err("the other nodes have too little room left".into());
-            }
-        } else if let Launch::CheaperThan(ceiling) = launch
-            && self
-                .cheapest_for(&asked)
-                .is_none_or(|floor| floor >= ceiling)
-        {
-            return Err(format!(
-                "no instance type that holds its pods costs less than ${ceiling:.4}/h"
-            ));
-        }
-        let nodes = self
-            .nodes
-            .iter()
-            .filter(|n| n.name != candidate.node)
-            .cloned()
-            .collect();
-        let pools = match launch {
-            Launch::Nothing => Vec::new(),
-            Launch::Any | Launch::CheaperThan(_) => self.pools.clone(),
-        };
-        let solution = solve(&infos, nodes, pools);
-        match solution.unschedulable.first() {
-            Some((pod, why)) => Err(format!("{pod} fits nowhere: {why}")),
-            None => Ok(solution.claims),
-        }
-    }
-}
-
-/// Creates the planned replacements for the candidate. On a failure the
-/// ones created are deleted again and the error says what failed.
+/// Creates the planned replacements for the NodeClaims `old`. On a
+/// failure the ones created are deleted again and the error says what
+/// failed.
 pub async fn start<C: CloudProvider>(
     ctx: &Context<C>,
-    candidate: &Candidate,
+    old: Vec<String>,
     planned: &[NewClaim],
     why: Why,
 ) -> Result<Replacement, String> {
     let mut replacement = Replacement {
-        old: candidate.name(),
+        old,
         why,
         new: Vec::new(),
         started: Instant::now(),
@@ -269,7 +118,7 @@ pub fn progress<C: CloudProvider>(ctx: &Context<C>, replacement: &Replacement) -
 }
 
 /// Deletes the replacements (by name: the cache may not show them yet);
-/// the old node was never touched.
+/// the old nodes were never touched.
 pub async fn abandon<C: CloudProvider>(ctx: &Context<C>, replacement: &Replacement) {
     let api: Api<NodeClaim> = Api::all(ctx.client.clone());
     for name in &replacement.new {
@@ -278,6 +127,83 @@ pub async fn abandon<C: CloudProvider>(ctx: &Context<C>, replacement: &Replaceme
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => {
                 tracing::warn!(nodeclaim = %name, error = %e, "could not delete an abandoned replacement");
+            }
+        }
+    }
+}
+
+impl<C: CloudProvider + 'static> Disruption<C> {
+    /// Advances the replacement under way: deletes the old nodes once every
+    /// replacement is Initialized, or gives the replacements up when one
+    /// failed (the old nodes are left as they were).
+    pub(super) async fn advance(
+        &self,
+        candidates: &Candidates,
+        replacement: Replacement,
+    ) -> Vec<Decision> {
+        let ctx = &self.ctx;
+        match progress(ctx, &replacement) {
+            Progress::Waiting => Vec::new(),
+            Progress::Failed(why) => {
+                *self.replacing.lock().expect("replacing") = None;
+                abandon(ctx, &replacement).await;
+                for old in &replacement.old {
+                    tracing::warn!(nodeclaim = %old, reason = %why, "replacement failed; the node is left as it was");
+                    if let Some(old) = ctx.state.claim(old) {
+                        ctx.event(
+                            old.as_ref(),
+                            true,
+                            "DisruptionBlocked",
+                            format!("replacement failed ({why}); node left as it was"),
+                        );
+                    }
+                }
+                Vec::new()
+            }
+            Progress::Ready => {
+                *self.replacing.lock().expect("replacing") = None;
+                let by = if replacement.new.is_empty() {
+                    "the other nodes".to_string()
+                } else {
+                    replacement.new.join(", ")
+                };
+                let why = &replacement.why;
+                let note = format!("{}; replaced by {by} (Initialized); deleting", why.detail);
+                let mut decisions = Vec::new();
+                for old in &replacement.old {
+                    let candidate = candidates.nodes.iter().find(|c| &c.name() == old);
+                    let (Some(candidate), Some(claim)) = (candidate, ctx.state.claim(old)) else {
+                        tracing::info!(nodeclaim = %old, "no longer a candidate once its replacement was ready; left as it is");
+                        continue;
+                    };
+                    decisions.extend(
+                        self.disrupt(
+                            Target::of(candidate, &claim),
+                            &why.reason,
+                            Some("replace"),
+                            note.clone(),
+                            why.consolidation_type,
+                        )
+                        .await,
+                    );
+                }
+                decisions
+            }
+        }
+    }
+
+    /// Launches the replacements for the nodes `old` and remembers them.
+    pub(super) async fn replace(&self, old: &[&Candidate], planned: &[NewClaim], why: Why) {
+        let ctx = &self.ctx;
+        let detail = why.detail.clone();
+        let names: Vec<String> = old.iter().map(|c| c.name()).collect();
+        match start(ctx, names.clone(), planned, why).await {
+            Ok(replacement) => {
+                tracing::info!(nodeclaims = ?names, replacements = ?replacement.new, "{detail}; launching replacements");
+                *self.replacing.lock().expect("replacing") = Some(replacement);
+            }
+            Err(e) => {
+                tracing::warn!(nodeclaims = ?names, error = %e, "could not launch replacements");
             }
         }
     }

@@ -12,12 +12,14 @@
 
 mod inputs;
 mod nodeclaim;
+mod unplaceable;
 
 pub use inputs::pools;
 pub use inputs::{
     existing_nodes, is_active, is_daemon_pod, is_provisionable, pod_infos, resources_of,
 };
 pub use nodeclaim::{build as build_nodeclaim, create as create_nodeclaim, resource_list};
+pub use unplaceable::Unplaceable;
 
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
@@ -205,6 +207,8 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         ctx.metrics
             .scheduling_duration
             .observe(solve_time.as_secs_f64());
+        ctx.unplaceable
+            .set(solution.unschedulable.iter().map(|(pod, _)| pod.clone()));
         let created = self.create_claims(&solution).await?;
         self.record(&pending, &solution, &created);
         Ok(Outcome {
