@@ -13,16 +13,6 @@ struct Node {
     price: f64,
 }
 
-fn take(free: &mut Resources, requests: &Resources) {
-    free.cpu_milli -= requests.cpu_milli;
-    free.memory -= requests.memory;
-    free.storage -= requests.storage;
-    free.pods -= requests.pods;
-    for (name, amount) in &requests.extended {
-        *free.extended.entry(name.clone()).or_insert(0) -= amount;
-    }
-}
-
 /// Hourly cost and node count of first-fit-decreasing on `pool`.
 pub fn first_fit_decreasing(pods: &[PodInfo], pool: &Pool) -> (f64, usize) {
     let mut order: Vec<&PodInfo> = pods.iter().collect();
@@ -54,14 +44,14 @@ pub fn first_fit_decreasing(pods: &[PodInfo], pool: &Pool) -> (f64, usize) {
             pod.requests.fits_in(free) && pod.terms.iter().any(|t| t.matches(labels))
         };
         if let Some(node) = nodes.iter_mut().find(|n| fits(&n.labels, &n.free)) {
-            take(&mut node.free, &pod.requests);
+            node.free.subtract(&pod.requests);
             continue;
         }
         if let Some((price, labels, allocatable)) =
             offers.iter().find(|(_, labels, free)| fits(labels, free))
         {
             let mut free = (*allocatable).clone();
-            take(&mut free, &pod.requests);
+            free.subtract(&pod.requests);
             nodes.push(Node {
                 labels: labels.clone(),
                 free,

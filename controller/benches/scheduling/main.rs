@@ -20,22 +20,10 @@ use std::time::Instant;
 
 mod baseline;
 mod bound;
+#[path = "../support/rng.rs"]
+mod rng;
 
-/// xorshift64*: deterministic, seeded, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-}
+use rng::Rng;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

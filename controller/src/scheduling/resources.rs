@@ -54,6 +54,17 @@ impl Resources {
         }
     }
 
+    /// Takes `other` away in place (what is left after placing a pod).
+    pub fn subtract(&mut self, other: &Resources) {
+        self.cpu_milli -= other.cpu_milli;
+        self.memory -= other.memory;
+        self.storage -= other.storage;
+        self.pods -= other.pods;
+        for (name, amount) in &other.extended {
+            *self.extended.entry(name.clone()).or_insert(0) -= amount;
+        }
+    }
+
     /// Each resource the larger of the two (init containers against the rest).
     pub fn max(&mut self, other: &Resources) {
         self.cpu_milli = self.cpu_milli.max(other.cpu_milli);

@@ -300,13 +300,7 @@ impl Solver<'_> {
             if !node_accepts(node, pod, &attempt) || !self.topology.host_allows(&needs, host) {
                 continue;
             }
-            node.available.cpu_milli -= pod.requests.cpu_milli;
-            node.available.memory -= pod.requests.memory;
-            node.available.storage -= pod.requests.storage;
-            node.available.pods -= 1;
-            for (name, amount) in &pod.requests.extended {
-                *node.available.extended.entry(name.clone()).or_insert(0) -= amount;
-            }
+            node.available.subtract(&pod.requests);
             node.host_ports.extend(pod.host_ports.iter().cloned());
             let place = Place {
                 host,

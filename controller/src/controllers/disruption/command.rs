@@ -57,6 +57,8 @@ pub struct Command {
     pub saving: f64,
     /// How many pods move.
     pub pods: usize,
+    /// The pods that move onto the other nodes: (`namespace/name`, node).
+    pub moves: Vec<(String, String)>,
 }
 
 impl Command {
@@ -86,14 +88,15 @@ pub fn evaluate(world: &World, set: &[&Movable], rules: Rules) -> Result<Command
     let pods: Vec<PodInfo> = set.iter().flat_map(|m| m.pods.iter().cloned()).collect();
     let leaving: Vec<&str> = set.iter().map(|m| m.node.as_str()).collect();
     let price: f64 = set.iter().map(|m| m.price).sum();
-    let command = |action, saving| Command {
+    let command = |action, saving, moves| Command {
         claims: set.iter().map(|m| m.claim.clone()).collect(),
         action,
         saving,
         pods: pods.len(),
+        moves,
     };
     let no_room = match world.place(&pods, &leaving, Launch::Nothing) {
-        Ok(_) => return Ok(command(Action::Delete, price)),
+        Ok(placed) => return Ok(command(Action::Delete, price, placed.nominations)),
         Err(why) => why,
     };
     if set.iter().any(|m| m.spot) && !rules.spot_to_spot {
@@ -102,9 +105,9 @@ pub fn evaluate(world: &World, set: &[&Movable], rules: Rules) -> Result<Command
         ));
     }
     let ceiling = price - rules.min_saving;
-    let planned = world.place(&pods, &leaving, Launch::CheaperThan(ceiling))?;
-    let [planned] = planned.as_slice() else {
-        return Err(format!("their pods need {} new nodes", planned.len()));
+    let placed = world.place(&pods, &leaving, Launch::CheaperThan(ceiling))?;
+    let [planned] = placed.claims.as_slice() else {
+        return Err(format!("their pods need {} new nodes", placed.claims.len()));
     };
     let cheaper = cheaper_than(world, planned, ceiling).ok_or_else(|| {
         format!(
@@ -113,7 +116,11 @@ pub fn evaluate(world: &World, set: &[&Movable], rules: Rules) -> Result<Command
         )
     })?;
     let saving = price - cheaper.price;
-    Ok(command(Action::Replace(cheaper), saving))
+    Ok(command(
+        Action::Replace(cheaper),
+        saving,
+        placed.nominations,
+    ))
 }
 
 /// The planned claim with its instance types cut to those whose cheapest

@@ -202,7 +202,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         let placed = workload(ctx, &candidate.node)
             .and_then(|pods| world.place(&pods, &[candidate.node.as_str()], Launch::Any));
         match placed {
-            Ok(planned) => self.replace(&[candidate], &planned, why).await,
+            Ok(placed) => self.replace(&[candidate], &placed.claims, why).await,
             Err(e) => {
                 tracing::info!(nodeclaim = %candidate.name(), reason = %e, "drifted node cannot be replaced now");
             }

@@ -7,7 +7,7 @@
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::provisioning::{existing_nodes, pools};
-use crate::scheduling::{ExistingNode, NewClaim, PodInfo, Pool, solve};
+use crate::scheduling::{ExistingNode, PodInfo, Pool, Solution, solve};
 
 /// What a placement may launch for the pods that do not fit elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,14 +125,14 @@ impl World {
     }
 
     /// Where `pods` would go once the nodes named in `leaving` are gone:
-    /// onto the other nodes and, as `launch` allows, new NodeClaims. The
-    /// error says why they cannot all be placed.
+    /// onto the other nodes (the solution's nominations) and, as `launch`
+    /// allows, new NodeClaims. The error says why they cannot all be placed.
     pub fn place(
         &self,
         pods: &[PodInfo],
         leaving: &[&str],
         launch: Launch,
-    ) -> Result<Vec<NewClaim>, String> {
+    ) -> Result<Solution, String> {
         let asked = Room::asked_by(pods);
         // Bounds first: most questions in a busy cluster fail them, and they
         // save copying every node for a solve.
@@ -171,7 +171,7 @@ impl World {
         let solution = solve(pods, nodes, pools);
         match solution.unschedulable.first() {
             Some((pod, why)) => Err(format!("{pod} fits nowhere: {why}")),
-            None => Ok(solution.claims),
+            None => Ok(solution),
         }
     }
 }
