@@ -159,3 +159,22 @@ fn the_longest_prefix_that_can_go_is_chosen_and_single_node_finds_the_rest() {
     assert_eq!(single.claims, ["claim-d"]);
     assert_eq!(single.kind(), "single");
 }
+
+#[test]
+fn a_full_node_is_replaced_by_one_cheaper_node_not_several_small_ones() {
+    // Small burstable types are cheaper per CPU, so the engine alone would
+    // spread these pods over several tiny nodes; consolidation launches one.
+    let pods: Vec<PodInfo> = (0..16)
+        .map(|i| pod(&format!("x{i}"), "500m", "1Gi", json!({})))
+        .collect();
+    let (n1, a) = candidate("a", 0, 0, pods, 0.384);
+    let other = node("b", &[], 1000, 2 * GIB, vec![]);
+    let world = World::new(vec![n1, other], vec![on_demand()]);
+    let command = evaluate(&world, &[&a], RULES).unwrap();
+    let Action::Replace(new) = &command.action else {
+        panic!("expected a replacement, got {:?}", command.action);
+    };
+    assert_eq!(new.pods.len() + command.moves.len(), 16);
+    assert!(command.moves.iter().all(|(_, to)| to == "b"));
+    assert!(new.price < 0.384 - RULES.min_saving, "{}", new.price);
+}

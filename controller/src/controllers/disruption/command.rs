@@ -105,7 +105,7 @@ pub fn evaluate(world: &World, set: &[&Movable], rules: Rules) -> Result<Command
         ));
     }
     let ceiling = price - rules.min_saving;
-    let placed = world.place(&pods, &leaving, Launch::CheaperThan(ceiling))?;
+    let placed = world.place(&pods, &leaving, Launch::OneCheaperThan(ceiling))?;
     let [planned] = placed.claims.as_slice() else {
         return Err(format!("their pods need {} new nodes", placed.claims.len()));
     };

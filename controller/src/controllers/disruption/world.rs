@@ -7,7 +7,7 @@
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::provisioning::{existing_nodes, pools};
-use crate::scheduling::{ExistingNode, PodInfo, Pool, Solution, solve};
+use crate::scheduling::{ExistingNode, NewClaim, PodInfo, Pool, Resources, Solution, solve};
 
 /// What a placement may launch for the pods that do not fit elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,8 +16,9 @@ pub enum Launch {
     Nothing,
     /// Whatever the NodePools allow.
     Any,
-    /// Only if an instance type that holds them costs less than this per hour.
-    CheaperThan(f64),
+    /// At most one new node, and only if an instance type that holds what
+    /// goes onto it costs less than this per hour.
+    OneCheaperThan(f64),
 }
 
 /// The registered nodes and the NodePools.
@@ -147,7 +148,7 @@ impl World {
             Launch::Nothing if !elsewhere.holds(&asked) => {
                 return Err("the other nodes have too little room left".into());
             }
-            Launch::CheaperThan(ceiling)
+            Launch::OneCheaperThan(ceiling)
                 if self
                     .cheapest_for(&asked.less(elsewhere))
                     .is_none_or(|floor| floor >= ceiling) =>
@@ -158,20 +159,41 @@ impl World {
             }
             _ => {}
         }
-        let nodes = self
-            .nodes
-            .iter()
-            .filter(|n| !leaving.contains(&n.name.as_str()))
-            .cloned()
-            .collect();
+        let others = || -> Vec<ExistingNode> {
+            self.nodes
+                .iter()
+                .filter(|n| !leaving.contains(&n.name.as_str()))
+                .cloned()
+                .collect()
+        };
         let pools = match launch {
             Launch::Nothing => Vec::new(),
-            Launch::Any | Launch::CheaperThan(_) => self.pools.clone(),
+            Launch::Any | Launch::OneCheaperThan(_) => self.pools.clone(),
         };
-        let solution = solve(pods, nodes, pools);
+        let mut solution = solve(pods, others(), pools);
+        if matches!(launch, Launch::OneCheaperThan(_)) && solution.claims.len() > 1 {
+            // Several small nodes can cost less than one holding them all
+            // (small types are often cheaper per CPU); solve again with
+            // only the types that can hold everything those would.
+            solution = solve(pods, others(), self.pools_holding(&solution.claims));
+        }
         match solution.unschedulable.first() {
             Some((pod, why)) => Err(format!("{pod} fits nowhere: {why}")),
             None => Ok(solution),
         }
+    }
+
+    /// The NodePools cut to the instance types with room for everything
+    /// `claims` would hold together.
+    fn pools_holding(&self, claims: &[NewClaim]) -> Vec<Pool> {
+        let mut together = Resources::default();
+        for claim in claims {
+            together.add(&claim.requests);
+        }
+        let mut pools = self.pools.clone();
+        for pool in &mut pools {
+            pool.candidates.retain(|c| together.fits_in(&c.allocatable));
+        }
+        pools
     }
 }
