@@ -178,3 +178,16 @@ fn a_full_node_is_replaced_by_one_cheaper_node_not_several_small_ones() {
     assert!(command.moves.iter().all(|(_, to)| to == "b"));
     assert!(new.price < 0.384 - RULES.min_saving, "{}", new.price);
 }
+
+#[test]
+fn a_set_with_an_on_demand_node_may_be_replaced_without_spot_to_spot() {
+    let (n1, mut a) = candidate("a", 0, 0, vec![small("a1")], 0.3);
+    let (n2, b) = candidate("b", 0, 0, vec![small("b1")], 0.3);
+    a.spot = true;
+    let world = World::new(vec![n1, n2], vec![pool("default")]);
+    assert!(matches!(
+        evaluate(&world, &[&a, &b], RULES).unwrap().action,
+        Action::Replace(_)
+    ));
+    assert!(evaluate(&world, &[&a], RULES).is_err());
+}

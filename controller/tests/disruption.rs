@@ -4,7 +4,8 @@
 //! them; a node marked `karpenter.sh/do-not-disrupt` stays; NodeClaims past
 //! their `expireAfter` are replaced by new ones, their pods running again;
 //! under-used nodes are consolidated (deleted, or replaced by a cheaper one
-//! launched first), never one running a `do-not-disrupt` pod; a new AMI
+//! launched first; several at once in one decision), never one running a
+//! `do-not-disrupt` pod; a new AMI
 //! drifts nodes, replaced one budget at a time, and a replacement that
 //! cannot launch leaves the old node untouched.
 
@@ -564,4 +565,86 @@ async fn scaling_200_pods_down_to_20_consolidates_within_budgets_and_pdbs() {
     let text = metrics.encode();
     assert!(text.contains("reason=\"underutilized\""), "{text}");
     consistent(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_under_used_nodes_are_consolidated_in_one_decision() {
+    let (cluster, metrics, _controller) =
+        started(json!({"disruption": {"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}}))
+            .await;
+    // Three tiers launched one after another, so each gets nodes of its own.
+    let mut load = Vec::new();
+    for (tier, count) in [("api", 8), ("worker", 4), ("cache", 4)] {
+        load.push((tier, count));
+        scale(&cluster, &load).await;
+        all_running(&cluster, load.iter().map(|(_, n)| *n as usize).sum()).await;
+    }
+    let peak = claims(&cluster).await.len();
+    let before = hourly_cost(&claims(&cluster).await);
+    // The newest pods go first: one pod of each tier stays, each on its
+    // tier's node.
+    scale(&cluster, &[("api", 1), ("worker", 1), ("cache", 1)]).await;
+    all_running(&cluster, 3).await;
+    let multi = "consolidation_type=\"multi\"";
+    let began = Instant::now();
+    while !metrics.encode().contains(multi) {
+        assert!(
+            began.elapsed() < DEADLINE,
+            "no multi-node consolidation after {DEADLINE:?} ({} nodes of {peak}):\n{}",
+            claims(&cluster).await.len(),
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while claim_counts(&cluster).await.1 > 0 {
+        assert!(began.elapsed() < DEADLINE, "nodes still draining");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    all_running(&cluster, 3).await;
+    let after = hourly_cost(&claims(&cluster).await);
+    let replaced = "karpenter_voluntary_disruption_decisions_total{decision=\"replace\",reason=\"underutilized\",consolidation_type=\"multi\"} 1";
+    let deleted = "karpenter_voluntary_disruption_decisions_total{decision=\"delete\",reason=\"underutilized\",consolidation_type=\"multi\"} 1";
+    let text = metrics.encode();
+    assert!(
+        text.contains(replaced) || text.contains(deleted),
+        "one decision for the set:\n{text}"
+    );
+    assert!(
+        claims(&cluster).await.len() + 2 < peak,
+        "more than the empty nodes went"
+    );
+    assert!(after < before, "${after:.4}/h after, ${before:.4}/h before");
+    consistent(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_no_node_can_hold_does_not_hold_scale_down_back() {
+    let (cluster, metrics, _controller) =
+        started(json!({"disruption": {"consolidateAfter": "1s", "budgets": [{"nodes": "100%"}]}}))
+            .await;
+    scale(&cluster, &[("api", 8)]).await;
+    all_running(&cluster, 8).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "default");
+    let huge = serde_json::from_value(json!({
+        "metadata": {"name": "huge"},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+            "resources": {"requests": {"cpu": "5000"}}}]}
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &huge).await.unwrap();
+    scale(&cluster, &[("api", 0)]).await;
+    let began = Instant::now();
+    while !claims(&cluster).await.is_empty() {
+        assert!(
+            began.elapsed() < DEADLINE,
+            "empty nodes kept while an unplaceable pod is pending:\n{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let still = pods.get("huge").await.unwrap();
+    assert!(
+        still.spec.and_then(|s| s.node_name).is_none(),
+        "the huge pod stays pending"
+    );
 }

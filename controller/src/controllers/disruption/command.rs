@@ -13,8 +13,10 @@
 //!
 //! Less churn than upstream: a replacement must save at least
 //! [`Rules::min_saving`] per hour over the nodes it replaces (so a node is
-//! never replaced by the same instance type at the same price), and spot
-//! nodes are replaced only when [`Rules::spot_to_spot`] allows it.
+//! never replaced by the same instance type at the same price), and a set
+//! of spot nodes only is replaced only when [`Rules::spot_to_spot`] allows
+//! it (a set with an on-demand node may be replaced by spot capacity, as
+//! upstream allows on-demand to spot).
 
 use super::world::{Launch, World};
 use crate::scheduling::{NewClaim, OfferingFilter, PodInfo};
@@ -77,7 +79,7 @@ impl Command {
 pub struct Rules {
     /// The least a replacement must save per hour.
     pub min_saving: f64,
-    /// Whether spot nodes may be replaced (by spot or on-demand capacity).
+    /// Whether sets of spot nodes only may be replaced.
     pub spot_to_spot: bool,
 }
 
@@ -99,7 +101,7 @@ pub fn evaluate(world: &World, set: &[&Movable], rules: Rules) -> Result<Command
         Ok(placed) => return Ok(command(Action::Delete, price, placed.nominations)),
         Err(why) => why,
     };
-    if set.iter().any(|m| m.spot) && !rules.spot_to_spot {
+    if set.iter().all(|m| m.spot) && !rules.spot_to_spot {
         return Err(format!(
             "{no_room}; spot nodes are replaced only with SpotToSpotConsolidation"
         ));

@@ -218,7 +218,10 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                             candidate.workload_pods, candidate.price
                         )
                     };
-                    decisions.extend(self.remove_underutilized(candidate, note, kind).await);
+                    decisions.extend(self.remove_underutilized(candidate, note).await);
+                }
+                if !decisions.is_empty() {
+                    self.decided("delete", "underutilized", kind);
                 }
                 decisions
             }
@@ -239,23 +242,12 @@ impl<C: CloudProvider + 'static> Disruption<C> {
     }
 
     /// Deletes an under-used candidate whose pods fit elsewhere.
-    async fn remove_underutilized(
-        &self,
-        candidate: &Candidate,
-        note: String,
-        kind: &str,
-    ) -> Option<Decision> {
+    async fn remove_underutilized(&self, candidate: &Candidate, note: String) -> Option<Decision> {
         let claim = self.ctx.state.claim(&candidate.name())?;
         if crate::state::deleting(claim.as_ref()) {
             return None;
         }
-        self.disrupt(
-            Target::of(candidate, &claim),
-            "underutilized",
-            Some("delete"),
-            note,
-            kind,
-        )
-        .await
+        self.disrupt(Target::of(candidate, &claim), "underutilized", note)
+            .await
     }
 }

@@ -181,7 +181,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                 ),
                 price: 0.0,
             };
-            if let Some(decision) = self.disrupt(target, "expired", None, note, "").await {
+            if let Some(decision) = self.disrupt(target, "expired", note).await {
                 decisions.push(decision);
             }
         }
@@ -241,28 +241,31 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             "Empty: no workload pods for the NodePool's consolidateAfter; deleting, saving ${:.4}/h",
             candidate.price
         );
-        self.disrupt(
-            Target::of(candidate, &claim),
-            "empty",
-            Some("delete"),
-            note,
-            "",
-        )
-        .await
+        let decision = self
+            .disrupt(Target::of(candidate, &claim), "empty", note)
+            .await?;
+        self.decided("delete", "empty", "");
+        Some(decision)
+    }
+
+    /// Counts a voluntary decision (one per command, however many nodes it
+    /// takes away; expiration is forceful and not counted here).
+    fn decided(&self, decision: &str, reason: &str, consolidation_type: &str) {
+        self.ctx
+            .metrics
+            .disruption_decisions
+            .get_or_create(&vec![
+                ("decision", decision.to_string()),
+                ("reason", reason.to_string()),
+                ("consolidation_type", consolidation_type.to_string()),
+            ])
+            .inc();
     }
 
     /// Deletes the target's NodeClaim (termination drains it), explaining
     /// why in a log line and an event on the NodeClaim and the Node, and
-    /// counts it (as a voluntary decision too when it is one: expiration is
-    /// forceful).
-    async fn disrupt(
-        &self,
-        target: Target<'_>,
-        reason: &str,
-        voluntary_decision: Option<&str>,
-        note: String,
-        consolidation_type: &str,
-    ) -> Option<Decision> {
+    /// counts the node disrupted and its saving.
+    async fn disrupt(&self, target: Target<'_>, reason: &str, note: String) -> Option<Decision> {
         let ctx = &self.ctx;
         let name = target.claim.metadata.name.clone().unwrap_or_default();
         if let Err(e) = delete_claim(ctx, target.claim, reason).await {
@@ -282,16 +285,6 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             ctx.event(node.as_ref(), false, "DisruptionTerminating", note);
         }
         let metrics = &ctx.metrics;
-        if let Some(decision) = voluntary_decision {
-            metrics
-                .disruption_decisions
-                .get_or_create(&vec![
-                    ("decision", decision.to_string()),
-                    ("reason", reason.to_string()),
-                    ("consolidation_type", consolidation_type.to_string()),
-                ])
-                .inc();
-        }
         metrics
             .nodeclaims_disrupted
             .get_or_create(&vec![

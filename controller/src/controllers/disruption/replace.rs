@@ -177,15 +177,12 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                         continue;
                     };
                     decisions.extend(
-                        self.disrupt(
-                            Target::of(candidate, &claim),
-                            &why.reason,
-                            Some("replace"),
-                            note.clone(),
-                            why.consolidation_type,
-                        )
-                        .await,
+                        self.disrupt(Target::of(candidate, &claim), &why.reason, note.clone())
+                            .await,
                     );
+                }
+                if !decisions.is_empty() {
+                    self.decided("replace", &why.reason, why.consolidation_type);
                 }
                 decisions
             }
