@@ -18,6 +18,7 @@ use super::world::World;
 use super::{Decision, Disruption, Reason, Target};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
+use crate::state::Changes;
 use karpenter_api::labels::CAPACITY_TYPE_SPOT;
 use karpenter_api::v1::CONSOLIDATION_WHEN_EMPTY;
 use std::sync::atomic::Ordering;
@@ -31,6 +32,40 @@ pub const CANDIDATES_PER_PASS: usize = 16;
 /// half poll intervals (upstream's 15 s at the default 10 s).
 pub fn validation_delay(poll: Duration) -> Duration {
     poll * 3 / 2
+}
+
+/// The cluster as it was when a look found nothing to consolidate: if
+/// nothing has changed since and every candidate has been looked at, the
+/// answer would be the same (each look solves against every node, so a
+/// still cluster is not looked at again and again).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Quiet {
+    changes: Changes,
+    eligible: usize,
+    /// Fruitless looks in a row at this same cluster.
+    looks: usize,
+}
+
+impl Quiet {
+    /// Whether a look at this cluster would find nothing again.
+    fn settled(&self, changes: Changes, eligible: usize) -> bool {
+        self.changes == changes
+            && self.eligible == eligible
+            && self.looks * CANDIDATES_PER_PASS >= eligible
+    }
+
+    /// One more fruitless look, at `changes` with `eligible` candidates.
+    fn after(last: Option<Quiet>, changes: Changes, eligible: usize) -> Quiet {
+        let looks = match last {
+            Some(q) if q.changes == changes && q.eligible == eligible => q.looks + 1,
+            _ => 1,
+        };
+        Quiet {
+            changes,
+            eligible,
+            looks,
+        }
+    }
 }
 
 /// What makes a replacement worth it, from the settings.
@@ -159,8 +194,18 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             }
             None if eligible.is_empty() => Vec::new(),
             None => {
+                let changes = *ctx.state.subscribe().borrow();
+                let last = *self.quiet.lock().expect("quiet");
+                if last.is_some_and(|q| q.settled(changes, eligible.len())) {
+                    return Vec::new();
+                }
                 let world = World::now(ctx).await;
-                if let Some(command) = self.decide(&world, &eligible) {
+                let decided = self.decide(&world, &eligible);
+                *self.quiet.lock().expect("quiet") = match &decided {
+                    Some(_) => None,
+                    None => Some(Quiet::after(last, changes, eligible.len())),
+                };
+                if let Some(command) = decided {
                     tracing::info!(nodeclaims = ?command.claims, kind = command.kind(), saving_per_hour = command.saving, "consolidation candidates; validating in {delay:?}");
                     *self.validating.lock().expect("validating") = Some((command.claims, now));
                 }
@@ -249,5 +294,26 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         }
         self.disrupt(Target::of(candidate, &claim), "underutilized", note)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_still_cluster_is_settled_once_every_candidate_was_looked_at() {
+        let at = Changes { pods: 7, other: 3 };
+        let first = Quiet::after(None, at, 20);
+        assert!(!first.settled(at, 20), "16 of 20 candidates looked at");
+        let second = Quiet::after(Some(first), at, 20);
+        assert!(second.settled(at, 20));
+        assert!(
+            !second.settled(Changes { pods: 8, other: 3 }, 20),
+            "a pod changed"
+        );
+        assert!(!second.settled(at, 21), "a node became a candidate");
+        let moved = Quiet::after(Some(second), Changes { pods: 8, other: 3 }, 20);
+        assert_eq!(moved.looks, 1);
     }
 }

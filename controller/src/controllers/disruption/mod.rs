@@ -83,6 +83,8 @@ pub struct Disruption<C> {
     replacing: Mutex<Option<replace::Replacement>>,
     /// Where the next pass starts looking among consolidation candidates.
     next_look: AtomicUsize,
+    /// The cluster as it was when consolidation last found nothing.
+    quiet: Mutex<Option<consolidation::Quiet>>,
 }
 
 impl<C: CloudProvider + 'static> Disruption<C> {
@@ -96,6 +98,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             drift: drift::CloudDrift::default(),
             replacing: Mutex::new(None),
             next_look: AtomicUsize::new(0),
+            quiet: Mutex::new(None),
         }
     }
 
