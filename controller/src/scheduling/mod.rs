@@ -36,6 +36,6 @@ pub use claim::MAX_INSTANCE_TYPES;
 pub use pod::{PodInfo, Preference};
 pub use pool::{Candidate, OfferingFilter, Pool};
 pub use resources::Resources;
-pub use solve::{ExistingNode, NewClaim, Solution, solve};
+pub use solve::{ExistingNode, NewClaim, Solution, solve, solve_on};
 pub use topology::{Kind, NodeFilter, TopologyTerm};
 pub use volumes::volume_requirements;

@@ -65,10 +65,18 @@ impl Solution {
     }
 }
 
-fn node_accepts(node: &ExistingNode, pod: &PodInfo, attempt: &Attempt) -> bool {
-    pod.requests.fits_in(&node.available)
+/// What is left on an existing node as the solver places pods on it (the
+/// node itself is borrowed, never copied: disruption solves against every
+/// node many times a pass).
+struct Left {
+    available: Resources,
+    host_ports: Vec<String>,
+}
+
+fn node_accepts(node: &ExistingNode, left: &Left, pod: &PodInfo, attempt: &Attempt) -> bool {
+    pod.requests.fits_in(&left.available)
         && pod.tolerates(&node.taints, attempt.prefer_ok)
-        && !pod.host_ports.iter().any(|p| node.host_ports.contains(p))
+        && !pod.host_ports.iter().any(|p| left.host_ports.contains(p))
         && attempt.terms.iter().any(|term| term.matches(&node.labels))
 }
 
@@ -157,7 +165,13 @@ fn alone_prices(pods: &[PodInfo], pools: &[Pool], group: &[usize]) -> Vec<Arc<[V
 }
 
 /// Solves one batch: `pods` pending, `nodes` existing or in flight, `pools` to launch from.
-pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -> Solution {
+pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, pools: Vec<Pool>) -> Solution {
+    let nodes: Vec<&ExistingNode> = nodes.iter().collect();
+    solve_on(pods, &nodes, pools)
+}
+
+/// [`solve`] on borrowed nodes.
+pub fn solve_on(pods: &[PodInfo], nodes: &[&ExistingNode], mut pools: Vec<Pool>) -> Solution {
     let mut order: Vec<usize> = (0..pods.len()).collect();
     // Largest first: extended resources (GPUs), then CPU, then memory.
     order.sort_by(|&a, &b| {
@@ -168,7 +182,7 @@ pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -
             .then(a.cmp(&b))
     });
     pools.sort_by(|a, b| b.weight.cmp(&a.weight).then_with(|| a.name.cmp(&b.name)));
-    let topology = Topology::new(pods, &nodes, |key| {
+    let topology = Topology::new(pods, nodes, |key| {
         let mut domains: BTreeSet<String> = BTreeSet::new();
         for pool in &pools {
             domains.extend(pool.domains(key));
@@ -182,9 +196,17 @@ pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -
         .any(|t| t.effect == "PreferNoSchedule");
     let group = groups(pods, &order);
     let alone = alone_prices(pods, &pools, &group);
+    let left = nodes
+        .iter()
+        .map(|n| Left {
+            available: n.available.clone(),
+            host_ports: n.host_ports.clone(),
+        })
+        .collect();
     let mut solver = Solver {
         pods,
         nodes,
+        left,
         pools,
         claims: Vec::new(),
         room: RoomCache::default(),
@@ -220,7 +242,9 @@ pub fn solve(pods: &[PodInfo], nodes: Vec<ExistingNode>, mut pools: Vec<Pool>) -
 
 struct Solver<'a> {
     pods: &'a [PodInfo],
-    nodes: Vec<ExistingNode>,
+    nodes: &'a [&'a ExistingNode],
+    /// Per node, what is left on it.
+    left: Vec<Left>,
     pools: Vec<Pool>,
     claims: Vec<PlannedClaim>,
     /// Which claims have room for the pod size being placed.
@@ -295,13 +319,14 @@ impl Solver<'_> {
             group: self.group[index],
         };
 
-        for (n, node) in self.nodes.iter_mut().enumerate() {
+        for (n, (node, left)) in self.nodes.iter().zip(&mut self.left).enumerate() {
             let host = self.topology.node_host(n);
-            if !node_accepts(node, pod, &attempt) || !self.topology.host_allows(&needs, host) {
+            if !node_accepts(node, left, pod, &attempt) || !self.topology.host_allows(&needs, host)
+            {
                 continue;
             }
-            node.available.subtract(&pod.requests);
-            node.host_ports.extend(pod.host_ports.iter().cloned());
+            left.available.subtract(&pod.requests);
+            left.host_ports.extend(pod.host_ports.iter().cloned());
             let place = Place {
                 host,
                 labels: Labels::Node(&node.labels),

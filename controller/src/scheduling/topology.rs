@@ -196,7 +196,7 @@ impl Topology {
     /// known values of a label key (from the NodePools' instance types and offerings).
     pub fn new(
         pending: &[PodInfo],
-        nodes: &[ExistingNode],
+        nodes: &[&ExistingNode],
         domains: impl Fn(&str) -> BTreeSet<String>,
     ) -> Self {
         let mut topology = Topology {

@@ -7,7 +7,7 @@
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::provisioning::{existing_nodes, pools};
-use crate::scheduling::{ExistingNode, NewClaim, PodInfo, Pool, Resources, Solution, solve};
+use crate::scheduling::{ExistingNode, NewClaim, PodInfo, Pool, Resources, Solution, solve_on};
 
 /// What a placement may launch for the pods that do not fit elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,8 +25,6 @@ pub enum Launch {
 pub struct World {
     nodes: Vec<ExistingNode>,
     pools: Vec<Pool>,
-    /// CPU, memory and pod slots left on all nodes together.
-    free: Room,
 }
 
 /// CPU (milli), memory and pod slots, for quick bounds before a solve.
@@ -56,6 +54,17 @@ impl Room {
         })
     }
 
+    /// The least CPU and the least memory any of the pods asks for (each on
+    /// its own): a node with less room left than this holds none of them.
+    fn smallest_of(pods: &[PodInfo]) -> Room {
+        let least = |f: fn(&PodInfo) -> i64| pods.iter().map(f).min().unwrap_or(0);
+        Room {
+            cpu_milli: least(|p| p.requests.cpu_milli),
+            memory: least(|p| p.requests.memory),
+            pods: i64::from(!pods.is_empty()),
+        }
+    }
+
     fn plus(self, other: Room) -> Room {
         Room {
             cpu_milli: self.cpu_milli + other.cpu_milli,
@@ -81,11 +90,7 @@ impl Room {
 impl World {
     /// A world of these nodes and NodePools.
     pub fn new(nodes: Vec<ExistingNode>, pools: Vec<Pool>) -> Self {
-        let free = nodes
-            .iter()
-            .map(Room::left_on)
-            .fold(Room::default(), Room::plus);
-        World { nodes, pools, free }
+        World { nodes, pools }
     }
 
     /// The cluster now. NodeClaims still launching are left out: a node
@@ -136,14 +141,19 @@ impl World {
     ) -> Result<Solution, String> {
         let asked = Room::asked_by(pods);
         // Bounds first: most questions in a busy cluster fail them, and they
-        // save copying every node for a solve.
-        let freed = self
+        // save a solve against every node. Room counts only on nodes that
+        // could take the smallest pod (a full cluster's crumbs hold none).
+        let others: Vec<&ExistingNode> = self
             .nodes
             .iter()
-            .filter(|n| leaving.contains(&n.name.as_str()))
-            .map(Room::left_on)
+            .filter(|n| !leaving.contains(&n.name.as_str()))
+            .collect();
+        let smallest = Room::smallest_of(pods);
+        let elsewhere = others
+            .iter()
+            .map(|n| Room::left_on(n))
+            .filter(|room| room.holds(&smallest))
             .fold(Room::default(), Room::plus);
-        let elsewhere = self.free.less(freed);
         match launch {
             Launch::Nothing if !elsewhere.holds(&asked) => {
                 return Err("the other nodes have too little room left".into());
@@ -159,23 +169,16 @@ impl World {
             }
             _ => {}
         }
-        let others = || -> Vec<ExistingNode> {
-            self.nodes
-                .iter()
-                .filter(|n| !leaving.contains(&n.name.as_str()))
-                .cloned()
-                .collect()
-        };
         let pools = match launch {
             Launch::Nothing => Vec::new(),
             Launch::Any | Launch::OneCheaperThan(_) => self.pools.clone(),
         };
-        let mut solution = solve(pods, others(), pools);
+        let mut solution = solve_on(pods, &others, pools);
         if matches!(launch, Launch::OneCheaperThan(_)) && solution.claims.len() > 1 {
             // Several small nodes can cost less than one holding them all
             // (small types are often cheaper per CPU); solve again with
             // only the types that can hold everything those would.
-            solution = solve(pods, others(), self.pools_holding(&solution.claims));
+            solution = solve_on(pods, &others, self.pools_holding(&solution.claims));
         }
         match solution.unschedulable.first() {
             Some((pod, why)) => Err(format!("{pod} fits nowhere: {why}")),
