@@ -70,16 +70,6 @@ pub fn resources_of(list: Option<&ResourceList>) -> Resources {
     out
 }
 
-fn subtract(available: &mut Resources, used: &Resources) {
-    available.cpu_milli -= used.cpu_milli;
-    available.memory -= used.memory;
-    available.storage -= used.storage;
-    available.pods -= used.pods;
-    for (name, amount) in &used.extended {
-        *available.extended.entry(name.clone()).or_insert(0) -= amount;
-    }
-}
-
 /// Taints that go away on their own as a node starts (they do not stop
 /// pods from being planned onto it).
 fn ephemeral(taint: &Taint, claim: Option<&NodeClaim>) -> bool {
@@ -117,7 +107,9 @@ pub fn existing_nodes<C: CloudProvider>(
 ) -> Vec<ExistingNode> {
     let state = &ctx.state;
     let mut by_node: BTreeMap<String, Vec<Arc<CachedPod>>> = BTreeMap::new();
+    let mut topology = false;
     for pod in state.pods.state() {
+        topology |= has_topology_terms(&pod);
         if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone())
             && is_active(&pod)
         {
@@ -151,7 +143,7 @@ pub fn existing_nodes<C: CloudProvider>(
         let mut available = resources_of(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
         let infos = pod_infos(ctx, &pods);
         for info in &infos {
-            subtract(&mut available, &info.requests);
+            available.subtract(&info.requests);
         }
         out.push(ExistingNode {
             labels: node.metadata.labels.clone().unwrap_or_default(),
@@ -161,7 +153,9 @@ pub fn existing_nodes<C: CloudProvider>(
                 .collect(),
             host_ports: infos.iter().flat_map(|p| p.host_ports.clone()).collect(),
             available,
-            pods: infos,
+            // A running pod only matters to topology terms; with none in
+            // the cluster, 10k pods need not be kept for every solve.
+            pods: if topology { infos } else { Vec::new() },
             name,
         });
     }
@@ -175,6 +169,19 @@ pub fn existing_nodes<C: CloudProvider>(
         }
     }
     out
+}
+
+/// Whether the pod has topology spread constraints or pod (anti-)affinity,
+/// the only rules that count pods already running.
+fn has_topology_terms(pod: &CachedPod) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.topology_spread_constraints
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
+            || s.affinity
+                .as_ref()
+                .is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
+    })
 }
 
 fn unschedulable(node: &Node) -> bool {
