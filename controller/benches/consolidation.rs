@@ -18,13 +18,12 @@
 
 use karpenter_api::labels;
 use karpenter_api::requirements::{Requirement, Requirements};
-use karpenter_api::v1::NodePool;
-use karpenter_controller::catalog::{CapacityType, Catalog, KubeletSettings};
+use karpenter_controller::catalog::CapacityType;
 use karpenter_controller::controllers::disruption::command::{
     self, Action, Command, MULTI_NODE_MAX, Movable, Rules,
 };
 use karpenter_controller::controllers::disruption::world::World;
-use karpenter_controller::scheduling::{ExistingNode, PodInfo, Pool, Resources, solve};
+use karpenter_controller::scheduling::{ExistingNode, PodInfo, Pool, solve};
 use karpenter_controller::state::CachedPod;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +31,8 @@ use std::time::{Duration, Instant};
 
 #[path = "scheduling/bound.rs"]
 mod bound;
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "support/rng.rs"]
 mod rng;
 
@@ -51,21 +52,11 @@ struct SimNode {
 }
 
 fn pool(capacity_types: &[&str]) -> Pool {
-    let pool: NodePool = serde_json::from_value(json!({
-        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
-        "spec": {"template": {"spec": {
-            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
-            "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity_types}]}}}
-    }))
-    .expect("NodePool");
-    Pool::new(
-        &pool,
-        Catalog::us_east_1(),
-        &KubeletSettings::default(),
-        &Resources::default(),
-        &Resources::default(),
+    common::pool_with(
+        "default",
+        json!({"template": {"spec": {"requirements": [
+            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity_types}]}}}),
     )
-    .expect("pool")
 }
 
 fn pod(i: usize, rng: &mut Rng) -> PodInfo {
