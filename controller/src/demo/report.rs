@@ -270,14 +270,13 @@ impl Summary<'_> {
         if let Some((before, after, took)) = &self.scale_in {
             let _ = writeln!(
                 out,
-                "  scale-in                   {} nodes removed ({}) in {:.1} s: ${:.3}/h on {} nodes -> ${:.3}/h on {}",
-                before.nodes_ready.saturating_sub(after.nodes_ready),
-                self.disrupted,
+                "  scale-in                   {} -> {} nodes in {:.1} s, ${:.3}/h -> ${:.3}/h (nodes disrupted: {}; replacements launched make up any difference)",
+                before.nodes_ready,
+                after.nodes_ready,
                 took.as_secs_f64(),
                 before.hourly_cost,
-                before.nodes_ready,
                 after.hourly_cost,
-                after.nodes_ready
+                self.disrupted,
             );
         }
         for h in self.interruptions {
