@@ -185,12 +185,12 @@ async fn controller_reconciles_with_the_finalizer_helper() {
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "managed"}})).unwrap();
     maps.create(&PostParams::default(), &cm).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let uid = loop {
         let cm = maps.get("managed").await.unwrap();
         if cm.annotations().get("reconciled").map(String::as_str) == Some("yes")
             && cm.finalizers().contains(&FINALIZER.to_string())
         {
-            break;
+            break cm.uid().unwrap();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -198,10 +198,11 @@ async fn controller_reconciles_with_the_finalizer_helper() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The finalizer may be gone (and the object with it) before a read
+    // after the delete, so the uid is taken before.
     maps.delete("managed", &DeleteParams::default())
         .await
         .unwrap();
-    let uid = maps.get("managed").await.unwrap().uid().unwrap();
     let deleted =
         wait::await_condition(maps.clone(), "managed", wait::conditions::is_deleted(&uid));
     tokio::time::timeout(Duration::from_secs(10), deleted)

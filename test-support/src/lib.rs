@@ -11,6 +11,8 @@ mod devenv;
 mod moto;
 mod wait;
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub use devenv::{DevEnv, Part, repo_path};
 pub use moto::{MotoError, MotoServer};
 pub use wait::{DEADLINE, eventually};

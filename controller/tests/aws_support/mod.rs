@@ -5,8 +5,6 @@
 
 pub mod proxy;
 
-use aws_config::BehaviorVersion;
-use aws_credential_types::Credentials;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use karpenter_api::v1::EC2NodeClass;
 use karpenter_controller::cloud::aws::user_data::ClusterInfo;
@@ -56,27 +54,7 @@ fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
         .build()
 }
 
-/// SDK configuration for an emulator at `endpoint`: fixed test credentials, no
-/// timeouts (tests may run on tokio's paused clock, which would fire them at
-/// once while moto works), the SDK's standard retries.
-pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
-        .stalled_stream_protection(
-            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
-        )
-        .http_client(http)
-        .load()
-        .await
-}
+pub use test_support::aws::sdk_config;
 
 /// The NodeClass the tests launch with.
 pub fn node_class(name: &str) -> EC2NodeClass {
