@@ -197,7 +197,7 @@ async fn controller_reconciles_with_the_finalizer_helper() {
             "not reconciled: {cm:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     // The finalizer may be gone (and the object with it) before a read
     // after the delete, so the uid is taken before.
     maps.delete("managed", &DeleteParams::default())
