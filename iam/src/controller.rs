@@ -104,14 +104,59 @@ const REGIONAL_READS: &[&str] = &[
     "ec2:DescribeSubnets",
 ];
 
+/// Scoping shared by several statements.
+impl ControllerPolicy {
+    /// The request tags what it creates as this cluster's and a NodePool's.
+    fn launched_by_cluster(&self, s: Statement) -> Statement {
+        s.when("StringEquals", self.cluster_tag("RequestTag"), &["owned"])
+            .when(
+                "StringEquals",
+                "aws:RequestTag/eks:eks-cluster-name",
+                &[&self.cluster_name],
+            )
+            .when("StringLike", "aws:RequestTag/karpenter.sh/nodepool", &["*"])
+    }
+
+    /// The resource is this cluster's and a NodePool's.
+    fn of_cluster_nodepool(&self, s: Statement) -> Statement {
+        s.when("StringEquals", self.cluster_tag("ResourceTag"), &["owned"])
+            .when(
+                "StringLike",
+                "aws:ResourceTag/karpenter.sh/nodepool",
+                &["*"],
+            )
+    }
+
+    /// The instance profile (`context`: `RequestTag` for what a request
+    /// sets, `ResourceTag` for what it has) is this cluster's, in its
+    /// region, for an EC2NodeClass.
+    fn profile_of_cluster(&self, s: Statement, context: &str) -> Statement {
+        s.when("StringEquals", self.cluster_tag(context), &["owned"])
+            .when(
+                "StringEquals",
+                format!("aws:{context}/topology.kubernetes.io/region"),
+                &[&self.region],
+            )
+            .when(
+                "StringLike",
+                format!("aws:{context}/karpenter.k8s.aws/ec2nodeclass"),
+                &["*"],
+            )
+    }
+
+    /// The request names this cluster in `eks:eks-cluster-name`.
+    fn names_cluster(&self, s: Statement, test: &'static str) -> Statement {
+        s.when(
+            test,
+            "aws:RequestTag/eks:eks-cluster-name",
+            &[&self.cluster_name],
+        )
+    }
+}
+
 /// The controller policy's statements.
 pub fn controller_statements(p: &ControllerPolicy) -> Vec<Statement> {
-    let name = p.cluster_name.as_str();
     let region = p.region.as_str();
-    let owned = &["owned"];
-    let any = &["*"];
-    let request_cluster = p.cluster_tag("RequestTag");
-    let resource_cluster = p.cluster_tag("ResourceTag");
     let mut out = vec![
         Statement::allow(
             "AllowScopedEC2InstanceAccessActions",
@@ -124,14 +169,12 @@ pub fn controller_statements(p: &ControllerPolicy) -> Vec<Statement> {
                 "capacity-reservation/*",
             ]),
         ),
-        Statement::allow(
+        p.of_cluster_nodepool(Statement::allow(
             "AllowScopedEC2LaunchTemplateAccessActions",
             &["ec2:RunInstances", "ec2:CreateFleet"],
             &p.ec2(&["launch-template/*"]),
-        )
-        .when("StringEquals", &resource_cluster, owned)
-        .when("StringLike", "aws:ResourceTag/karpenter.sh/nodepool", any),
-        Statement::allow(
+        )),
+        p.launched_by_cluster(Statement::allow(
             "AllowScopedEC2InstanceActionsWithTags",
             &[
                 "ec2:RunInstances",
@@ -139,55 +182,35 @@ pub fn controller_statements(p: &ControllerPolicy) -> Vec<Statement> {
                 "ec2:CreateLaunchTemplate",
             ],
             &p.ec2(LAUNCHED),
-        )
-        .when("StringEquals", &request_cluster, owned)
-        .when(
-            "StringEquals",
-            "aws:RequestTag/eks:eks-cluster-name",
-            &[name],
-        )
-        .when("StringLike", "aws:RequestTag/karpenter.sh/nodepool", any),
-        Statement::allow(
+        )),
+        p.launched_by_cluster(Statement::allow(
             "AllowScopedResourceCreationTagging",
             &["ec2:CreateTags"],
             &p.ec2(LAUNCHED),
-        )
-        .when("StringEquals", &request_cluster, owned)
-        .when(
-            "StringEquals",
-            "aws:RequestTag/eks:eks-cluster-name",
-            &[name],
-        )
+        ))
         .when(
             "StringEquals",
             "ec2:CreateAction",
             &["RunInstances", "CreateFleet", "CreateLaunchTemplate"],
-        )
-        .when("StringLike", "aws:RequestTag/karpenter.sh/nodepool", any),
-        Statement::allow(
-            "AllowScopedResourceTagging",
-            &["ec2:CreateTags"],
-            &p.ec2(&["instance/*"]),
-        )
-        .when("StringEquals", &resource_cluster, owned)
-        .when("StringLike", "aws:ResourceTag/karpenter.sh/nodepool", any)
-        .when(
+        ),
+        p.names_cluster(
+            p.of_cluster_nodepool(Statement::allow(
+                "AllowScopedResourceTagging",
+                &["ec2:CreateTags"],
+                &p.ec2(&["instance/*"]),
+            )),
             "StringEqualsIfExists",
-            "aws:RequestTag/eks:eks-cluster-name",
-            &[name],
         )
         .when(
             "ForAllValues:StringEquals",
             "aws:TagKeys",
             &["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"],
         ),
-        Statement::allow(
+        p.of_cluster_nodepool(Statement::allow(
             "AllowScopedDeletion",
             &["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
             &p.ec2(&["instance/*", "launch-template/*"]),
-        )
-        .when("StringEquals", &resource_cluster, owned)
-        .when("StringLike", "aws:ResourceTag/karpenter.sh/nodepool", any),
+        )),
         Statement::allow("AllowRegionalReadActions", REGIONAL_READS, &["*".into()]).when(
             "StringEquals",
             "aws:RequestedRegion",
@@ -229,78 +252,42 @@ pub fn controller_statements(p: &ControllerPolicy) -> Vec<Statement> {
             "iam:PassedToService",
             &[&ec2_service(&p.partition)],
         ),
-        Statement::allow(
-            "AllowScopedInstanceProfileCreationActions",
-            &["iam:CreateInstanceProfile"],
-            &p.instance_profiles(),
-        )
-        .when("StringEquals", &request_cluster, owned)
-        .when(
+        p.names_cluster(
+            p.profile_of_cluster(
+                Statement::allow(
+                    "AllowScopedInstanceProfileCreationActions",
+                    &["iam:CreateInstanceProfile"],
+                    &p.instance_profiles(),
+                ),
+                "RequestTag",
+            ),
             "StringEquals",
-            "aws:RequestTag/eks:eks-cluster-name",
-            &[name],
-        )
-        .when(
-            "StringEquals",
-            "aws:RequestTag/topology.kubernetes.io/region",
-            &[region],
-        )
-        .when(
-            "StringLike",
-            "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass",
-            any,
         ),
-        Statement::allow(
-            "AllowScopedInstanceProfileTagActions",
-            &["iam:TagInstanceProfile"],
-            &p.instance_profiles(),
-        )
-        .when("StringEquals", &resource_cluster, owned)
-        .when(
+        p.names_cluster(
+            p.profile_of_cluster(
+                p.profile_of_cluster(
+                    Statement::allow(
+                        "AllowScopedInstanceProfileTagActions",
+                        &["iam:TagInstanceProfile"],
+                        &p.instance_profiles(),
+                    ),
+                    "ResourceTag",
+                ),
+                "RequestTag",
+            ),
             "StringEquals",
-            "aws:ResourceTag/topology.kubernetes.io/region",
-            &[region],
-        )
-        .when("StringEquals", &request_cluster, owned)
-        .when(
-            "StringEquals",
-            "aws:RequestTag/eks:eks-cluster-name",
-            &[name],
-        )
-        .when(
-            "StringEquals",
-            "aws:RequestTag/topology.kubernetes.io/region",
-            &[region],
-        )
-        .when(
-            "StringLike",
-            "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass",
-            any,
-        )
-        .when(
-            "StringLike",
-            "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass",
-            any,
         ),
-        Statement::allow(
-            "AllowScopedInstanceProfileActions",
-            &[
-                "iam:AddRoleToInstanceProfile",
-                "iam:RemoveRoleFromInstanceProfile",
-                "iam:DeleteInstanceProfile",
-            ],
-            &p.instance_profiles(),
-        )
-        .when("StringEquals", &resource_cluster, owned)
-        .when(
-            "StringEquals",
-            "aws:ResourceTag/topology.kubernetes.io/region",
-            &[region],
-        )
-        .when(
-            "StringLike",
-            "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass",
-            any,
+        p.profile_of_cluster(
+            Statement::allow(
+                "AllowScopedInstanceProfileActions",
+                &[
+                    "iam:AddRoleToInstanceProfile",
+                    "iam:RemoveRoleFromInstanceProfile",
+                    "iam:DeleteInstanceProfile",
+                ],
+                &p.instance_profiles(),
+            ),
+            "ResourceTag",
         ),
         Statement::allow(
             "AllowInstanceProfileReadActions",
@@ -311,8 +298,8 @@ pub fn controller_statements(p: &ControllerPolicy) -> Vec<Statement> {
             "AllowAPIServerEndpointDiscovery",
             &["eks:DescribeCluster"],
             &[format!(
-                "arn:{}:eks:{region}:{}:cluster/{name}",
-                p.partition, p.account_id
+                "arn:{}:eks:{region}:{}:cluster/{}",
+                p.partition, p.account_id, p.cluster_name
             )],
         ),
     ]);
