@@ -1,0 +1,54 @@
+//! The AWS side: the account and cluster everything is for, the clients,
+//! and the tags every resource created carries.
+
+pub mod queue;
+pub mod rules;
+
+use crate::Calls;
+
+/// The cluster the resources are for, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    /// The EKS cluster's name.
+    pub cluster: String,
+    /// Its region.
+    pub region: String,
+    /// Its account.
+    pub account_id: String,
+    /// `aws`, `aws-cn` or `aws-us-gov`.
+    pub partition: String,
+}
+
+/// The AWS clients, and the count of calls made through them.
+pub struct Clients {
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// EventBridge.
+    pub events: aws_sdk_eventbridge::Client,
+    /// The calls made.
+    pub calls: Calls,
+}
+
+impl Clients {
+    /// Clients from an SDK configuration.
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Clients {
+            sqs: aws_sdk_sqs::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
+            calls: Calls::default(),
+        }
+    }
+}
+
+/// The tag that says what created a resource.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "karpenter-bootstrap");
+
+/// The tags on everything created for `cluster`: the cluster's ownership
+/// tag (as Karpenter's own resources carry) and who created it, so a
+/// teardown finds exactly what the bootstrap made.
+pub fn cluster_tags(cluster: &str) -> Vec<(String, String)> {
+    vec![
+        (format!("kubernetes.io/cluster/{cluster}"), "owned".into()),
+        (MANAGED_BY.0.into(), MANAGED_BY.1.into()),
+    ]
+}

@@ -1,0 +1,156 @@
+//! The interruption queue: `Karpenter-<cluster>`, messages kept 300 s,
+//! SQS-managed encryption, and a policy that lets EventBridge send and
+//! denies plain HTTP (`karpenter_iam::queue`).
+
+use super::{Account, Clients, cluster_tags};
+use crate::{Action, Change, Error, Mode};
+use aws_sdk_sqs::types::QueueAttributeName as Attr;
+use karpenter_iam::queue::{queue_name, queue_policy};
+use std::collections::HashMap;
+
+/// The queue's name for the account's cluster.
+pub fn name(account: &Account) -> String {
+    queue_name(&account.cluster)
+}
+
+/// The queue's ARN (known before it exists, so the policy can go in with
+/// the creation).
+pub fn arn(account: &Account) -> String {
+    format!(
+        "arn:{}:sqs:{}:{}:{}",
+        account.partition,
+        account.region,
+        account.account_id,
+        name(account)
+    )
+}
+
+/// The attributes the queue must have.
+fn desired(account: &Account) -> Vec<(Attr, String)> {
+    vec![
+        (Attr::MessageRetentionPeriod, "300".into()),
+        (Attr::SqsManagedSseEnabled, "true".into()),
+        (Attr::Policy, queue_policy(&arn(account)).to_string()),
+    ]
+}
+
+/// Whether an attribute as stored equals what it should be (policies
+/// compare as JSON: AWS may reorder or reformat them).
+fn same(attr: &Attr, stored: &str, wanted: &str) -> bool {
+    match attr {
+        Attr::Policy => {
+            serde_json::from_str::<serde_json::Value>(stored).ok()
+                == serde_json::from_str::<serde_json::Value>(wanted).ok()
+        }
+        _ => stored == wanted,
+    }
+}
+
+/// Plans or converges the queue; returns what it needed.
+pub async fn reconcile(account: &Account, c: &Clients, mode: Mode) -> Result<Change, Error> {
+    let queue = name(account);
+    let resource = format!("sqs-queue {queue}");
+    c.calls.read();
+    let url = match c.sqs.get_queue_url().queue_name(&queue).send().await {
+        Ok(out) => out.queue_url,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist()) =>
+        {
+            None
+        }
+        Err(e) => {
+            return Err(Error::aws(
+                &resource,
+                "sqs:GetQueueUrl",
+                e.into_service_error(),
+            ));
+        }
+    };
+    let Some(url) = url else {
+        if mode == Mode::Apply {
+            c.calls.write();
+            c.sqs
+                .create_queue()
+                .queue_name(&queue)
+                .set_attributes(Some(desired(account).into_iter().collect()))
+                .set_tags(Some(cluster_tags(&account.cluster).into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| Error::aws(&resource, "sqs:CreateQueue", e.into_service_error()))?;
+        }
+        return Ok(Change {
+            resource,
+            action: Action::Create,
+        });
+    };
+    c.calls.read();
+    let stored: HashMap<Attr, String> = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(Attr::All)
+        .send()
+        .await
+        .map_err(|e| Error::aws(&resource, "sqs:GetQueueAttributes", e.into_service_error()))?
+        .attributes
+        .unwrap_or_default();
+    let differing: Vec<(Attr, String)> = desired(account)
+        .into_iter()
+        .filter(|(attr, wanted)| !stored.get(attr).is_some_and(|s| same(attr, s, wanted)))
+        .collect();
+    c.calls.read();
+    let tags = c
+        .sqs
+        .list_queue_tags()
+        .queue_url(&url)
+        .send()
+        .await
+        .map_err(|e| Error::aws(&resource, "sqs:ListQueueTags", e.into_service_error()))?
+        .tags
+        .unwrap_or_default();
+    let missing_tags: Vec<(String, String)> = cluster_tags(&account.cluster)
+        .into_iter()
+        .filter(|(k, v)| tags.get(k) != Some(v))
+        .collect();
+    let mut fields: Vec<String> = differing
+        .iter()
+        .map(|(a, _)| a.as_str().to_string())
+        .collect();
+    if !missing_tags.is_empty() {
+        fields.push("tags".into());
+    }
+    if mode == Mode::Apply {
+        if !differing.is_empty() {
+            // Every attribute goes, not only those that differ: moto drops
+            // the policy when an update leaves it out (real SQS keeps it),
+            // and sending it again costs nothing.
+            c.calls.write();
+            c.sqs
+                .set_queue_attributes()
+                .queue_url(&url)
+                .set_attributes(Some(desired(account).into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::aws(&resource, "sqs:SetQueueAttributes", e.into_service_error())
+                })?;
+        }
+        if !missing_tags.is_empty() {
+            c.calls.write();
+            c.sqs
+                .tag_queue()
+                .queue_url(&url)
+                .set_tags(Some(missing_tags.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| Error::aws(&resource, "sqs:TagQueue", e.into_service_error()))?;
+        }
+    }
+    let action = if fields.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Update(fields)
+    };
+    Ok(Change { resource, action })
+}

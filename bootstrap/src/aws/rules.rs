@@ -1,0 +1,163 @@
+//! The five EventBridge rules that feed the interruption queue, as the
+//! controller defines them (`karpenter_controller::controllers::interruption::event_rules`,
+//! next to the parser, so a rule never delivers a kind the controller
+//! ignores), each with the queue as its one target.
+
+use super::{Account, Clients, cluster_tags};
+use crate::{Action, Change, Error, Mode};
+use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
+use karpenter_controller::controllers::interruption::{EventRule, event_rules};
+
+/// The target id every rule sends to the queue under.
+pub const TARGET_ID: &str = "KarpenterInterruptionQueue";
+
+/// Plans or converges every rule; returns what each needed.
+pub async fn reconcile(account: &Account, c: &Clients, mode: Mode) -> Result<Vec<Change>, Error> {
+    let mut out = Vec::new();
+    for rule in event_rules() {
+        out.push(reconcile_rule(account, c, mode, &rule).await?);
+    }
+    Ok(out)
+}
+
+async fn reconcile_rule(
+    account: &Account,
+    c: &Clients,
+    mode: Mode,
+    rule: &EventRule,
+) -> Result<Change, Error> {
+    let name = rule.name(&account.cluster);
+    let resource = format!("eventbridge-rule {name}");
+    let queue = super::queue::arn(account);
+    let err = |call: &'static str, e: aws_sdk_eventbridge::Error| Error::aws(&resource, call, e);
+    c.calls.read();
+    let found = match c.events.describe_rule().name(&name).send().await {
+        Ok(found) => Some(found),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(err("events:DescribeRule", e.into())),
+    };
+    let mut fields = Vec::new();
+    let rule_arn = match &found {
+        None => None,
+        Some(found) => {
+            let pattern = found
+                .event_pattern()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
+            if pattern.as_ref() != Some(&rule.pattern) {
+                fields.push("event pattern".to_string());
+            }
+            if found.description() != Some(rule.description) {
+                fields.push("description".to_string());
+            }
+            if found.state() != Some(&RuleState::Enabled) {
+                fields.push("state".to_string());
+            }
+            found.arn().map(str::to_string)
+        }
+    };
+    let target_ok = if found.is_some() {
+        c.calls.read();
+        let targets = c
+            .events
+            .list_targets_by_rule()
+            .rule(&name)
+            .send()
+            .await
+            .map_err(|e| err("events:ListTargetsByRule", e.into()))?;
+        targets
+            .targets()
+            .iter()
+            .any(|t| t.id() == TARGET_ID && t.arn() == queue)
+    } else {
+        false
+    };
+    if found.is_some() && !target_ok {
+        fields.push("target".to_string());
+    }
+    let tags_ok = match &rule_arn {
+        Some(arn) => {
+            c.calls.read();
+            let tags = c
+                .events
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .map_err(|e| err("events:ListTagsForResource", e.into()))?;
+            cluster_tags(&account.cluster).iter().all(|(k, v)| {
+                tags.tags()
+                    .iter()
+                    .any(|t| t.key() == k.as_str() && t.value() == v.as_str())
+            })
+        }
+        None => false,
+    };
+    if found.is_some() && !tags_ok {
+        fields.push("tags".to_string());
+    }
+    let action = match (&found, fields.is_empty()) {
+        (None, _) => Action::Create,
+        (Some(_), true) => Action::Unchanged,
+        (Some(_), false) => Action::Update(fields.clone()),
+    };
+    if mode == Mode::Apply && action != Action::Unchanged {
+        let tags: Vec<Tag> = cluster_tags(&account.cluster)
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
+            .collect();
+        let rule_changed = found.is_none()
+            || fields
+                .iter()
+                .any(|f| f == "event pattern" || f == "description" || f == "state");
+        let mut arn = rule_arn;
+        if rule_changed {
+            c.calls.write();
+            let put = c
+                .events
+                .put_rule()
+                .name(&name)
+                .description(rule.description)
+                .event_pattern(rule.pattern.to_string())
+                .state(RuleState::Enabled)
+                .set_tags(found.is_none().then(|| tags.clone()))
+                .send()
+                .await
+                .map_err(|e| err("events:PutRule", e.into()))?;
+            arn = put.rule_arn().map(str::to_string).or(arn);
+        }
+        if !target_ok {
+            c.calls.write();
+            let target = Target::builder()
+                .id(TARGET_ID)
+                .arn(&queue)
+                .build()
+                .expect("target has id and arn");
+            c.events
+                .put_targets()
+                .rule(&name)
+                .targets(target)
+                .send()
+                .await
+                .map_err(|e| err("events:PutTargets", e.into()))?;
+        }
+        if found.is_some()
+            && !tags_ok
+            && let Some(arn) = arn
+        {
+            c.calls.write();
+            c.events
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| err("events:TagResource", e.into()))?;
+        }
+    }
+    Ok(Change { resource, action })
+}

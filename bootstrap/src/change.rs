@@ -1,0 +1,72 @@
+//! What reconciling a resource found or did.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Whether reconciling only looks or also changes things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Read, and say what would change.
+    Plan,
+    /// Make it so.
+    Apply,
+}
+
+/// What a resource needs (or got).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// It does not exist: created.
+    Create,
+    /// It exists but differs: these fields are updated.
+    Update(Vec<String>),
+    /// It is as it should be.
+    Unchanged,
+}
+
+/// One resource's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The resource, as `kind name` (`sqs-queue Karpenter-demo`).
+    pub resource: String,
+    /// What it needs or got.
+    pub action: Action,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.action {
+            Action::Create => write!(f, "+ {}", self.resource),
+            Action::Update(fields) => write!(f, "~ {} ({})", self.resource, fields.join(", ")),
+            Action::Unchanged => write!(f, "  {}", self.resource),
+        }
+    }
+}
+
+/// AWS calls made, mutating ones apart (a second `apply` makes none).
+#[derive(Debug, Default)]
+pub struct Calls {
+    reads: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+impl Calls {
+    /// Counts a call that only reads.
+    pub fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a call that changes something.
+    pub fn write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls that only read.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Calls that changed something.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed)
+    }
+}

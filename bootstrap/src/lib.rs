@@ -1,0 +1,53 @@
+//! `karpenter-bootstrap`'s engine: what Karpenter needs around a cluster,
+//! planned and converged resource by resource, safe to run again.
+//!
+//! Each resource is reconciled in one of two [`Mode`]s: `Plan` reads and
+//! says what would change ([`Change`]); `Apply` makes it so, and makes no
+//! mutating call when nothing needs to change ([`Calls`] counts them).
+//! Everything created is tagged for the cluster ([`aws::cluster_tags`]).
+//!
+//! Done so far (issue #8): the interruption pipeline on AWS, the SQS queue
+//! with its policy ([`aws::queue`]) and the five EventBridge rules that
+//! feed it ([`aws::rules`]). Not yet: IAM roles (their documents are in
+//! `karpenter-iam`), EKS access, the cluster side (CRDs, Helm release), the
+//! command line, destroy.
+
+pub mod aws;
+mod change;
+
+pub use change::{Action, Calls, Change, Mode};
+
+/// Why a resource could not be planned or converged.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An AWS call failed.
+    #[error("{resource}: {call} failed: {message}{hint}")]
+    Aws {
+        /// The resource being reconciled.
+        resource: String,
+        /// The API call (`sqs:CreateQueue`).
+        call: &'static str,
+        /// What AWS said.
+        message: String,
+        /// How to fix it, when known (with a leading `; `).
+        hint: String,
+    },
+}
+
+impl Error {
+    /// An AWS error on `resource` from `call`, with a hint for access denials.
+    pub fn aws(resource: &str, call: &'static str, error: impl std::fmt::Display) -> Self {
+        let message = error.to_string();
+        let hint = if message.contains("AccessDenied") || message.contains("not authorized") {
+            format!("; the credentials in use need {call}")
+        } else {
+            String::new()
+        };
+        Error::Aws {
+            resource: resource.to_string(),
+            call,
+            message,
+            hint,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The interruption pipeline against moto (EventBridge delivers to SQS
+//! there): a plan on an empty account changes nothing and lists every
+//! resource; apply creates them tagged, and a spot warning sent to
+//! EventBridge arrives in the queue; a second apply makes no mutating call;
+//! changes made by hand are found by plan and undone by apply.
+
+use aws_sdk_sqs::types::QueueAttributeName as Attr;
+use karpenter_bootstrap::aws::{Account, Clients, queue, rules};
+use karpenter_bootstrap::{Action, Change, Mode};
+use test_support::aws::sdk_config;
+use test_support::{DevEnv, MotoServer, Part};
+
+fn account() -> Account {
+    Account {
+        cluster: "demo".into(),
+        region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        partition: "aws".into(),
+    }
+}
+
+/// Queue and rules, planned or applied with fresh call counts.
+async fn reconcile(c: &Clients, mode: Mode) -> Vec<Change> {
+    let account = account();
+    let mut out = vec![queue::reconcile(&account, c, mode).await.expect("queue")];
+    out.extend(rules::reconcile(&account, c, mode).await.expect("rules"));
+    out
+}
+
+#[tokio::test]
+async fn the_interruption_pipeline_converges_and_a_second_apply_changes_nothing() {
+    let env = DevEnv::load();
+    if env.require(Part::MotoServer, "bootstrap aws").is_none() {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
+    let config = sdk_config(&moto.endpoint()).await;
+
+    // A plan on an empty account: everything to create, nothing written.
+    let planner = Clients::new(&config);
+    let plan = reconcile(&planner, Mode::Plan).await;
+    assert_eq!(plan.len(), 6);
+    assert!(plan.iter().all(|c| c.action == Action::Create), "{plan:?}");
+    assert_eq!(planner.calls.writes(), 0);
+    assert_eq!(plan[0].to_string(), "+ sqs-queue Karpenter-demo");
+
+    let first = Clients::new(&config);
+    let applied = reconcile(&first, Mode::Apply).await;
+    assert!(applied.iter().all(|c| c.action == Action::Create));
+    assert!(first.calls.writes() >= 6);
+
+    // What AWS has now.
+    let sqs = &first.sqs;
+    let url = sqs
+        .get_queue_url()
+        .queue_name("Karpenter-demo")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(Attr::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(attributes[&Attr::MessageRetentionPeriod], "300");
+    assert_eq!(attributes[&Attr::SqsManagedSseEnabled], "true");
+    let tags = sqs.list_queue_tags().queue_url(&url).send().await.unwrap();
+    assert_eq!(tags.tags().unwrap()["kubernetes.io/cluster/demo"], "owned");
+    let listed = first
+        .events
+        .list_rules()
+        .name_prefix("Karpenter-demo-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.rules().len(), 5);
+
+    // The pipeline delivers: a spot warning reaches the queue.
+    let put = first
+        .events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("aws.ec2")
+                .detail_type("EC2 Spot Instance Interruption Warning")
+                .detail(r#"{"instance-id": "i-0abc", "instance-action": "terminate"}"#)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.failed_entry_count(), 0);
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    let body = received.messages()[0].body().unwrap();
+    assert!(body.contains("i-0abc"), "{body}");
+
+    // Converged: a second apply only reads.
+    let second = Clients::new(&config);
+    let again = reconcile(&second, Mode::Apply).await;
+    assert!(
+        again.iter().all(|c| c.action == Action::Unchanged),
+        "{again:?}"
+    );
+    assert_eq!(
+        second.calls.writes(),
+        0,
+        "a second apply made mutating calls"
+    );
+    assert!(second.calls.reads() >= 6);
+
+    // Changed by hand: found by plan, put back by apply.
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(Attr::MessageRetentionPeriod, "600")
+        .send()
+        .await
+        .unwrap();
+    let rule = "Karpenter-demo-SpotInterruption";
+    second
+        .events
+        .remove_targets()
+        .rule(rule)
+        .ids(rules::TARGET_ID)
+        .send()
+        .await
+        .unwrap();
+    let drift = reconcile(&Clients::new(&config), Mode::Plan).await;
+    // moto drops the queue policy on any attribute update that leaves it
+    // out (real SQS keeps it), so the policy shows up as changed too.
+    let Action::Update(fields) = &drift[0].action else {
+        panic!("{:?}", drift[0]);
+    };
+    assert!(
+        fields.contains(&"MessageRetentionPeriod".to_string()),
+        "{fields:?}"
+    );
+    let spot = drift
+        .iter()
+        .find(|c| c.resource.ends_with("SpotInterruption"))
+        .unwrap();
+    assert_eq!(spot.action, Action::Update(vec!["target".into()]));
+    reconcile(&Clients::new(&config), Mode::Apply).await;
+    let third = Clients::new(&config);
+    let clean = reconcile(&third, Mode::Apply).await;
+    assert!(
+        clean.iter().all(|c| c.action == Action::Unchanged),
+        "{clean:?}"
+    );
+    assert_eq!(third.calls.writes(), 0);
+}
