@@ -118,9 +118,40 @@ pub fn policy(statements: &[Statement]) -> Value {
     })
 }
 
+/// A policy document as IAM returns it (URL-encoded JSON) or as written
+/// (plain JSON); `None` when it is neither.
+pub fn parse_document(text: &str) -> Option<Value> {
+    if let Ok(plain) = serde_json::from_str(text) {
+        return Some(plain);
+    }
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.bytes();
+    while let Some(b) = rest.next() {
+        match b {
+            b'%' => {
+                let hex: Vec<u8> = rest.by_ref().take(2).collect();
+                let hex = std::str::from_utf8(&hex).ok()?;
+                bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            }
+            b'+' => bytes.push(b' '),
+            b => bytes.push(b),
+        }
+    }
+    serde_json::from_slice(&bytes).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_read_url_encoded_or_plain() {
+        let plain = json!({"Version": "2012-10-17", "Statement": [{"Sid": "A b"}]});
+        assert_eq!(parse_document(&plain.to_string()), Some(plain.clone()));
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Sid%22%3A%22A+b%22%7D%5D%7D";
+        assert_eq!(parse_document(encoded), Some(plain));
+        assert_eq!(parse_document("%ZZ"), None);
+    }
 
     #[test]
     fn conditions_group_by_operator_then_key() {

@@ -31,4 +31,4 @@ mod document;
 pub mod node;
 pub mod queue;
 
-pub use document::{Condition, Statement, policy};
+pub use document::{Condition, Statement, parse_document, policy};

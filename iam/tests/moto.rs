@@ -7,27 +7,14 @@ use karpenter_iam::controller::{
     ControllerPolicy, ControllerTrust, controller_policy, controller_trust,
 };
 use karpenter_iam::node::{IpFamily, node_managed_policy_arns, node_trust};
+use karpenter_iam::parse_document;
 use karpenter_iam::queue::{queue_name, queue_policy};
 use pretty_assertions::assert_eq;
 use test_support::aws::sdk_config;
 use test_support::{DevEnv, MotoServer, Part};
 
-/// Decodes a policy document IAM returns URL-encoded.
 fn decoded(document: &str) -> serde_json::Value {
-    let mut bytes = Vec::new();
-    let mut chars = document.bytes();
-    while let Some(b) = chars.next() {
-        match b {
-            b'%' => {
-                let hex: Vec<u8> = chars.by_ref().take(2).collect();
-                let hex = std::str::from_utf8(&hex).unwrap();
-                bytes.push(u8::from_str_radix(hex, 16).unwrap());
-            }
-            b'+' => bytes.push(b' '),
-            b => bytes.push(b),
-        }
-    }
-    serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::from_str(document).unwrap())
+    parse_document(document).expect("a policy document")
 }
 
 #[tokio::test]
