@@ -21,6 +21,9 @@ pub enum Action {
     Update(Vec<String>),
     /// It is as it should be.
     Unchanged,
+    /// It exists but the bootstrap did not create it: used as it is, never
+    /// changed or deleted.
+    Foreign,
 }
 
 /// One resource's outcome.
@@ -38,6 +41,7 @@ impl fmt::Display for Change {
             Action::Create => write!(f, "+ {}", self.resource),
             Action::Update(fields) => write!(f, "~ {} ({})", self.resource, fields.join(", ")),
             Action::Unchanged => write!(f, "  {}", self.resource),
+            Action::Foreign => write!(f, "  {} (not created here; used as it is)", self.resource),
         }
     }
 }

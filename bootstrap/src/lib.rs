@@ -8,9 +8,11 @@
 //!
 //! Done so far (issue #8): the interruption pipeline on AWS, the SQS queue
 //! with its policy ([`aws::queue`]) and the five EventBridge rules that
-//! feed it ([`aws::rules`]). Not yet: IAM roles (their documents are in
-//! `karpenter-iam`), EKS access, the cluster side (CRDs, Helm release), the
-//! command line, destroy.
+//! feed it ([`aws::rules`]); the node and controller roles
+//! ([`aws::roles`], documents from `karpenter-iam`). Not yet: the instance
+//! profile, IRSA's OIDC provider, EKS access and the Pod Identity
+//! association, the cluster side (CRDs, Helm release), the command line,
+//! destroy.
 
 pub mod aws;
 mod change;

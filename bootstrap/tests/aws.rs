@@ -5,7 +5,7 @@
 //! changes made by hand are found by plan and undone by apply.
 
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
-use karpenter_bootstrap::aws::{Account, Clients, queue, rules};
+use karpenter_bootstrap::aws::{Account, Clients, queue, roles, rules};
 use karpenter_bootstrap::{Action, Change, Mode};
 use test_support::aws::sdk_config;
 use test_support::{DevEnv, MotoServer, Part};
@@ -159,4 +159,117 @@ async fn the_interruption_pipeline_converges_and_a_second_apply_changes_nothing(
         "{clean:?}"
     );
     assert_eq!(third.calls.writes(), 0);
+}
+
+#[tokio::test]
+async fn roles_converge_and_a_role_made_by_someone_else_is_left_alone() {
+    let env = DevEnv::load();
+    if env.require(Part::MotoServer, "bootstrap roles").is_none() {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
+    let config = sdk_config(&moto.endpoint()).await;
+    let account = account();
+    let specs = [
+        roles::node_role(&account, true),
+        roles::controller_role(&account),
+    ];
+    let run = |mode| {
+        let clients = Clients::new(&config);
+        let specs = &specs;
+        let account = &account;
+        async move {
+            let mut changes = Vec::new();
+            for spec in specs {
+                changes.push(
+                    roles::reconcile(account, &clients, mode, spec)
+                        .await
+                        .expect("role"),
+                );
+            }
+            (changes, clients.calls.writes())
+        }
+    };
+    let (planned, writes) = run(Mode::Plan).await;
+    assert!(planned.iter().all(|c| c.action == Action::Create));
+    assert_eq!(writes, 0);
+    let (created, _) = run(Mode::Apply).await;
+    assert!(created.iter().all(|c| c.action == Action::Create));
+    let (again, writes) = run(Mode::Apply).await;
+    assert!(
+        again.iter().all(|c| c.action == Action::Unchanged),
+        "{again:?}"
+    );
+    assert_eq!(writes, 0, "a second apply made mutating calls");
+
+    // What IAM has: the node role with its four managed policies, the
+    // controller role trusting Pod Identity with the policy inline.
+    let iam = aws_sdk_iam::Client::new(&config);
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name("KarpenterNodeRole-demo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attached.attached_policies().len(), 4);
+    let inline = iam
+        .get_role_policy()
+        .role_name("KarpenterController-demo")
+        .policy_name(roles::CONTROLLER_POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    let document = karpenter_iam::parse_document(inline.policy_document()).unwrap();
+    assert!(document.to_string().contains("KarpenterNodeRole-demo"));
+
+    // Changed by hand: found and put back.
+    iam.delete_role_policy()
+        .role_name("KarpenterController-demo")
+        .policy_name(roles::CONTROLLER_POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    iam.update_assume_role_policy()
+        .role_name("KarpenterNodeRole-demo")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let (drift, _) = run(Mode::Plan).await;
+    assert_eq!(drift[0].action, Action::Update(vec!["trust policy".into()]));
+    assert_eq!(
+        drift[1].action,
+        Action::Update(vec![format!("policy {}", roles::CONTROLLER_POLICY_NAME)])
+    );
+    run(Mode::Apply).await;
+    let (clean, writes) = run(Mode::Apply).await;
+    assert!(
+        clean.iter().all(|c| c.action == Action::Unchanged),
+        "{clean:?}"
+    );
+    assert_eq!(writes, 0);
+
+    // Somebody else's role of the same name is used as it is.
+    let other = Account {
+        cluster: "other".into(),
+        ..account.clone()
+    };
+    iam.create_role()
+        .role_name("KarpenterNodeRole-other")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let clients = Clients::new(&config);
+    let change = roles::reconcile(
+        &other,
+        &clients,
+        Mode::Apply,
+        &roles::node_role(&other, false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(change.action, Action::Foreign);
+    assert_eq!(clients.calls.writes(), 0);
+    assert!(change.to_string().contains("not created here"));
 }

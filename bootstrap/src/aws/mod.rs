@@ -2,6 +2,7 @@
 //! and the tags every resource created carries.
 
 pub mod queue;
+pub mod roles;
 pub mod rules;
 
 use crate::Calls;
@@ -25,6 +26,8 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     /// EventBridge.
     pub events: aws_sdk_eventbridge::Client,
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
     /// The calls made.
     pub calls: Calls,
 }
@@ -35,6 +38,7 @@ impl Clients {
         Clients {
             sqs: aws_sdk_sqs::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
             calls: Calls::default(),
         }
     }

@@ -1,0 +1,251 @@
+//! The node role and the controller role.
+//!
+//! - `KarpenterNodeRole-<cluster>`: EC2 may assume it; the AWS-managed
+//!   policies a node needs are attached.
+//! - `KarpenterController-<cluster>`: EKS Pod Identity may assume it; the
+//!   controller policy (`karpenter_iam::controller`) is its inline policy,
+//!   passing only the node role and reading only the interruption queue.
+//!
+//! A role of that name the bootstrap did not create (no
+//! `app.kubernetes.io/managed-by: karpenter-bootstrap` tag) is used as it
+//! is and never changed: it is somebody else's.
+
+use super::{Account, Clients, MANAGED_BY, cluster_tags};
+use crate::{Action, Change, Error, Mode};
+use aws_sdk_iam::types::Tag;
+use karpenter_iam::controller::{
+    ControllerPolicy, ControllerTrust, controller_policy, controller_trust,
+};
+use karpenter_iam::node::{IpFamily, node_managed_policy_arns, node_trust};
+use karpenter_iam::parse_document;
+use serde_json::Value;
+
+/// The name of the controller role's inline policy.
+pub const CONTROLLER_POLICY_NAME: &str = "KarpenterControllerPolicy";
+
+/// A role as it should be.
+pub struct RoleSpec {
+    /// Its name.
+    pub name: String,
+    /// Its trust policy.
+    pub trust: Value,
+    /// AWS-managed (or other) policies attached by ARN.
+    pub attached: Vec<String>,
+    /// Inline policies: name and document.
+    pub inline: Vec<(String, Value)>,
+}
+
+/// The node role's name for the account's cluster.
+pub fn node_role_name(account: &Account) -> String {
+    format!("KarpenterNodeRole-{}", account.cluster)
+}
+
+/// The controller role's name for the account's cluster.
+pub fn controller_role_name(account: &Account) -> String {
+    format!("KarpenterController-{}", account.cluster)
+}
+
+/// The node role's ARN.
+pub fn node_role_arn(account: &Account) -> String {
+    format!(
+        "arn:{}:iam::{}:role/{}",
+        account.partition,
+        account.account_id,
+        node_role_name(account)
+    )
+}
+
+/// The node role: EC2 trust, the managed policies of an IPv4 cluster
+/// (`ssm` adds Session Manager's).
+pub fn node_role(account: &Account, ssm: bool) -> RoleSpec {
+    RoleSpec {
+        name: node_role_name(account),
+        trust: node_trust(&account.partition),
+        attached: node_managed_policy_arns(&account.partition, IpFamily::Ipv4, ssm),
+        inline: Vec::new(),
+    }
+}
+
+/// The controller role: Pod Identity trust, the controller policy inline.
+pub fn controller_role(account: &Account) -> RoleSpec {
+    let policy = ControllerPolicy {
+        partition: account.partition.clone(),
+        interruption_queue_arn: Some(super::queue::arn(account)),
+        ..ControllerPolicy::new(
+            &account.cluster,
+            &account.region,
+            &account.account_id,
+            &node_role_arn(account),
+        )
+    };
+    RoleSpec {
+        name: controller_role_name(account),
+        trust: controller_trust(&ControllerTrust::PodIdentity),
+        attached: Vec::new(),
+        inline: vec![(CONTROLLER_POLICY_NAME.into(), controller_policy(&policy))],
+    }
+}
+
+fn iam_tags(account: &Account) -> Vec<Tag> {
+    cluster_tags(&account.cluster)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
+        .collect()
+}
+
+/// Plans or converges a role; returns what it needed.
+pub async fn reconcile(
+    account: &Account,
+    c: &Clients,
+    mode: Mode,
+    spec: &RoleSpec,
+) -> Result<Change, Error> {
+    let resource = format!("iam-role {}", spec.name);
+    let err = |call: &'static str, e: aws_sdk_iam::Error| Error::aws(&resource, call, e);
+    c.calls.read();
+    let role = match c.iam.get_role().role_name(&spec.name).send().await {
+        Ok(out) => out.role,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(err("iam:GetRole", e.into())),
+    };
+    let Some(role) = role else {
+        if mode == Mode::Apply {
+            c.calls.write();
+            c.iam
+                .create_role()
+                .role_name(&spec.name)
+                .assume_role_policy_document(spec.trust.to_string())
+                .set_tags(Some(iam_tags(account)))
+                .send()
+                .await
+                .map_err(|e| err("iam:CreateRole", e.into()))?;
+            for arn in &spec.attached {
+                c.calls.write();
+                c.iam
+                    .attach_role_policy()
+                    .role_name(&spec.name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| err("iam:AttachRolePolicy", e.into()))?;
+            }
+            for (name, document) in &spec.inline {
+                c.calls.write();
+                c.iam
+                    .put_role_policy()
+                    .role_name(&spec.name)
+                    .policy_name(name)
+                    .policy_document(document.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| err("iam:PutRolePolicy", e.into()))?;
+            }
+        }
+        return Ok(Change {
+            resource,
+            action: Action::Create,
+        });
+    };
+    let ours = role
+        .tags()
+        .iter()
+        .any(|t| t.key() == MANAGED_BY.0 && t.value() == MANAGED_BY.1);
+    if !ours {
+        return Ok(Change {
+            resource,
+            action: Action::Foreign,
+        });
+    }
+    let mut fields = Vec::new();
+    let trust_ok = role
+        .assume_role_policy_document()
+        .and_then(parse_document)
+        .is_some_and(|t| t == spec.trust);
+    if !trust_ok {
+        fields.push("trust policy".to_string());
+        if mode == Mode::Apply {
+            c.calls.write();
+            c.iam
+                .update_assume_role_policy()
+                .role_name(&spec.name)
+                .policy_document(spec.trust.to_string())
+                .send()
+                .await
+                .map_err(|e| err("iam:UpdateAssumeRolePolicy", e.into()))?;
+        }
+    }
+    c.calls.read();
+    let attached = c
+        .iam
+        .list_attached_role_policies()
+        .role_name(&spec.name)
+        .send()
+        .await
+        .map_err(|e| err("iam:ListAttachedRolePolicies", e.into()))?;
+    for arn in &spec.attached {
+        if attached
+            .attached_policies()
+            .iter()
+            .any(|p| p.policy_arn() == Some(arn.as_str()))
+        {
+            continue;
+        }
+        fields.push(format!("attach {arn}"));
+        if mode == Mode::Apply {
+            c.calls.write();
+            c.iam
+                .attach_role_policy()
+                .role_name(&spec.name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| err("iam:AttachRolePolicy", e.into()))?;
+        }
+    }
+    for (name, document) in &spec.inline {
+        c.calls.read();
+        let stored = match c
+            .iam
+            .get_role_policy()
+            .role_name(&spec.name)
+            .policy_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => parse_document(out.policy_document()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                None
+            }
+            Err(e) => return Err(err("iam:GetRolePolicy", e.into())),
+        };
+        if stored.as_ref() == Some(document) {
+            continue;
+        }
+        fields.push(format!("policy {name}"));
+        if mode == Mode::Apply {
+            c.calls.write();
+            c.iam
+                .put_role_policy()
+                .role_name(&spec.name)
+                .policy_name(name)
+                .policy_document(document.to_string())
+                .send()
+                .await
+                .map_err(|e| err("iam:PutRolePolicy", e.into()))?;
+        }
+    }
+    let action = if fields.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Update(fields)
+    };
+    Ok(Change { resource, action })
+}
