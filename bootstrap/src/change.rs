@@ -74,3 +74,16 @@ impl Calls {
         self.writes.load(Ordering::Relaxed)
     }
 }
+
+impl Change {
+    /// The change as JSON, for `--output json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (action, fields) = match &self.action {
+            Action::Create => ("create", Vec::new()),
+            Action::Update(fields) => ("update", fields.clone()),
+            Action::Unchanged => ("unchanged", Vec::new()),
+            Action::Foreign => ("foreign", Vec::new()),
+        };
+        serde_json::json!({"resource": self.resource, "action": action, "fields": fields})
+    }
+}

@@ -4,8 +4,20 @@
 pub mod queue;
 pub mod roles;
 pub mod rules;
+pub mod steps;
 
 use crate::Calls;
+
+/// The partition a region is in.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
 
 /// The cluster the resources are for, and where.
 #[derive(Debug, Clone, PartialEq)]
