@@ -9,19 +9,31 @@
 //! Done so far (issue #8): the interruption pipeline on AWS, the SQS queue
 //! with its policy ([`aws::queue`]) and the five EventBridge rules that
 //! feed it ([`aws::rules`]); the node and controller roles
-//! ([`aws::roles`], documents from `karpenter-iam`). Not yet: the instance
-//! profile, IRSA's OIDC provider, EKS access and the Pod Identity
-//! association, the cluster side (CRDs, Helm release), the command line,
-//! destroy.
+//! ([`aws::roles`], documents from `karpenter-iam`); the CRDs
+//! ([`cluster::crds`]); the command's `plan` and `apply` for the AWS side.
+//! Not yet: the instance profile, IRSA's OIDC provider, EKS access and the
+//! Pod Identity association, the CRDs and the Helm release from the
+//! command, `status`, `destroy`.
 
 pub mod aws;
 mod change;
+pub mod cluster;
 
 pub use change::{Action, Calls, Change, Mode};
 
 /// Why a resource could not be planned or converged.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("{resource}: {call} failed: {message}")]
+    Kube {
+        /// The object being reconciled.
+        resource: String,
+        /// What was asked (`get`, `apply`).
+        call: &'static str,
+        /// What the API server said.
+        message: String,
+    },
     /// An AWS call failed.
     #[error("{resource}: {call} failed: {message}{hint}")]
     Aws {
@@ -37,6 +49,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A Kubernetes API error on `resource` from `call`.
+    pub fn kube(resource: &str, call: &'static str, error: kube::Error) -> Self {
+        Error::Kube {
+            resource: resource.to_string(),
+            call,
+            message: error.to_string(),
+        }
+    }
+
     /// An AWS error on `resource` from `call`, with a hint for access denials.
     pub fn aws(resource: &str, call: &'static str, error: impl std::fmt::Display) -> Self {
         let message = error.to_string();
