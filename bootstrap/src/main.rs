@@ -1,9 +1,11 @@
 //! `karpenter-bootstrap`: plans or converges what Karpenter needs around a
-//! cluster. So far the AWS side: the interruption queue and its rules, the
-//! node role and the controller role (see the crate docs for what is next).
+//! cluster. So far: on AWS the interruption queue and its rules, the node
+//! role and the controller role; in the cluster (through the kubeconfig)
+//! the CRDs. The crate docs say what is next.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use karpenter_bootstrap::aws::{Account, Clients, partition_of, steps};
+use karpenter_bootstrap::cluster::crds;
 use karpenter_bootstrap::{Change, Mode};
 use std::process::ExitCode;
 
@@ -45,6 +47,9 @@ struct Target {
     /// Attach Session Manager's policy to the node role.
     #[arg(long)]
     ssm: bool,
+    /// Only the AWS side (no kubeconfig needed).
+    #[arg(long)]
+    aws_only: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -101,9 +106,21 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
             println!("{change}");
         }
     };
-    let changes = steps::reconcile(&account, &clients, mode, options, &mut print)
+    let mut changes = steps::reconcile(&account, &clients, mode, options, &mut print)
         .await
         .map_err(|e| e.to_string())?;
+    if !target.aws_only {
+        let kube = kube::Client::try_default().await.map_err(|e| {
+            format!("no cluster to talk to ({e}); set KUBECONFIG, or pass --aws-only")
+        })?;
+        for change in crds::reconcile(&kube, mode)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            print(&change);
+            changes.push(change);
+        }
+    }
     match output {
         Output::Text => println!(
             "{} AWS calls, {} of them changes",

@@ -1,14 +1,24 @@
 //! The `karpenter-bootstrap` binary against moto: `plan` lists everything
 //! on an empty account and changes nothing, `apply` creates it, and a
 //! second `apply` reports every resource unchanged with no mutating call;
-//! a bad credential fails with a message that says what to check.
+//! an unreachable AWS fails with a message that says what to check; with a
+//! kubeconfig (kubesim served over TLS) the CRDs are part of the run.
 
 use serde_json::Value;
 use std::process::Command;
 use test_support::{DevEnv, MotoServer, Part};
 
 fn bootstrap(endpoint: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_karpenter-bootstrap"))
+    bootstrap_with(endpoint, None, args)
+}
+
+fn bootstrap_with(
+    endpoint: &str,
+    kubeconfig: Option<&std::path::Path>,
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_karpenter-bootstrap"));
+    command
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -17,15 +27,24 @@ fn bootstrap(endpoint: &str, args: &[&str]) -> std::process::Output {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .output()
-        .expect("run karpenter-bootstrap")
+        .env("AWS_ENDPOINT_URL", endpoint);
+    if let Some(path) = kubeconfig {
+        command.env("KUBECONFIG", path);
+    }
+    command.output().expect("run karpenter-bootstrap")
 }
 
 fn json(endpoint: &str, command: &str) -> Value {
     let out = bootstrap(
         endpoint,
-        &[command, "--cluster-name", "demo", "--output", "json"],
+        &[
+            command,
+            "--cluster-name",
+            "demo",
+            "--output",
+            "json",
+            "--aws-only",
+        ],
     );
     assert!(
         out.status.success(),
@@ -65,13 +84,72 @@ fn plan_apply_and_a_second_apply_that_changes_nothing() {
     assert_eq!(actions(&again), ["unchanged"; 8]);
     assert_eq!(again["calls"]["writes"], 0);
 
-    let text = bootstrap(&endpoint, &["plan", "--cluster-name", "demo"]);
+    let text = bootstrap(&endpoint, &["plan", "--cluster-name", "demo", "--aws-only"]);
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("  sqs-queue Karpenter-demo\n"), "{text}");
     assert!(text.contains("of them changes"), "{text}");
 
-    let unreachable = bootstrap("http://127.0.0.1:1", &["plan", "--cluster-name", "demo"]);
+    let unreachable = bootstrap(
+        "http://127.0.0.1:1",
+        &["plan", "--cluster-name", "demo", "--aws-only"],
+    );
     assert!(!unreachable.status.success());
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
     assert!(stderr.contains("sts:GetCallerIdentity failed"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
+    let env = DevEnv::load();
+    if env
+        .require(Part::MotoServer, "bootstrap cli cluster")
+        .is_none()
+    {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
+    let sim = kubesim::Kubesim::new();
+    let dir = std::env::temp_dir().join(format!("karpenter-bootstrap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let served = sim
+        .serve(kubesim::ServeOptions {
+            address: "127.0.0.1:0".parse().unwrap(),
+            kubeconfig: dir.join("kubeconfig"),
+        })
+        .await
+        .unwrap();
+    let endpoint = moto.endpoint();
+    let run = |command: &'static str| {
+        let endpoint = endpoint.clone();
+        let kubeconfig = served.kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = bootstrap_with(
+                &endpoint,
+                Some(&kubeconfig),
+                &[command, "--cluster-name", "demo", "--output", "json"],
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        })
+    };
+    let applied = run("apply").await.unwrap();
+    assert_eq!(actions(&applied), ["create"; 11]);
+    let crds = applied["resources"].as_array().unwrap()[8..]
+        .iter()
+        .map(|r| r["resource"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        crds.contains(&"crd nodepools.karpenter.sh".to_string()),
+        "{crds:?}"
+    );
+    let again = run("apply").await.unwrap();
+    assert_eq!(actions(&again), ["unchanged"; 11]);
+    let missing = bootstrap(&endpoint, &["plan", "--cluster-name", "demo"]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("--aws-only"), "{stderr}");
 }
