@@ -24,6 +24,8 @@ pub enum Action {
     /// It exists but the bootstrap did not create it: used as it is, never
     /// changed or deleted.
     Foreign,
+    /// It is (to be) deleted.
+    Delete,
 }
 
 /// One resource's outcome.
@@ -41,7 +43,8 @@ impl fmt::Display for Change {
             Action::Create => write!(f, "+ {}", self.resource),
             Action::Update(fields) => write!(f, "~ {} ({})", self.resource, fields.join(", ")),
             Action::Unchanged => write!(f, "  {}", self.resource),
-            Action::Foreign => write!(f, "  {} (not created here; used as it is)", self.resource),
+            Action::Foreign => write!(f, "  {} (not created here; left as it is)", self.resource),
+            Action::Delete => write!(f, "- {}", self.resource),
         }
     }
 }
@@ -83,6 +86,7 @@ impl Change {
             Action::Update(fields) => ("update", fields.clone()),
             Action::Unchanged => ("unchanged", Vec::new()),
             Action::Foreign => ("foreign", Vec::new()),
+            Action::Delete => ("delete", Vec::new()),
         };
         serde_json::json!({"resource": self.resource, "action": action, "fields": fields})
     }

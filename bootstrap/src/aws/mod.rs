@@ -5,6 +5,7 @@ pub mod queue;
 pub mod roles;
 pub mod rules;
 pub mod steps;
+pub mod teardown;
 
 use crate::Calls;
 
@@ -40,6 +41,8 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     /// IAM.
     pub iam: aws_sdk_iam::Client,
+    /// EC2 (teardown terminates what is left of the cluster's nodes).
+    pub ec2: aws_sdk_ec2::Client,
     /// The calls made.
     pub calls: Calls,
 }
@@ -51,6 +54,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
             calls: Calls::default(),
         }
     }

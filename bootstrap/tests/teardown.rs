@@ -1,0 +1,188 @@
+//! Teardown of the AWS side on moto: the cluster's leftover instances are
+//! terminated and nothing else is; the queue, rules, roles and the
+//! cluster's instance profile go; a second run has nothing to do.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use karpenter_bootstrap::aws::{Account, Clients, steps, teardown};
+use karpenter_bootstrap::{Action, Mode};
+use test_support::aws::sdk_config;
+use test_support::{DevEnv, MotoServer, Part};
+
+fn account() -> Account {
+    Account {
+        cluster: "demo".into(),
+        region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        partition: "aws".into(),
+    }
+}
+
+async fn launch(ec2: &aws_sdk_ec2::Client, image: &str, tags: &[(&str, &str)]) -> String {
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    ec2.run_instances()
+        .image_id(image)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("instance")
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string()
+}
+
+async fn state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
+    let env = DevEnv::load();
+    if env
+        .require(Part::MotoServer, "bootstrap teardown")
+        .is_none()
+    {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
+    let config = sdk_config(&moto.endpoint()).await;
+    let account = account();
+    let setup = Clients::new(&config);
+    steps::reconcile(
+        &account,
+        &setup,
+        Mode::Apply,
+        steps::Options::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+
+    // What the controller would leave behind: an instance profile for an
+    // EC2NodeClass and a node it launched; and an instance of somebody else.
+    let iam = &setup.iam;
+    iam.create_instance_profile()
+        .instance_profile_name("demo_profile")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("kubernetes.io/cluster/demo")
+                .value("owned")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.add_role_to_instance_profile()
+        .instance_profile_name("demo_profile")
+        .role_name("KarpenterNodeRole-demo")
+        .send()
+        .await
+        .unwrap();
+    let ec2 = &setup.ec2;
+    let image = ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let node = launch(
+        ec2,
+        &image,
+        &[
+            ("kubernetes.io/cluster/demo", "owned"),
+            ("karpenter.sh/nodepool", "default"),
+        ],
+    )
+    .await;
+    let other = launch(ec2, &image, &[("kubernetes.io/cluster/demo", "owned")]).await;
+
+    let planner = Clients::new(&config);
+    let plan = teardown::destroy(&account, &planner, Mode::Plan)
+        .await
+        .unwrap();
+    assert_eq!(planner.calls.writes(), 0);
+    let planned: Vec<String> = plan.iter().map(|c| c.to_string()).collect();
+    assert!(
+        planned.contains(&format!("- ec2-instance {node}")),
+        "{planned:?}"
+    );
+    assert!(!planned.iter().any(|p| p.contains(&other)), "{planned:?}");
+    assert!(planned.contains(&"- sqs-queue Karpenter-demo".to_string()));
+    assert!(planned.contains(&"- iam-instance-profile demo_profile".to_string()));
+    assert_eq!(
+        plan.iter().filter(|c| c.action == Action::Delete).count(),
+        10
+    );
+
+    let destroyer = Clients::new(&config);
+    teardown::destroy(&account, &destroyer, Mode::Apply)
+        .await
+        .unwrap();
+    assert!(
+        ["shutting-down", "terminated"].contains(&state(ec2, &node).await.as_str()),
+        "the cluster's node is terminated"
+    );
+    assert_eq!(
+        state(ec2, &other).await,
+        "running",
+        "another instance is left"
+    );
+    assert!(
+        setup
+            .sqs
+            .get_queue_url()
+            .queue_name("Karpenter-demo")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        iam.get_role()
+            .role_name("KarpenterNodeRole-demo")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        iam.get_role()
+            .role_name("KarpenterController-demo")
+            .send()
+            .await
+            .is_err()
+    );
+    let rules = setup
+        .events
+        .list_rules()
+        .name_prefix("Karpenter-demo-")
+        .send()
+        .await
+        .unwrap();
+    assert!(rules.rules().is_empty());
+
+    let again = Clients::new(&config);
+    let nothing = teardown::destroy(&account, &again, Mode::Apply)
+        .await
+        .unwrap();
+    assert!(nothing.is_empty(), "{nothing:?}");
+    assert_eq!(again.calls.writes(), 0);
+}
