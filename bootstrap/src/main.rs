@@ -4,8 +4,8 @@
 //! the CRDs. The crate docs say what is next.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use karpenter_bootstrap::aws::{Account, Clients, partition_of, steps};
-use karpenter_bootstrap::cluster::crds;
+use karpenter_bootstrap::aws::{Account, Clients, partition_of, steps, teardown};
+use karpenter_bootstrap::cluster::{crds, nodepools};
 use karpenter_bootstrap::{Change, Mode};
 use std::process::ExitCode;
 
@@ -31,6 +31,26 @@ enum Command {
     Plan(Target),
     /// Create or change what differs; safe to run again.
     Apply(Target),
+    /// Take it all down: NodePools (the controller drains their nodes),
+    /// then what is left of the cluster's instances, then what the
+    /// bootstrap created; never what it did not create.
+    Destroy(Destroy),
+}
+
+#[derive(Args)]
+struct Destroy {
+    #[command(flatten)]
+    target: Target,
+    /// Show what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// How long to wait for the controller to drain the NodePools' nodes.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    drain_timeout: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    karpenter_api::duration::parse(text).map_err(|e| format!("{text}: {e}"))
 }
 
 #[derive(Args)]
@@ -55,11 +75,12 @@ struct Target {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (mode, target) = match cli.command {
-        Command::Plan(t) => (Mode::Plan, t),
-        Command::Apply(t) => (Mode::Apply, t),
+    let result = match cli.command {
+        Command::Plan(t) => run(Mode::Plan, &t, cli.output).await,
+        Command::Apply(t) => run(Mode::Apply, &t, cli.output).await,
+        Command::Destroy(d) => destroy(&d, cli.output).await,
     };
-    match run(mode, &target, cli.output).await {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -68,7 +89,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> {
+/// The account and clients `target` names.
+async fn connect(target: &Target) -> Result<(Account, Clients), String> {
     let mut builder = karpenter_controller::cloud::aws::sdk::load_config()
         .await
         .into_builder();
@@ -99,7 +121,22 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
         region,
         account_id: identity.account().unwrap_or_default().to_string(),
     };
-    let clients = Clients::new(&config);
+    Ok((account, Clients::new(&config)))
+}
+
+/// The cluster's client, unless `--aws-only`.
+async fn kube_client(target: &Target) -> Result<Option<kube::Client>, String> {
+    if target.aws_only {
+        return Ok(None);
+    }
+    kube::Client::try_default()
+        .await
+        .map(Some)
+        .map_err(|e| format!("no cluster to talk to ({e}); set KUBECONFIG, or pass --aws-only"))
+}
+
+async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> {
+    let (account, clients) = connect(target).await?;
     let options = steps::Options { ssm: target.ssm };
     let mut print = |change: &Change| {
         if output == Output::Text {
@@ -109,10 +146,7 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
     let mut changes = steps::reconcile(&account, &clients, mode, options, &mut print)
         .await
         .map_err(|e| e.to_string())?;
-    if !target.aws_only {
-        let kube = kube::Client::try_default().await.map_err(|e| {
-            format!("no cluster to talk to ({e}); set KUBECONFIG, or pass --aws-only")
-        })?;
+    if let Some(kube) = kube_client(target).await? {
         for change in crds::reconcile(&kube, mode)
             .await
             .map_err(|e| e.to_string())?
@@ -121,6 +155,48 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
             changes.push(change);
         }
     }
+    let what = if mode == Mode::Plan { "plan" } else { "apply" };
+    report(what, &account, &clients, &changes, output);
+    Ok(())
+}
+
+async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
+    let mode = if d.dry_run { Mode::Plan } else { Mode::Apply };
+    let (account, clients) = connect(&d.target).await?;
+    let mut changes = Vec::new();
+    if let Some(kube) = kube_client(&d.target).await? {
+        let (deleted, left) = nodepools::delete_and_drain(&kube, mode, d.drain_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        changes.extend(deleted);
+        if left > 0 && mode == Mode::Apply {
+            eprintln!(
+                "warning: {left} NodeClaims still there after {:?}; their instances are terminated next",
+                d.drain_timeout
+            );
+        }
+    }
+    changes.extend(
+        teardown::destroy(&account, &clients, mode)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    if output == Output::Text {
+        for change in &changes {
+            println!("{change}");
+        }
+    }
+    let what = if d.dry_run {
+        "destroy --dry-run"
+    } else {
+        "destroy"
+    };
+    report(what, &account, &clients, &changes, output);
+    Ok(())
+}
+
+/// The closing line (text) or the whole report (JSON).
+fn report(what: &str, account: &Account, clients: &Clients, changes: &[Change], output: Output) {
     match output {
         Output::Text => println!(
             "{} AWS calls, {} of them changes",
@@ -130,7 +206,7 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
         Output::Json => println!(
             "{}",
             serde_json::json!({
-                "mode": if mode == Mode::Plan { "plan" } else { "apply" },
+                "command": what,
                 "account": account.account_id,
                 "region": account.region,
                 "cluster": account.cluster,
@@ -139,5 +215,4 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
             })
         ),
     }
-    Ok(())
 }

@@ -148,6 +148,42 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
     );
     let again = run("apply").await.unwrap();
     assert_eq!(actions(&again), ["unchanged"; 11]);
+
+    // Destroy: the NodePool first, then everything the bootstrap made.
+    let pools: kube::Api<karpenter_api::v1::NodePool> = kube::Api::all(sim.client());
+    let pool = serde_json::from_value(serde_json::json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
+        "spec": {"template": {"spec": {
+            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+            "requirements": []}}}
+    }))
+    .unwrap();
+    pools.create(&Default::default(), &pool).await.unwrap();
+    let destroyed = run("destroy").await.unwrap();
+    let deleted: Vec<&str> = destroyed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "delete")
+        .map(|r| r["resource"].as_str().unwrap())
+        .collect();
+    assert!(deleted.contains(&"nodepool default"), "{deleted:?}");
+    assert!(deleted.contains(&"sqs-queue Karpenter-demo"), "{deleted:?}");
+    assert_eq!(deleted.len(), 1 + 5 + 1 + 2, "{deleted:?}");
+    assert!(
+        pools
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let nothing = run("destroy").await.unwrap();
+    assert!(
+        nothing["resources"].as_array().unwrap().is_empty(),
+        "{nothing}"
+    );
+    assert_eq!(nothing["calls"]["writes"], 0);
     let missing = bootstrap(&endpoint, &["plan", "--cluster-name", "demo"]);
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
