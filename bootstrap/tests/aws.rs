@@ -4,20 +4,14 @@
 //! EventBridge arrives in the queue; a second apply makes no mutating call;
 //! changes made by hand are found by plan and undone by apply.
 
+mod common;
+
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
+use common::account;
 use karpenter_bootstrap::aws::{Account, Clients, queue, roles, rules};
 use karpenter_bootstrap::{Action, Change, Mode};
 use test_support::aws::sdk_config;
 use test_support::{DevEnv, MotoServer, Part};
-
-fn account() -> Account {
-    Account {
-        cluster: "demo".into(),
-        region: "us-east-1".into(),
-        account_id: "123456789012".into(),
-        partition: "aws".into(),
-    }
-}
 
 /// Queue and rules, planned or applied with fresh call counts.
 async fn reconcile(c: &Clients, mode: Mode) -> Vec<Change> {

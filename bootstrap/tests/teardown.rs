@@ -2,20 +2,14 @@
 //! terminated and nothing else is; the queue, rules, roles and the
 //! cluster's instance profile go; a second run has nothing to do.
 
+mod common;
+
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use karpenter_bootstrap::aws::{Account, Clients, steps, teardown};
+use common::account;
+use karpenter_bootstrap::aws::{Clients, steps, teardown};
 use karpenter_bootstrap::{Action, Mode};
 use test_support::aws::sdk_config;
 use test_support::{DevEnv, MotoServer, Part};
-
-fn account() -> Account {
-    Account {
-        cluster: "demo".into(),
-        region: "us-east-1".into(),
-        account_id: "123456789012".into(),
-        partition: "aws".into(),
-    }
-}
 
 async fn launch(ec2: &aws_sdk_ec2::Client, image: &str, tags: &[(&str, &str)]) -> String {
     let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);

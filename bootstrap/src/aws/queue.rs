@@ -46,27 +46,51 @@ fn same(attr: &Attr, stored: &str, wanted: &str) -> bool {
     }
 }
 
-/// Plans or converges the queue; returns what it needed.
-pub async fn reconcile(account: &Account, c: &Clients, mode: Mode) -> Result<Change, Error> {
-    let queue = name(account);
-    let resource = format!("sqs-queue {queue}");
+/// The URL of the queue `name`, if it exists.
+pub(crate) async fn find_url(
+    c: &Clients,
+    resource: &str,
+    name: &str,
+) -> Result<Option<String>, Error> {
     c.calls.read();
-    let url = match c.sqs.get_queue_url().queue_name(&queue).send().await {
-        Ok(out) => out.queue_url,
+    match c.sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => Ok(out.queue_url),
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_queue_does_not_exist()) =>
         {
-            None
+            Ok(None)
         }
-        Err(e) => {
-            return Err(Error::aws(
-                &resource,
-                "sqs:GetQueueUrl",
-                e.into_service_error(),
-            ));
-        }
-    };
+        Err(e) => Err(Error::aws(
+            resource,
+            "sqs:GetQueueUrl",
+            e.into_service_error(),
+        )),
+    }
+}
+
+/// The queue's tags.
+pub(crate) async fn tags(
+    c: &Clients,
+    resource: &str,
+    url: &str,
+) -> Result<std::collections::HashMap<String, String>, Error> {
+    c.calls.read();
+    Ok(c.sqs
+        .list_queue_tags()
+        .queue_url(url)
+        .send()
+        .await
+        .map_err(|e| Error::aws(resource, "sqs:ListQueueTags", e.into_service_error()))?
+        .tags
+        .unwrap_or_default())
+}
+
+/// Plans or converges the queue; returns what it needed.
+pub async fn reconcile(account: &Account, c: &Clients, mode: Mode) -> Result<Change, Error> {
+    let queue = name(account);
+    let resource = format!("sqs-queue {queue}");
+    let url = find_url(c, &resource, &queue).await?;
     let Some(url) = url else {
         if mode == Mode::Apply {
             c.calls.write();
@@ -99,16 +123,7 @@ pub async fn reconcile(account: &Account, c: &Clients, mode: Mode) -> Result<Cha
         .into_iter()
         .filter(|(attr, wanted)| !stored.get(attr).is_some_and(|s| same(attr, s, wanted)))
         .collect();
-    c.calls.read();
-    let tags = c
-        .sqs
-        .list_queue_tags()
-        .queue_url(&url)
-        .send()
-        .await
-        .map_err(|e| Error::aws(&resource, "sqs:ListQueueTags", e.into_service_error()))?
-        .tags
-        .unwrap_or_default();
+    let tags = tags(c, &resource, &url).await?;
     let missing_tags: Vec<(String, String)> = cluster_tags(&account.cluster)
         .into_iter()
         .filter(|(k, v)| tags.get(k) != Some(v))

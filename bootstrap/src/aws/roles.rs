@@ -93,6 +93,64 @@ fn iam_tags(account: &Account) -> Vec<Tag> {
         .collect()
 }
 
+/// The role named `name`, if there is one.
+pub(crate) async fn find(
+    c: &Clients,
+    resource: &str,
+    name: &str,
+) -> Result<Option<aws_sdk_iam::types::Role>, Error> {
+    c.calls.read();
+    match c.iam.get_role().role_name(name).send().await {
+        Ok(out) => Ok(out.role),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::aws(resource, "iam:GetRole", e.into_service_error())),
+    }
+}
+
+/// Whether the bootstrap created the role (it carries [`MANAGED_BY`]).
+pub(crate) fn is_ours(role: &aws_sdk_iam::types::Role) -> bool {
+    role.tags()
+        .iter()
+        .any(|t| t.key() == MANAGED_BY.0 && t.value() == MANAGED_BY.1)
+}
+
+/// Attaches the policy `arn` to the role.
+async fn attach(c: &Clients, resource: &str, role: &str, arn: &str) -> Result<(), Error> {
+    c.calls.write();
+    c.iam
+        .attach_role_policy()
+        .role_name(role)
+        .policy_arn(arn)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::aws(resource, "iam:AttachRolePolicy", e.into_service_error()))
+}
+
+/// Writes the role's inline policy `name`.
+async fn put_inline(
+    c: &Clients,
+    resource: &str,
+    role: &str,
+    (name, document): &(String, Value),
+) -> Result<(), Error> {
+    c.calls.write();
+    c.iam
+        .put_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::aws(resource, "iam:PutRolePolicy", e.into_service_error()))
+}
+
 /// Plans or converges a role; returns what it needed.
 pub async fn reconcile(
     account: &Account,
@@ -102,18 +160,7 @@ pub async fn reconcile(
 ) -> Result<Change, Error> {
     let resource = format!("iam-role {}", spec.name);
     let err = |call: &'static str, e: aws_sdk_iam::Error| Error::aws(&resource, call, e);
-    c.calls.read();
-    let role = match c.iam.get_role().role_name(&spec.name).send().await {
-        Ok(out) => out.role,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(e) => return Err(err("iam:GetRole", e.into())),
-    };
-    let Some(role) = role else {
+    let Some(role) = find(c, &resource, &spec.name).await? else {
         if mode == Mode::Apply {
             c.calls.write();
             c.iam
@@ -125,25 +172,10 @@ pub async fn reconcile(
                 .await
                 .map_err(|e| err("iam:CreateRole", e.into()))?;
             for arn in &spec.attached {
-                c.calls.write();
-                c.iam
-                    .attach_role_policy()
-                    .role_name(&spec.name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| err("iam:AttachRolePolicy", e.into()))?;
+                attach(c, &resource, &spec.name, arn).await?;
             }
-            for (name, document) in &spec.inline {
-                c.calls.write();
-                c.iam
-                    .put_role_policy()
-                    .role_name(&spec.name)
-                    .policy_name(name)
-                    .policy_document(document.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| err("iam:PutRolePolicy", e.into()))?;
+            for inline in &spec.inline {
+                put_inline(c, &resource, &spec.name, inline).await?;
             }
         }
         return Ok(Change {
@@ -151,11 +183,7 @@ pub async fn reconcile(
             action: Action::Create,
         });
     };
-    let ours = role
-        .tags()
-        .iter()
-        .any(|t| t.key() == MANAGED_BY.0 && t.value() == MANAGED_BY.1);
-    if !ours {
+    if !is_ours(&role) {
         return Ok(Change {
             resource,
             action: Action::Foreign,
@@ -197,23 +225,16 @@ pub async fn reconcile(
         }
         fields.push(format!("attach {arn}"));
         if mode == Mode::Apply {
-            c.calls.write();
-            c.iam
-                .attach_role_policy()
-                .role_name(&spec.name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| err("iam:AttachRolePolicy", e.into()))?;
+            attach(c, &resource, &spec.name, arn).await?;
         }
     }
-    for (name, document) in &spec.inline {
+    for inline in &spec.inline {
         c.calls.read();
         let stored = match c
             .iam
             .get_role_policy()
             .role_name(&spec.name)
-            .policy_name(name)
+            .policy_name(&inline.0)
             .send()
             .await
         {
@@ -226,20 +247,12 @@ pub async fn reconcile(
             }
             Err(e) => return Err(err("iam:GetRolePolicy", e.into())),
         };
-        if stored.as_ref() == Some(document) {
+        if stored.as_ref() == Some(&inline.1) {
             continue;
         }
-        fields.push(format!("policy {name}"));
+        fields.push(format!("policy {}", inline.0));
         if mode == Mode::Apply {
-            c.calls.write();
-            c.iam
-                .put_role_policy()
-                .role_name(&spec.name)
-                .policy_name(name)
-                .policy_document(document.to_string())
-                .send()
-                .await
-                .map_err(|e| err("iam:PutRolePolicy", e.into()))?;
+            put_inline(c, &resource, &spec.name, inline).await?;
         }
     }
     let action = if fields.is_empty() {

@@ -158,37 +158,11 @@ async fn delete_rule(c: &Clients, mode: Mode, name: &str) -> Result<Option<Chang
 async fn delete_queue(account: &Account, c: &Clients, mode: Mode) -> Result<Option<Change>, Error> {
     let name = queue::name(account);
     let resource = format!("sqs-queue {name}");
-    c.calls.read();
-    let url = match c.sqs.get_queue_url().queue_name(&name).send().await {
-        Ok(out) => out.queue_url.unwrap_or_default(),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_queue_does_not_exist()) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => {
-            return Err(Error::aws(
-                &resource,
-                "sqs:GetQueueUrl",
-                e.into_service_error(),
-            ));
-        }
+    let Some(url) = queue::find_url(c, &resource, &name).await? else {
+        return Ok(None);
     };
-    c.calls.read();
-    let tags = c
-        .sqs
-        .list_queue_tags()
-        .queue_url(&url)
-        .send()
-        .await
-        .map_err(|e| Error::aws(&resource, "sqs:ListQueueTags", e.into_service_error()))?;
-    if tags
-        .tags()
-        .and_then(|t| t.get(MANAGED_BY.0))
-        .map(String::as_str)
-        != Some(MANAGED_BY.1)
-    {
+    let tags = queue::tags(c, &resource, &url).await?;
+    if tags.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1) {
         return Ok(Some(foreign(resource)));
     }
     if mode == Mode::Apply {
@@ -211,25 +185,10 @@ async fn delete_role(
 ) -> Result<Vec<Change>, Error> {
     let resource = format!("iam-role {name}");
     let err = |call: &'static str, e: aws_sdk_iam::Error| Error::aws(&resource, call, e);
-    c.calls.read();
-    let role = match c.iam.get_role().role_name(name).send().await {
-        Ok(out) => out.role,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(e) => return Err(err("iam:GetRole", e.into())),
-    };
-    let Some(role) = role else {
+    let Some(role) = roles::find(c, &resource, name).await? else {
         return Ok(Vec::new());
     };
-    let ours = role
-        .tags()
-        .iter()
-        .any(|t| t.key() == MANAGED_BY.0 && t.value() == MANAGED_BY.1);
-    if !ours {
+    if !roles::is_ours(&role) {
         return Ok(vec![foreign(resource)]);
     }
     let mut out = Vec::new();
