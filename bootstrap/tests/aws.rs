@@ -8,7 +8,7 @@ mod common;
 
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
 use common::account;
-use karpenter_bootstrap::aws::{Account, Clients, queue, roles, rules};
+use karpenter_bootstrap::aws::{Account, Clients, queue, roles, rules, steps};
 use karpenter_bootstrap::{Action, Change, Mode};
 use test_support::aws::sdk_config;
 use test_support::{DevEnv, MotoServer, Part};
@@ -266,4 +266,49 @@ async fn roles_converge_and_a_role_made_by_someone_else_is_left_alone() {
     assert_eq!(change.action, Action::Foreign);
     assert_eq!(clients.calls.writes(), 0);
     assert!(change.to_string().contains("not created here"));
+}
+
+#[tokio::test]
+async fn an_apply_that_fails_half_way_resumes_on_the_next_run() {
+    let env = DevEnv::load();
+    if env.require(Part::MotoServer, "bootstrap resume").is_none() {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
+    let config = sdk_config(&moto.endpoint()).await;
+    let account = account();
+    // IAM unreachable: the queue and the rules are made, the roles fail.
+    let broken = sdk_config("http://127.0.0.1:1").await;
+    let half = Clients {
+        iam: aws_sdk_iam::Client::new(&broken),
+        ..Clients::new(&config)
+    };
+    let mut done = Vec::new();
+    let failed = steps::reconcile(
+        &account,
+        &half,
+        Mode::Apply,
+        steps::Options::default(),
+        &mut |c| done.push(c.clone()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        failed.to_string().contains("iam:GetRole failed"),
+        "{failed}"
+    );
+    assert_eq!(done.len(), 6, "the queue and the five rules were done");
+
+    let resumed = steps::reconcile(
+        &account,
+        &Clients::new(&config),
+        Mode::Apply,
+        steps::Options::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let actions: Vec<&Action> = resumed.iter().map(|c| &c.action).collect();
+    assert_eq!(actions[..6], [&Action::Unchanged; 6]);
+    assert_eq!(actions[6..], [&Action::Create; 2]);
 }
