@@ -6,7 +6,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use karpenter_bootstrap::aws::{Account, Clients, partition_of, steps, teardown};
 use karpenter_bootstrap::cluster::{crds, nodepools};
-use karpenter_bootstrap::{Change, Mode};
+use karpenter_bootstrap::{Action, Change, Mode};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -31,6 +31,9 @@ enum Command {
     Plan(Target),
     /// Create or change what differs; safe to run again.
     Apply(Target),
+    /// Whether everything exists as it should; exits 2 when something is
+    /// missing or has drifted (`apply` would change it).
+    Status(Target),
     /// Take it all down: NodePools (the controller drains their nodes),
     /// then what is left of the cluster's instances, then what the
     /// bootstrap created; never what it did not create.
@@ -76,12 +79,14 @@ struct Target {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Plan(t) => run(Mode::Plan, &t, cli.output).await,
-        Command::Apply(t) => run(Mode::Apply, &t, cli.output).await,
-        Command::Destroy(d) => destroy(&d, cli.output).await,
+        Command::Plan(t) => run(Mode::Plan, &t, cli.output).await.map(|_| true),
+        Command::Apply(t) => run(Mode::Apply, &t, cli.output).await.map(|_| true),
+        Command::Status(t) => status(&t, cli.output).await,
+        Command::Destroy(d) => destroy(&d, cli.output).await.map(|_| true),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -136,13 +141,69 @@ async fn kube_client(target: &Target) -> Result<Option<kube::Client>, String> {
 }
 
 async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> {
-    let (account, clients) = connect(target).await?;
-    let options = steps::Options { ssm: target.ssm };
-    let mut print = |change: &Change| {
+    let print = |change: &Change| {
         if output == Output::Text {
             println!("{change}");
         }
     };
+    let (account, clients, changes) = reconcile(mode, target, print).await?;
+    let what = if mode == Mode::Plan { "plan" } else { "apply" };
+    report(what, &account, &clients, &changes, output);
+    Ok(())
+}
+
+/// Whether everything is as `apply` would leave it: each resource `ok`,
+/// `missing`, `drifted` or `not ours` (used as it is, which counts as ok).
+async fn status(target: &Target, output: Output) -> Result<bool, String> {
+    let (account, clients, changes) = reconcile(Mode::Plan, target, |_| {}).await?;
+    let state = |change: &Change| match &change.action {
+        Action::Unchanged => "ok".to_string(),
+        Action::Foreign => "ok (not ours)".to_string(),
+        Action::Create | Action::Delete => "missing".to_string(),
+        Action::Update(fields) => format!("drifted: {}", fields.join(", ")),
+    };
+    let healthy = changes
+        .iter()
+        .all(|c| matches!(c.action, Action::Unchanged | Action::Foreign));
+    match output {
+        Output::Text => {
+            for change in &changes {
+                println!("{:<56} {}", change.resource, state(change));
+            }
+            println!(
+                "{}",
+                if healthy {
+                    "everything is in place"
+                } else {
+                    "not in place: `apply` would fix what is listed"
+                }
+            );
+        }
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "command": "status",
+                "account": account.account_id,
+                "cluster": account.cluster,
+                "healthy": healthy,
+                "resources": changes.iter().map(|c| serde_json::json!({
+                    "resource": c.resource, "state": state(c)})).collect::<Vec<_>>(),
+                "calls": {"reads": clients.calls.reads(), "writes": clients.calls.writes()},
+            })
+        ),
+    }
+    Ok(healthy)
+}
+
+/// Reconciles the AWS side and then (unless `--aws-only`) the cluster side
+/// in `mode`, telling `print` about each resource as it is done.
+async fn reconcile(
+    mode: Mode,
+    target: &Target,
+    mut print: impl FnMut(&Change),
+) -> Result<(Account, Clients, Vec<Change>), String> {
+    let (account, clients) = connect(target).await?;
+    let options = steps::Options { ssm: target.ssm };
     let mut changes = steps::reconcile(&account, &clients, mode, options, &mut print)
         .await
         .map_err(|e| e.to_string())?;
@@ -155,9 +216,7 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
             changes.push(change);
         }
     }
-    let what = if mode == Mode::Plan { "plan" } else { "apply" };
-    report(what, &account, &clients, &changes, output);
-    Ok(())
+    Ok((account, clients, changes))
 }
 
 async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {

@@ -1,4 +1,5 @@
-//! The `karpenter-bootstrap` binary against moto: `plan` lists everything
+//! The `karpenter-bootstrap` binary against moto: `status` says what is
+//! missing (exit 2) and later that all is in place; `plan` lists everything
 //! on an empty account and changes nothing, `apply` creates it, and a
 //! second `apply` reports every resource unchanged with no mutating call;
 //! an unreachable AWS fails with a message that says what to check; with a
@@ -72,6 +73,17 @@ fn plan_apply_and_a_second_apply_that_changes_nothing() {
     let moto = MotoServer::start(&env).expect("moto");
     let endpoint = moto.endpoint();
 
+    let before = bootstrap(
+        &endpoint,
+        &["status", "--cluster-name", "demo", "--aws-only"],
+    );
+    assert_eq!(before.status.code(), Some(2), "status before apply");
+    let text = String::from_utf8_lossy(&before.stdout);
+    assert!(
+        text.contains("Karpenter-demo") && text.contains("missing"),
+        "{text}"
+    );
+
     let plan = json(&endpoint, "plan");
     assert_eq!(plan["account"], "123456789012");
     assert_eq!(actions(&plan), ["create"; 8]);
@@ -83,6 +95,21 @@ fn plan_apply_and_a_second_apply_that_changes_nothing() {
     let again = json(&endpoint, "apply");
     assert_eq!(actions(&again), ["unchanged"; 8]);
     assert_eq!(again["calls"]["writes"], 0);
+
+    let after = bootstrap(
+        &endpoint,
+        &[
+            "status",
+            "--cluster-name",
+            "demo",
+            "--aws-only",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(after.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(report["healthy"], true, "{report}");
 
     let text = bootstrap(&endpoint, &["plan", "--cluster-name", "demo", "--aws-only"]);
     let text = String::from_utf8(text.stdout).unwrap();
