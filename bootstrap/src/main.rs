@@ -73,6 +73,10 @@ struct Target {
     /// Only the AWS side (no kubeconfig needed).
     #[arg(long)]
     aws_only: bool,
+    /// Give the node role an instance profile
+    /// (`KarpenterNodeInstanceProfile-<cluster>`).
+    #[arg(long)]
+    instance_profile: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -203,7 +207,10 @@ async fn reconcile(
     mut print: impl FnMut(&Change),
 ) -> Result<(Account, Clients, Vec<Change>), String> {
     let (account, clients) = connect(target).await?;
-    let options = steps::Options { ssm: target.ssm };
+    let options = steps::Options {
+        ssm: target.ssm,
+        instance_profile: target.instance_profile,
+    };
     let mut changes = steps::reconcile(&account, &clients, mode, options, &mut print)
         .await
         .map_err(|e| e.to_string())?;

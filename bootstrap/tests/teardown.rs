@@ -1,6 +1,7 @@
 //! Teardown of the AWS side on moto: the cluster's leftover instances are
 //! terminated and nothing else is; the queue, rules, roles and the
-//! cluster's instance profile go; a second run has nothing to do.
+//! cluster's instance profiles (the bootstrap's and the controller's) go;
+//! a second run has nothing to do.
 
 mod common;
 
@@ -57,15 +58,22 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
     let config = sdk_config(&moto.endpoint()).await;
     let account = account();
     let setup = Clients::new(&config);
-    steps::reconcile(
-        &account,
-        &setup,
-        Mode::Apply,
-        steps::Options::default(),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    let options = steps::Options {
+        instance_profile: true,
+        ..Default::default()
+    };
+    steps::reconcile(&account, &setup, Mode::Apply, options, &mut |_| {})
+        .await
+        .unwrap();
+    let again = Clients::new(&config);
+    let kept = steps::reconcile(&account, &again, Mode::Apply, options, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(
+        kept.iter().all(|c| c.action == Action::Unchanged),
+        "{kept:?}"
+    );
+    assert_eq!(again.calls.writes(), 0);
 
     // What the controller would leave behind: an instance profile for an
     // EC2NodeClass and a node it launched; and an instance of somebody else.
@@ -123,9 +131,12 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
     assert!(!planned.iter().any(|p| p.contains(&other)), "{planned:?}");
     assert!(planned.contains(&"- sqs-queue Karpenter-demo".to_string()));
     assert!(planned.contains(&"- iam-instance-profile demo_profile".to_string()));
+    assert!(
+        planned.contains(&"- iam-instance-profile KarpenterNodeInstanceProfile-demo".to_string())
+    );
     assert_eq!(
         plan.iter().filter(|c| c.action == Action::Delete).count(),
-        10
+        11
     );
 
     let destroyer = Clients::new(&config);

@@ -262,3 +262,76 @@ pub async fn reconcile(
     };
     Ok(Change { resource, action })
 }
+
+/// The node role's instance profile name, for EC2NodeClasses that name
+/// an instance profile instead of a role.
+pub fn instance_profile_name(account: &Account) -> String {
+    format!("KarpenterNodeInstanceProfile-{}", account.cluster)
+}
+
+/// Plans or converges the node role's instance profile (created tagged,
+/// holding the node role). One the bootstrap did not create is left alone.
+pub async fn reconcile_instance_profile(
+    account: &Account,
+    c: &Clients,
+    mode: Mode,
+) -> Result<Change, Error> {
+    let name = instance_profile_name(account);
+    let role = node_role_name(account);
+    let resource = format!("iam-instance-profile {name}");
+    let err = |call: &'static str, e: aws_sdk_iam::Error| Error::aws(&resource, call, e);
+    c.calls.read();
+    let profile = match c
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&name)
+        .send()
+        .await
+    {
+        Ok(out) => out.instance_profile,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(err("iam:GetInstanceProfile", e.into())),
+    };
+    let action = match &profile {
+        None => Action::Create,
+        Some(p)
+            if !p
+                .tags()
+                .iter()
+                .any(|t| t.key() == MANAGED_BY.0 && t.value() == MANAGED_BY.1) =>
+        {
+            return Ok(Change {
+                resource,
+                action: Action::Foreign,
+            });
+        }
+        Some(p) if p.roles().iter().any(|r| r.role_name() == role) => Action::Unchanged,
+        Some(_) => Action::Update(vec!["role".into()]),
+    };
+    if mode == Mode::Apply && action != Action::Unchanged {
+        if action == Action::Create {
+            c.calls.write();
+            c.iam
+                .create_instance_profile()
+                .instance_profile_name(&name)
+                .set_tags(Some(iam_tags(account)))
+                .send()
+                .await
+                .map_err(|e| err("iam:CreateInstanceProfile", e.into()))?;
+        }
+        c.calls.write();
+        c.iam
+            .add_role_to_instance_profile()
+            .instance_profile_name(&name)
+            .role_name(&role)
+            .send()
+            .await
+            .map_err(|e| err("iam:AddRoleToInstanceProfile", e.into()))?;
+    }
+    Ok(Change { resource, action })
+}

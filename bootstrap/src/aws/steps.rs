@@ -9,6 +9,8 @@ use crate::{Change, Error, Mode};
 pub struct Options {
     /// Attach Session Manager's policy to the node role.
     pub ssm: bool,
+    /// Give the node role an instance profile.
+    pub instance_profile: bool,
 }
 
 /// Plans or converges every AWS resource, telling `progress` about each as
@@ -35,6 +37,12 @@ pub async fn reconcile(
         roles::controller_role(account),
     ] {
         done(roles::reconcile(account, c, mode, &spec).await?, &mut out);
+    }
+    if options.instance_profile {
+        done(
+            roles::reconcile_instance_profile(account, c, mode).await?,
+            &mut out,
+        );
     }
     Ok(out)
 }
