@@ -8,12 +8,13 @@
 //!
 //! Done so far (issue #8): the interruption pipeline on AWS, the SQS queue
 //! with its policy ([`aws::queue`]) and the five EventBridge rules that
-//! feed it ([`aws::rules`]); the node and controller roles
-//! ([`aws::roles`], documents from `karpenter-iam`); the CRDs
-//! ([`cluster::crds`]); the command's `plan` and `apply` for the AWS side.
-//! Not yet: the instance profile, IRSA's OIDC provider, EKS access and the
-//! Pod Identity association, the CRDs and the Helm release from the
-//! command, `status`, `destroy`.
+//! feed it ([`aws::rules`]); the node and controller roles and the node
+//! role's instance profile ([`aws::roles`], documents from
+//! `karpenter-iam`); the CRDs ([`cluster::crds`]); the teardown
+//! ([`cluster::nodepools`], then [`aws::teardown`]); the command
+//! (`plan`, `apply`, `status`, `destroy`). Not yet: IRSA's OIDC provider,
+//! EKS access and the Pod Identity association, the Helm chart and
+//! release, `--from-terraform`.
 
 pub mod aws;
 mod change;
