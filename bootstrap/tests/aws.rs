@@ -7,11 +7,10 @@
 mod common;
 
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
-use common::account;
+use common::{account, moto};
 use karpenter_bootstrap::aws::{Account, Clients, queue, roles, rules, steps};
 use karpenter_bootstrap::{Action, Change, Mode};
 use test_support::aws::sdk_config;
-use test_support::{DevEnv, MotoServer, Part};
 
 /// Queue and rules, planned or applied with fresh call counts.
 async fn reconcile(c: &Clients, mode: Mode) -> Vec<Change> {
@@ -23,12 +22,9 @@ async fn reconcile(c: &Clients, mode: Mode) -> Vec<Change> {
 
 #[tokio::test]
 async fn the_interruption_pipeline_converges_and_a_second_apply_changes_nothing() {
-    let env = DevEnv::load();
-    if env.require(Part::MotoServer, "bootstrap aws").is_none() {
+    let Some((_moto, config)) = moto("bootstrap aws").await else {
         return;
-    }
-    let moto = MotoServer::start(&env).expect("moto");
-    let config = sdk_config(&moto.endpoint()).await;
+    };
 
     // A plan on an empty account: everything to create, nothing written.
     let planner = Clients::new(&config);
@@ -157,12 +153,9 @@ async fn the_interruption_pipeline_converges_and_a_second_apply_changes_nothing(
 
 #[tokio::test]
 async fn roles_converge_and_a_role_made_by_someone_else_is_left_alone() {
-    let env = DevEnv::load();
-    if env.require(Part::MotoServer, "bootstrap roles").is_none() {
+    let Some((_moto, config)) = moto("bootstrap roles").await else {
         return;
-    }
-    let moto = MotoServer::start(&env).expect("moto");
-    let config = sdk_config(&moto.endpoint()).await;
+    };
     let account = account();
     let specs = [
         roles::node_role(&account, true),
@@ -270,12 +263,9 @@ async fn roles_converge_and_a_role_made_by_someone_else_is_left_alone() {
 
 #[tokio::test]
 async fn an_apply_that_fails_half_way_resumes_on_the_next_run() {
-    let env = DevEnv::load();
-    if env.require(Part::MotoServer, "bootstrap resume").is_none() {
+    let Some((_moto, config)) = moto("bootstrap resume").await else {
         return;
-    }
-    let moto = MotoServer::start(&env).expect("moto");
-    let config = sdk_config(&moto.endpoint()).await;
+    };
     let account = account();
     // IAM unreachable: the queue and the rules are made, the roles fail.
     let broken = sdk_config("http://127.0.0.1:1").await;

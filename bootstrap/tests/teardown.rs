@@ -6,11 +6,9 @@
 mod common;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use common::account;
+use common::{account, moto};
 use karpenter_bootstrap::aws::{Clients, steps, teardown};
 use karpenter_bootstrap::{Action, Mode};
-use test_support::aws::sdk_config;
-use test_support::{DevEnv, MotoServer, Part};
 
 async fn launch(ec2: &aws_sdk_ec2::Client, image: &str, tags: &[(&str, &str)]) -> String {
     let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
@@ -47,15 +45,9 @@ async fn state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
 
 #[tokio::test]
 async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
-    let env = DevEnv::load();
-    if env
-        .require(Part::MotoServer, "bootstrap teardown")
-        .is_none()
-    {
+    let Some((_moto, config)) = moto("bootstrap teardown").await else {
         return;
-    }
-    let moto = MotoServer::start(&env).expect("moto");
-    let config = sdk_config(&moto.endpoint()).await;
+    };
     let account = account();
     let setup = Clients::new(&config);
     let options = steps::Options {

@@ -63,6 +63,12 @@ impl Clients {
 /// The tag that says what created a resource.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "karpenter-bootstrap");
 
+/// Whether tags (key, value) include [`MANAGED_BY`]: the bootstrap
+/// created the resource, so it may change and delete it.
+pub(crate) fn created_here<'a>(mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+    tags.any(|tag| tag == MANAGED_BY)
+}
+
 /// The tags on everything created for `cluster`: the cluster's ownership
 /// tag (as Karpenter's own resources carry) and who created it, so a
 /// teardown finds exactly what the bootstrap made.

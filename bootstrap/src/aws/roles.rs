@@ -10,7 +10,7 @@
 //! `app.kubernetes.io/managed-by: karpenter-bootstrap` tag) is used as it
 //! is and never changed: it is somebody else's.
 
-use super::{Account, Clients, MANAGED_BY, cluster_tags};
+use super::{Account, Clients, cluster_tags, created_here};
 use crate::{Action, Change, Error, Mode};
 use aws_sdk_iam::types::Tag;
 use karpenter_iam::controller::{
@@ -112,11 +112,9 @@ pub(crate) async fn find(
     }
 }
 
-/// Whether the bootstrap created the role (it carries [`MANAGED_BY`]).
+/// Whether the bootstrap created the role (it carries [`super::MANAGED_BY`]).
 pub(crate) fn is_ours(role: &aws_sdk_iam::types::Role) -> bool {
-    role.tags()
-        .iter()
-        .any(|t| t.key() == MANAGED_BY.0 && t.value() == MANAGED_BY.1)
+    created_here(role.tags().iter().map(|t| (t.key(), t.value())))
 }
 
 /// Attaches the policy `arn` to the role.
@@ -299,12 +297,7 @@ pub async fn reconcile_instance_profile(
     };
     let action = match &profile {
         None => Action::Create,
-        Some(p)
-            if !p
-                .tags()
-                .iter()
-                .any(|t| t.key() == MANAGED_BY.0 && t.value() == MANAGED_BY.1) =>
-        {
+        Some(p) if !created_here(p.tags().iter().map(|t| (t.key(), t.value()))) => {
             return Ok(Change {
                 resource,
                 action: Action::Foreign,

@@ -5,11 +5,62 @@
 
 use super::{Account, Clients, cluster_tags};
 use crate::{Action, Change, Error, Mode};
+use aws_sdk_eventbridge::operation::describe_rule::DescribeRuleOutput;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use karpenter_controller::controllers::interruption::{EventRule, event_rules};
 
 /// The target id every rule sends to the queue under.
 pub const TARGET_ID: &str = "KarpenterInterruptionQueue";
+
+/// The rule `name`, if it exists.
+pub(crate) async fn find(
+    c: &Clients,
+    resource: &str,
+    name: &str,
+) -> Result<Option<DescribeRuleOutput>, Error> {
+    c.calls.read();
+    match c.events.describe_rule().name(name).send().await {
+        Ok(found) => Ok(Some(found)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::aws(
+            resource,
+            "events:DescribeRule",
+            e.into_service_error(),
+        )),
+    }
+}
+
+/// The tags on the rule `arn`, as (key, value).
+pub(crate) async fn tags(
+    c: &Clients,
+    resource: &str,
+    arn: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    c.calls.read();
+    let out = c
+        .events
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            Error::aws(
+                resource,
+                "events:ListTagsForResource",
+                e.into_service_error(),
+            )
+        })?;
+    Ok(out
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect())
+}
 
 /// Plans or converges every rule; returns what each needed.
 pub async fn reconcile(account: &Account, c: &Clients, mode: Mode) -> Result<Vec<Change>, Error> {
@@ -30,17 +81,7 @@ async fn reconcile_rule(
     let resource = format!("eventbridge-rule {name}");
     let queue = super::queue::arn(account);
     let err = |call: &'static str, e: aws_sdk_eventbridge::Error| Error::aws(&resource, call, e);
-    c.calls.read();
-    let found = match c.events.describe_rule().name(&name).send().await {
-        Ok(found) => Some(found),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            None
-        }
-        Err(e) => return Err(err("events:DescribeRule", e.into())),
-    };
+    let found = find(c, &resource, &name).await?;
     let mut fields = Vec::new();
     let rule_arn = match &found {
         None => None,
@@ -81,19 +122,10 @@ async fn reconcile_rule(
     }
     let tags_ok = match &rule_arn {
         Some(arn) => {
-            c.calls.read();
-            let tags = c
-                .events
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .map_err(|e| err("events:ListTagsForResource", e.into()))?;
-            cluster_tags(&account.cluster).iter().all(|(k, v)| {
-                tags.tags()
-                    .iter()
-                    .any(|t| t.key() == k.as_str() && t.value() == v.as_str())
-            })
+            let tags = tags(c, &resource, arn).await?;
+            cluster_tags(&account.cluster)
+                .iter()
+                .all(|wanted| tags.contains(wanted))
         }
         None => false,
     };

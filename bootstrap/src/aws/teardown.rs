@@ -12,7 +12,7 @@
 //! Whatever carries no `app.kubernetes.io/managed-by: karpenter-bootstrap`
 //! tag is reported as not ours and left.
 
-use super::{Account, Clients, MANAGED_BY, queue, roles, rules};
+use super::{Account, Clients, created_here, queue, roles, rules};
 use crate::{Action, Change, Error, Mode};
 use aws_sdk_ec2::types::Filter;
 use karpenter_controller::controllers::interruption::event_rules;
@@ -109,29 +109,11 @@ async fn terminate_instances(
 async fn delete_rule(c: &Clients, mode: Mode, name: &str) -> Result<Option<Change>, Error> {
     let resource = format!("eventbridge-rule {name}");
     let err = |call: &'static str, e: aws_sdk_eventbridge::Error| Error::aws(&resource, call, e);
-    c.calls.read();
-    let arn = match c.events.describe_rule().name(name).send().await {
-        Ok(found) => found.arn().unwrap_or_default().to_string(),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(err("events:DescribeRule", e.into())),
+    let Some(found) = rules::find(c, &resource, name).await? else {
+        return Ok(None);
     };
-    c.calls.read();
-    let tags = c
-        .events
-        .list_tags_for_resource()
-        .resource_arn(&arn)
-        .send()
-        .await
-        .map_err(|e| err("events:ListTagsForResource", e.into()))?;
-    let ours = tags
-        .tags()
-        .iter()
-        .any(|t| t.key() == MANAGED_BY.0 && t.value() == MANAGED_BY.1);
+    let tags = rules::tags(c, &resource, found.arn().unwrap_or_default()).await?;
+    let ours = created_here(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     if !ours {
         return Ok(Some(foreign(resource)));
     }
@@ -162,7 +144,7 @@ async fn delete_queue(account: &Account, c: &Clients, mode: Mode) -> Result<Opti
         return Ok(None);
     };
     let tags = queue::tags(c, &resource, &url).await?;
-    if tags.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1) {
+    if !created_here(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
         return Ok(Some(foreign(resource)));
     }
     if mode == Mode::Apply {
