@@ -19,6 +19,7 @@
 pub mod aws;
 mod change;
 pub mod cluster;
+pub mod helm;
 
 pub use change::{Action, Calls, Change, Mode};
 
@@ -33,6 +34,12 @@ pub enum Error {
         /// What was asked (`get`, `apply`).
         call: &'static str,
         /// What the API server said.
+        message: String,
+    },
+    /// The chart or a stored release could not be used.
+    #[error("helm: {message}")]
+    Chart {
+        /// What is wrong, naming the template, value or Secret.
         message: String,
     },
     /// An AWS call failed.

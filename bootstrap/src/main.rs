@@ -5,6 +5,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use karpenter_bootstrap::aws::{Account, Clients, partition_of, steps, teardown};
+use karpenter_bootstrap::cluster::release::{self, ReleaseSpec};
 use karpenter_bootstrap::cluster::{crds, nodepools};
 use karpenter_bootstrap::{Action, Change, Mode};
 use std::process::ExitCode;
@@ -77,6 +78,52 @@ struct Target {
     /// (`KarpenterNodeInstanceProfile-<cluster>`).
     #[arg(long)]
     instance_profile: bool,
+    /// The controller's Helm release name.
+    #[arg(long, default_value = "karpenter")]
+    release_name: String,
+    /// The namespace the controller is installed in.
+    #[arg(long, default_value = "kube-system")]
+    namespace: String,
+    /// A YAML values file for the chart, over what the bootstrap sets
+    /// (`settings.clusterName`, `settings.interruptionQueue`).
+    #[arg(long)]
+    values: Option<std::path::PathBuf>,
+    /// Do not wait for the controller's Deployment to be available.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long `apply` waits for the controller's Deployment.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    wait_timeout: std::time::Duration,
+}
+
+impl Target {
+    /// The release to install: the bootstrap's values, then the user's file.
+    fn release(&self) -> Result<ReleaseSpec, String> {
+        let mut values = serde_json::json!({
+            "settings": {
+                "clusterName": self.cluster_name,
+                "interruptionQueue": karpenter_iam::queue::queue_name(&self.cluster_name),
+            },
+        });
+        if let Some(path) = &self.values {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--values {}: {e}", path.display()))?;
+            let given: serde_json::Value = serde_norway::from_str(&text)
+                .map_err(|e| format!("--values {}: not YAML: {e}", path.display()))?;
+            if !given.is_object() && !given.is_null() {
+                return Err(format!(
+                    "--values {}: must be a mapping of values",
+                    path.display()
+                ));
+            }
+            values = karpenter_bootstrap::helm::render::merge_values(&values, &given);
+        }
+        Ok(ReleaseSpec {
+            name: self.release_name.clone(),
+            namespace: self.namespace.clone(),
+            values,
+        })
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -222,6 +269,22 @@ async fn reconcile(
             print(&change);
             changes.push(change);
         }
+        let spec = target.release()?;
+        let change = release::reconcile(&kube, &spec, mode)
+            .await
+            .map_err(|e| e.to_string())?;
+        print(&change);
+        changes.push(change);
+        if mode == Mode::Apply && !target.no_wait {
+            release::wait_available(&kube, &spec, target.wait_timeout, |a| {
+                eprintln!(
+                    "waiting for deployment {}/{}: {}/{} replicas available",
+                    spec.namespace, spec.name, a.available, a.wanted
+                )
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        }
     }
     Ok((account, clients, changes))
 }
@@ -240,6 +303,13 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
                 "warning: {left} NodeClaims still there after {:?}; their instances are terminated next",
                 d.drain_timeout
             );
+        }
+        let spec = d.target.release()?;
+        if let Some(change) = release::uninstall(&kube, &spec, mode)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            changes.push(change);
         }
     }
     changes.extend(

@@ -153,7 +153,7 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
             let out = bootstrap_with(
                 &endpoint,
                 Some(&kubeconfig),
-                &[command, "--cluster-name", "demo", "--output", "json"],
+                &[command, "--cluster-name", "demo", "--output", "json", "--no-wait"],
             );
             assert!(
                 out.status.success(),
@@ -164,8 +164,10 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         })
     };
     let applied = run("apply").await.unwrap();
-    assert_eq!(actions(&applied), ["create"; 11]);
-    let crds = applied["resources"].as_array().unwrap()[8..]
+    assert_eq!(actions(&applied), ["create"; 12]);
+    let resources = applied["resources"].as_array().unwrap();
+    assert_eq!(resources[11]["resource"], "helm-release kube-system/karpenter");
+    let crds = resources[8..11]
         .iter()
         .map(|r| r["resource"].as_str().unwrap().to_string())
         .collect::<Vec<_>>();
@@ -174,7 +176,7 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         "{crds:?}"
     );
     let again = run("apply").await.unwrap();
-    assert_eq!(actions(&again), ["unchanged"; 11]);
+    assert_eq!(actions(&again), ["unchanged"; 12]);
 
     // Destroy: the NodePool first, then everything the bootstrap made.
     let pools: kube::Api<karpenter_api::v1::NodePool> = kube::Api::all(sim.client());
@@ -196,7 +198,8 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         .collect();
     assert!(deleted.contains(&"nodepool default"), "{deleted:?}");
     assert!(deleted.contains(&"sqs-queue Karpenter-demo"), "{deleted:?}");
-    assert_eq!(deleted.len(), 1 + 5 + 1 + 2, "{deleted:?}");
+    assert!(deleted.contains(&"helm-release kube-system/karpenter"), "{deleted:?}");
+    assert_eq!(deleted.len(), 1 + 1 + 5 + 1 + 2, "{deleted:?}");
     assert!(
         pools
             .list(&Default::default())

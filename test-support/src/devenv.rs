@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 pub enum Part {
     /// Python of the dev-env venv, with moto and helm-sdkpy installed.
     Python,
+    /// The same Python started under the name `helm`, so Helm's library
+    /// applies with the helm CLI's field manager (`helm`, from argv[0]).
+    HelmPython,
     /// The `moto_server` command.
     MotoServer,
     /// Terraform 1.0.3 (the real binary).
@@ -25,6 +28,7 @@ impl Part {
     pub fn variable(self) -> &'static str {
         match self {
             Part::Python => "KARPENTER_PYTHON",
+            Part::HelmPython => "KARPENTER_HELM_PYTHON",
             Part::MotoServer => "KARPENTER_MOTO_SERVER",
             Part::Terraform1_0 => "KARPENTER_TERRAFORM_1_0",
             Part::Terraform1_15 => "KARPENTER_TERRAFORM_1_15",

@@ -1,8 +1,9 @@
-//! The cluster side, through `kube::Client`: so far the CRDs, and the
-//! NodePools' deletion that starts a teardown.
+//! The cluster side, through `kube::Client`: the CRDs, the controller's
+//! Helm release, and the NodePools' deletion that starts a teardown.
 
 pub mod crds;
 pub mod nodepools;
+pub mod release;
 
 /// The field manager of everything the bootstrap applies.
 pub const FIELD_MANAGER: &str = "karpenter-bootstrap";

@@ -4,6 +4,7 @@
 mod discovery;
 mod objects;
 mod openapi;
+mod protobuf;
 mod query;
 mod scale;
 mod table;

@@ -96,12 +96,15 @@ fn part(subresource: Option<&str>) -> Part {
     }
 }
 
-/// JSON, or YAML for server-side apply bodies.
+/// JSON, YAML for server-side apply bodies, or protobuf for the kinds
+/// [`super::protobuf`] reads.
 fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
+    if content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(content_type));
     }
-    let value: Value = if content_type.contains("yaml") {
+    let value: Value = if content_type.contains("protobuf") {
+        super::protobuf::decode(body, content_type)?
+    } else if content_type.contains("yaml") {
         serde_norway::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")))?
     } else {
