@@ -42,12 +42,7 @@ async fn main() {
     }
     let moto = MotoServer::start(&env).expect("moto");
     let config = sdk_config(&moto.endpoint()).await;
-    let account = Account {
-        cluster: "bench".into(),
-        region: "us-east-1".into(),
-        account_id: "123456789012".into(),
-        partition: "aws".into(),
-    };
+    let account = Account::new("bench", "us-east-1", "123456789012");
     println!("== karpenter-bootstrap against moto (AWS side) and kubesim (CRDs)");
     println!(
         "{:<28} | {:>8} | {:>5} | {:>6} | {:>9}",
@@ -64,7 +59,7 @@ async fn main() {
             &account,
             &clients,
             mode,
-            steps::Options::default(),
+            &steps::Options::default(),
             &mut |_| {},
         )
         .await
@@ -73,7 +68,7 @@ async fn main() {
     }
     let clients = Clients::new(&config);
     let began = Instant::now();
-    let changes = teardown::destroy(&account, &clients, Mode::Apply)
+    let changes = teardown::destroy(&account, &clients, Mode::Apply, &steps::Options::default())
         .await
         .expect("destroy");
     row("destroy", began.elapsed(), Some(&clients), &changes);

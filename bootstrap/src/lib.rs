@@ -20,6 +20,7 @@ pub mod aws;
 mod change;
 pub mod cluster;
 pub mod helm;
+pub mod inputs;
 
 pub use change::{Action, Calls, Change, Mode};
 

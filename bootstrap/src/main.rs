@@ -1,14 +1,22 @@
-//! `karpenter-bootstrap`: plans or converges what Karpenter needs around a
-//! cluster. So far: on AWS the interruption queue and its rules, the node
-//! role and the controller role; in the cluster (through the kubeconfig)
-//! the CRDs. The crate docs say what is next.
+//! `karpenter-bootstrap`: plans, converges, checks or tears down what
+//! Karpenter needs around an EKS cluster: on AWS the interruption queue and
+//! its rules, the node and controller roles, IRSA's OIDC provider, the
+//! node role's access entry and the controller's Pod Identity association;
+//! in the cluster the CRDs and the controller's Helm release.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use karpenter_bootstrap::aws::{Account, Clients, partition_of, steps, teardown};
+use karpenter_bootstrap::aws::eks::ServiceAccount;
+use karpenter_bootstrap::aws::steps::{Identity, Options};
+use karpenter_bootstrap::aws::{Account, Clients, queue, roles, steps, teardown};
 use karpenter_bootstrap::cluster::release::{self, ReleaseSpec};
 use karpenter_bootstrap::cluster::{crds, nodepools};
+use karpenter_bootstrap::helm::render::merge_values;
+use karpenter_bootstrap::inputs::Inputs;
 use karpenter_bootstrap::{Action, Change, Mode};
+use serde_json::{Value, json};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "karpenter-bootstrap", version, about)]
@@ -32,12 +40,13 @@ enum Command {
     Plan(Target),
     /// Create or change what differs; safe to run again.
     Apply(Target),
-    /// Whether everything exists as it should; exits 2 when something is
-    /// missing or has drifted (`apply` would change it).
+    /// Whether everything exists as it should, and how the controller and
+    /// its queue are doing; exits 2 when something is not in place.
     Status(Target),
     /// Take it all down: NodePools (the controller drains their nodes),
-    /// then what is left of the cluster's instances, then what the
-    /// bootstrap created; never what it did not create.
+    /// then the controller's release, then what is left of the cluster's
+    /// instances, then what the bootstrap created; never what it did not
+    /// create.
     Destroy(Destroy),
 }
 
@@ -50,65 +59,141 @@ struct Destroy {
     dry_run: bool,
     /// How long to wait for the controller to drain the NodePools' nodes.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    drain_timeout: std::time::Duration,
+    drain_timeout: Duration,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, String> {
     karpenter_api::duration::parse(text).map_err(|e| format!("{text}: {e}"))
 }
 
+/// The flags; every input may also come from `--config` or `--from-terraform`.
 #[derive(Args)]
 struct Target {
+    /// A YAML or JSON file whose keys are these flags' names
+    /// (`cluster-name: prod`); flags win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Read the cluster's name, region, endpoint, OIDC issuer and roles from
+    /// `terraform output -json` in this folder; flags and `--config` win.
+    #[arg(long)]
+    from_terraform: Option<PathBuf>,
+    /// The Terraform binary `--from-terraform` runs.
+    #[arg(long, env = "TERRAFORM", default_value = "terraform")]
+    terraform: String,
     /// The EKS cluster's name.
     #[arg(long, env = "CLUSTER_NAME")]
-    cluster_name: String,
+    cluster_name: Option<String>,
     /// Its region (default: the AWS configuration's).
     #[arg(long)]
     region: Option<String>,
     /// Another AWS endpoint (an emulator); `AWS_ENDPOINT_URL` works too.
     #[arg(long)]
     endpoint_url: Option<String>,
+    /// The API server endpoint nodes join (`settings.clusterEndpoint`).
+    #[arg(long)]
+    cluster_endpoint: Option<String>,
+    /// The cluster's OIDC issuer URL: the controller then uses IRSA (the
+    /// OIDC provider is created if missing) instead of EKS Pod Identity.
+    #[arg(long)]
+    oidc_issuer: Option<String>,
+    /// Use this existing node role (e.g. the provider's `karpenter_node_role`).
+    #[arg(long)]
+    node_role_name: Option<String>,
+    /// Use this existing controller role.
+    #[arg(long)]
+    controller_role_name: Option<String>,
     /// Attach Session Manager's policy to the node role.
     #[arg(long)]
     ssm: bool,
-    /// Only the AWS side (no kubeconfig needed).
-    #[arg(long)]
-    aws_only: bool,
     /// Give the node role an instance profile
     /// (`KarpenterNodeInstanceProfile-<cluster>`).
     #[arg(long)]
     instance_profile: bool,
-    /// The controller's Helm release name.
-    #[arg(long, default_value = "karpenter")]
-    release_name: String,
-    /// The namespace the controller is installed in.
-    #[arg(long, default_value = "kube-system")]
-    namespace: String,
-    /// A YAML values file for the chart, over what the bootstrap sets
-    /// (`settings.clusterName`, `settings.interruptionQueue`).
+    /// Only the AWS side (no kubeconfig needed).
     #[arg(long)]
-    values: Option<std::path::PathBuf>,
+    aws_only: bool,
+    /// The controller's Helm release name (also its ServiceAccount's).
+    #[arg(long)]
+    release_name: Option<String>,
+    /// The namespace the controller is installed in.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// A YAML values file for the chart, over what the bootstrap sets
+    /// (`settings.*`, the IRSA annotation) and the config file's `values`.
+    #[arg(long)]
+    values: Option<PathBuf>,
     /// Do not wait for the controller's Deployment to be available.
     #[arg(long)]
     no_wait: bool,
     /// How long `apply` waits for the controller's Deployment.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    wait_timeout: std::time::Duration,
+    wait_timeout: Duration,
+}
+
+/// The inputs from every source, resolved.
+struct Resolved {
+    inputs: Inputs,
+    options: Options,
+    release: ReleaseSpec,
 }
 
 impl Target {
-    /// The release to install: the bootstrap's values, then the user's file.
-    fn release(&self) -> Result<ReleaseSpec, String> {
-        let mut values = serde_json::json!({
-            "settings": {
-                "clusterName": self.cluster_name,
-                "interruptionQueue": karpenter_iam::queue::queue_name(&self.cluster_name),
+    /// Flags, then the config file, then Terraform's outputs.
+    fn resolve(&self) -> Result<Resolved, String> {
+        let flags = Inputs {
+            cluster_name: self.cluster_name.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            cluster_endpoint: self.cluster_endpoint.clone(),
+            oidc_issuer: self.oidc_issuer.clone(),
+            node_role_name: self.node_role_name.clone(),
+            controller_role_name: self.controller_role_name.clone(),
+            release_name: self.release_name.clone(),
+            namespace: self.namespace.clone(),
+            values: None,
+            ssm: self.ssm.then_some(true),
+            instance_profile: self.instance_profile.then_some(true),
+        };
+        let mut inputs = flags;
+        if let Some(path) = &self.config {
+            inputs = inputs.or(Inputs::from_config_file(path)?);
+        }
+        if let Some(dir) = &self.from_terraform {
+            inputs = inputs.or(Inputs::from_terraform_dir(dir, &self.terraform)?);
+        }
+        let cluster = inputs.cluster_name.clone().ok_or(
+            "no cluster name: pass --cluster-name, set CLUSTER_NAME, or give it in --config or --from-terraform",
+        )?;
+        let service_account = ServiceAccount {
+            namespace: inputs.namespace.clone().unwrap_or("kube-system".into()),
+            name: inputs.release_name.clone().unwrap_or("karpenter".into()),
+        };
+        let identity = match &inputs.oidc_issuer {
+            Some(issuer) => Identity::Irsa {
+                issuer: issuer.clone(),
             },
-        });
+            None => Identity::PodIdentity,
+        };
+        let options = Options {
+            ssm: inputs.ssm.unwrap_or(false),
+            instance_profile: inputs.instance_profile.unwrap_or(false),
+            identity,
+            service_account: service_account.clone(),
+        };
+        let mut values = json!({"settings": {
+            "clusterName": cluster,
+            "interruptionQueue": karpenter_iam::queue::queue_name(&cluster),
+        }});
+        if let Some(endpoint) = &inputs.cluster_endpoint {
+            values["settings"]["clusterEndpoint"] = json!(endpoint);
+        }
+        if let Some(given) = &inputs.values {
+            values = merge_values(&values, given);
+        }
         if let Some(path) = &self.values {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("--values {}: {e}", path.display()))?;
-            let given: serde_json::Value = serde_norway::from_str(&text)
+            let given: Value = serde_norway::from_str(&text)
                 .map_err(|e| format!("--values {}: not YAML: {e}", path.display()))?;
             if !given.is_object() && !given.is_null() {
                 return Err(format!(
@@ -116,12 +201,16 @@ impl Target {
                     path.display()
                 ));
             }
-            values = karpenter_bootstrap::helm::render::merge_values(&values, &given);
+            values = merge_values(&values, &given);
         }
-        Ok(ReleaseSpec {
-            name: self.release_name.clone(),
-            namespace: self.namespace.clone(),
-            values,
+        Ok(Resolved {
+            inputs,
+            options,
+            release: ReleaseSpec {
+                name: service_account.name,
+                namespace: service_account.namespace,
+                values,
+            },
         })
     }
 }
@@ -145,15 +234,15 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The account and clients `target` names.
-async fn connect(target: &Target) -> Result<(Account, Clients), String> {
+/// The account and clients the inputs name; the account id comes from STS.
+async fn connect(r: &mut Resolved) -> Result<(Account, Clients), String> {
     let mut builder = karpenter_controller::cloud::aws::sdk::load_config()
         .await
         .into_builder();
-    if let Some(region) = &target.region {
+    if let Some(region) = &r.inputs.region {
         builder.set_region(Some(aws_config::Region::new(region.clone())));
     }
-    if let Some(url) = &target.endpoint_url {
+    if let Some(url) = &r.inputs.endpoint_url {
         builder.set_endpoint_url(Some(url.clone()));
     }
     let config = builder.build();
@@ -171,12 +260,18 @@ async fn connect(target: &Target) -> Result<(Account, Clients), String> {
                 aws_sdk_sts::Error::from(e)
             )
         })?;
-    let account = Account {
-        cluster: target.cluster_name.clone(),
-        partition: partition_of(&region).to_string(),
-        region,
-        account_id: identity.account().unwrap_or_default().to_string(),
-    };
+    let cluster = r.inputs.cluster_name.clone().unwrap_or_default();
+    let mut account = Account::new(&cluster, &region, identity.account().unwrap_or_default());
+    if let Some(name) = &r.inputs.node_role_name {
+        account.node_role = name.clone();
+    }
+    if let Some(name) = &r.inputs.controller_role_name {
+        account.controller_role = name.clone();
+    }
+    if matches!(r.options.identity, Identity::Irsa { .. }) {
+        r.release.values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] =
+            json!(roles::controller_role_arn(&account));
+    }
     Ok((account, Clients::new(&config)))
 }
 
@@ -197,52 +292,77 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
             println!("{change}");
         }
     };
-    let (account, clients, changes) = reconcile(mode, target, print).await?;
+    let (account, clients, changes, _) = reconcile(mode, target, print).await?;
     let what = if mode == Mode::Plan { "plan" } else { "apply" };
-    report(what, &account, &clients, &changes, output);
+    report(what, &account, &clients, &changes, output, None);
     Ok(())
 }
 
+/// What `status` adds to the resources: how the controller and its queue are doing.
+struct Health {
+    /// `available/wanted` replicas of the controller's Deployment.
+    controller: Option<release::Availability>,
+    /// Messages waiting in the interruption queue.
+    queue_backlog: Option<i64>,
+}
+
 /// Whether everything is as `apply` would leave it: each resource `ok`,
-/// `missing`, `drifted` or `not ours` (used as it is, which counts as ok).
+/// `missing`, `drifted` or `not ours` (used as it is, which counts as ok),
+/// and whether the controller is available.
 async fn status(target: &Target, output: Output) -> Result<bool, String> {
-    let (account, clients, changes) = reconcile(Mode::Plan, target, |_| {}).await?;
+    let (account, clients, changes, kube) = reconcile(Mode::Plan, target, |_| {}).await?;
     let state = |change: &Change| match &change.action {
         Action::Unchanged => "ok".to_string(),
         Action::Foreign => "ok (not ours)".to_string(),
         Action::Create | Action::Delete => "missing".to_string(),
         Action::Update(fields) => format!("drifted: {}", fields.join(", ")),
     };
-    let healthy = changes
+    let health = Health {
+        controller: match &kube {
+            Some((client, spec)) => release::availability(client, spec)
+                .await
+                .map_err(|e| e.to_string())?,
+            None => None,
+        },
+        queue_backlog: queue::backlog(&account, &clients)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let in_place = changes
         .iter()
         .all(|c| matches!(c.action, Action::Unchanged | Action::Foreign));
-    match output {
-        Output::Text => {
-            for change in &changes {
-                println!("{:<56} {}", change.resource, state(change));
-            }
+    let controller_ok =
+        kube.is_none() || health.controller.as_ref().is_some_and(|a| a.is_available());
+    let healthy = in_place && controller_ok;
+    if output == Output::Text {
+        for change in &changes {
+            println!("{:<64} {}", change.resource, state(change));
+        }
+        if let Some(a) = &health.controller {
             println!(
-                "{}",
-                if healthy {
-                    "everything is in place"
-                } else {
-                    "not in place: `apply` would fix what is listed"
-                }
+                "controller: {}/{} replicas available",
+                a.available, a.wanted
             );
         }
-        Output::Json => println!(
+        if let Some(n) = health.queue_backlog {
+            println!("interruption queue: {n} messages waiting");
+        }
+        println!(
             "{}",
-            serde_json::json!({
-                "command": "status",
-                "account": account.account_id,
-                "cluster": account.cluster,
-                "healthy": healthy,
-                "resources": changes.iter().map(|c| serde_json::json!({
-                    "resource": c.resource, "state": state(c)})).collect::<Vec<_>>(),
-                "calls": {"reads": clients.calls.reads(), "writes": clients.calls.writes()},
-            })
-        ),
+            match (in_place, controller_ok) {
+                (true, true) => "everything is in place",
+                (false, _) => "not in place: `apply` would fix what is listed",
+                (true, false) => "in place, but the controller is not available: see its pods",
+            }
+        );
     }
+    let extra = json!({
+        "healthy": healthy,
+        "controller": health.controller.as_ref().map(|a| json!({"available": a.available, "wanted": a.wanted})),
+        "queueBacklog": health.queue_backlog,
+        "states": changes.iter().map(|c| json!({"resource": c.resource, "state": state(c)})).collect::<Vec<_>>(),
+    });
+    report("status", &account, &clients, &changes, output, Some(extra));
     Ok(healthy)
 }
 
@@ -252,46 +372,53 @@ async fn reconcile(
     mode: Mode,
     target: &Target,
     mut print: impl FnMut(&Change),
-) -> Result<(Account, Clients, Vec<Change>), String> {
-    let (account, clients) = connect(target).await?;
-    let options = steps::Options {
-        ssm: target.ssm,
-        instance_profile: target.instance_profile,
-    };
-    let mut changes = steps::reconcile(&account, &clients, mode, options, &mut print)
+) -> Result<
+    (
+        Account,
+        Clients,
+        Vec<Change>,
+        Option<(kube::Client, ReleaseSpec)>,
+    ),
+    String,
+> {
+    let mut resolved = target.resolve()?;
+    let (account, clients) = connect(&mut resolved).await?;
+    let mut changes = steps::reconcile(&account, &clients, mode, &resolved.options, &mut print)
         .await
         .map_err(|e| e.to_string())?;
-    if let Some(kube) = kube_client(target).await? {
-        for change in crds::reconcile(&kube, mode)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            print(&change);
-            changes.push(change);
-        }
-        let spec = target.release()?;
-        let change = release::reconcile(&kube, &spec, mode)
-            .await
-            .map_err(|e| e.to_string())?;
+    let Some(kube) = kube_client(target).await? else {
+        return Ok((account, clients, changes, None));
+    };
+    for change in crds::reconcile(&kube, mode)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         print(&change);
         changes.push(change);
-        if mode == Mode::Apply && !target.no_wait {
-            release::wait_available(&kube, &spec, target.wait_timeout, |a| {
-                eprintln!(
-                    "waiting for deployment {}/{}: {}/{} replicas available",
-                    spec.namespace, spec.name, a.available, a.wanted
-                )
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        }
     }
-    Ok((account, clients, changes))
+    let spec = resolved.release;
+    let change = release::reconcile(&kube, &spec, mode)
+        .await
+        .map_err(|e| e.to_string())?;
+    print(&change);
+    changes.push(change);
+    if mode == Mode::Apply && !target.no_wait {
+        release::wait_available(&kube, &spec, target.wait_timeout, |a| {
+            eprintln!(
+                "waiting for deployment {}/{}: {}/{} replicas available",
+                spec.namespace, spec.name, a.available, a.wanted
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    Ok((account, clients, changes, Some((kube, spec))))
 }
 
 async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
     let mode = if d.dry_run { Mode::Plan } else { Mode::Apply };
-    let (account, clients) = connect(&d.target).await?;
+    let mut resolved = d.target.resolve()?;
+    let (account, clients) = connect(&mut resolved).await?;
     let mut changes = Vec::new();
     if let Some(kube) = kube_client(&d.target).await? {
         let (deleted, left) = nodepools::delete_and_drain(&kube, mode, d.drain_timeout)
@@ -304,8 +431,7 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
                 d.drain_timeout
             );
         }
-        let spec = d.target.release()?;
-        if let Some(change) = release::uninstall(&kube, &spec, mode)
+        if let Some(change) = release::uninstall(&kube, &resolved.release, mode)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -313,7 +439,7 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
         }
     }
     changes.extend(
-        teardown::destroy(&account, &clients, mode)
+        teardown::destroy(&account, &clients, mode, &resolved.options)
             .await
             .map_err(|e| e.to_string())?,
     );
@@ -327,28 +453,38 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
     } else {
         "destroy"
     };
-    report(what, &account, &clients, &changes, output);
+    report(what, &account, &clients, &changes, output, None);
     Ok(())
 }
 
-/// The closing line (text) or the whole report (JSON).
-fn report(what: &str, account: &Account, clients: &Clients, changes: &[Change], output: Output) {
+/// The closing line (text) or the whole report (JSON, with `extra`'s keys).
+fn report(
+    what: &str,
+    account: &Account,
+    clients: &Clients,
+    changes: &[Change],
+    output: Output,
+    extra: Option<Value>,
+) {
     match output {
         Output::Text => println!(
             "{} AWS calls, {} of them changes",
             clients.calls.reads() + clients.calls.writes(),
             clients.calls.writes()
         ),
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({
+        Output::Json => {
+            let mut doc = json!({
                 "command": what,
                 "account": account.account_id,
                 "region": account.region,
                 "cluster": account.cluster,
                 "resources": changes.iter().map(Change::to_json).collect::<Vec<_>>(),
                 "calls": {"reads": clients.calls.reads(), "writes": clients.calls.writes()},
-            })
-        ),
+            });
+            if let (Some(Value::Object(extra)), Some(map)) = (extra, doc.as_object_mut()) {
+                map.extend(extra);
+            }
+            println!("{doc}");
+        }
     }
 }

@@ -159,7 +159,10 @@ async fn roles_converge_and_a_role_made_by_someone_else_is_left_alone() {
     let account = account();
     let specs = [
         roles::node_role(&account, true),
-        roles::controller_role(&account),
+        roles::controller_role(
+            &account,
+            &karpenter_iam::controller::ControllerTrust::PodIdentity,
+        ),
     ];
     let run = |mode| {
         let clients = Clients::new(&config);
@@ -237,10 +240,7 @@ async fn roles_converge_and_a_role_made_by_someone_else_is_left_alone() {
     assert_eq!(writes, 0);
 
     // Somebody else's role of the same name is used as it is.
-    let other = Account {
-        cluster: "other".into(),
-        ..account.clone()
-    };
+    let other = Account::new("other", &account.region, &account.account_id);
     iam.create_role()
         .role_name("KarpenterNodeRole-other")
         .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
@@ -278,7 +278,7 @@ async fn an_apply_that_fails_half_way_resumes_on_the_next_run() {
         &account,
         &half,
         Mode::Apply,
-        steps::Options::default(),
+        &steps::Options::default(),
         &mut |c| done.push(c.clone()),
     )
     .await
@@ -293,12 +293,16 @@ async fn an_apply_that_fails_half_way_resumes_on_the_next_run() {
         &account,
         &Clients::new(&config),
         Mode::Apply,
-        steps::Options::default(),
+        &steps::Options::default(),
         &mut |_| {},
     )
     .await
     .unwrap();
     let actions: Vec<&Action> = resumed.iter().map(|c| &c.action).collect();
     assert_eq!(actions[..6], [&Action::Unchanged; 6]);
-    assert_eq!(actions[6..], [&Action::Create; 2]);
+    assert_eq!(
+        actions[6..],
+        [&Action::Create; 4],
+        "the two roles, the access entry and the Pod Identity association"
+    );
 }

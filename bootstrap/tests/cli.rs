@@ -5,6 +5,8 @@
 //! an unreachable AWS fails with a message that says what to check; with a
 //! kubeconfig (kubesim served over TLS) the CRDs are part of the run.
 
+mod common;
+
 use serde_json::Value;
 use std::process::Command;
 use test_support::{DevEnv, MotoServer, Part};
@@ -55,6 +57,18 @@ fn json(endpoint: &str, command: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("one JSON document")
 }
 
+/// Creates EKS cluster `demo` in moto.
+fn eks_cluster(endpoint: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = test_support::aws::sdk_config(endpoint).await;
+        common::eks_cluster(&config, "demo").await;
+    });
+}
+
 fn actions(report: &Value) -> Vec<&str> {
     report["resources"]
         .as_array()
@@ -72,6 +86,7 @@ fn plan_apply_and_a_second_apply_that_changes_nothing() {
     }
     let moto = MotoServer::start(&env).expect("moto");
     let endpoint = moto.endpoint();
+    eks_cluster(&endpoint);
 
     let before = bootstrap(
         &endpoint,
@@ -86,14 +101,14 @@ fn plan_apply_and_a_second_apply_that_changes_nothing() {
 
     let plan = json(&endpoint, "plan");
     assert_eq!(plan["account"], "123456789012");
-    assert_eq!(actions(&plan), ["create"; 8]);
+    assert_eq!(actions(&plan), ["create"; 10]);
     assert_eq!(plan["calls"]["writes"], 0);
 
     let apply = json(&endpoint, "apply");
-    assert_eq!(actions(&apply), ["create"; 8]);
+    assert_eq!(actions(&apply), ["create"; 10]);
 
     let again = json(&endpoint, "apply");
-    assert_eq!(actions(&again), ["unchanged"; 8]);
+    assert_eq!(actions(&again), ["unchanged"; 10]);
     assert_eq!(again["calls"]["writes"], 0);
 
     let after = bootstrap(
@@ -135,6 +150,13 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         return;
     }
     let moto = MotoServer::start(&env).expect("moto");
+    let endpoint = moto.endpoint();
+    tokio::task::spawn_blocking({
+        let endpoint = endpoint.clone();
+        move || eks_cluster(&endpoint)
+    })
+    .await
+    .unwrap();
     let sim = kubesim::Kubesim::new();
     let dir = std::env::temp_dir().join(format!("karpenter-bootstrap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -145,7 +167,6 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         })
         .await
         .unwrap();
-    let endpoint = moto.endpoint();
     let run = |command: &'static str| {
         let endpoint = endpoint.clone();
         let kubeconfig = served.kubeconfig.clone();
@@ -153,7 +174,14 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
             let out = bootstrap_with(
                 &endpoint,
                 Some(&kubeconfig),
-                &[command, "--cluster-name", "demo", "--output", "json", "--no-wait"],
+                &[
+                    command,
+                    "--cluster-name",
+                    "demo",
+                    "--output",
+                    "json",
+                    "--no-wait",
+                ],
             );
             assert!(
                 out.status.success(),
@@ -164,10 +192,13 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         })
     };
     let applied = run("apply").await.unwrap();
-    assert_eq!(actions(&applied), ["create"; 12]);
+    assert_eq!(actions(&applied), ["create"; 14]);
     let resources = applied["resources"].as_array().unwrap();
-    assert_eq!(resources[11]["resource"], "helm-release kube-system/karpenter");
-    let crds = resources[8..11]
+    assert_eq!(
+        resources[13]["resource"],
+        "helm-release kube-system/karpenter"
+    );
+    let crds = resources[10..13]
         .iter()
         .map(|r| r["resource"].as_str().unwrap().to_string())
         .collect::<Vec<_>>();
@@ -176,7 +207,7 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         "{crds:?}"
     );
     let again = run("apply").await.unwrap();
-    assert_eq!(actions(&again), ["unchanged"; 12]);
+    assert_eq!(actions(&again), ["unchanged"; 14]);
 
     // Destroy: the NodePool first, then everything the bootstrap made.
     let pools: kube::Api<karpenter_api::v1::NodePool> = kube::Api::all(sim.client());
@@ -198,8 +229,15 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         .collect();
     assert!(deleted.contains(&"nodepool default"), "{deleted:?}");
     assert!(deleted.contains(&"sqs-queue Karpenter-demo"), "{deleted:?}");
-    assert!(deleted.contains(&"helm-release kube-system/karpenter"), "{deleted:?}");
-    assert_eq!(deleted.len(), 1 + 1 + 5 + 1 + 2, "{deleted:?}");
+    assert!(
+        deleted.contains(&"helm-release kube-system/karpenter"),
+        "{deleted:?}"
+    );
+    assert!(
+        deleted.contains(&"eks-pod-identity kube-system/karpenter"),
+        "{deleted:?}"
+    );
+    assert_eq!(deleted.len(), 1 + 1 + 5 + 1 + 2 + 2, "{deleted:?}");
     assert!(
         pools
             .list(&Default::default())

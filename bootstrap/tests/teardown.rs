@@ -54,11 +54,11 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
         instance_profile: true,
         ..Default::default()
     };
-    steps::reconcile(&account, &setup, Mode::Apply, options, &mut |_| {})
+    steps::reconcile(&account, &setup, Mode::Apply, &options, &mut |_| {})
         .await
         .unwrap();
     let again = Clients::new(&config);
-    let kept = steps::reconcile(&account, &again, Mode::Apply, options, &mut |_| {})
+    let kept = steps::reconcile(&account, &again, Mode::Apply, &options, &mut |_| {})
         .await
         .unwrap();
     assert!(
@@ -111,7 +111,7 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
     let other = launch(ec2, &image, &[("kubernetes.io/cluster/demo", "owned")]).await;
 
     let planner = Clients::new(&config);
-    let plan = teardown::destroy(&account, &planner, Mode::Plan)
+    let plan = teardown::destroy(&account, &planner, Mode::Plan, &options)
         .await
         .unwrap();
     assert_eq!(planner.calls.writes(), 0);
@@ -132,7 +132,7 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
     );
 
     let destroyer = Clients::new(&config);
-    teardown::destroy(&account, &destroyer, Mode::Apply)
+    teardown::destroy(&account, &destroyer, Mode::Apply, &options)
         .await
         .unwrap();
     assert!(
@@ -177,7 +177,7 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
     assert!(rules.rules().is_empty());
 
     let again = Clients::new(&config);
-    let nothing = teardown::destroy(&account, &again, Mode::Apply)
+    let nothing = teardown::destroy(&account, &again, Mode::Apply, &options)
         .await
         .unwrap();
     assert!(nothing.is_empty(), "{nothing:?}");

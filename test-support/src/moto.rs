@@ -1,4 +1,6 @@
-//! An isolated moto server (the AWS API emulator) per test binary or test.
+//! An isolated moto server (the AWS API emulator) per test binary or test,
+//! with a labelled fake for the two EKS APIs moto lacks (`fake_eks.py`:
+//! access entries and Pod Identity associations).
 
 use crate::devenv::{DevEnv, Part};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,7 +37,11 @@ impl MotoServer {
         let python = env.path(Part::Python).ok_or(MotoError::NotInstalled)?;
         let mut child = Command::new(python)
             .arg("-c")
-            .arg(include_str!("moto_runner.py"))
+            .arg(concat!(
+                include_str!("fake_eks.py"),
+                "\n",
+                include_str!("moto_runner.py")
+            ))
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .stdin(Stdio::null())

@@ -1,6 +1,8 @@
 //! The AWS side: the account and cluster everything is for, the clients,
 //! and the tags every resource created carries.
 
+pub mod eks;
+pub mod oidc;
 pub mod queue;
 pub mod roles;
 pub mod rules;
@@ -31,6 +33,25 @@ pub struct Account {
     pub account_id: String,
     /// `aws`, `aws-cn` or `aws-us-gov`.
     pub partition: String,
+    /// The node role's name (`KarpenterNodeRole-<cluster>` unless an
+    /// existing role is named, e.g. one the Terraform provider manages).
+    pub node_role: String,
+    /// The controller role's name (`KarpenterController-<cluster>` unless given).
+    pub controller_role: String,
+}
+
+impl Account {
+    /// The account for `cluster` in `region`, with the default role names.
+    pub fn new(cluster: &str, region: &str, account_id: &str) -> Account {
+        Account {
+            cluster: cluster.to_string(),
+            region: region.to_string(),
+            account_id: account_id.to_string(),
+            partition: partition_of(region).to_string(),
+            node_role: format!("KarpenterNodeRole-{cluster}"),
+            controller_role: format!("KarpenterController-{cluster}"),
+        }
+    }
 }
 
 /// The AWS clients, and the count of calls made through them.
@@ -43,6 +64,8 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     /// EC2 (teardown terminates what is left of the cluster's nodes).
     pub ec2: aws_sdk_ec2::Client,
+    /// EKS (access entries, Pod Identity associations).
+    pub eks: aws_sdk_eks::Client,
     /// The calls made.
     pub calls: Calls,
 }
@@ -55,6 +78,7 @@ impl Clients {
             events: aws_sdk_eventbridge::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
+            eks: aws_sdk_eks::Client::new(config),
             calls: Calls::default(),
         }
     }

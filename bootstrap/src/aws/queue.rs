@@ -169,3 +169,28 @@ pub async fn reconcile(account: &Account, c: &Clients, mode: Mode) -> Result<Cha
     };
     Ok(Change { resource, action })
 }
+
+/// Messages waiting in the queue (`ApproximateNumberOfMessages`); `None`
+/// when the queue does not exist. A backlog that keeps growing means the
+/// controller is not reading interruption events.
+pub async fn backlog(account: &Account, c: &Clients) -> Result<Option<i64>, Error> {
+    let resource = format!("sqs-queue {}", name(account));
+    let Some(url) = find_url(c, &resource, &name(account)).await? else {
+        return Ok(None);
+    };
+    c.calls.read();
+    let out = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Attr::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .map_err(|e| Error::aws(&resource, "sqs:GetQueueAttributes", e.into_service_error()))?;
+    let count = out
+        .attributes()
+        .and_then(|a| a.get(&Attr::ApproximateNumberOfMessages))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(Some(count))
+}

@@ -2,7 +2,8 @@
 //!
 //! - `KarpenterNodeRole-<cluster>`: EC2 may assume it; the AWS-managed
 //!   policies a node needs are attached.
-//! - `KarpenterController-<cluster>`: EKS Pod Identity may assume it; the
+//! - `KarpenterController-<cluster>`: EKS Pod Identity (or, with IRSA, the
+//!   controller's service account through the OIDC provider) may assume it; the
 //!   controller policy (`karpenter_iam::controller`) is its inline policy,
 //!   passing only the node role and reading only the interruption queue.
 //!
@@ -37,12 +38,12 @@ pub struct RoleSpec {
 
 /// The node role's name for the account's cluster.
 pub fn node_role_name(account: &Account) -> String {
-    format!("KarpenterNodeRole-{}", account.cluster)
+    account.node_role.clone()
 }
 
 /// The controller role's name for the account's cluster.
 pub fn controller_role_name(account: &Account) -> String {
-    format!("KarpenterController-{}", account.cluster)
+    account.controller_role.clone()
 }
 
 /// The node role's ARN.
@@ -66,8 +67,19 @@ pub fn node_role(account: &Account, ssm: bool) -> RoleSpec {
     }
 }
 
-/// The controller role: Pod Identity trust, the controller policy inline.
-pub fn controller_role(account: &Account) -> RoleSpec {
+/// The controller role's ARN.
+pub fn controller_role_arn(account: &Account) -> String {
+    format!(
+        "arn:{}:iam::{}:role/{}",
+        account.partition,
+        account.account_id,
+        controller_role_name(account)
+    )
+}
+
+/// The controller role: `trust` (Pod Identity or IRSA), the controller
+/// policy inline.
+pub fn controller_role(account: &Account, trust: &ControllerTrust) -> RoleSpec {
     let policy = ControllerPolicy {
         partition: account.partition.clone(),
         interruption_queue_arn: Some(super::queue::arn(account)),
@@ -80,7 +92,7 @@ pub fn controller_role(account: &Account) -> RoleSpec {
     };
     RoleSpec {
         name: controller_role_name(account),
-        trust: controller_trust(&ControllerTrust::PodIdentity),
+        trust: controller_trust(trust),
         attached: Vec::new(),
         inline: vec![(CONTROLLER_POLICY_NAME.into(), controller_policy(&policy))],
     }

@@ -1,16 +1,53 @@
 //! Everything on the AWS side, in order: the queue before the rules that
-//! target it, the node role before the controller role that may pass it.
+//! target it, the node role before the controller role that may pass it,
+//! the roles before the EKS access that names them.
 
-use super::{Account, Clients, queue, roles, rules};
+use super::eks::{self, ServiceAccount};
+use super::{Account, Clients, oidc, queue, roles, rules};
 use crate::{Change, Error, Mode};
+use karpenter_iam::controller::ControllerTrust;
+
+/// How the controller gets its AWS credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Identity {
+    /// EKS Pod Identity: an association of the controller's service
+    /// account with its role (the default).
+    #[default]
+    PodIdentity,
+    /// IAM Roles for Service Accounts through the cluster's OIDC issuer
+    /// (`https://oidc.eks.<region>.amazonaws.com/id/<id>`); the provider is
+    /// created if missing, and the service account is annotated with the role.
+    Irsa {
+        /// The cluster's OIDC issuer URL.
+        issuer: String,
+    },
+}
 
 /// What the AWS side may vary.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Attach Session Manager's policy to the node role.
     pub ssm: bool,
     /// Give the node role an instance profile.
     pub instance_profile: bool,
+    /// Pod Identity or IRSA.
+    pub identity: Identity,
+    /// The controller's service account (the Helm release's name).
+    pub service_account: ServiceAccount,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ssm: false,
+            instance_profile: false,
+            identity: Identity::default(),
+            service_account: ServiceAccount {
+                namespace: "kube-system".into(),
+                name: "karpenter".into(),
+            },
+        }
+    }
 }
 
 /// Plans or converges every AWS resource, telling `progress` about each as
@@ -20,7 +57,7 @@ pub async fn reconcile(
     account: &Account,
     c: &Clients,
     mode: Mode,
-    options: Options,
+    options: &Options,
     progress: &mut dyn FnMut(&Change),
 ) -> Result<Vec<Change>, Error> {
     let mut out = Vec::new();
@@ -32,15 +69,42 @@ pub async fn reconcile(
     for change in rules::reconcile(account, c, mode).await? {
         done(change, &mut out);
     }
-    for spec in [
-        roles::node_role(account, options.ssm),
-        roles::controller_role(account),
-    ] {
-        done(roles::reconcile(account, c, mode, &spec).await?, &mut out);
-    }
+    let node_role = roles::node_role(account, options.ssm);
+    done(
+        roles::reconcile(account, c, mode, &node_role).await?,
+        &mut out,
+    );
     if options.instance_profile {
         done(
             roles::reconcile_instance_profile(account, c, mode).await?,
+            &mut out,
+        );
+    }
+    let trust = match &options.identity {
+        Identity::PodIdentity => ControllerTrust::PodIdentity,
+        Identity::Irsa { issuer } => {
+            let (change, arn) = oidc::reconcile(account, c, mode, issuer).await?;
+            done(change, &mut out);
+            ControllerTrust::Irsa {
+                oidc_provider_arn: arn,
+                issuer: oidc::issuer_host(issuer).to_string(),
+                namespace: options.service_account.namespace.clone(),
+                service_account: options.service_account.name.clone(),
+            }
+        }
+    };
+    let controller_role = roles::controller_role(account, &trust);
+    done(
+        roles::reconcile(account, c, mode, &controller_role).await?,
+        &mut out,
+    );
+    done(
+        eks::reconcile_access_entry(account, c, mode).await?,
+        &mut out,
+    );
+    if options.identity == Identity::PodIdentity {
+        done(
+            eks::reconcile_pod_identity(account, c, mode, &options.service_account).await?,
             &mut out,
         );
     }

@@ -5,30 +5,44 @@
 //!    (`kubernetes.io/cluster/<name>: owned` with a `karpenter.sh/nodepool`
 //!    tag: what the controller launched and did not clean up);
 //! 2. the rules and the queue, if the bootstrap created them;
-//! 3. the roles, if the bootstrap created them, after the instance
+//! 3. the Pod Identity association and the node role's access entry, if
+//!    the bootstrap created them;
+//! 4. the roles, if the bootstrap created them, after the instance
 //!    profiles of this cluster that hold the node role (the controller's,
-//!    for EC2NodeClasses) are emptied and deleted.
+//!    for EC2NodeClasses) are emptied and deleted;
+//! 5. with IRSA, the OIDC provider, if the bootstrap created it.
 //!
 //! Whatever carries no `app.kubernetes.io/managed-by: karpenter-bootstrap`
 //! tag is reported as not ours and left.
 
-use super::{Account, Clients, created_here, queue, roles, rules};
+use super::steps::{Identity, Options};
+use super::{Account, Clients, created_here, eks, oidc, queue, roles, rules};
 use crate::{Action, Change, Error, Mode};
 use aws_sdk_ec2::types::Filter;
 use karpenter_controller::controllers::interruption::event_rules;
 
 /// Plans or carries out the teardown of the AWS side.
-pub async fn destroy(account: &Account, c: &Clients, mode: Mode) -> Result<Vec<Change>, Error> {
+pub async fn destroy(
+    account: &Account,
+    c: &Clients,
+    mode: Mode,
+    options: &Options,
+) -> Result<Vec<Change>, Error> {
     let mut out = terminate_instances(account, c, mode).await?;
     for rule in event_rules() {
         out.extend(delete_rule(c, mode, &rule.name(&account.cluster)).await?);
     }
     out.extend(delete_queue(account, c, mode).await?);
+    out.extend(eks::delete_pod_identity(account, c, mode, &options.service_account).await?);
+    out.extend(eks::delete_access_entry(account, c, mode).await?);
     for name in [
         roles::controller_role_name(account),
         roles::node_role_name(account),
     ] {
         out.extend(delete_role(account, c, mode, &name).await?);
+    }
+    if let Identity::Irsa { issuer } = &options.identity {
+        out.extend(oidc::delete(account, c, mode, issuer).await?);
     }
     Ok(out)
 }

@@ -1,15 +1,12 @@
-//! What the bootstrap's tests share: the account moto serves.
+//! What the bootstrap's tests share: the account moto serves, with its
+//! EKS cluster.
+#![allow(dead_code)] // each test file uses a different part
 
 use karpenter_bootstrap::aws::Account;
 
 /// Cluster `demo` in moto's default account, us-east-1.
 pub fn account() -> Account {
-    Account {
-        cluster: "demo".into(),
-        region: "us-east-1".into(),
-        account_id: "123456789012".into(),
-        partition: "aws".into(),
-    }
+    Account::new("demo", "us-east-1", "123456789012")
 }
 
 /// A fresh moto server and the SDK configuration for it; `None` (the test
@@ -19,5 +16,23 @@ pub async fn moto(test: &str) -> Option<(test_support::MotoServer, aws_config::S
     env.require(test_support::Part::MotoServer, test)?;
     let moto = test_support::MotoServer::start(&env).expect("moto");
     let config = test_support::aws::sdk_config(&moto.endpoint()).await;
+    eks_cluster(&config, "demo").await;
     Some((moto, config))
+}
+
+/// Creates EKS cluster `name` in moto: the access entry and Pod Identity
+/// calls (answered by the labelled fake beside moto) need it to exist.
+pub async fn eks_cluster(config: &aws_config::SdkConfig, name: &str) {
+    aws_sdk_eks::Client::new(config)
+        .create_cluster()
+        .name(name)
+        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto creates the EKS cluster");
 }
