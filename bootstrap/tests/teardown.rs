@@ -126,9 +126,11 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
     assert!(
         planned.contains(&"- iam-instance-profile KarpenterNodeInstanceProfile-demo".to_string())
     );
+    assert!(planned.contains(&"- eks-pod-identity kube-system/karpenter".to_string()));
     assert_eq!(
         plan.iter().filter(|c| c.action == Action::Delete).count(),
-        11
+        13,
+        "an instance, 5 rules, the queue, the association, the access entry, 2 profiles, 2 roles"
     );
 
     let destroyer = Clients::new(&config);
