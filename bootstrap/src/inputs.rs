@@ -36,6 +36,8 @@ pub struct Inputs {
     pub ssm: Option<bool>,
     /// Give the node role an instance profile.
     pub instance_profile: Option<bool>,
+    /// Subnets and security groups to give the discovery tag.
+    pub discovery_tag: Option<Vec<String>>,
 }
 
 macro_rules! fill {
@@ -61,7 +63,8 @@ impl Inputs {
             namespace,
             values,
             ssm,
-            instance_profile
+            instance_profile,
+            discovery_tag
         );
         self
     }
@@ -88,6 +91,21 @@ impl Inputs {
                     .map(str::to_string)
             })
         };
+        let ids = |names: &[&str]| -> Vec<String> {
+            names
+                .iter()
+                .filter_map(|name| map.get(*name).map(|o| &o["value"]))
+                .flat_map(|v| match v {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(items) => items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .collect()
+        };
+        let discovery = ids(&["private_subnets", "node_security_group_id"]);
         let role_name = |names: &[&str]| {
             text(names).map(|v| v.rsplit('/').next().unwrap_or_default().to_string())
         };
@@ -106,6 +124,7 @@ impl Inputs {
                 "controller_role_name",
                 "iam_role_arn",
             ]),
+            discovery_tag: (!discovery.is_empty()).then_some(discovery),
             ..Inputs::default()
         })
     }
@@ -170,12 +189,18 @@ mod tests {
             "cluster_oidc_issuer_url": {"value": "https://oidc.eks.us-east-1.amazonaws.com/id/ABC"},
             "node_iam_role_arn": {"value": "arn:aws:iam::123456789012:role/prod-nodes"},
             "region": {"value": "us-east-1"},
+            "private_subnets": {"value": ["subnet-a", "subnet-b"]},
+            "node_security_group_id": {"value": "sg-1"},
             "unrelated": {"value": ["x"]},
         });
         let inputs = Inputs::from_terraform_outputs(&outputs).unwrap();
         assert_eq!(inputs.cluster_name.as_deref(), Some("prod"));
         assert_eq!(inputs.node_role_name.as_deref(), Some("prod-nodes"));
         assert_eq!(inputs.controller_role_name, None);
+        assert_eq!(
+            inputs.discovery_tag,
+            Some(vec!["subnet-a".into(), "subnet-b".into(), "sg-1".into()])
+        );
         assert_eq!(
             inputs.oidc_issuer.as_deref(),
             Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC")

@@ -72,6 +72,8 @@ impl Error {
         let message = error.to_string();
         let hint = if message.contains("AccessDenied") || message.contains("not authorized") {
             format!("; the credentials in use need {call}")
+        } else if message.contains("No cluster found") {
+            "; check the cluster name and the region (the EKS cluster must exist)".to_string()
         } else {
             String::new()
         };

@@ -109,6 +109,10 @@ struct Target {
     /// (`KarpenterNodeInstanceProfile-<cluster>`).
     #[arg(long)]
     instance_profile: bool,
+    /// Tag this subnet or security group `karpenter.sh/discovery: <cluster>`
+    /// (repeat for several; `destroy` takes the tag off again).
+    #[arg(long = "discovery-tag", value_name = "ID")]
+    discovery_tag: Vec<String>,
     /// Only the AWS side (no kubeconfig needed).
     #[arg(long)]
     aws_only: bool,
@@ -153,6 +157,7 @@ impl Target {
             values: None,
             ssm: self.ssm.then_some(true),
             instance_profile: self.instance_profile.then_some(true),
+            discovery_tag: (!self.discovery_tag.is_empty()).then(|| self.discovery_tag.clone()),
         };
         let mut inputs = flags;
         if let Some(path) = &self.config {
@@ -179,6 +184,7 @@ impl Target {
             instance_profile: inputs.instance_profile.unwrap_or(false),
             identity,
             service_account: service_account.clone(),
+            discovery: inputs.discovery_tag.clone().unwrap_or_default(),
         };
         let mut values = json!({"settings": {
             "clusterName": cluster,

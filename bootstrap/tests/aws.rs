@@ -8,7 +8,7 @@ mod common;
 
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
 use common::{account, moto};
-use karpenter_bootstrap::aws::{Account, Clients, queue, roles, rules, steps};
+use karpenter_bootstrap::aws::{Account, Clients, queue, roles, rules, steps, teardown};
 use karpenter_bootstrap::{Action, Change, Mode};
 use test_support::aws::sdk_config;
 
@@ -305,4 +305,100 @@ async fn an_apply_that_fails_half_way_resumes_on_the_next_run() {
         [&Action::Create; 4],
         "the two roles, the access entry and the Pod Identity association"
     );
+}
+
+#[tokio::test]
+async fn discovery_tags_go_on_and_come_off_with_the_same_inputs() {
+    let Some((_moto, config)) = moto("bootstrap discovery tags").await else {
+        return;
+    };
+    let account = account();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.0.1.0/24")
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    let group = ec2
+        .create_security_group()
+        .group_name("nodes")
+        .description("nodes")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .unwrap();
+    let group_id = group.group_id().unwrap().to_string();
+    // The group is tagged for another cluster already: re-pointed, and said so.
+    ec2.create_tags()
+        .resources(&group_id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("karpenter.sh/discovery")
+                .value("other")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let options = steps::Options {
+        discovery: vec![subnet_id.clone(), group_id.clone()],
+        ..Default::default()
+    };
+    let applied = steps::reconcile(
+        &account,
+        &Clients::new(&config),
+        Mode::Apply,
+        &options,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let tagged = &applied[applied.len() - 2..];
+    assert_eq!(tagged[0].action, Action::Create);
+    assert_eq!(
+        tagged[1].action,
+        Action::Update(vec!["karpenter.sh/discovery".into()])
+    );
+    let tag_of = |id: String| {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_tags()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("resource-id")
+                        .values(id)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            out.tags()
+                .iter()
+                .find(|t| t.key() == Some("karpenter.sh/discovery"))
+                .and_then(|t| t.value().map(str::to_string))
+        }
+    };
+    assert_eq!(tag_of(subnet_id.clone()).await.as_deref(), Some("demo"));
+    assert_eq!(tag_of(group_id.clone()).await.as_deref(), Some("demo"));
+    let again = Clients::new(&config);
+    steps::reconcile(&account, &again, Mode::Apply, &options, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.calls.writes(), 0);
+    teardown::destroy(&account, &Clients::new(&config), Mode::Apply, &options)
+        .await
+        .unwrap();
+    assert_eq!(tag_of(subnet_id).await, None);
+    assert_eq!(tag_of(group_id).await, None);
 }

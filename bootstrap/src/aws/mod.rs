@@ -1,6 +1,7 @@
 //! The AWS side: the account and cluster everything is for, the clients,
 //! and the tags every resource created carries.
 
+pub mod discovery;
 pub mod eks;
 pub mod oidc;
 pub mod queue;

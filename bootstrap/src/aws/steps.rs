@@ -3,7 +3,7 @@
 //! the roles before the EKS access that names them.
 
 use super::eks::{self, ServiceAccount};
-use super::{Account, Clients, oidc, queue, roles, rules};
+use super::{Account, Clients, discovery, oidc, queue, roles, rules};
 use crate::{Change, Error, Mode};
 use karpenter_iam::controller::ControllerTrust;
 
@@ -34,6 +34,8 @@ pub struct Options {
     pub identity: Identity,
     /// The controller's service account (the Helm release's name).
     pub service_account: ServiceAccount,
+    /// Subnets and security groups to tag `karpenter.sh/discovery: <cluster>`.
+    pub discovery: Vec<String>,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
                 namespace: "kube-system".into(),
                 name: "karpenter".into(),
             },
+            discovery: Vec::new(),
         }
     }
 }
@@ -107,6 +110,9 @@ pub async fn reconcile(
             eks::reconcile_pod_identity(account, c, mode, &options.service_account).await?,
             &mut out,
         );
+    }
+    for change in discovery::reconcile(account, c, mode, &options.discovery).await? {
+        done(change, &mut out);
     }
     Ok(out)
 }

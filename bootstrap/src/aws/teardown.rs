@@ -10,13 +10,14 @@
 //! 4. the roles, if the bootstrap created them, after the instance
 //!    profiles of this cluster that hold the node role (the controller's,
 //!    for EC2NodeClasses) are emptied and deleted;
-//! 5. with IRSA, the OIDC provider, if the bootstrap created it.
+//! 5. with IRSA, the OIDC provider, if the bootstrap created it;
+//! 6. this cluster's discovery tag on the subnets and security groups named.
 //!
 //! Whatever carries no `app.kubernetes.io/managed-by: karpenter-bootstrap`
 //! tag is reported as not ours and left.
 
 use super::steps::{Identity, Options};
-use super::{Account, Clients, created_here, eks, oidc, queue, roles, rules};
+use super::{Account, Clients, created_here, discovery, eks, oidc, queue, roles, rules};
 use crate::{Action, Change, Error, Mode};
 use aws_sdk_ec2::types::Filter;
 use karpenter_controller::controllers::interruption::event_rules;
@@ -44,6 +45,7 @@ pub async fn destroy(
     if let Identity::Irsa { issuer } = &options.identity {
         out.extend(oidc::delete(account, c, mode, issuer).await?);
     }
+    out.extend(discovery::remove(account, c, mode, &options.discovery).await?);
     Ok(out)
 }
 
