@@ -1,36 +1,68 @@
 //! Bootstrap benchmark (a program that prints a table; not a test): wall
-//! time and AWS calls of `apply` on an empty account, of the no-op re-run,
-//! and of `destroy`, against moto on this machine (so the times are moto's
-//! more than AWS's; the call counts carry over), and the CRDs against
-//! kubesim in process.
+//! time and AWS calls of `plan` and `apply` on an empty account and
+//! cluster, of the no-op re-run, and of `destroy`. AWS is moto on this
+//! machine (with the labelled fake for EKS access entries and Pod Identity),
+//! so the times are moto's more than AWS's; the call counts carry over. The
+//! cluster side (CRDs, the Helm release) runs against kubesim in process.
 //!
 //! Run: `cargo bench -p karpenter-bootstrap --bench bootstrap`
 
 use karpenter_bootstrap::aws::{Account, Clients, steps, teardown};
-use karpenter_bootstrap::cluster::crds;
+use karpenter_bootstrap::cluster::release::{self, ReleaseSpec};
+use karpenter_bootstrap::cluster::{crds, nodepools};
 use karpenter_bootstrap::{Action, Change, Mode};
 use std::time::{Duration, Instant};
 use test_support::aws::sdk_config;
 use test_support::{DevEnv, MotoServer, Part};
 
-/// One table row; `clients` is `None` for Kubernetes steps (no AWS calls).
-fn row(what: &str, took: Duration, clients: Option<&Clients>, changes: &[Change]) {
-    let changed = changes
+/// One run's measurements.
+struct Run {
+    aws: Duration,
+    cluster: Duration,
+    changes: Vec<Change>,
+}
+
+fn row(what: &str, run: &Run, clients: &Clients) {
+    let changed = run
+        .changes
         .iter()
         .filter(|c| c.action != Action::Unchanged)
         .count();
-    let (reads, writes) = clients.map_or(("-".to_string(), "-".to_string()), |c| {
-        (c.calls.reads().to_string(), c.calls.writes().to_string())
-    });
     println!(
-        "{:<28} | {:>8.1} | {:>5} | {:>6} | {:>9} / {}",
+        "{:<30} | {:>8.1} | {:>7.1} | {:>10.1} | {:>5} | {:>6} | {:>9} / {}",
         what,
-        took.as_secs_f64() * 1e3,
-        reads,
-        writes,
+        (run.aws + run.cluster).as_secs_f64() * 1e3,
+        run.aws.as_secs_f64() * 1e3,
+        run.cluster.as_secs_f64() * 1e3,
+        clients.calls.reads(),
+        clients.calls.writes(),
         changed,
-        changes.len()
+        run.changes.len()
     );
+}
+
+/// `plan` or `apply`: the AWS side, then the CRDs and the Helm release.
+async fn reconcile(
+    account: &Account,
+    clients: &Clients,
+    kube: &kube::Client,
+    spec: &ReleaseSpec,
+    mode: Mode,
+) -> Run {
+    let options = steps::Options::default();
+    let began = Instant::now();
+    let mut changes = steps::reconcile(account, clients, mode, &options, &mut |_| {})
+        .await
+        .expect("aws side");
+    let aws = began.elapsed();
+    let began = Instant::now();
+    changes.extend(crds::reconcile(kube, mode).await.expect("crds"));
+    changes.push(release::reconcile(kube, spec, mode).await.expect("release"));
+    Run {
+        aws,
+        cluster: began.elapsed(),
+        changes,
+    }
 }
 
 #[tokio::main]
@@ -42,11 +74,33 @@ async fn main() {
     }
     let moto = MotoServer::start(&env).expect("moto");
     let config = sdk_config(&moto.endpoint()).await;
+    aws_sdk_eks::Client::new(&config)
+        .create_cluster()
+        .name("bench")
+        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto creates the EKS cluster (and the first connection is made)");
     let account = Account::new("bench", "us-east-1", "123456789012");
-    println!("== karpenter-bootstrap against moto (AWS side) and kubesim (CRDs)");
+    let sim = kubesim::Kubesim::new();
+    let kube = sim.client();
+    let spec = ReleaseSpec {
+        name: "karpenter".into(),
+        namespace: "kube-system".into(),
+        values: serde_json::json!({"settings": {
+            "clusterName": "bench", "interruptionQueue": "Karpenter-bench"}}),
+    };
     println!(
-        "{:<28} | {:>8} | {:>5} | {:>6} | {:>9}",
-        "step", "wall ms", "reads", "writes", "changed / resources"
+        "== karpenter-bootstrap: AWS side against moto, cluster side (CRDs, Helm release) against kubesim"
+    );
+    println!(
+        "{:<30} | {:>8} | {:>7} | {:>10} | {:>5} | {:>6} | {:>9}",
+        "step", "wall ms", "AWS ms", "cluster ms", "reads", "writes", "changed / resources"
     );
     for (what, mode) in [
         ("plan, empty account", Mode::Plan),
@@ -54,30 +108,30 @@ async fn main() {
         ("apply again (no-op)", Mode::Apply),
     ] {
         let clients = Clients::new(&config);
-        let began = Instant::now();
-        let changes = steps::reconcile(
-            &account,
-            &clients,
-            mode,
-            &steps::Options::default(),
-            &mut |_| {},
-        )
-        .await
-        .expect("reconcile");
-        row(what, began.elapsed(), Some(&clients), &changes);
+        let run = reconcile(&account, &clients, &kube, &spec, mode).await;
+        row(what, &run, &clients);
     }
     let clients = Clients::new(&config);
     let began = Instant::now();
-    let changes = teardown::destroy(&account, &clients, Mode::Apply, &steps::Options::default())
+    let (mut changes, _) = nodepools::delete_and_drain(&kube, Mode::Apply, Duration::ZERO)
         .await
-        .expect("destroy");
-    row("destroy", began.elapsed(), Some(&clients), &changes);
-
-    let sim = kubesim::Kubesim::new();
-    let client = sim.client();
-    for what in ["CRDs, empty cluster", "CRDs again (no-op)"] {
-        let began = Instant::now();
-        let changes = crds::reconcile(&client, Mode::Apply).await.expect("crds");
-        row(what, began.elapsed(), None, &changes);
-    }
+        .expect("nodepools");
+    changes.extend(
+        release::uninstall(&kube, &spec, Mode::Apply)
+            .await
+            .expect("uninstall"),
+    );
+    let cluster = began.elapsed();
+    let began = Instant::now();
+    changes.extend(
+        teardown::destroy(&account, &clients, Mode::Apply, &steps::Options::default())
+            .await
+            .expect("destroy"),
+    );
+    let run = Run {
+        aws: began.elapsed(),
+        cluster,
+        changes,
+    };
+    row("destroy", &run, &clients);
 }

@@ -44,8 +44,8 @@ enum Command {
     /// its queue are doing; exits 2 when something is not in place.
     Status(Target),
     /// Take it all down: NodePools (the controller drains their nodes),
-    /// then the controller's release, then what is left of the cluster's
-    /// instances, then what the bootstrap created; never what it did not
+    /// then what is left of the cluster's instances, then the controller's
+    /// release, then what the bootstrap created; never what it did not
     /// create.
     Destroy(Destroy),
 }
@@ -426,8 +426,9 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
     let mut resolved = d.target.resolve()?;
     let (account, clients) = connect(&mut resolved).await?;
     let mut changes = Vec::new();
-    if let Some(kube) = kube_client(&d.target).await? {
-        let (deleted, left) = nodepools::delete_and_drain(&kube, mode, d.drain_timeout)
+    let kube = kube_client(&d.target).await?;
+    if let Some(kube) = &kube {
+        let (deleted, left) = nodepools::delete_and_drain(kube, mode, d.drain_timeout)
             .await
             .map_err(|e| e.to_string())?;
         changes.extend(deleted);
@@ -437,15 +438,21 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
                 d.drain_timeout
             );
         }
-        if let Some(change) = release::uninstall(&kube, &resolved.release, mode)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            changes.push(change);
-        }
     }
     changes.extend(
-        teardown::destroy(&account, &clients, mode, &resolved.options)
+        teardown::terminate_instances(&account, &clients, mode)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    if let Some(kube) = &kube
+        && let Some(change) = release::uninstall(kube, &resolved.release, mode)
+            .await
+            .map_err(|e| e.to_string())?
+    {
+        changes.push(change);
+    }
+    changes.extend(
+        teardown::remove_resources(&account, &clients, mode, &resolved.options)
             .await
             .map_err(|e| e.to_string())?,
     );

@@ -22,7 +22,8 @@ use crate::{Action, Change, Error, Mode};
 use aws_sdk_ec2::types::Filter;
 use karpenter_controller::controllers::interruption::event_rules;
 
-/// Plans or carries out the teardown of the AWS side.
+/// Plans or carries out the teardown of the AWS side: the leftover
+/// instances, then [`remove_resources`].
 pub async fn destroy(
     account: &Account,
     c: &Clients,
@@ -30,6 +31,19 @@ pub async fn destroy(
     options: &Options,
 ) -> Result<Vec<Change>, Error> {
     let mut out = terminate_instances(account, c, mode).await?;
+    out.extend(remove_resources(account, c, mode, options).await?);
+    Ok(out)
+}
+
+/// Steps 2 to 6: everything the bootstrap created on AWS (the command
+/// uninstalls the controller's release before this).
+pub async fn remove_resources(
+    account: &Account,
+    c: &Clients,
+    mode: Mode,
+    options: &Options,
+) -> Result<Vec<Change>, Error> {
+    let mut out = Vec::new();
     for rule in event_rules() {
         out.extend(delete_rule(c, mode, &rule.name(&account.cluster)).await?);
     }
@@ -63,7 +77,8 @@ fn foreign(resource: String) -> Change {
     }
 }
 
-async fn terminate_instances(
+/// Step 1: terminates the instances still tagged for the cluster's NodePools.
+pub async fn terminate_instances(
     account: &Account,
     c: &Clients,
     mode: Mode,

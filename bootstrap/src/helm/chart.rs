@@ -24,6 +24,7 @@ macro_rules! chart_files {
 chart_files!(
     ".helmignore",
     "Chart.yaml",
+    "README.md",
     "values.yaml",
     "crds/karpenter.k8s.aws_ec2nodeclasses.yaml",
     "crds/karpenter.sh_nodeclaims.yaml",
