@@ -8,9 +8,12 @@
 //! exits when Terraform calls `Shutdown` or goes away.
 
 mod cty;
+mod kube_client;
+mod mapping;
 mod plugin;
 mod proto;
 mod provider;
+mod resources;
 mod schema;
 mod tls;
 

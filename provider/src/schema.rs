@@ -53,7 +53,8 @@ pub struct NestedBlock {
     pub nesting: Nesting,
     /// Its content.
     pub block: Block,
-    /// The most blocks allowed (0: no limit).
+    /// The most blocks allowed (0: no limit; single blocks must say 0,
+    /// which Terraform 1.15 checks: min and max must match for them).
     pub max_items: i64,
 }
 

@@ -4,7 +4,7 @@
 //! Nothing here is used at plan time, so it may depend on values that are
 //! unknown until apply (a cluster created in the same run).
 
-use crate::cty::{Type, Value};
+use crate::cty::Type;
 use crate::schema::{Attribute, Block, NestedBlock, Nesting, Presence};
 
 /// The provider block's schema.
@@ -22,7 +22,7 @@ pub fn schema() -> Block {
         blocks: vec![NestedBlock {
             name: "exec",
             nesting: Nesting::Single,
-            max_items: 1,
+            max_items: 0,
             block: Block {
                 attributes: vec![
                     Attribute::new("api_version", Type::String, Presence::Required, "The ExecCredential API version (`client.authentication.k8s.io/v1beta1`)."),
@@ -35,12 +35,4 @@ pub fn schema() -> Block {
         }],
         description: "Manages Karpenter NodePools and EC2NodeClasses through the Kubernetes API.",
     }
-}
-
-/// The provider configuration Terraform sent, kept until a call needs the
-/// cluster (never at plan time).
-#[derive(Debug, Clone, Default)]
-pub struct Config {
-    /// The provider block's value.
-    pub value: Option<Value>,
 }

@@ -1,18 +1,37 @@
 //! The `tfplugin6.Provider` service: schema, validation, plan, apply, read
-//! and import, dispatched to the resource and data source types.
+//! and import, dispatched to the resource types. Every Terraform command
+//! starts the provider afresh, so nothing is kept between processes; the
+//! cluster client is built on first use after `ConfigureProvider`.
 
 use super::config;
-use crate::cty;
+use crate::cty::{self, Value};
+use crate::mapping::PathStep;
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider;
+use crate::resources::{self, crd::Kind, crd::Problem};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status};
 
-/// The provider's state between calls of one Terraform process.
-#[derive(Default)]
+/// The default server-side apply field manager.
+pub const FIELD_MANAGER: &str = "terraform-provider-karpenter";
+
+/// The provider's state within one Terraform process.
 pub struct Service {
-    config: Mutex<config::Config>,
+    kinds: HashMap<&'static str, Kind>,
+    config: Mutex<Option<Value>>,
+    client: OnceCell<kube::Client>,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service {
+            kinds: resources::all().into_iter().map(|k| (k.type_name, k)).collect(),
+            config: Mutex::new(None),
+            client: OnceCell::new(),
+        }
+    }
 }
 
 /// An error diagnostic.
@@ -25,11 +44,70 @@ pub fn error(summary: impl Into<String>, detail: impl Into<String>) -> pb::Diagn
     }
 }
 
-fn unknown_type(kind: &str, name: &str) -> pb::Diagnostic {
-    error(
-        format!("unknown {kind} type {name:?}"),
-        "this version of terraform-provider-karpenter does not have it",
-    )
+fn path(steps: &[PathStep]) -> pb::AttributePath {
+    use pb::attribute_path::step::Selector;
+    pb::AttributePath {
+        steps: steps
+            .iter()
+            .map(|s| pb::attribute_path::Step {
+                selector: Some(match s {
+                    PathStep::Attribute(name) => Selector::AttributeName(name.clone()),
+                    PathStep::Index(i) => Selector::ElementKeyInt(*i),
+                }),
+            })
+            .collect(),
+    }
+}
+
+fn problem(p: Problem) -> pb::Diagnostic {
+    pb::Diagnostic {
+        attribute: (!p.path.is_empty()).then(|| path(&p.path)),
+        ..error(p.summary, p.detail)
+    }
+}
+
+fn dynamic(value: &Value, ty: &cty::Type) -> Option<pb::DynamicValue> {
+    Some(pb::DynamicValue {
+        msgpack: cty::encode(value, ty),
+        json: Vec::new(),
+    })
+}
+
+impl Service {
+    fn kind(&self, name: &str) -> Result<&Kind, pb::Diagnostic> {
+        self.kinds.get(name).ok_or_else(|| {
+            error(
+                format!("unknown resource type {name:?}"),
+                "this version of terraform-provider-karpenter does not have it",
+            )
+        })
+    }
+
+    async fn client(&self) -> Result<&kube::Client, pb::Diagnostic> {
+        let config = self.config.lock().expect("config lock").clone();
+        self.client
+            .get_or_try_init(|| async {
+                let config = config.ok_or("the provider was not configured")?;
+                crate::kube_client::client(&config).await
+            })
+            .await
+            .map_err(|e: String| error("cannot reach the cluster", e))
+    }
+
+    fn field_manager(&self) -> String {
+        let config = self.config.lock().expect("config lock");
+        config
+            .as_ref()
+            .and_then(|c| c.get("field_manager").as_str().map(str::to_string))
+            .unwrap_or_else(|| FIELD_MANAGER.to_string())
+    }
+}
+
+fn decode(value: Option<&pb::DynamicValue>, ty: &cty::Type) -> Result<Value, pb::Diagnostic> {
+    match value {
+        None => Ok(Value::Null),
+        Some(v) => cty::decode(&v.msgpack, ty).map_err(|e| error("invalid value", e.to_string())),
+    }
 }
 
 #[tonic::async_trait]
@@ -40,7 +118,11 @@ impl Provider for Service {
     ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
         Ok(Response::new(pb::get_provider_schema::Response {
             provider: Some(config::schema().schema()),
-            resource_schemas: HashMap::new(),
+            resource_schemas: self
+                .kinds
+                .values()
+                .map(|k| (k.type_name.to_string(), k.schema().schema()))
+                .collect(),
             data_source_schemas: HashMap::new(),
             diagnostics: Vec::new(),
             provider_meta: None,
@@ -65,10 +147,18 @@ impl Provider for Service {
         &self,
         request: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
-        let name = request.into_inner().type_name;
-        Ok(Response::new(pb::validate_resource_config::Response {
-            diagnostics: vec![unknown_type("resource", &name)],
-        }))
+        let request = request.into_inner();
+        let diagnostics = match self.kind(&request.type_name) {
+            Err(d) => vec![d],
+            Ok(kind) => match decode(request.config.as_ref(), &kind.schema().ty()) {
+                Err(d) => vec![d],
+                Ok(config) => match kind.plan(&Value::Null, &config) {
+                    Ok(_) => Vec::new(),
+                    Err(problems) => problems.into_iter().map(problem).collect(),
+                },
+            },
+        };
+        Ok(Response::new(pb::validate_resource_config::Response { diagnostics }))
     }
 
     async fn validate_data_resource_config(
@@ -77,7 +167,7 @@ impl Provider for Service {
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
         let name = request.into_inner().type_name;
         Ok(Response::new(pb::validate_data_resource_config::Response {
-            diagnostics: vec![unknown_type("data source", &name)],
+            diagnostics: vec![error(format!("unknown data source {name:?}"), "")],
         }))
     }
 
@@ -85,10 +175,21 @@ impl Provider for Service {
         &self,
         request: Request<pb::upgrade_resource_state::Request>,
     ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
-        let name = request.into_inner().type_name;
+        let request = request.into_inner();
+        let result = self.kind(&request.type_name).and_then(|kind| {
+            let ty = kind.schema().ty();
+            let json = request.raw_state.map(|r| r.json).unwrap_or_default();
+            let value: serde_json::Value = serde_json::from_slice(&json)
+                .map_err(|e| error("unreadable state", e.to_string()))?;
+            Ok(dynamic(&from_state_json(&value, &ty), &ty))
+        });
+        let (upgraded_state, diagnostics) = match result {
+            Ok(v) => (v, Vec::new()),
+            Err(d) => (None, vec![d]),
+        };
         Ok(Response::new(pb::upgrade_resource_state::Response {
-            upgraded_state: None,
-            diagnostics: vec![unknown_type("resource", &name)],
+            upgraded_state,
+            diagnostics,
         }))
     }
 
@@ -97,15 +198,13 @@ impl Provider for Service {
         request: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let request = request.into_inner();
-        let ty = config::schema().ty();
-        let mut diagnostics = Vec::new();
-        match request.config.map(|c| cty::decode(&c.msgpack, &ty)) {
-            Some(Ok(value)) => {
-                self.config.lock().expect("config lock").value = Some(value);
+        let diagnostics = match decode(request.config.as_ref(), &config::schema().ty()) {
+            Ok(value) => {
+                *self.config.lock().expect("config lock") = Some(value);
+                Vec::new()
             }
-            Some(Err(e)) => diagnostics.push(error("invalid provider configuration", e.to_string())),
-            None => {}
-        }
+            Err(d) => vec![d],
+        };
         Ok(Response::new(pb::configure_provider::Response { diagnostics }))
     }
 
@@ -113,11 +212,24 @@ impl Provider for Service {
         &self,
         request: Request<pb::read_resource::Request>,
     ) -> Result<Response<pb::read_resource::Response>, Status> {
-        let name = request.into_inner().type_name;
+        let request = request.into_inner();
+        let result = async {
+            let kind = self.kind(&request.type_name)?;
+            let ty = kind.schema().ty();
+            let prior = decode(request.current_state.as_ref(), &ty)?;
+            let client = self.client().await?;
+            let state = kind
+                .read(client, &prior)
+                .await
+                .map_err(|e| error("read failed", e))?;
+            Ok(dynamic(&state, &ty))
+        }
+        .await;
+        let (new_state, diagnostics) = split(result);
         Ok(Response::new(pb::read_resource::Response {
-            new_state: None,
-            diagnostics: vec![unknown_type("resource", &name)],
-            private: Vec::new(),
+            new_state,
+            diagnostics,
+            private: request.private,
         }))
     }
 
@@ -125,12 +237,30 @@ impl Provider for Service {
         &self,
         request: Request<pb::plan_resource_change::Request>,
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
-        let name = request.into_inner().type_name;
+        let request = request.into_inner();
+        let result = (|| {
+            let kind = self.kind(&request.type_name)?;
+            let ty = kind.schema().ty();
+            let prior = decode(request.prior_state.as_ref(), &ty)?;
+            let proposed = decode(request.proposed_new_state.as_ref(), &ty)?;
+            if proposed == Value::Null {
+                return Ok((dynamic(&Value::Null, &ty), Vec::new()));
+            }
+            let (planned, replace) = kind
+                .plan(&prior, &proposed)
+                .map_err(|problems| problems.into_iter().map(problem).collect::<Vec<_>>())
+                .map_err(Diagnostics)?;
+            Ok((dynamic(&planned, &ty), replace.iter().map(|p| path(p)).collect()))
+        })();
+        let (planned_state, requires_replace, diagnostics) = match result {
+            Ok((planned, replace)) => (planned, replace, Vec::new()),
+            Err(Diagnostics(d)) => (None, Vec::new(), d),
+        };
         Ok(Response::new(pb::plan_resource_change::Response {
-            planned_state: None,
-            requires_replace: Vec::new(),
-            planned_private: Vec::new(),
-            diagnostics: vec![unknown_type("resource", &name)],
+            planned_state,
+            requires_replace,
+            planned_private: request.prior_private,
+            diagnostics,
         }))
     }
 
@@ -138,11 +268,31 @@ impl Provider for Service {
         &self,
         request: Request<pb::apply_resource_change::Request>,
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
-        let name = request.into_inner().type_name;
+        let request = request.into_inner();
+        let result = async {
+            let kind = self.kind(&request.type_name)?;
+            let ty = kind.schema().ty();
+            let prior = decode(request.prior_state.as_ref(), &ty)?;
+            let planned = decode(request.planned_state.as_ref(), &ty)?;
+            let client = self.client().await?;
+            if planned == Value::Null {
+                kind.delete(client, &prior)
+                    .await
+                    .map_err(|e| error("delete failed", e))?;
+                return Ok(dynamic(&Value::Null, &ty));
+            }
+            let state = kind
+                .apply(client, &self.field_manager(), &planned)
+                .await
+                .map_err(|e| error("apply failed", e))?;
+            Ok(dynamic(&state, &ty))
+        }
+        .await;
+        let (new_state, diagnostics) = split(result);
         Ok(Response::new(pb::apply_resource_change::Response {
-            new_state: None,
-            private: Vec::new(),
-            diagnostics: vec![unknown_type("resource", &name)],
+            new_state,
+            private: request.planned_private,
+            diagnostics,
         }))
     }
 
@@ -150,10 +300,29 @@ impl Provider for Service {
         &self,
         request: Request<pb::import_resource_state::Request>,
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
-        let name = request.into_inner().type_name;
+        let request = request.into_inner();
+        let result = async {
+            let kind = self.kind(&request.type_name)?;
+            let ty = kind.schema().ty();
+            let client = self.client().await?;
+            let state = kind
+                .import(client, &request.id)
+                .await
+                .map_err(|e| error("import failed", e))?;
+            Ok(pb::import_resource_state::ImportedResource {
+                type_name: request.type_name.clone(),
+                state: dynamic(&state, &ty),
+                private: Vec::new(),
+            })
+        }
+        .await;
+        let (imported_resources, diagnostics) = match result {
+            Ok(r) => (vec![r], Vec::new()),
+            Err(d) => (Vec::new(), vec![d]),
+        };
         Ok(Response::new(pb::import_resource_state::Response {
-            imported_resources: Vec::new(),
-            diagnostics: vec![unknown_type("resource", &name)],
+            imported_resources,
+            diagnostics,
         }))
     }
 
@@ -164,7 +333,7 @@ impl Provider for Service {
         let name = request.into_inner().type_name;
         Ok(Response::new(pb::read_data_source::Response {
             state: None,
-            diagnostics: vec![unknown_type("data source", &name)],
+            diagnostics: vec![error(format!("unknown data source {name:?}"), "")],
         }))
     }
 
@@ -175,5 +344,47 @@ impl Provider for Service {
         Ok(Response::new(pb::stop_provider::Response {
             error: String::new(),
         }))
+    }
+}
+
+/// Several diagnostics as one error.
+struct Diagnostics(Vec<pb::Diagnostic>);
+
+impl From<pb::Diagnostic> for Diagnostics {
+    fn from(d: pb::Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+fn split<T: Default>(result: Result<T, pb::Diagnostic>) -> (T, Vec<pb::Diagnostic>) {
+    match result {
+        Ok(v) => (v, Vec::new()),
+        Err(d) => (T::default(), vec![d]),
+    }
+}
+
+/// A stored state's JSON (attribute names as in the schema) as a value.
+fn from_state_json(json: &serde_json::Value, ty: &cty::Type) -> Value {
+    use serde_json::Value as Json;
+    match (json, ty) {
+        (Json::Null, _) => Value::Null,
+        (Json::Bool(b), _) => Value::Bool(*b),
+        (Json::Number(n), _) => Value::Number(n.clone()),
+        (Json::String(s), _) => Value::String(s.clone()),
+        (Json::Array(items), cty::Type::List(t) | cty::Type::Set(t)) => {
+            Value::List(items.iter().map(|i| from_state_json(i, t)).collect())
+        }
+        (Json::Object(map), cty::Type::Map(t)) => Value::Map(
+            map.iter()
+                .map(|(k, v)| (k.clone(), from_state_json(v, t)))
+                .collect(),
+        ),
+        (Json::Object(map), cty::Type::Object(attrs)) => Value::Map(
+            attrs
+                .iter()
+                .map(|(k, t)| (k.clone(), from_state_json(map.get(k).unwrap_or(&Json::Null), t)))
+                .collect(),
+        ),
+        _ => Value::Null,
     }
 }

@@ -1,0 +1,274 @@
+//! What every Karpenter object resource does the same way: the schema
+//! (`name`, `id`, the spec's fields, computed status), a plan that validates
+//! and defaults without calling the cluster, apply by server-side apply,
+//! read that notices changes and deletion, and import by name.
+
+use crate::cty::Value;
+use crate::mapping::{self, Field, PathStep, Shape};
+use crate::schema::{Attribute, Block, Presence};
+use crate::cty::Type;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::Api;
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+
+/// A Karpenter kind managed as a Terraform resource.
+pub struct Kind {
+    /// The resource type (`karpenter_nodepool`).
+    pub type_name: &'static str,
+    /// `karpenter.sh/v1`.
+    pub api_version: &'static str,
+    /// `NodePool`.
+    pub kind: &'static str,
+    /// `nodepools`.
+    pub plural: &'static str,
+    /// The resource's documentation.
+    pub description: &'static str,
+    /// The spec's fields.
+    pub fields: fn() -> Vec<Field>,
+    /// Defaults and validates a whole object (problems as JSON path and rule).
+    pub check: fn(&Json) -> Result<Json, Vec<(String, String)>>,
+    /// The spec the API server would default an otherwise empty object to.
+    pub default_spec: fn() -> Json,
+}
+
+/// A problem with a configuration, at a Terraform attribute path.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// One line.
+    pub summary: String,
+    /// The rule broken.
+    pub detail: String,
+    /// Where (empty: the whole resource).
+    pub path: Vec<PathStep>,
+}
+
+const STATUS_ATTRS: [&str; 3] = ["status_nodes", "status_resources", "status_conditions"];
+
+impl Kind {
+    /// The resource's schema.
+    pub fn schema(&self) -> Block {
+        let computed = |name, ty, description| Attribute::new(name, ty, Presence::Computed, description);
+        let strings = || Type::Map(Box::new(Type::String));
+        mapping::block(
+            &(self.fields)(),
+            vec![
+                Attribute::new("name", Type::String, Presence::Required, "The object's name; changing it replaces the object."),
+                computed("id", Type::String, "The object's name."),
+                computed("status_nodes", Type::Number, "Nodes the object accounts for (NodePools)."),
+                computed("status_resources", strings(), "Resources of its nodes (NodePools)."),
+                computed("status_conditions", strings(), "Each status condition's type and status (`Ready = \"True\"`)."),
+            ],
+            self.description,
+        )
+    }
+
+    fn object(&self, name: &str, spec: serde_json::Map<String, Json>) -> Json {
+        json!({
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": {"name": name},
+            "spec": spec,
+        })
+    }
+
+    fn api(&self, client: &kube::Client) -> Api<DynamicObject> {
+        let (group, version) = self.api_version.split_once('/').unwrap_or(("", self.api_version));
+        let gvk = GroupVersionKind::gvk(group, version, self.kind);
+        Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, self.plural))
+    }
+
+    /// Plans a create or an update (never calls the cluster). Validation
+    /// runs once the configuration is wholly known.
+    pub fn plan(&self, prior: &Value, proposed: &Value) -> Result<(Value, Vec<Vec<PathStep>>), Vec<Problem>> {
+        let fields = (self.fields)();
+        let mut planned = proposed.clone();
+        let name = proposed.get("name").clone();
+        let defaulted = if proposed.has_unknown() {
+            None
+        } else {
+            let object = self.object(name.as_str().unwrap_or_default(), mapping::to_json(proposed, &fields));
+            Some((self.check)(&object).map_err(|problems| self.problems(problems, &fields))?)
+        };
+        let server_spec = defaulted.as_ref().map(|d| d["spec"].clone());
+        fill_defaults(&mut planned, server_spec.as_ref(), &fields);
+        let unchanged = matches!(prior, Value::Map(_))
+            && mapping::to_json(prior, &fields) == mapping::to_json(&planned, &fields);
+        if let Value::Map(map) = &mut planned {
+            map.insert("id".into(), name.clone());
+            for attr in STATUS_ATTRS {
+                let value = if unchanged { prior.get(attr).clone() } else { Value::Unknown };
+                map.insert(attr.into(), value);
+            }
+        }
+        let replace = match prior {
+            Value::Map(_) if prior.get("name") != &name => {
+                vec![vec![PathStep::Attribute("name".into())]]
+            }
+            _ => Vec::new(),
+        };
+        Ok((planned, replace))
+    }
+
+    fn problems(&self, problems: Vec<(String, String)>, fields: &[Field]) -> Vec<Problem> {
+        problems
+            .into_iter()
+            .map(|(path, rule)| {
+                let steps = match path.strip_prefix("spec.") {
+                    Some(spec_path) => mapping::tf_path(spec_path, fields),
+                    None if path == "metadata.name" => vec![PathStep::Attribute("name".into())],
+                    None => Vec::new(),
+                };
+                Problem {
+                    summary: format!("invalid {}: {path}", self.kind),
+                    detail: rule,
+                    path: steps,
+                }
+            })
+            .collect()
+    }
+
+    /// Creates or updates the object as planned (server-side apply, forced,
+    /// as `field_manager`) and returns the new state.
+    pub async fn apply(&self, client: &kube::Client, field_manager: &str, planned: &Value) -> Result<Value, String> {
+        let fields = (self.fields)();
+        let name = planned.get("name").as_str().ok_or("name is unknown at apply")?;
+        let object = self.object(name, mapping::to_json(planned, &fields));
+        let applied = self
+            .api(client)
+            .patch(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(&object))
+            .await
+            .map_err(|e| format!("applying {} {name}: {e}", self.kind))?;
+        let server = serde_json::to_value(&applied).map_err(|e| e.to_string())?;
+        Ok(self.state(&server, Shape::Like(planned), Some(planned)))
+    }
+
+    /// The object as it is now, shaped like `prior`; null when it is gone.
+    pub async fn read(&self, client: &kube::Client, prior: &Value) -> Result<Value, String> {
+        let name = prior.get("name").as_str().unwrap_or_default().to_string();
+        let found = self
+            .api(client)
+            .get_opt(&name)
+            .await
+            .map_err(|e| format!("reading {} {name}: {e}", self.kind))?;
+        Ok(match found {
+            None => Value::Null,
+            Some(object) => {
+                let server = serde_json::to_value(&object).map_err(|e| e.to_string())?;
+                self.state(&server, Shape::Like(prior), None)
+            }
+        })
+    }
+
+    /// The state of the object named `id`, for `terraform import`.
+    pub async fn import(&self, client: &kube::Client, id: &str) -> Result<Value, String> {
+        let found = self
+            .api(client)
+            .get_opt(id)
+            .await
+            .map_err(|e| format!("reading {} {id}: {e}", self.kind))?
+            .ok_or_else(|| format!("there is no {} named {id:?} in the cluster", self.kind))?;
+        let server = serde_json::to_value(&found).map_err(|e| e.to_string())?;
+        let defaults = (self.default_spec)();
+        Ok(self.state(&server, Shape::Import(&defaults), None))
+    }
+
+    /// Deletes the object; gone already is fine.
+    pub async fn delete(&self, client: &kube::Client, prior: &Value) -> Result<(), String> {
+        let name = prior.get("name").as_str().unwrap_or_default();
+        match self.api(client).delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(format!("deleting {} {name}: {e}", self.kind)),
+        }
+    }
+
+    /// The state for a server object; with `planned`, every known planned
+    /// value is kept as it was planned and only the unknown ones are filled.
+    fn state(&self, server: &Json, shape: Shape<'_>, planned: Option<&Value>) -> Value {
+        let fields = (self.fields)();
+        let mut state = mapping::from_json(&server["spec"], &fields, shape);
+        if let Some(planned) = planned {
+            state = keep_known(planned, &state);
+        }
+        let name = server["metadata"]["name"].as_str().unwrap_or_default();
+        let status = &server["status"];
+        let conditions: BTreeMap<String, Value> = status["conditions"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|c| {
+                        Some((c["type"].as_str()?.to_string(), Value::String(c["status"].as_str()?.to_string())))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let resources: BTreeMap<String, Value> = status["resources"]
+            .as_object()
+            .map(|r| {
+                r.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_string))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Value::Map(map) = &mut state {
+            map.insert("name".into(), Value::String(name.to_string()));
+            map.insert("id".into(), Value::String(name.to_string()));
+            map.insert(
+                "status_nodes".into(),
+                status["nodes"].as_i64().map_or(Value::Number(0.into()), |n| Value::Number(n.into())),
+            );
+            map.insert("status_resources".into(), Value::Map(resources));
+            map.insert("status_conditions".into(), Value::Map(conditions));
+        }
+        state
+    }
+}
+
+/// Fills every optional-and-computed attribute the plan leaves null: with
+/// the server's default when the whole configuration is known, else unknown.
+fn fill_defaults(planned: &mut Value, defaulted: Option<&Json>, fields: &[Field]) {
+    let Value::Map(map) = planned else { return };
+    for field in fields {
+        let Some(slot) = map.get_mut(field.tf()) else { continue };
+        let server = defaulted.map(|d| &d[match field {
+            Field::Attr { json, .. } | Field::Block { json, .. } => *json,
+        }]);
+        match field {
+            Field::Attr { presence: Presence::OptionalComputed, ty, .. } if *slot == Value::Null => {
+                *slot = match server {
+                    Some(json) => mapping::scalar_from_json(json, ty),
+                    None => Value::Unknown,
+                };
+            }
+            Field::Block { nesting: crate::schema::Nesting::Single, fields, .. } => {
+                fill_defaults(slot, server, fields);
+            }
+            Field::Block { fields, .. } => {
+                if let Value::List(items) = slot {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        fill_defaults(item, server.map(|s| &s[i]), fields);
+                    }
+                }
+            }
+            Field::Attr { .. } => {}
+        }
+    }
+}
+
+/// `planned` with its unknown parts taken from `actual`.
+fn keep_known(planned: &Value, actual: &Value) -> Value {
+    match (planned, actual) {
+        (Value::Unknown, actual) => actual.clone(),
+        (Value::Map(p), Value::Map(a)) => Value::Map(
+            p.iter()
+                .map(|(k, v)| (k.clone(), keep_known(v, a.get(k).unwrap_or(&Value::Null))))
+                .collect(),
+        ),
+        (Value::List(p), Value::List(a)) if p.len() == a.len() => {
+            Value::List(p.iter().zip(a).map(|(p, a)| keep_known(p, a)).collect())
+        }
+        (planned, _) => planned.clone(),
+    }
+}
