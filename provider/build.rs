@@ -6,7 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     let include = protoc_bin_vendored::include_path()?;
-    let include = include.to_str().ok_or("the vendored protoc's include path is not UTF-8")?;
+    let include = include
+        .to_str()
+        .ok_or("the vendored protoc's include path is not UTF-8")?;
     tonic_prost_build::configure()
         .build_client(false)
         .compile_with_config(

@@ -17,8 +17,6 @@ pub enum Type {
     Bool,
     /// `list(T)`
     List(Box<Type>),
-    /// `set(T)`
-    Set(Box<Type>),
     /// `map(T)`
     Map(Box<Type>),
     /// `object({...})`
@@ -33,11 +31,12 @@ impl Type {
             Type::Number => json!("number"),
             Type::Bool => json!("bool"),
             Type::List(t) => json!(["list", t.to_json()]),
-            Type::Set(t) => json!(["set", t.to_json()]),
             Type::Map(t) => json!(["map", t.to_json()]),
             Type::Object(attrs) => {
-                let attrs: serde_json::Map<String, serde_json::Value> =
-                    attrs.iter().map(|(k, t)| (k.clone(), t.to_json())).collect();
+                let attrs: serde_json::Map<String, serde_json::Value> = attrs
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.to_json()))
+                    .collect();
                 json!(["object", attrs])
             }
         }
@@ -128,7 +127,7 @@ fn from_msg(msg: &Msg, ty: &Type) -> Result<Value, DecodeError> {
             let text = s.as_str().ok_or_else(wrong)?;
             Value::Number(text.parse().map_err(|_| wrong())?)
         }
-        (Msg::Array(items), Type::List(t) | Type::Set(t)) => Value::List(
+        (Msg::Array(items), Type::List(t)) => Value::List(
             items
                 .iter()
                 .map(|i| from_msg(i, t))
@@ -177,7 +176,7 @@ fn to_msg(value: &Value, ty: &Type) -> Msg {
             (None, None, Some(f)) => Msg::F64(f),
             _ => Msg::from(n.to_string()),
         },
-        (Value::List(items), Type::List(t) | Type::Set(t)) => {
+        (Value::List(items), Type::List(t)) => {
             Msg::Array(items.iter().map(|i| to_msg(i, t)).collect())
         }
         (Value::Map(map), Type::Map(t)) => Msg::Map(
@@ -188,7 +187,12 @@ fn to_msg(value: &Value, ty: &Type) -> Msg {
         (Value::Map(map), Type::Object(attrs)) => Msg::Map(
             attrs
                 .iter()
-                .map(|(k, t)| (Msg::from(k.as_str()), to_msg(map.get(k).unwrap_or(&Value::Null), t)))
+                .map(|(k, t)| {
+                    (
+                        Msg::from(k.as_str()),
+                        to_msg(map.get(k).unwrap_or(&Value::Null), t),
+                    )
+                })
                 .collect(),
         ),
         // A value that does not fit its type is written as null.
@@ -216,7 +220,10 @@ mod tests {
             ("name".into(), Value::String("default".into())),
             ("weight".into(), Value::Number(10.into())),
             ("labels".into(), Value::Unknown),
-            ("values".into(), Value::List(vec![Value::String("a".into())])),
+            (
+                "values".into(),
+                Value::List(vec![Value::String("a".into())]),
+            ),
             ("on".into(), Value::Null),
         ]));
         let bytes = encode(&value, &object());
@@ -235,7 +242,10 @@ mod tests {
     fn a_value_of_the_wrong_type_is_an_error() {
         let bytes = encode(&Value::Bool(true), &Type::Bool);
         assert!(decode(&bytes, &Type::String).is_err());
-        let number = encode(&Value::Number(serde_json::Number::from_f64(1.5).unwrap()), &Type::Number);
+        let number = encode(
+            &Value::Number(serde_json::Number::from_f64(1.5).unwrap()),
+            &Type::Number,
+        );
         assert_eq!(
             decode(&number, &Type::Number).unwrap(),
             Value::Number(serde_json::Number::from_f64(1.5).unwrap())

@@ -17,10 +17,14 @@ pub async fn client(config: &Value) -> Result<kube::Client, String> {
         None => {
             let path = text("config_path")
                 .or_else(|| std::env::var("KUBECONFIG").ok())
-                .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.kube/config")))
+                .or_else(|| {
+                    std::env::var("HOME")
+                        .ok()
+                        .map(|h| format!("{h}/.kube/config"))
+                })
                 .ok_or("no cluster: set host, or config_path (or KUBECONFIG)")?;
-            let file = Kubeconfig::read_from(&path)
-                .map_err(|e| format!("config_path {path}: {e}"))?;
+            let file =
+                Kubeconfig::read_from(&path).map_err(|e| format!("config_path {path}: {e}"))?;
             (file, text("config_context"))
         }
     };

@@ -99,14 +99,24 @@ pub fn to_json(value: &Value, fields: &[Field]) -> Map<String, Json> {
         let json = match (field, v) {
             (_, Value::Null | Value::Unknown) => continue,
             (Field::Attr { .. }, v) => scalar_to_json(v),
-            (Field::Block { nesting: Nesting::Single, fields, .. }, v) => {
-                Json::Object(to_json(v, fields))
-            }
+            (
+                Field::Block {
+                    nesting: Nesting::Single,
+                    fields,
+                    ..
+                },
+                v,
+            ) => Json::Object(to_json(v, fields)),
             (Field::Block { fields, .. }, Value::List(items)) => {
                 if items.is_empty() {
                     continue;
                 }
-                Json::Array(items.iter().map(|i| Json::Object(to_json(i, fields))).collect())
+                Json::Array(
+                    items
+                        .iter()
+                        .map(|i| Json::Object(to_json(i, fields)))
+                        .collect(),
+                )
             }
             (Field::Block { .. }, _) => continue,
         };
@@ -140,7 +150,7 @@ pub fn scalar_from_json(json: &Json, ty: &Type) -> Value {
         (Json::Bool(b), Type::String) => Value::String(b.to_string()),
         (Json::Number(n), _) => Value::Number(n.clone()),
         (Json::Bool(b), _) => Value::Bool(*b),
-        (Json::Array(items), Type::List(t) | Type::Set(t)) => {
+        (Json::Array(items), Type::List(t)) => {
             Value::List(items.iter().map(|i| scalar_from_json(i, t)).collect())
         }
         (Json::Object(map), Type::Map(t)) => Value::Map(
@@ -193,8 +203,7 @@ pub fn from_json(json: &Json, fields: &[Field], shape: Shape<'_>) -> Value {
             Field::Block { tf, fields, .. } => {
                 let items = v.as_array().map(Vec::as_slice).unwrap_or_default();
                 let keep = match shape {
-                    Shape::Like(like) => !matches!(like.get(tf), Value::Null)
-                        || !items.is_empty(),
+                    Shape::Like(like) => !matches!(like.get(tf), Value::Null) || !items.is_empty(),
                     Shape::Import(defaults) => v != &defaults[field.json()],
                 };
                 let like_items = match shape {
@@ -308,14 +317,36 @@ mod tests {
     fn blocks_the_configuration_lacks_stay_out_of_state() {
         let server = json!({"weight": 10, "disruption": {"consolidateAfter": "0s"},
                             "requirements": [{"values": ["a"]}]});
-        let config = from_json(&json!({"weight": 10, "requirements": [{"values": ["a"]}]}), &fields(), Shape::Import(&json!({})));
+        let config = from_json(
+            &json!({"weight": 10, "requirements": [{"values": ["a"]}]}),
+            &fields(),
+            Shape::Import(&json!({})),
+        );
         let state = from_json(&server, &fields(), Shape::Like(&config));
         assert_eq!(state.get("disruption"), &Value::Null);
-        assert_eq!(Json::Object(to_json(&state, &fields())), json!({"weight": 10, "requirements": [{"values": ["a"]}]}));
-        let imported = from_json(&server, &fields(), Shape::Import(&json!({"disruption": {"consolidateAfter": "0s"}})));
-        assert_eq!(imported.get("disruption"), &Value::Null, "equal to the default");
-        let changed = from_json(&json!({"disruption": {"consolidateAfter": "5m"}}), &fields(), Shape::Import(&json!({"disruption": {"consolidateAfter": "0s"}})));
-        assert_eq!(changed.get("disruption").get("consolidate_after").as_str(), Some("5m"));
+        assert_eq!(
+            Json::Object(to_json(&state, &fields())),
+            json!({"weight": 10, "requirements": [{"values": ["a"]}]})
+        );
+        let imported = from_json(
+            &server,
+            &fields(),
+            Shape::Import(&json!({"disruption": {"consolidateAfter": "0s"}})),
+        );
+        assert_eq!(
+            imported.get("disruption"),
+            &Value::Null,
+            "equal to the default"
+        );
+        let changed = from_json(
+            &json!({"disruption": {"consolidateAfter": "5m"}}),
+            &fields(),
+            Shape::Import(&json!({"disruption": {"consolidateAfter": "0s"}})),
+        );
+        assert_eq!(
+            changed.get("disruption").get("consolidate_after").as_str(),
+            Some("5m")
+        );
     }
 
     #[test]

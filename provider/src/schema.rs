@@ -71,7 +71,12 @@ pub struct Block {
 
 impl Attribute {
     /// An attribute of type `ty`.
-    pub fn new(name: &'static str, ty: Type, presence: Presence, description: &'static str) -> Self {
+    pub fn new(
+        name: &'static str,
+        ty: Type,
+        presence: Presence,
+        description: &'static str,
+    ) -> Self {
         Attribute {
             name,
             ty,

@@ -92,12 +92,15 @@ impl OnlyTerraform {
         tls13: bool,
     ) -> Result<HandshakeSignatureValid, Error> {
         if cert.as_ref() != self.expected.as_ref() {
-            return Err(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure));
+            return Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
         }
         if dss.scheme == SignatureScheme::ECDSA_NISTP521_SHA512 {
-            let key = self.p521_key.as_ref().ok_or(Error::InvalidCertificate(
-                CertificateError::BadSignature,
-            ))?;
+            let key = self
+                .p521_key
+                .as_ref()
+                .ok_or(Error::InvalidCertificate(CertificateError::BadSignature))?;
             let signature = p521::ecdsa::DerSignature::from_bytes(dss.signature())
                 .map_err(|_| Error::InvalidCertificate(CertificateError::BadSignature))?;
             let signature = p521::ecdsa::Signature::try_from(signature)
@@ -130,7 +133,9 @@ impl ClientCertVerifier for OnlyTerraform {
         if end_entity.as_ref() == self.expected.as_ref() {
             Ok(ClientCertVerified::assertion())
         } else {
-            Err(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+            Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
 
@@ -153,7 +158,10 @@ impl ClientCertVerifier for OnlyTerraform {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        let mut schemes = self.ring.signature_verification_algorithms.supported_schemes();
+        let mut schemes = self
+            .ring
+            .signature_verification_algorithms
+            .supported_schemes();
         schemes.push(SignatureScheme::ECDSA_NISTP521_SHA512);
         schemes
     }

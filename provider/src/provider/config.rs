@@ -9,15 +9,31 @@ use crate::schema::{Attribute, Block, NestedBlock, Nesting, Presence};
 
 /// The provider block's schema.
 pub fn schema() -> Block {
-    let string = |name, description| Attribute::new(name, Type::String, Presence::Optional, description);
+    let string =
+        |name, description| Attribute::new(name, Type::String, Presence::Optional, description);
     Block {
         attributes: vec![
-            string("config_path", "Path of a kubeconfig file (default: `KUBECONFIG`, then `~/.kube/config`)."),
-            string("config_context", "The kubeconfig context to use (default: its current context)."),
-            string("host", "The API server's URL; with `token` or `exec`, instead of a kubeconfig."),
+            string(
+                "config_path",
+                "Path of a kubeconfig file (default: `KUBECONFIG`, then `~/.kube/config`).",
+            ),
+            string(
+                "config_context",
+                "The kubeconfig context to use (default: its current context).",
+            ),
+            string(
+                "host",
+                "The API server's URL; with `token` or `exec`, instead of a kubeconfig.",
+            ),
             string("token", "A bearer token for `host`.").sensitive(),
-            string("cluster_ca_certificate", "PEM CA bundle that signed the API server's certificate."),
-            string("field_manager", "Server-side apply field manager (default `terraform-provider-karpenter`)."),
+            string(
+                "cluster_ca_certificate",
+                "PEM CA bundle that signed the API server's certificate.",
+            ),
+            string(
+                "field_manager",
+                "Server-side apply field manager (default `terraform-provider-karpenter`).",
+            ),
         ],
         blocks: vec![NestedBlock {
             name: "exec",
@@ -25,10 +41,30 @@ pub fn schema() -> Block {
             max_items: 0,
             block: Block {
                 attributes: vec![
-                    Attribute::new("api_version", Type::String, Presence::Required, "The ExecCredential API version (`client.authentication.k8s.io/v1beta1`)."),
-                    Attribute::new("command", Type::String, Presence::Required, "The command (`aws`)."),
-                    Attribute::new("args", Type::List(Box::new(Type::String)), Presence::Optional, "Its arguments (`[\"eks\", \"get-token\", \"--cluster-name\", \"prod\"]`)."),
-                    Attribute::new("env", Type::Map(Box::new(Type::String)), Presence::Optional, "Extra environment variables."),
+                    Attribute::new(
+                        "api_version",
+                        Type::String,
+                        Presence::Required,
+                        "The ExecCredential API version (`client.authentication.k8s.io/v1beta1`).",
+                    ),
+                    Attribute::new(
+                        "command",
+                        Type::String,
+                        Presence::Required,
+                        "The command (`aws`).",
+                    ),
+                    Attribute::new(
+                        "args",
+                        Type::List(Box::new(Type::String)),
+                        Presence::Optional,
+                        "Its arguments (`[\"eks\", \"get-token\", \"--cluster-name\", \"prod\"]`).",
+                    ),
+                    Attribute::new(
+                        "env",
+                        Type::Map(Box::new(Type::String)),
+                        Presence::Optional,
+                        "Extra environment variables.",
+                    ),
                 ],
                 ..Block::default()
             },

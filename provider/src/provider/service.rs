@@ -27,7 +27,10 @@ pub struct Service {
 impl Default for Service {
     fn default() -> Self {
         Service {
-            kinds: resources::all().into_iter().map(|k| (k.type_name, k)).collect(),
+            kinds: resources::all()
+                .into_iter()
+                .map(|k| (k.type_name, k))
+                .collect(),
             config: Mutex::new(None),
             client: OnceCell::new(),
         }
@@ -158,7 +161,9 @@ impl Provider for Service {
                 },
             },
         };
-        Ok(Response::new(pb::validate_resource_config::Response { diagnostics }))
+        Ok(Response::new(pb::validate_resource_config::Response {
+            diagnostics,
+        }))
     }
 
     async fn validate_data_resource_config(
@@ -205,7 +210,9 @@ impl Provider for Service {
             }
             Err(d) => vec![d],
         };
-        Ok(Response::new(pb::configure_provider::Response { diagnostics }))
+        Ok(Response::new(pb::configure_provider::Response {
+            diagnostics,
+        }))
     }
 
     async fn read_resource(
@@ -250,7 +257,10 @@ impl Provider for Service {
                 .plan(&prior, &proposed)
                 .map_err(|problems| problems.into_iter().map(problem).collect::<Vec<_>>())
                 .map_err(Diagnostics)?;
-            Ok((dynamic(&planned, &ty), replace.iter().map(|p| path(p)).collect()))
+            Ok((
+                dynamic(&planned, &ty),
+                replace.iter().map(|p| path(p)).collect(),
+            ))
         })();
         let (planned_state, requires_replace, diagnostics) = match result {
             Ok((planned, replace)) => (planned, replace, Vec::new()),
@@ -371,7 +381,7 @@ fn from_state_json(json: &serde_json::Value, ty: &cty::Type) -> Value {
         (Json::Bool(b), _) => Value::Bool(*b),
         (Json::Number(n), _) => Value::Number(n.clone()),
         (Json::String(s), _) => Value::String(s.clone()),
-        (Json::Array(items), cty::Type::List(t) | cty::Type::Set(t)) => {
+        (Json::Array(items), cty::Type::List(t)) => {
             Value::List(items.iter().map(|i| from_state_json(i, t)).collect())
         }
         (Json::Object(map), cty::Type::Map(t)) => Value::Map(
@@ -382,7 +392,12 @@ fn from_state_json(json: &serde_json::Value, ty: &cty::Type) -> Value {
         (Json::Object(map), cty::Type::Object(attrs)) => Value::Map(
             attrs
                 .iter()
-                .map(|(k, t)| (k.clone(), from_state_json(map.get(k).unwrap_or(&Json::Null), t)))
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        from_state_json(map.get(k).unwrap_or(&Json::Null), t),
+                    )
+                })
                 .collect(),
         ),
         _ => Value::Null,

@@ -3,14 +3,17 @@
 //! and defaults without calling the cluster, apply by server-side apply,
 //! read that notices changes and deletion, and import by name.
 
+use crate::cty::Type;
 use crate::cty::Value;
 use crate::mapping::{self, Field, PathStep, Shape};
 use crate::schema::{Attribute, Block, Presence};
-use crate::cty::Type;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::Api;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
+
+/// Problems found by validation: (JSON path, rule broken).
+pub type Problems = Vec<(String, String)>;
 
 /// A Karpenter kind managed as a Terraform resource.
 pub struct Kind {
@@ -27,10 +30,21 @@ pub struct Kind {
     /// The spec's fields.
     pub fields: fn() -> Vec<Field>,
     /// Defaults and validates a whole object (problems as JSON path and rule).
-    pub check: fn(&Json) -> Result<Json, Vec<(String, String)>>,
+    pub check: fn(&Json) -> Result<Json, Problems>,
     /// The spec the API server would default an otherwise empty object to.
     pub default_spec: fn() -> Json,
+    /// Adds what the API requires even when empty (`requirements: []`).
+    pub complete: fn(&mut Json),
+    /// The label NodeClaims carry naming the object (`karpenter.sh/nodepool`):
+    /// then deleting may wait for them to be gone (`wait_for_nodes_on_delete`).
+    pub nodeclaim_label: Option<&'static str>,
 }
+
+/// Provider-side settings, not part of the object.
+const SETTINGS: [&str; 2] = ["wait_for_nodes_on_delete", "delete_timeout"];
+
+/// How long a delete waits for the nodes by default.
+const DEFAULT_DELETE_TIMEOUT: &str = "10m";
 
 /// A problem with a configuration, at a Terraform attribute path.
 #[derive(Debug, Clone)]
@@ -48,22 +62,53 @@ const STATUS_ATTRS: [&str; 3] = ["status_nodes", "status_resources", "status_con
 impl Kind {
     /// The resource's schema.
     pub fn schema(&self) -> Block {
-        let computed = |name, ty, description| Attribute::new(name, ty, Presence::Computed, description);
+        let computed =
+            |name, ty, description| Attribute::new(name, ty, Presence::Computed, description);
         let strings = || Type::Map(Box::new(Type::String));
-        mapping::block(
-            &(self.fields)(),
-            vec![
-                Attribute::new("name", Type::String, Presence::Required, "The object's name; changing it replaces the object."),
-                computed("id", Type::String, "The object's name."),
-                computed("status_nodes", Type::Number, "Nodes the object accounts for (NodePools)."),
-                computed("status_resources", strings(), "Resources of its nodes (NodePools)."),
-                computed("status_conditions", strings(), "Each status condition's type and status (`Ready = \"True\"`)."),
-            ],
-            self.description,
-        )
+        let mut extra = vec![
+            Attribute::new(
+                "name",
+                Type::String,
+                Presence::Required,
+                "The object's name; changing it replaces the object.",
+            ),
+            computed("id", Type::String, "The object's name."),
+            computed(
+                "status_nodes",
+                Type::Number,
+                "Nodes the object accounts for (NodePools).",
+            ),
+            computed(
+                "status_resources",
+                strings(),
+                "Resources of its nodes (NodePools).",
+            ),
+            computed(
+                "status_conditions",
+                strings(),
+                "Each status condition's type and status (`Ready = \"True\"`).",
+            ),
+        ];
+        if self.nodeclaim_label.is_some() {
+            extra.push(Attribute::new(
+                "wait_for_nodes_on_delete",
+                Type::Bool,
+                Presence::Optional,
+                "On destroy, wait until the controller has drained and removed the pool's nodes.",
+            ));
+            extra.push(Attribute::new(
+                "delete_timeout",
+                Type::String,
+                Presence::Optional,
+                "How long that wait may take (default `10m`).",
+            ));
+        }
+        mapping::block(&(self.fields)(), extra, self.description)
     }
 
     fn object(&self, name: &str, spec: serde_json::Map<String, Json>) -> Json {
+        let mut spec = Json::Object(spec);
+        (self.complete)(&mut spec);
         json!({
             "apiVersion": self.api_version,
             "kind": self.kind,
@@ -73,21 +118,34 @@ impl Kind {
     }
 
     fn api(&self, client: &kube::Client) -> Api<DynamicObject> {
-        let (group, version) = self.api_version.split_once('/').unwrap_or(("", self.api_version));
+        let (group, version) = self
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", self.api_version));
         let gvk = GroupVersionKind::gvk(group, version, self.kind);
-        Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, self.plural))
+        Api::all_with(
+            client.clone(),
+            &ApiResource::from_gvk_with_plural(&gvk, self.plural),
+        )
     }
 
     /// Plans a create or an update (never calls the cluster). Validation
     /// runs once the configuration is wholly known.
-    pub fn plan(&self, prior: &Value, proposed: &Value) -> Result<(Value, Vec<Vec<PathStep>>), Vec<Problem>> {
+    pub fn plan(
+        &self,
+        prior: &Value,
+        proposed: &Value,
+    ) -> Result<(Value, Vec<Vec<PathStep>>), Vec<Problem>> {
         let fields = (self.fields)();
         let mut planned = proposed.clone();
         let name = proposed.get("name").clone();
         let defaulted = if proposed.has_unknown() {
             None
         } else {
-            let object = self.object(name.as_str().unwrap_or_default(), mapping::to_json(proposed, &fields));
+            let object = self.object(
+                name.as_str().unwrap_or_default(),
+                mapping::to_json(proposed, &fields),
+            );
             Some((self.check)(&object).map_err(|problems| self.problems(problems, &fields))?)
         };
         let server_spec = defaulted.as_ref().map(|d| d["spec"].clone());
@@ -97,7 +155,11 @@ impl Kind {
         if let Value::Map(map) = &mut planned {
             map.insert("id".into(), name.clone());
             for attr in STATUS_ATTRS {
-                let value = if unchanged { prior.get(attr).clone() } else { Value::Unknown };
+                let value = if unchanged {
+                    prior.get(attr).clone()
+                } else {
+                    Value::Unknown
+                };
                 map.insert(attr.into(), value);
             }
         }
@@ -130,13 +192,25 @@ impl Kind {
 
     /// Creates or updates the object as planned (server-side apply, forced,
     /// as `field_manager`) and returns the new state.
-    pub async fn apply(&self, client: &kube::Client, field_manager: &str, planned: &Value) -> Result<Value, String> {
+    pub async fn apply(
+        &self,
+        client: &kube::Client,
+        field_manager: &str,
+        planned: &Value,
+    ) -> Result<Value, String> {
         let fields = (self.fields)();
-        let name = planned.get("name").as_str().ok_or("name is unknown at apply")?;
+        let name = planned
+            .get("name")
+            .as_str()
+            .ok_or("name is unknown at apply")?;
         let object = self.object(name, mapping::to_json(planned, &fields));
         let applied = self
             .api(client)
-            .patch(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(&object))
+            .patch(
+                name,
+                &PatchParams::apply(field_manager).force(),
+                &Patch::Apply(&object),
+            )
             .await
             .map_err(|e| format!("applying {} {name}: {e}", self.kind))?;
         let server = serde_json::to_value(&applied).map_err(|e| e.to_string())?;
@@ -173,13 +247,56 @@ impl Kind {
         Ok(self.state(&server, Shape::Import(&defaults), None))
     }
 
-    /// Deletes the object; gone already is fine.
+    /// Deletes the object (gone already is fine), then, when asked, waits
+    /// for the NodeClaims labelled with its name to be gone.
     pub async fn delete(&self, client: &kube::Client, prior: &Value) -> Result<(), String> {
         let name = prior.get("name").as_str().unwrap_or_default();
-        match self.api(client).delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(format!("deleting {} {name}: {e}", self.kind)),
+        match self
+            .api(client)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(format!("deleting {} {name}: {e}", self.kind)),
+        }
+        let (Some(label), Value::Bool(true)) =
+            (self.nodeclaim_label, prior.get("wait_for_nodes_on_delete"))
+        else {
+            return Ok(());
+        };
+        let timeout_text = prior
+            .get("delete_timeout")
+            .as_str()
+            .unwrap_or(DEFAULT_DELETE_TIMEOUT);
+        let timeout = karpenter_api::duration::parse(timeout_text)
+            .map_err(|e| format!("delete_timeout {timeout_text:?}: {e}"))?;
+        let nodeclaim = GroupVersionKind::gvk("karpenter.sh", "v1", "NodeClaim");
+        let claims: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &ApiResource::from_gvk_with_plural(&nodeclaim, "nodeclaims"),
+        );
+        let selector = kube::api::ListParams::default().labels(&format!("{label}={name}"));
+        let began = std::time::Instant::now();
+        loop {
+            let left = claims
+                .list(&selector)
+                .await
+                .map_err(|e| format!("listing the NodeClaims of {name}: {e}"))?
+                .items
+                .len();
+            if left == 0 {
+                return Ok(());
+            }
+            if began.elapsed() >= timeout {
+                return Err(format!(
+                    "{} {name} is deleted but {left} of its NodeClaims are still there after \
+                     {timeout_text}; is the controller running? (raise delete_timeout, or see \
+                     `kubectl get nodeclaims -l {label}={name}`)",
+                    self.kind
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         }
     }
 
@@ -191,6 +308,16 @@ impl Kind {
         if let Some(planned) = planned {
             state = keep_known(planned, &state);
         }
+        let settings_from = planned.or(match shape {
+            Shape::Like(like) => Some(like),
+            Shape::Import(_) => None,
+        });
+        if let (Value::Map(map), true) = (&mut state, self.nodeclaim_label.is_some()) {
+            for setting in SETTINGS {
+                let value = settings_from.map_or(Value::Null, |from| from.get(setting).clone());
+                map.insert(setting.into(), value);
+            }
+        }
         let name = server["metadata"]["name"].as_str().unwrap_or_default();
         let status = &server["status"];
         let conditions: BTreeMap<String, Value> = status["conditions"]
@@ -199,7 +326,10 @@ impl Kind {
                 items
                     .iter()
                     .filter_map(|c| {
-                        Some((c["type"].as_str()?.to_string(), Value::String(c["status"].as_str()?.to_string())))
+                        Some((
+                            c["type"].as_str()?.to_string(),
+                            Value::String(c["status"].as_str()?.to_string()),
+                        ))
                     })
                     .collect()
             })
@@ -208,7 +338,12 @@ impl Kind {
             .as_object()
             .map(|r| {
                 r.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_string))))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -217,7 +352,9 @@ impl Kind {
             map.insert("id".into(), Value::String(name.to_string()));
             map.insert(
                 "status_nodes".into(),
-                status["nodes"].as_i64().map_or(Value::Number(0.into()), |n| Value::Number(n.into())),
+                status["nodes"]
+                    .as_i64()
+                    .map_or(Value::Number(0.into()), |n| Value::Number(n.into())),
             );
             map.insert("status_resources".into(), Value::Map(resources));
             map.insert("status_conditions".into(), Value::Map(conditions));
@@ -231,18 +368,30 @@ impl Kind {
 fn fill_defaults(planned: &mut Value, defaulted: Option<&Json>, fields: &[Field]) {
     let Value::Map(map) = planned else { return };
     for field in fields {
-        let Some(slot) = map.get_mut(field.tf()) else { continue };
-        let server = defaulted.map(|d| &d[match field {
-            Field::Attr { json, .. } | Field::Block { json, .. } => *json,
-        }]);
+        let Some(slot) = map.get_mut(field.tf()) else {
+            continue;
+        };
+        let server = defaulted.map(|d| {
+            &d[match field {
+                Field::Attr { json, .. } | Field::Block { json, .. } => *json,
+            }]
+        });
         match field {
-            Field::Attr { presence: Presence::OptionalComputed, ty, .. } if *slot == Value::Null => {
+            Field::Attr {
+                presence: Presence::OptionalComputed,
+                ty,
+                ..
+            } if *slot == Value::Null => {
                 *slot = match server {
                     Some(json) => mapping::scalar_from_json(json, ty),
                     None => Value::Unknown,
                 };
             }
-            Field::Block { nesting: crate::schema::Nesting::Single, fields, .. } => {
+            Field::Block {
+                nesting: crate::schema::Nesting::Single,
+                fields,
+                ..
+            } => {
                 fill_defaults(slot, server, fields);
             }
             Field::Block { fields, .. } => {

@@ -8,16 +8,39 @@ use crate::schema::{Nesting, Presence};
 use karpenter_api::v1::NodePool;
 use serde_json::{Value as Json, json};
 
-fn string(tf: &'static str, json: &'static str, presence: Presence, description: &'static str) -> Field {
-    Field::Attr { tf, json, ty: Type::String, presence, description }
+fn string(
+    tf: &'static str,
+    json: &'static str,
+    presence: Presence,
+    description: &'static str,
+) -> Field {
+    Field::Attr {
+        tf,
+        json,
+        ty: Type::String,
+        presence,
+        description,
+    }
 }
 
 fn strings(tf: &'static str, json: &'static str, description: &'static str) -> Field {
-    Field::Attr { tf, json, ty: Type::List(Box::new(Type::String)), presence: Presence::Optional, description }
+    Field::Attr {
+        tf,
+        json,
+        ty: Type::List(Box::new(Type::String)),
+        presence: Presence::Optional,
+        description,
+    }
 }
 
 fn string_map(tf: &'static str, json: &'static str, description: &'static str) -> Field {
-    Field::Attr { tf, json, ty: Type::Map(Box::new(Type::String)), presence: Presence::Optional, description }
+    Field::Attr {
+        tf,
+        json,
+        ty: Type::Map(Box::new(Type::String)),
+        presence: Presence::Optional,
+        description,
+    }
 }
 
 fn taint(tf: &'static str, json: &'static str, description: &'static str) -> Field {
@@ -29,7 +52,12 @@ fn taint(tf: &'static str, json: &'static str, description: &'static str) -> Fie
         fields: vec![
             string("key", "key", Presence::Required, "The taint's key."),
             string("value", "value", Presence::Optional, "Its value."),
-            string("effect", "effect", Presence::Required, "`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
+            string(
+                "effect",
+                "effect",
+                Presence::Required,
+                "`NoSchedule`, `PreferNoSchedule` or `NoExecute`.",
+            ),
         ],
     }
 }
@@ -65,9 +93,19 @@ pub fn fields() -> Vec<Field> {
                             nesting: Nesting::Single,
                             description: "The EC2NodeClass the nodes are launched with.",
                             fields: vec![
-                                string("group", "group", Presence::Required, "`karpenter.k8s.aws`."),
+                                string(
+                                    "group",
+                                    "group",
+                                    Presence::Required,
+                                    "`karpenter.k8s.aws`.",
+                                ),
                                 string("kind", "kind", Presence::Required, "`EC2NodeClass`."),
-                                string("name", "name", Presence::Required, "The EC2NodeClass's name."),
+                                string(
+                                    "name",
+                                    "name",
+                                    Presence::Required,
+                                    "The EC2NodeClass's name.",
+                                ),
                             ],
                         },
                         Field::Block {
@@ -76,16 +114,46 @@ pub fn fields() -> Vec<Field> {
                             nesting: Nesting::List,
                             description: "Node selector requirements the nodes satisfy.",
                             fields: vec![
-                                string("key", "key", Presence::Required, "A label key (`karpenter.sh/capacity-type`)."),
-                                string("operator", "operator", Presence::Required, "`In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`, `Gte`, `Lte`."),
+                                string(
+                                    "key",
+                                    "key",
+                                    Presence::Required,
+                                    "A label key (`karpenter.sh/capacity-type`).",
+                                ),
+                                string(
+                                    "operator",
+                                    "operator",
+                                    Presence::Required,
+                                    "`In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`, `Gte`, `Lte`.",
+                                ),
                                 strings("values", "values", "The values."),
-                                Field::Attr { tf: "min_values", json: "minValues", ty: Type::Number, presence: Presence::Optional, description: "At least this many distinct values must stay possible." },
+                                Field::Attr {
+                                    tf: "min_values",
+                                    json: "minValues",
+                                    ty: Type::Number,
+                                    presence: Presence::Optional,
+                                    description: "At least this many distinct values must stay possible.",
+                                },
                             ],
                         },
                         taint("taint", "taints", "Taints every node gets."),
-                        taint("startup_taint", "startupTaints", "Taints removed by a daemon once the node is ready."),
-                        string("expire_after", "expireAfter", Presence::OptionalComputed, "Node lifetime (`720h` by default, or `Never`)."),
-                        string("termination_grace_period", "terminationGracePeriod", Presence::Optional, "The longest a node may drain."),
+                        taint(
+                            "startup_taint",
+                            "startupTaints",
+                            "Taints removed by a daemon once the node is ready.",
+                        ),
+                        string(
+                            "expire_after",
+                            "expireAfter",
+                            Presence::OptionalComputed,
+                            "Node lifetime (`720h` by default, or `Never`).",
+                        ),
+                        string(
+                            "termination_grace_period",
+                            "terminationGracePeriod",
+                            Presence::Optional,
+                            "The longest a node may drain.",
+                        ),
                     ],
                 },
             ],
@@ -96,24 +164,59 @@ pub fn fields() -> Vec<Field> {
             nesting: Nesting::Single,
             description: "How nodes may be disrupted.",
             fields: vec![
-                string("consolidation_policy", "consolidationPolicy", Presence::OptionalComputed, "`WhenEmptyOrUnderutilized` (default) or `WhenEmpty`."),
-                string("consolidate_after", "consolidateAfter", Presence::OptionalComputed, "Wait after the last pod change (`0s` default, or `Never`)."),
+                string(
+                    "consolidation_policy",
+                    "consolidationPolicy",
+                    Presence::OptionalComputed,
+                    "`WhenEmptyOrUnderutilized` (default) or `WhenEmpty`.",
+                ),
+                string(
+                    "consolidate_after",
+                    "consolidateAfter",
+                    Presence::OptionalComputed,
+                    "Wait after the last pod change (`0s` default, or `Never`).",
+                ),
                 Field::Block {
                     tf: "budget",
                     json: "budgets",
                     nesting: Nesting::List,
                     description: "Disruption budgets (default: 10% of nodes).",
                     fields: vec![
-                        string("nodes", "nodes", Presence::OptionalComputed, "Nodes at a time: a count or a percentage (`10%`)."),
-                        string("schedule", "schedule", Presence::Optional, "Cron schedule when the budget is active."),
-                        string("duration", "duration", Presence::Optional, "How long from each schedule start."),
+                        string(
+                            "nodes",
+                            "nodes",
+                            Presence::OptionalComputed,
+                            "Nodes at a time: a count or a percentage (`10%`).",
+                        ),
+                        string(
+                            "schedule",
+                            "schedule",
+                            Presence::Optional,
+                            "Cron schedule when the budget is active.",
+                        ),
+                        string(
+                            "duration",
+                            "duration",
+                            Presence::Optional,
+                            "How long from each schedule start.",
+                        ),
                         strings("reasons", "reasons", "`Underutilized`, `Empty`, `Drifted`."),
                     ],
                 },
             ],
         },
-        string_map("limits", "limits", "Resource limits of the whole pool (`cpu = \"1000\"`)."),
-        Field::Attr { tf: "weight", json: "weight", ty: Type::Number, presence: Presence::Optional, description: "Priority among pools (1 to 100)." },
+        string_map(
+            "limits",
+            "limits",
+            "Resource limits of the whole pool (`cpu = \"1000\"`).",
+        ),
+        Field::Attr {
+            tf: "weight",
+            json: "weight",
+            ty: Type::Number,
+            presence: Presence::Optional,
+            description: "Priority among pools (1 to 100).",
+        },
     ]
 }
 
@@ -123,8 +226,13 @@ fn check(object: &Json) -> Result<Json, Vec<(String, String)>> {
     let mut pool: NodePool = serde_json::from_value(object.clone())
         .map_err(|e| vec![(String::from("spec"), e.to_string())])?;
     karpenter_api::defaults::nodepool(&mut pool);
-    karpenter_api::validation::nodepool(&pool)
-        .map_err(|errors| errors.errors.into_iter().map(|e| (e.path, e.rule)).collect::<Vec<_>>())?;
+    karpenter_api::validation::nodepool(&pool).map_err(|errors| {
+        errors
+            .errors
+            .into_iter()
+            .map(|e| (e.path, e.rule))
+            .collect::<Vec<_>>()
+    })?;
     serde_json::to_value(&pool).map_err(|e| vec![(String::from("spec"), e.to_string())])
 }
 
@@ -141,6 +249,19 @@ fn default_spec() -> Json {
     spec
 }
 
+/// Upstream requires `template.spec.requirements`, even empty.
+fn complete(spec: &mut Json) {
+    if let Some(template_spec) = spec
+        .get_mut("template")
+        .and_then(|t| t.get_mut("spec"))
+        .and_then(Json::as_object_mut)
+    {
+        template_spec
+            .entry("requirements")
+            .or_insert_with(|| Json::Array(Vec::new()));
+    }
+}
+
 /// The `karpenter_nodepool` resource.
 pub fn kind() -> Kind {
     Kind {
@@ -152,5 +273,7 @@ pub fn kind() -> Kind {
         fields,
         check,
         default_spec,
+        complete,
+        nodeclaim_label: Some(karpenter_api::labels::NODEPOOL),
     }
 }

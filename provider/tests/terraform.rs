@@ -1,0 +1,358 @@
+//! Acceptance tests: the real Terraform binaries (1.0.3 and 1.15.x, from
+//! `scripts/dev-env`) drive the provider binary against kubesim served over
+//! TLS. For `karpenter_nodepool`: create, a clean re-plan, an in-place
+//! update, a clean re-plan, a change made outside Terraform put back, an
+//! object deleted outside Terraform recreated, import planning clean, an
+//! invalid configuration failing at plan time at its attribute, a plan
+//! with the cluster's address unknown, and a destroy that waits for the
+//! pool's NodeClaims to be gone.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use test_support::{DevEnv, Part};
+
+/// One Terraform working directory using the freshly built provider.
+struct Workspace {
+    terraform: PathBuf,
+    dir: PathBuf,
+    rc: PathBuf,
+}
+
+impl Workspace {
+    fn new(terraform: PathBuf, name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tf-karpenter-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider_dir = Path::new(env!("CARGO_BIN_EXE_terraform-provider-karpenter"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let rc = dir.join("terraformrc");
+        std::fs::write(
+            &rc,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"karpenter-rs/karpenter\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                provider_dir.display()
+            ),
+        )
+        .unwrap();
+        Workspace { terraform, dir, rc }
+    }
+
+    fn write(&self, config: &str) {
+        std::fs::write(self.dir.join("main.tf"), config).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.terraform)
+            .args(args)
+            .arg("-no-color")
+            .current_dir(&self.dir)
+            .env("TF_CLI_CONFIG_FILE", &self.rc)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("terraform runs")
+    }
+
+    /// Runs and requires success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "terraform {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// `plan -detailed-exitcode`: 0 when clean, 2 when there are changes.
+    fn plan(&self) -> (i32, String) {
+        let out = self.run(&["plan", "-detailed-exitcode", "-input=false"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+}
+
+fn config(kubeconfig: &Path, pool: &str) -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    karpenter = {{ source = "karpenter-rs/karpenter" }}
+  }}
+}}
+
+provider "karpenter" {{
+  config_path = "{}"
+}}
+
+{pool}
+"#,
+        kubeconfig.display()
+    )
+}
+
+const POOL: &str = r#"resource "karpenter_nodepool" "default" {
+  name = "default"
+  template {
+    metadata {
+      labels = { team = "platform" }
+    }
+    spec {
+      node_class_ref {
+        group = "karpenter.k8s.aws"
+        kind  = "EC2NodeClass"
+        name  = "default"
+      }
+      requirement {
+        key      = "karpenter.sh/capacity-type"
+        operator = "In"
+        values   = ["spot", "on-demand"]
+      }
+    }
+  }
+  limits = { cpu = "1000" }
+}"#;
+
+async fn cluster(dir: &Path) -> (kubesim::Kubesim, kubesim::Served) {
+    let sim = kubesim::Kubesim::new();
+    let served = sim
+        .serve(kubesim::ServeOptions {
+            address: "127.0.0.1:0".parse().unwrap(),
+            kubeconfig: dir.join("kubeconfig"),
+        })
+        .await
+        .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
+    for (_, crd) in karpenter_api::crd::all() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    (sim, served)
+}
+
+async fn lifecycle(part: Part, name: &str) {
+    let env = DevEnv::load();
+    let Some(terraform) = env.require(part, name) else {
+        return;
+    };
+    let ws = Workspace::new(terraform, name);
+    let (sim, served) = cluster(&ws.dir).await;
+    let pools: Api<karpenter_api::v1::NodePool> = Api::all(sim.client());
+    let kubeconfig = served.kubeconfig.clone();
+    let run = |f: Box<dyn FnOnce(&Workspace) -> String + Send>| {
+        let ws = Workspace {
+            terraform: ws.terraform.clone(),
+            dir: ws.dir.clone(),
+            rc: ws.rc.clone(),
+        };
+        tokio::task::spawn_blocking(move || f(&ws))
+    };
+
+    // Create, then nothing to do.
+    ws.write(&config(&kubeconfig, POOL));
+    run(Box::new(|ws| {
+        ws.ok(&["apply", "-auto-approve", "-input=false"])
+    }))
+    .await
+    .unwrap();
+    let created = pools.get("default").await.unwrap();
+    assert_eq!(
+        created.spec.template.spec.requirements[0]
+            .values
+            .as_ref()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        created
+            .spec
+            .disruption
+            .as_ref()
+            .unwrap()
+            .consolidation_policy
+            .as_deref(),
+        Some("WhenEmptyOrUnderutilized"),
+        "the server's defaults are there"
+    );
+    let (code, text) = run(Box::new(|ws| format!("{:?}", ws.plan())))
+        .await
+        .map(|t| (0, t))
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(text.starts_with("(0,"), "not clean after create: {text}");
+
+    // Update in place (not replaced), then nothing to do.
+    let updated = POOL.replace(
+        r#"  limits = { cpu = "1000" }"#,
+        "  limits = { cpu = \"2000\" }\n  weight = 10\n  disruption {\n    consolidate_after = \"5m\"\n    budget {\n      nodes = \"20%\"\n    }\n  }",
+    );
+    ws.write(&config(&kubeconfig, &updated));
+    let uid = created.metadata.uid.clone();
+    let applied = run(Box::new(|ws| {
+        ws.ok(&["apply", "-auto-approve", "-input=false"])
+    }))
+    .await
+    .unwrap();
+    assert!(
+        applied.contains("0 added, 1 changed, 0 destroyed"),
+        "{applied}"
+    );
+    let after = pools.get("default").await.unwrap();
+    assert_eq!(after.metadata.uid, uid, "updated in place");
+    assert_eq!(after.spec.weight, Some(10));
+    let text = run(Box::new(|ws| format!("{:?}", ws.plan())))
+        .await
+        .unwrap();
+    assert!(text.starts_with("(0,"), "not clean after update: {text}");
+
+    // Changed outside Terraform: found, and put back.
+    pools
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"weight": 50}})),
+        )
+        .await
+        .unwrap();
+    let text = run(Box::new(|ws| format!("{:?}", ws.plan())))
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("(2,") && text.contains("50 -> 10"),
+        "drift not found: {text}"
+    );
+    run(Box::new(|ws| {
+        ws.ok(&["apply", "-auto-approve", "-input=false"])
+    }))
+    .await
+    .unwrap();
+    assert_eq!(pools.get("default").await.unwrap().spec.weight, Some(10));
+
+    // Deleted outside Terraform: recreated.
+    pools
+        .delete("default", &DeleteParams::default())
+        .await
+        .unwrap();
+    let applied = run(Box::new(|ws| {
+        ws.ok(&["apply", "-auto-approve", "-input=false"])
+    }))
+    .await
+    .unwrap();
+    assert!(applied.contains("1 added"), "{applied}");
+    assert!(pools.get_opt("default").await.unwrap().is_some());
+
+    // Import into an empty state: plans clean.
+    for file in ["terraform.tfstate", "terraform.tfstate.backup"] {
+        let _ = std::fs::remove_file(ws.dir.join(file));
+    }
+    run(Box::new(|ws| {
+        ws.ok(&[
+            "import",
+            "-input=false",
+            "karpenter_nodepool.default",
+            "default",
+        ])
+    }))
+    .await
+    .unwrap();
+    let text = run(Box::new(|ws| format!("{:?}", ws.plan())))
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("(0,"),
+        "import does not plan clean: {text}"
+    );
+
+    // Invalid configuration: a plan-time error at the attribute.
+    ws.write(&config(
+        &kubeconfig,
+        &updated.replace(r#"operator = "In""#, r#"operator = "Sometimes""#),
+    ));
+    let text = run(Box::new(|ws| format!("{:?}", ws.plan())))
+        .await
+        .unwrap();
+    assert!(text.starts_with("(1,"), "{text}");
+    assert!(text.contains("requirements[0].operator"), "{text}");
+    assert!(
+        text.contains(r#"operator = \"Sometimes\""#),
+        "the error points at the line: {text}"
+    );
+
+    // The cluster's address unknown at plan time (as when the cluster is
+    // created in the same run): the plan works without the cluster.
+    let late = format!(
+        "{updated}\n\nprovider \"karpenter\" {{\n  alias = \"late\"\n  host  = \"https://${{karpenter_nodepool.default.status_nodes}}.invalid\"\n}}\n\nresource \"karpenter_nodepool\" \"later\" {{\n  provider = karpenter.late\n  name     = \"later\"\n  template {{\n    spec {{\n      node_class_ref {{\n        group = \"karpenter.k8s.aws\"\n        kind  = \"EC2NodeClass\"\n        name  = \"default\"\n      }}\n    }}\n  }}\n}}\n"
+    );
+    ws.write(&config(&kubeconfig, &late));
+    let text = run(Box::new(|ws| format!("{:?}", ws.plan())))
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("(2,") && text.contains("1 to add"),
+        "{text}"
+    );
+
+    // Destroy, waiting for the pool's nodes: a NodeClaim of the pool holds
+    // the destroy until it is gone (here removed by hand after 3 s).
+    let waiting = updated.replace(
+        "  weight = 10\n",
+        "  weight = 10\n  wait_for_nodes_on_delete = true\n  delete_timeout = \"60s\"\n",
+    );
+    ws.write(&config(&kubeconfig, &waiting));
+    run(Box::new(|ws| {
+        ws.ok(&["apply", "-auto-approve", "-input=false"])
+    }))
+    .await
+    .unwrap();
+    let claims: Api<karpenter_api::v1::NodeClaim> = Api::all(sim.client());
+    let claim = serde_json::from_value(serde_json::json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+        "metadata": {"name": "default-abcde", "labels": {"karpenter.sh/nodepool": "default"}},
+        "spec": {"requirements": [], "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"}}
+    }))
+    .unwrap();
+    claims.create(&Default::default(), &claim).await.unwrap();
+    let began = std::time::Instant::now();
+    let destroy = run(Box::new(|ws| {
+        ws.ok(&["destroy", "-auto-approve", "-input=false"])
+    }));
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        !destroy.is_finished(),
+        "destroy waits for the pool's NodeClaims"
+    );
+    claims
+        .delete("default-abcde", &DeleteParams::default())
+        .await
+        .unwrap();
+    destroy.await.unwrap();
+    assert!(began.elapsed() >= std::time::Duration::from_secs(3));
+    assert!(pools.get_opt("default").await.unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&ws.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodepool_lifecycle_with_terraform_1_0() {
+    lifecycle(Part::Terraform1_0, "terraform 1.0 nodepool").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodepool_lifecycle_with_terraform_1_15() {
+    lifecycle(Part::Terraform1_15, "terraform 1.15 nodepool").await;
+}
