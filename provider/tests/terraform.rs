@@ -356,3 +356,132 @@ async fn nodepool_lifecycle_with_terraform_1_0() {
 async fn nodepool_lifecycle_with_terraform_1_15() {
     lifecycle(Part::Terraform1_15, "terraform 1.15 nodepool").await;
 }
+
+const CLASS: &str = r#"resource "karpenter_ec2nodeclass" "default" {
+  name = "default"
+  role = "KarpenterNodeRole-demo"
+  ami_selector_term {
+    alias = "al2023@latest"
+  }
+  subnet_selector_term {
+    tags = { "karpenter.sh/discovery" = "demo" }
+  }
+  security_group_selector_term {
+    tags = { "karpenter.sh/discovery" = "demo" }
+  }
+  kubelet {
+    max_pods = 110
+  }
+  block_device_mapping {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size = "40Gi"
+      volume_type = "gp3"
+      encrypted   = true
+    }
+  }
+  tags = { team = "platform" }
+}"#;
+
+async fn nodeclass_lifecycle(part: Part, name: &str) {
+    let env = DevEnv::load();
+    let Some(terraform) = env.require(part, name) else {
+        return;
+    };
+    let ws = Workspace::new(terraform, name);
+    let (sim, served) = cluster(&ws.dir).await;
+    let classes: Api<karpenter_api::v1::EC2NodeClass> = Api::all(sim.client());
+    let kubeconfig = served.kubeconfig.clone();
+    let blocking = |args: &'static [&'static str]| {
+        let ws = Workspace {
+            terraform: ws.terraform.clone(),
+            dir: ws.dir.clone(),
+            rc: ws.rc.clone(),
+        };
+        tokio::task::spawn_blocking(move || ws.ok(args))
+    };
+    let plan = || {
+        let ws = Workspace {
+            terraform: ws.terraform.clone(),
+            dir: ws.dir.clone(),
+            rc: ws.rc.clone(),
+        };
+        tokio::task::spawn_blocking(move || ws.plan())
+    };
+
+    ws.write(&config(&kubeconfig, CLASS));
+    blocking(&["apply", "-auto-approve", "-input=false"])
+        .await
+        .unwrap();
+    let created = classes.get("default").await.unwrap();
+    assert_eq!(
+        created
+            .spec
+            .metadata_options
+            .as_ref()
+            .unwrap()
+            .http_tokens
+            .as_deref(),
+        Some("required"),
+        "the server's defaults are there"
+    );
+    let (code, text) = plan().await.unwrap();
+    assert_eq!(code, 0, "not clean after create: {text}");
+
+    ws.write(&config(
+        &kubeconfig,
+        &CLASS.replace("team = \"platform\"", "team = \"data\""),
+    ));
+    let applied = blocking(&["apply", "-auto-approve", "-input=false"])
+        .await
+        .unwrap();
+    assert!(
+        applied.contains("0 added, 1 changed, 0 destroyed"),
+        "{applied}"
+    );
+    assert_eq!(
+        classes.get("default").await.unwrap().metadata.uid,
+        created.metadata.uid
+    );
+    let (code, text) = plan().await.unwrap();
+    assert_eq!(code, 0, "not clean after update: {text}");
+
+    for file in ["terraform.tfstate", "terraform.tfstate.backup"] {
+        let _ = std::fs::remove_file(ws.dir.join(file));
+    }
+    blocking(&[
+        "import",
+        "-input=false",
+        "karpenter_ec2nodeclass.default",
+        "default",
+    ])
+    .await
+    .unwrap();
+    let (code, text) = plan().await.unwrap();
+    assert_eq!(code, 0, "import does not plan clean: {text}");
+
+    ws.write(&config(
+        &kubeconfig,
+        &CLASS.replace("al2023@latest", "nonsense"),
+    ));
+    let (code, text) = plan().await.unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("amiSelectorTerms[0].alias"), "{text}");
+
+    ws.write(&config(&kubeconfig, CLASS));
+    blocking(&["destroy", "-auto-approve", "-input=false"])
+        .await
+        .unwrap();
+    assert!(classes.get_opt("default").await.unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&ws.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2nodeclass_lifecycle_with_terraform_1_0() {
+    nodeclass_lifecycle(Part::Terraform1_0, "terraform 1.0 nodeclass").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2nodeclass_lifecycle_with_terraform_1_15() {
+    nodeclass_lifecycle(Part::Terraform1_15, "terraform 1.15 nodeclass").await;
+}

@@ -3,6 +3,7 @@
 //! and defaults without calling the cluster, apply by server-side apply,
 //! read that notices changes and deletion, and import by name.
 
+use super::status::StatusAttr;
 use crate::cty::Type;
 use crate::cty::Value;
 use crate::mapping::{self, Field, PathStep, Shape};
@@ -10,7 +11,6 @@ use crate::schema::{Attribute, Block, Presence};
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value as Json, json};
-use std::collections::BTreeMap;
 
 /// Problems found by validation: (JSON path, rule broken).
 pub type Problems = Vec<(String, String)>;
@@ -38,6 +38,8 @@ pub struct Kind {
     /// The label NodeClaims carry naming the object (`karpenter.sh/nodepool`):
     /// then deleting may wait for them to be gone (`wait_for_nodes_on_delete`).
     pub nodeclaim_label: Option<&'static str>,
+    /// The computed attributes read from `status`.
+    pub status: fn() -> Vec<StatusAttr>,
 }
 
 /// Provider-side settings, not part of the object.
@@ -57,14 +59,11 @@ pub struct Problem {
     pub path: Vec<PathStep>,
 }
 
-const STATUS_ATTRS: [&str; 3] = ["status_nodes", "status_resources", "status_conditions"];
-
 impl Kind {
     /// The resource's schema.
     pub fn schema(&self) -> Block {
         let computed =
             |name, ty, description| Attribute::new(name, ty, Presence::Computed, description);
-        let strings = || Type::Map(Box::new(Type::String));
         let mut extra = vec![
             Attribute::new(
                 "name",
@@ -73,22 +72,10 @@ impl Kind {
                 "The object's name; changing it replaces the object.",
             ),
             computed("id", Type::String, "The object's name."),
-            computed(
-                "status_nodes",
-                Type::Number,
-                "Nodes the object accounts for (NodePools).",
-            ),
-            computed(
-                "status_resources",
-                strings(),
-                "Resources of its nodes (NodePools).",
-            ),
-            computed(
-                "status_conditions",
-                strings(),
-                "Each status condition's type and status (`Ready = \"True\"`).",
-            ),
         ];
+        for attr in (self.status)() {
+            extra.push(computed(attr.name, attr.ty, attr.description));
+        }
         if self.nodeclaim_label.is_some() {
             extra.push(Attribute::new(
                 "wait_for_nodes_on_delete",
@@ -154,7 +141,7 @@ impl Kind {
             && mapping::to_json(prior, &fields) == mapping::to_json(&planned, &fields);
         if let Value::Map(map) = &mut planned {
             map.insert("id".into(), name.clone());
-            for attr in STATUS_ATTRS {
+            for attr in (self.status)().iter().map(|a| a.name) {
                 let value = if unchanged {
                     prior.get(attr).clone()
                 } else {
@@ -320,44 +307,12 @@ impl Kind {
         }
         let name = server["metadata"]["name"].as_str().unwrap_or_default();
         let status = &server["status"];
-        let conditions: BTreeMap<String, Value> = status["conditions"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|c| {
-                        Some((
-                            c["type"].as_str()?.to_string(),
-                            Value::String(c["status"].as_str()?.to_string()),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let resources: BTreeMap<String, Value> = status["resources"]
-            .as_object()
-            .map(|r| {
-                r.iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         if let Value::Map(map) = &mut state {
             map.insert("name".into(), Value::String(name.to_string()));
             map.insert("id".into(), Value::String(name.to_string()));
-            map.insert(
-                "status_nodes".into(),
-                status["nodes"]
-                    .as_i64()
-                    .map_or(Value::Number(0.into()), |n| Value::Number(n.into())),
-            );
-            map.insert("status_resources".into(), Value::Map(resources));
-            map.insert("status_conditions".into(), Value::Map(conditions));
+            for attr in (self.status)() {
+                map.insert(attr.name.into(), (attr.read)(status));
+            }
         }
         state
     }

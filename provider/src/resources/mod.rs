@@ -1,9 +1,11 @@
 //! The resource types: Karpenter's objects (through the cluster's API).
 
 pub mod crd;
+pub mod ec2nodeclass;
 pub mod nodepool;
+pub mod status;
 
 /// Every resource type, by name.
 pub fn all() -> Vec<crd::Kind> {
-    vec![nodepool::kind()]
+    vec![nodepool::kind(), ec2nodeclass::kind()]
 }

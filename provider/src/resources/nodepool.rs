@@ -2,7 +2,9 @@
 //! nested blocks, validated at plan time by the `api` crate's rules.
 
 use super::crd::Kind;
+use super::status::{self, StatusAttr};
 use crate::cty::Type;
+use crate::cty::Value;
 use crate::mapping::Field;
 use crate::schema::{Nesting, Presence};
 use karpenter_api::v1::NodePool;
@@ -275,5 +277,22 @@ pub fn kind() -> Kind {
         default_spec,
         complete,
         nodeclaim_label: Some(karpenter_api::labels::NODEPOOL),
+        status: || {
+            vec![
+                StatusAttr {
+                    name: "status_nodes",
+                    ty: Type::Number,
+                    description: "Nodes in the pool.",
+                    read: |status| Value::Number(status["nodes"].as_i64().unwrap_or(0).into()),
+                },
+                StatusAttr {
+                    name: "status_resources",
+                    ty: Type::Map(Box::new(Type::String)),
+                    description: "Resources of the pool's nodes (`cpu`, `memory`, `pods`, ...).",
+                    read: |status| status::string_map(status, "resources"),
+                },
+                status::conditions(),
+            ]
+        },
     }
 }
