@@ -8,6 +8,7 @@
 //! exits when Terraform calls `Shutdown` or goes away.
 
 mod cty;
+mod data_sources;
 mod kube_client;
 mod mapping;
 mod plugin;

@@ -485,3 +485,94 @@ async fn ec2nodeclass_lifecycle_with_terraform_1_0() {
 async fn ec2nodeclass_lifecycle_with_terraform_1_15() {
     nodeclass_lifecycle(Part::Terraform1_15, "terraform 1.15 nodeclass").await;
 }
+
+const DATA: &str = r#"data "karpenter_controller_policy" "this" {
+  cluster_name  = "demo"
+  region        = "us-east-1"
+  account_id    = "123456789012"
+  node_role_arn = "arn:aws:iam::123456789012:role/KarpenterNodeRole-demo"
+}
+
+data "karpenter_instance_types" "small_arm" {
+  requirement {
+    key      = "kubernetes.io/arch"
+    operator = "In"
+    values   = ["arm64"]
+  }
+  requirement {
+    key      = "karpenter.k8s.aws/instance-cpu"
+    operator = "Lt"
+    values   = ["3"]
+  }
+  max_results = 5
+}
+
+data "karpenter_nodepool" "default" {
+  name       = karpenter_nodepool.default.name
+  depends_on = [karpenter_nodepool.default]
+}
+
+output "policy" { value = data.karpenter_controller_policy.this.json }
+output "types" { value = data.karpenter_instance_types.small_arm.instance_types }
+output "pool_spec" { value = data.karpenter_nodepool.default.spec_json }
+"#;
+
+async fn data_sources(part: Part, name: &str) {
+    let env = DevEnv::load();
+    let Some(terraform) = env.require(part, name) else {
+        return;
+    };
+    let ws = Workspace::new(terraform, name);
+    let (_sim, served) = cluster(&ws.dir).await;
+    ws.write(&config(&served.kubeconfig, &format!("{POOL}\n\n{DATA}")));
+    let ws2 = Workspace {
+        terraform: ws.terraform.clone(),
+        dir: ws.dir.clone(),
+        rc: ws.rc.clone(),
+    };
+    let outputs = tokio::task::spawn_blocking(move || {
+        ws2.ok(&["apply", "-auto-approve", "-input=false"]);
+        ws2.ok(&["output", "-json"])
+    })
+    .await
+    .unwrap();
+    let outputs: serde_json::Value = serde_json::from_str(&outputs).unwrap();
+    let policy: serde_json::Value =
+        serde_json::from_str(outputs["policy"]["value"].as_str().unwrap()).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert!(
+        statements
+            .iter()
+            .any(|s| s["Sid"] == "AllowPassingInstanceRole"),
+        "{policy}"
+    );
+    let types = outputs["types"]["value"].as_array().unwrap();
+    assert_eq!(types.len(), 5, "{types:?}");
+    assert!(
+        types
+            .iter()
+            .all(|t| t["architecture"] == "arm64" && t["vcpu"].as_i64().unwrap() < 3)
+    );
+    let prices: Vec<f64> = types
+        .iter()
+        .map(|t| t["on_demand_price"].as_f64().unwrap())
+        .collect();
+    assert!(
+        prices.windows(2).all(|w| w[0] <= w[1]),
+        "cheapest first: {prices:?}"
+    );
+    let spec: serde_json::Value =
+        serde_json::from_str(outputs["pool_spec"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(spec["limits"]["cpu"], "1000");
+    let _ = std::fs::remove_dir_all(&ws.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_sources_with_terraform_1_0() {
+    data_sources(Part::Terraform1_0, "terraform 1.0 data").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_sources_with_terraform_1_15() {
+    data_sources(Part::Terraform1_15, "terraform 1.15 data").await;
+}

@@ -5,6 +5,7 @@
 
 use super::config;
 use crate::cty::{self, Value};
+use crate::data_sources::DataSource;
 use crate::mapping::PathStep;
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider;
@@ -126,7 +127,10 @@ impl Provider for Service {
                 .values()
                 .map(|k| (k.type_name.to_string(), k.schema().schema()))
                 .collect(),
-            data_source_schemas: HashMap::new(),
+            data_source_schemas: DataSource::ALL
+                .iter()
+                .map(|d| (d.type_name().to_string(), d.schema().schema()))
+                .collect(),
             diagnostics: Vec::new(),
             provider_meta: None,
             server_capabilities: Some(pb::ServerCapabilities {
@@ -171,8 +175,12 @@ impl Provider for Service {
         request: Request<pb::validate_data_resource_config::Request>,
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
         let name = request.into_inner().type_name;
+        let diagnostics = match DataSource::named(&name) {
+            Some(_) => Vec::new(),
+            None => vec![error(format!("unknown data source {name:?}"), "")],
+        };
         Ok(Response::new(pb::validate_data_resource_config::Response {
-            diagnostics: vec![error(format!("unknown data source {name:?}"), "")],
+            diagnostics,
         }))
     }
 
@@ -340,10 +348,27 @@ impl Provider for Service {
         &self,
         request: Request<pb::read_data_source::Request>,
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
-        let name = request.into_inner().type_name;
+        let request = request.into_inner();
+        let result = async {
+            let source = DataSource::named(&request.type_name)
+                .ok_or_else(|| error(format!("unknown data source {:?}", request.type_name), ""))?;
+            let ty = source.schema().ty();
+            let config = decode(request.config.as_ref(), &ty)?;
+            let client = match source.needs_cluster() {
+                true => Some(self.client().await?),
+                false => None,
+            };
+            let state = source
+                .read(&config, client)
+                .await
+                .map_err(|e| error(format!("reading {}", request.type_name), e))?;
+            Ok(dynamic(&state, &ty))
+        }
+        .await;
+        let (state, diagnostics) = split(result);
         Ok(Response::new(pb::read_data_source::Response {
-            state: None,
-            diagnostics: vec![error(format!("unknown data source {name:?}"), "")],
+            state,
+            diagnostics,
         }))
     }
 
