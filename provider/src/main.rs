@@ -9,6 +9,8 @@
 
 mod cty;
 mod data_sources;
+#[cfg(test)]
+mod docs;
 mod kube_client;
 mod mapping;
 mod plugin;

@@ -164,12 +164,23 @@ pub fn scalar_from_json(json: &Json, ty: &Type) -> Value {
 
 /// Where a block is read back: shaped like the configuration or prior
 /// state, or (on import) wherever it differs from the server's default.
+/// Both carry the server's defaults at the same level, so a list block the
+/// configuration leaves empty and the server defaults (a NodePool's
+/// budgets) is left out too.
 #[derive(Debug, Clone, Copy)]
 pub enum Shape<'a> {
-    /// Like this value (blocks it lacks are left out).
-    Like(&'a Value),
+    /// Like this value (blocks it lacks are left out), with the defaults.
+    Like(&'a Value, &'a Json),
     /// Everything except blocks equal to these defaults.
     Import(&'a Json),
+}
+
+impl<'a> Shape<'a> {
+    fn defaults(self) -> &'a Json {
+        match self {
+            Shape::Like(_, defaults) | Shape::Import(defaults) => defaults,
+        }
+    }
 }
 
 /// The Terraform value of a JSON object, shaped by `shape`.
@@ -177,6 +188,7 @@ pub fn from_json(json: &Json, fields: &[Field], shape: Shape<'_>) -> Value {
     let mut out = BTreeMap::new();
     for field in fields {
         let v = &json[field.json()];
+        let default = &shape.defaults()[field.json()];
         let value = match field {
             Field::Attr { ty, .. } => scalar_from_json(v, ty),
             Field::Block {
@@ -186,14 +198,11 @@ pub fn from_json(json: &Json, fields: &[Field], shape: Shape<'_>) -> Value {
                 ..
             } => {
                 let inner = match shape {
-                    Shape::Like(like) => match like.get(tf) {
+                    Shape::Like(like, _) => match like.get(tf) {
                         Value::Null => None,
-                        present => Some(Shape::Like(present)),
+                        present => Some(Shape::Like(present, default)),
                     },
-                    Shape::Import(defaults) => {
-                        let default = &defaults[field.json()];
-                        (v != default).then_some(Shape::Import(default))
-                    }
+                    Shape::Import(_) => (v != default).then_some(Shape::Import(default)),
                 };
                 match (inner, v) {
                     (Some(inner), Json::Object(_)) => from_json(v, fields, inner),
@@ -202,27 +211,24 @@ pub fn from_json(json: &Json, fields: &[Field], shape: Shape<'_>) -> Value {
             }
             Field::Block { tf, fields, .. } => {
                 let items = v.as_array().map(Vec::as_slice).unwrap_or_default();
-                let keep = match shape {
-                    Shape::Like(like) => !matches!(like.get(tf), Value::Null) || !items.is_empty(),
-                    Shape::Import(defaults) => v != &defaults[field.json()],
-                };
-                let like_items = match shape {
-                    Shape::Like(like) => match like.get(tf) {
-                        Value::List(items) => items.clone(),
-                        _ => Vec::new(),
+                let like_items: &[Value] = match shape {
+                    Shape::Like(like, _) => match like.get(tf) {
+                        Value::List(items) => items,
+                        _ => &[],
                     },
-                    Shape::Import(_) => Vec::new(),
+                    Shape::Import(_) => &[],
                 };
-                let empty = Json::Object(Map::new());
+                // Left out: nothing there, or a list the configuration
+                // does not have that equals the server's default.
+                let keep = !items.is_empty() && (!like_items.is_empty() || v != default);
                 Value::List(if keep {
                     items
                         .iter()
                         .enumerate()
                         .map(|(i, item)| {
-                            let inner = match (shape, like_items.get(i)) {
-                                (Shape::Like(_), Some(like)) => Shape::Like(like),
-                                (Shape::Like(_), None) => Shape::Import(&empty),
-                                (Shape::Import(_), _) => Shape::Import(&empty),
+                            let inner = match like_items.get(i) {
+                                Some(like) => Shape::Like(like, &default[i]),
+                                None => Shape::Import(&default[i]),
                             };
                             from_json(item, fields, inner)
                         })
@@ -322,7 +328,7 @@ mod tests {
             &fields(),
             Shape::Import(&json!({})),
         );
-        let state = from_json(&server, &fields(), Shape::Like(&config));
+        let state = from_json(&server, &fields(), Shape::Like(&config, &json!({})));
         assert_eq!(state.get("disruption"), &Value::Null);
         assert_eq!(
             Json::Object(to_json(&state, &fields())),

@@ -201,7 +201,8 @@ impl Kind {
             .await
             .map_err(|e| format!("applying {} {name}: {e}", self.kind))?;
         let server = serde_json::to_value(&applied).map_err(|e| e.to_string())?;
-        Ok(self.state(&server, Shape::Like(planned), Some(planned)))
+        let defaults = (self.default_spec)();
+        Ok(self.state(&server, Shape::Like(planned, &defaults), Some(planned)))
     }
 
     /// The object as it is now, shaped like `prior`; null when it is gone.
@@ -216,7 +217,8 @@ impl Kind {
             None => Value::Null,
             Some(object) => {
                 let server = serde_json::to_value(&object).map_err(|e| e.to_string())?;
-                self.state(&server, Shape::Like(prior), None)
+                let defaults = (self.default_spec)();
+                self.state(&server, Shape::Like(prior, &defaults), None)
             }
         })
     }
@@ -296,7 +298,7 @@ impl Kind {
             state = keep_known(planned, &state);
         }
         let settings_from = planned.or(match shape {
-            Shape::Like(like) => Some(like),
+            Shape::Like(like, _) => Some(like),
             Shape::Import(_) => None,
         });
         if let (Value::Map(map), true) = (&mut state, self.nodeclaim_label.is_some()) {

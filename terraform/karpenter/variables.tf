@@ -1,0 +1,47 @@
+variable "cluster_name" {
+  description = "The EKS cluster's name: the discovery tag value of its subnets and security groups."
+  type        = string
+}
+
+variable "node_role_name" {
+  description = "The IAM role nodes are launched with (the EC2NodeClass's role)."
+  type        = string
+}
+
+variable "nodeclass_name" {
+  description = "The name of the EC2NodeClass every pool uses."
+  type        = string
+  default     = "default"
+}
+
+variable "ami_alias" {
+  description = "The AMI alias (`al2023@latest`, `bottlerocket@latest`)."
+  type        = string
+  default     = "al2023@latest"
+}
+
+variable "root_volume_size" {
+  description = "The root volume's size."
+  type        = string
+  default     = "20Gi"
+}
+
+variable "tags" {
+  description = "Tags on every instance and volume Karpenter launches."
+  type        = map(string)
+  default     = {}
+}
+
+variable "nodepools" {
+  description = <<-EOT
+    NodePools by name. Each may set: capacity_types (list, default spot and
+    on-demand), architectures (list, default amd64), instance_categories
+    (list, default c, m, r), cpu_limit (string, default "1000"), weight
+    (number), consolidate_after (string, default "1m"), labels (map),
+    taints (list of {key, value, effect}).
+  EOT
+  type        = any
+  default = {
+    default = {}
+  }
+}
