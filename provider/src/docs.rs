@@ -107,6 +107,10 @@ mod tests {
             let file = kind.type_name.trim_start_matches("karpenter_");
             pages.push((format!("resources/{file}.md"), kind.schema()));
         }
+        pages.push((
+            "resources/node_role.md".to_string(),
+            crate::resources::node_role::schema(),
+        ));
         for source in DataSource::ALL {
             let file = source.type_name().trim_start_matches("karpenter_");
             pages.push((format!("data-sources/{file}.md"), source.schema()));

@@ -7,6 +7,7 @@
 //! (`1|6|tcp|ADDR|grpc|CERT`), then nothing else ever goes to stdout. It
 //! exits when Terraform calls `Shutdown` or goes away.
 
+mod aws_client;
 mod cty;
 mod data_sources;
 #[cfg(test)]

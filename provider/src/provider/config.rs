@@ -1,6 +1,7 @@
 //! The provider block: how to reach the cluster, the way the kubernetes and
 //! helm providers ask for it (a kubeconfig file and context, or host, token
-//! and CA, or an exec credential plugin such as `aws eks get-token`).
+//! and CA, or an exec credential plugin such as `aws eks get-token`), and
+//! AWS (region, profile, a role to assume, an endpoint override).
 //! Nothing here is used at plan time, so it may depend on values that are
 //! unknown until apply (a cluster created in the same run).
 
@@ -33,6 +34,16 @@ pub fn schema() -> Block {
             string(
                 "field_manager",
                 "Server-side apply field manager (default `terraform-provider-karpenter`).",
+            ),
+            string(
+                "region",
+                "AWS region for the IAM resources (default: the AWS configuration's).",
+            ),
+            string("profile", "AWS shared-config profile."),
+            string("assume_role_arn", "A role to assume for AWS calls."),
+            string(
+                "aws_endpoint_url",
+                "Another AWS endpoint for every service (an emulator such as moto).",
             ),
         ],
         blocks: vec![NestedBlock {

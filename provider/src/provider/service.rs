@@ -9,11 +9,26 @@ use crate::data_sources::DataSource;
 use crate::mapping::PathStep;
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider;
-use crate::resources::{self, crd::Kind, crd::Problem};
+use crate::resources::{self, crd::Kind, crd::Problem, node_role};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status};
+
+/// A resource type: a Karpenter object in the cluster, or an IAM role.
+enum Resource<'a> {
+    Object(&'a Kind),
+    NodeRole,
+}
+
+impl Resource<'_> {
+    fn schema(&self) -> crate::schema::Block {
+        match self {
+            Resource::Object(kind) => kind.schema(),
+            Resource::NodeRole => node_role::schema(),
+        }
+    }
+}
 
 /// The default server-side apply field manager.
 pub const FIELD_MANAGER: &str = "terraform-provider-karpenter";
@@ -23,6 +38,7 @@ pub struct Service {
     kinds: HashMap<&'static str, Kind>,
     config: Mutex<Option<Value>>,
     client: OnceCell<kube::Client>,
+    iam: OnceCell<aws_sdk_iam::Client>,
 }
 
 impl Default for Service {
@@ -34,6 +50,7 @@ impl Default for Service {
                 .collect(),
             config: Mutex::new(None),
             client: OnceCell::new(),
+            iam: OnceCell::new(),
         }
     }
 }
@@ -78,13 +95,126 @@ fn dynamic(value: &Value, ty: &cty::Type) -> Option<pb::DynamicValue> {
 }
 
 impl Service {
-    fn kind(&self, name: &str) -> Result<&Kind, pb::Diagnostic> {
-        self.kinds.get(name).ok_or_else(|| {
+    fn resource(&self, name: &str) -> Result<Resource<'_>, pb::Diagnostic> {
+        if name == node_role::TYPE_NAME {
+            return Ok(Resource::NodeRole);
+        }
+        self.kinds.get(name).map(Resource::Object).ok_or_else(|| {
             error(
                 format!("unknown resource type {name:?}"),
                 "this version of terraform-provider-karpenter does not have it",
             )
         })
+    }
+
+    fn partition(&self) -> &'static str {
+        crate::aws_client::partition(self.config.lock().expect("config lock").as_ref())
+    }
+
+    async fn iam(&self) -> Result<&aws_sdk_iam::Client, pb::Diagnostic> {
+        let config = self.config.lock().expect("config lock").clone();
+        self.iam
+            .get_or_try_init(|| async {
+                let config = config.ok_or("the provider was not configured")?;
+                let sdk = crate::aws_client::sdk_config(&config).await?;
+                Ok::<_, String>(aws_sdk_iam::Client::new(&sdk))
+            })
+            .await
+            .map_err(|e: String| error("cannot configure AWS", e))
+    }
+
+    fn plan_with(
+        &self,
+        resource: &Resource<'_>,
+        prior: &Value,
+        proposed: &Value,
+    ) -> Result<(Value, Vec<Vec<PathStep>>), Vec<Problem>> {
+        match resource {
+            Resource::Object(kind) => kind.plan(prior, proposed),
+            Resource::NodeRole => {
+                let (planned, replace) = node_role::plan(prior, proposed, self.partition())?;
+                let replace = if replace {
+                    vec![vec![PathStep::Attribute("name".into())]]
+                } else {
+                    Vec::new()
+                };
+                Ok((planned, replace))
+            }
+        }
+    }
+
+    async fn read_with(
+        &self,
+        resource: &Resource<'_>,
+        prior: &Value,
+    ) -> Result<Value, pb::Diagnostic> {
+        let failed = |e| error("read failed", e);
+        match resource {
+            Resource::Object(kind) => kind.read(self.client().await?, prior).await.map_err(failed),
+            Resource::NodeRole => Ok(node_role::read(self.iam().await?, prior)
+                .await
+                .map_err(failed)?
+                .unwrap_or(Value::Null)),
+        }
+    }
+
+    async fn apply_with(
+        &self,
+        resource: &Resource<'_>,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, pb::Diagnostic> {
+        if planned == &Value::Null {
+            let failed = |e| error("delete failed", e);
+            match resource {
+                Resource::Object(kind) => kind
+                    .delete(self.client().await?, prior)
+                    .await
+                    .map_err(failed)?,
+                Resource::NodeRole => node_role::delete(self.iam().await?, prior)
+                    .await
+                    .map_err(failed)?,
+            }
+            return Ok(Value::Null);
+        }
+        let failed = |e| error("apply failed", e);
+        match resource {
+            Resource::Object(kind) => kind
+                .apply(self.client().await?, &self.field_manager(), planned)
+                .await
+                .map_err(failed),
+            Resource::NodeRole => {
+                node_role::apply(self.iam().await?, prior, planned, self.partition())
+                    .await
+                    .map_err(failed)
+            }
+        }
+    }
+
+    async fn import_with(
+        &self,
+        resource: &Resource<'_>,
+        id: &str,
+    ) -> Result<Value, pb::Diagnostic> {
+        let failed = |e| error("import failed", e);
+        match resource {
+            Resource::Object(kind) => kind.import(self.client().await?, id).await.map_err(failed),
+            Resource::NodeRole => {
+                let prior = Value::Map(std::collections::BTreeMap::from([(
+                    "name".to_string(),
+                    Value::String(id.to_string()),
+                )]));
+                node_role::read(self.iam().await?, &prior)
+                    .await
+                    .map_err(failed)?
+                    .ok_or_else(|| {
+                        error(
+                            "import failed",
+                            format!("there is no IAM role named {id:?}"),
+                        )
+                    })
+            }
+        }
     }
 
     async fn client(&self) -> Result<&kube::Client, pb::Diagnostic> {
@@ -126,6 +256,10 @@ impl Provider for Service {
                 .kinds
                 .values()
                 .map(|k| (k.type_name.to_string(), k.schema().schema()))
+                .chain([(
+                    node_role::TYPE_NAME.to_string(),
+                    node_role::schema().schema(),
+                )])
                 .collect(),
             data_source_schemas: DataSource::ALL
                 .iter()
@@ -155,11 +289,11 @@ impl Provider for Service {
         request: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let request = request.into_inner();
-        let diagnostics = match self.kind(&request.type_name) {
+        let diagnostics = match self.resource(&request.type_name) {
             Err(d) => vec![d],
-            Ok(kind) => match decode(request.config.as_ref(), &kind.schema().ty()) {
+            Ok(resource) => match decode(request.config.as_ref(), &resource.schema().ty()) {
                 Err(d) => vec![d],
-                Ok(config) => match kind.plan(&Value::Null, &config) {
+                Ok(config) => match self.plan_with(&resource, &Value::Null, &config) {
                     Ok(_) => Vec::new(),
                     Err(problems) => problems.into_iter().map(problem).collect(),
                 },
@@ -189,8 +323,8 @@ impl Provider for Service {
         request: Request<pb::upgrade_resource_state::Request>,
     ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
         let request = request.into_inner();
-        let result = self.kind(&request.type_name).and_then(|kind| {
-            let ty = kind.schema().ty();
+        let result = self.resource(&request.type_name).and_then(|resource| {
+            let ty = resource.schema().ty();
             let json = request.raw_state.map(|r| r.json).unwrap_or_default();
             let value: serde_json::Value = serde_json::from_slice(&json)
                 .map_err(|e| error("unreadable state", e.to_string()))?;
@@ -229,14 +363,10 @@ impl Provider for Service {
     ) -> Result<Response<pb::read_resource::Response>, Status> {
         let request = request.into_inner();
         let result = async {
-            let kind = self.kind(&request.type_name)?;
-            let ty = kind.schema().ty();
+            let resource = self.resource(&request.type_name)?;
+            let ty = resource.schema().ty();
             let prior = decode(request.current_state.as_ref(), &ty)?;
-            let client = self.client().await?;
-            let state = kind
-                .read(client, &prior)
-                .await
-                .map_err(|e| error("read failed", e))?;
+            let state = self.read_with(&resource, &prior).await?;
             Ok(dynamic(&state, &ty))
         }
         .await;
@@ -254,15 +384,15 @@ impl Provider for Service {
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
         let request = request.into_inner();
         let result = (|| {
-            let kind = self.kind(&request.type_name)?;
-            let ty = kind.schema().ty();
+            let resource = self.resource(&request.type_name)?;
+            let ty = resource.schema().ty();
             let prior = decode(request.prior_state.as_ref(), &ty)?;
             let proposed = decode(request.proposed_new_state.as_ref(), &ty)?;
             if proposed == Value::Null {
                 return Ok((dynamic(&Value::Null, &ty), Vec::new()));
             }
-            let (planned, replace) = kind
-                .plan(&prior, &proposed)
+            let (planned, replace) = self
+                .plan_with(&resource, &prior, &proposed)
                 .map_err(|problems| problems.into_iter().map(problem).collect::<Vec<_>>())
                 .map_err(Diagnostics)?;
             Ok((
@@ -288,21 +418,11 @@ impl Provider for Service {
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
         let request = request.into_inner();
         let result = async {
-            let kind = self.kind(&request.type_name)?;
-            let ty = kind.schema().ty();
+            let resource = self.resource(&request.type_name)?;
+            let ty = resource.schema().ty();
             let prior = decode(request.prior_state.as_ref(), &ty)?;
             let planned = decode(request.planned_state.as_ref(), &ty)?;
-            let client = self.client().await?;
-            if planned == Value::Null {
-                kind.delete(client, &prior)
-                    .await
-                    .map_err(|e| error("delete failed", e))?;
-                return Ok(dynamic(&Value::Null, &ty));
-            }
-            let state = kind
-                .apply(client, &self.field_manager(), &planned)
-                .await
-                .map_err(|e| error("apply failed", e))?;
+            let state = self.apply_with(&resource, &prior, &planned).await?;
             Ok(dynamic(&state, &ty))
         }
         .await;
@@ -320,13 +440,9 @@ impl Provider for Service {
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
         let request = request.into_inner();
         let result = async {
-            let kind = self.kind(&request.type_name)?;
-            let ty = kind.schema().ty();
-            let client = self.client().await?;
-            let state = kind
-                .import(client, &request.id)
-                .await
-                .map_err(|e| error("import failed", e))?;
+            let resource = self.resource(&request.type_name)?;
+            let ty = resource.schema().ty();
+            let state = self.import_with(&resource, &request.id).await?;
             Ok(pb::import_resource_state::ImportedResource {
                 type_name: request.type_name.clone(),
                 state: dynamic(&state, &ty),

@@ -1,7 +1,9 @@
-//! The resource types: Karpenter's objects (through the cluster's API).
+//! The resource types: Karpenter's objects (through the cluster's API)
+//! and the node IAM role (through AWS IAM).
 
 pub mod crd;
 pub mod ec2nodeclass;
+pub mod node_role;
 pub mod nodepool;
 pub mod status;
 

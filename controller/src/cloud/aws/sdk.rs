@@ -22,15 +22,18 @@ pub struct AwsClients {
 /// identity for IRSA, container credentials for Pod Identity, IMDS) over a
 /// rustls client that verifies certificates against the system roots.
 pub async fn load_config() -> SdkConfig {
+    loader().load().await
+}
+
+/// The loader [`load_config`] uses (rustls on ring, TLS verified), for
+/// callers that set more (region, profile, endpoint) before loading.
+pub fn loader() -> aws_config::ConfigLoader {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
 }
 
 impl AwsClients {

