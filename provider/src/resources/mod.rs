@@ -3,6 +3,7 @@
 
 pub mod crd;
 pub mod ec2nodeclass;
+mod iam;
 pub mod node_role;
 pub mod nodepool;
 pub mod status;

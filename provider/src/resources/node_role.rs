@@ -7,10 +7,10 @@
 //! hand is planned back.
 
 use super::crd::Problem;
+use super::iam::{aws_err, find, retag, strings, tag_list, tags, tags_value};
 use crate::cty::{Type, Value};
 use crate::schema::{Attribute, Block, Presence};
 use aws_sdk_iam::Client;
-use aws_sdk_iam::types::Tag;
 use karpenter_iam::node::{
     CNI_IPV6_POLICY_NAME, IpFamily, cni_ipv6_policy, node_managed_policy_arns, node_trust,
 };
@@ -84,10 +84,6 @@ fn family(value: &Value) -> Result<IpFamily, String> {
 
 fn flag(value: &Value, name: &str) -> bool {
     value.get(name) == &Value::Bool(true)
-}
-
-fn strings(items: &[String]) -> Value {
-    Value::List(items.iter().map(|s| Value::String(s.clone())).collect())
 }
 
 /// The policies the configuration asks for.
@@ -164,25 +160,6 @@ pub fn plan(
     Ok((planned, replace))
 }
 
-fn tags(value: &Value) -> BTreeMap<String, String> {
-    match value.get("tags") {
-        Value::Map(map) => map
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect(),
-        _ => BTreeMap::new(),
-    }
-}
-
-fn aws_err(call: &str, e: impl std::fmt::Display) -> String {
-    let message = e.to_string();
-    if message.contains("AccessDenied") {
-        format!("iam:{call} was denied ({message}); the credentials in use need iam:{call}")
-    } else {
-        format!("iam:{call} failed: {message}")
-    }
-}
-
 /// Creates or updates the role as planned; returns the new state.
 pub async fn apply(
     iam: &Client,
@@ -196,11 +173,7 @@ pub async fn apply(
         .ok_or("name is unknown at apply")?
         .to_string();
     let trust = node_trust(partition).to_string();
-    let wanted_tags = tags(planned);
-    let tag_list: Vec<Tag> = wanted_tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
-        .collect();
+    let tag_list = tag_list(&tags(planned));
     let exists = find(iam, &name).await?.is_some();
     if exists {
         iam.update_assume_role_policy()
@@ -209,26 +182,7 @@ pub async fn apply(
             .send()
             .await
             .map_err(|e| aws_err("UpdateAssumeRolePolicy", e.into_service_error()))?;
-        let stale: Vec<String> = tags(prior)
-            .into_keys()
-            .filter(|k| !wanted_tags.contains_key(k))
-            .collect();
-        if !stale.is_empty() {
-            iam.untag_role()
-                .role_name(&name)
-                .set_tag_keys(Some(stale))
-                .send()
-                .await
-                .map_err(|e| aws_err("UntagRole", e.into_service_error()))?;
-        }
-        if !tag_list.is_empty() {
-            iam.tag_role()
-                .role_name(&name)
-                .set_tags(Some(tag_list.clone()))
-                .send()
-                .await
-                .map_err(|e| aws_err("TagRole", e.into_service_error()))?;
-        }
+        retag(iam, &name, prior, planned).await?;
     } else {
         iam.create_role()
             .role_name(&name)
@@ -278,19 +232,6 @@ pub async fn apply(
     read(iam, planned)
         .await?
         .ok_or_else(|| format!("role {name} vanished right after it was applied"))
-}
-
-async fn find(iam: &Client, name: &str) -> Result<Option<aws_sdk_iam::types::Role>, String> {
-    match iam.get_role().role_name(name).send().await {
-        Ok(out) => Ok(out.role),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(aws_err("GetRole", e.into_service_error())),
-    }
 }
 
 async fn attached(iam: &Client, name: &str) -> Result<Vec<String>, String> {
@@ -348,7 +289,11 @@ async fn profile_holds(iam: &Client, name: &str) -> Result<bool, String> {
     }
 }
 
-async fn create_profile(iam: &Client, name: &str, tags: Vec<Tag>) -> Result<(), String> {
+async fn create_profile(
+    iam: &Client,
+    name: &str,
+    tags: Vec<aws_sdk_iam::types::Tag>,
+) -> Result<(), String> {
     match iam
         .create_instance_profile()
         .instance_profile_name(name)
@@ -412,16 +357,7 @@ pub async fn read(iam: &Client, prior: &Value) -> Result<Option<Value>, String> 
     if a != b {
         listed = attached;
     }
-    let role_tags: BTreeMap<String, Value> = role
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), Value::String(t.value().to_string())))
-        .collect();
-    let tags = if role_tags.is_empty() && prior.get("tags") == &Value::Null {
-        Value::Null
-    } else {
-        Value::Map(role_tags)
-    };
+    let tags = tags_value(&role, prior);
     let state = BTreeMap::from([
         ("name".to_string(), Value::String(name.clone())),
         ("id".to_string(), Value::String(name.clone())),

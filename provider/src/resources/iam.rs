@@ -1,0 +1,103 @@
+//! What the IAM role resources share: reading a role, its tags, and
+//! error messages that name the missing permission.
+
+use crate::cty::Value;
+use aws_sdk_iam::Client;
+use aws_sdk_iam::types::Tag;
+use std::collections::BTreeMap;
+
+/// A list of strings as a value.
+pub(super) fn strings(items: &[String]) -> Value {
+    Value::List(items.iter().map(|s| Value::String(s.clone())).collect())
+}
+
+/// The `tags` attribute as a map.
+pub(super) fn tags(value: &Value) -> BTreeMap<String, String> {
+    match value.get("tags") {
+        Value::Map(map) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// The tags as IAM wants them.
+pub(super) fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
+        .collect()
+}
+
+/// An IAM error, with the permission to grant when access was denied.
+pub(super) fn aws_err(call: &str, e: impl std::fmt::Display) -> String {
+    let message = e.to_string();
+    if message.contains("AccessDenied") {
+        format!("iam:{call} was denied ({message}); the credentials in use need iam:{call}")
+    } else {
+        format!("iam:{call} failed: {message}")
+    }
+}
+
+/// The role named `name`, if there is one.
+pub(super) async fn find(
+    iam: &Client,
+    name: &str,
+) -> Result<Option<aws_sdk_iam::types::Role>, String> {
+    match iam.get_role().role_name(name).send().await {
+        Ok(out) => Ok(out.role),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(aws_err("GetRole", e.into_service_error())),
+    }
+}
+
+/// Puts the role's tags as `planned` has them, untagging what `prior` had.
+pub(super) async fn retag(
+    iam: &Client,
+    name: &str,
+    prior: &Value,
+    planned: &Value,
+) -> Result<(), String> {
+    let wanted = tags(planned);
+    let stale: Vec<String> = tags(prior)
+        .into_keys()
+        .filter(|k| !wanted.contains_key(k))
+        .collect();
+    if !stale.is_empty() {
+        iam.untag_role()
+            .role_name(name)
+            .set_tag_keys(Some(stale))
+            .send()
+            .await
+            .map_err(|e| aws_err("UntagRole", e.into_service_error()))?;
+    }
+    if !wanted.is_empty() {
+        iam.tag_role()
+            .role_name(name)
+            .set_tags(Some(tag_list(&wanted)))
+            .send()
+            .await
+            .map_err(|e| aws_err("TagRole", e.into_service_error()))?;
+    }
+    Ok(())
+}
+
+/// The role's tags as the `tags` attribute (null when there are none and
+/// the prior state had none).
+pub(super) fn tags_value(role: &aws_sdk_iam::types::Role, prior: &Value) -> Value {
+    let tags: BTreeMap<String, Value> = role
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), Value::String(t.value().to_string())))
+        .collect();
+    if tags.is_empty() && prior.get("tags") == &Value::Null {
+        Value::Null
+    } else {
+        Value::Map(tags)
+    }
+}
