@@ -111,6 +111,10 @@ mod tests {
             "resources/node_role.md".to_string(),
             crate::resources::node_role::schema(),
         ));
+        pages.push((
+            "resources/controller_role.md".to_string(),
+            crate::resources::controller_role::schema(),
+        ));
         for source in DataSource::ALL {
             let file = source.type_name().trim_start_matches("karpenter_");
             pages.push((format!("data-sources/{file}.md"), source.schema()));

@@ -1,8 +1,10 @@
-//! `karpenter_node_role` with the real Terraform binaries against moto:
-//! create (role, policies, instance profile), a clean re-plan, an in-place
-//! update, a policy detached by hand planned back, a role deleted by hand
-//! recreated, import planning clean, an invalid value failing at plan time
-//! at its attribute, and destroy leaving nothing.
+//! The IAM role resources with the real Terraform binaries against moto.
+//! `karpenter_node_role`: create (role, policies, instance profile), a clean
+//! re-plan, an in-place update, a policy detached by hand planned back,
+//! import planning clean, an invalid value failing at plan time at its
+//! attribute, and destroy leaving nothing. `karpenter_controller_role`: the
+//! same, plus a hand-edited policy put back, and a switch to a managed
+//! policy and IRSA in place.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -222,4 +224,185 @@ async fn node_role_lifecycle_with_terraform_1_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_role_lifecycle_with_terraform_1_15() {
     lifecycle(Part::Terraform1_15, "terraform 1.15 node role").await;
+}
+
+const CONTROLLER: &str = r#"resource "karpenter_controller_role" "controller" {
+  name          = "KarpenterController-tf"
+  cluster_name  = "tf"
+  node_role_arn = "arn:aws:iam::123456789012:role/KarpenterNodeRole-tf"
+}"#;
+
+async fn controller_lifecycle(part: Part, name: &str) {
+    let env = DevEnv::load();
+    let Some(terraform) = env.require(part, name) else {
+        return;
+    };
+    if env.require(Part::MotoServer, name).is_none() {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
+    let endpoint = moto.endpoint();
+    let iam = aws_sdk_iam::Client::new(&test_support::aws::sdk_config(&endpoint).await);
+    let dir = std::env::temp_dir().join(format!(
+        "tf-iam-{}-{}",
+        std::process::id(),
+        name.replace(' ', "-")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let provider_dir = Path::new(env!("CARGO_BIN_EXE_terraform-provider-karpenter"))
+        .parent()
+        .unwrap();
+    let rc = dir.join("terraformrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"karpenter-rs/karpenter\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+            provider_dir.display()
+        ),
+    )
+    .unwrap();
+    let ws = std::sync::Arc::new(Workspace {
+        terraform,
+        dir: dir.clone(),
+        rc,
+    });
+    let run = |args: &'static [&'static str]| {
+        let ws = ws.clone();
+        tokio::task::spawn_blocking(move || ws.run(args))
+    };
+    let write = |role: &str| std::fs::write(dir.join("main.tf"), config(&endpoint, role)).unwrap();
+    let inline = || async {
+        iam.get_role_policy()
+            .role_name("KarpenterController-tf")
+            .policy_name("KarpenterControllerPolicy")
+            .send()
+            .await
+            .ok()
+            .map(|p| karpenter_iam::parse_document(p.policy_document()).unwrap())
+    };
+
+    // Pod Identity, inline policy.
+    write(CONTROLLER);
+    let (code, text) = run(&["apply", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    let policy = inline().await.expect("the inline policy");
+    assert!(
+        policy.to_string().contains("kubernetes.io/cluster/tf"),
+        "{policy}"
+    );
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 0, "not clean after create: {text}");
+
+    // The policy edited by hand: planned back.
+    iam.put_role_policy()
+        .role_name("KarpenterController-tf")
+        .policy_name("KarpenterControllerPolicy")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 2, "an edited policy is planned back: {text}");
+    let (code, text) = run(&["apply", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(inline().await, Some(policy.clone()));
+
+    // Managed policy, IRSA and a queue: updated in place.
+    let irsa = CONTROLLER.replace(
+        "KarpenterNodeRole-tf\"",
+        "KarpenterNodeRole-tf\"\n  policy_mode   = \"managed\"\n  interruption_queue_arn = \"arn:aws:sqs:us-east-1:123456789012:Karpenter-tf\"\n  irsa_oidc_provider_arn = \"arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/TF\"",
+    );
+    write(&irsa);
+    let (code, text) = run(&["apply", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("0 added, 1 changed, 0 destroyed"), "{text}");
+    assert_eq!(
+        inline().await,
+        None,
+        "the inline policy gave way to the managed one"
+    );
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name("KarpenterController-tf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attached.attached_policies()[0].policy_name(),
+        Some("KarpenterController-tf-policy")
+    );
+    let role = iam
+        .get_role()
+        .role_name("KarpenterController-tf")
+        .send()
+        .await
+        .unwrap();
+    let trust =
+        karpenter_iam::parse_document(role.role().unwrap().assume_role_policy_document().unwrap())
+            .unwrap();
+    assert!(
+        trust
+            .to_string()
+            .contains("system:serviceaccount:kube-system:karpenter"),
+        "{trust}"
+    );
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 0, "not clean after update: {text}");
+
+    // Import reads the settings back from the documents.
+    for file in ["terraform.tfstate", "terraform.tfstate.backup"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    let (code, text) = run(&[
+        "import",
+        "karpenter_controller_role.controller",
+        "KarpenterController-tf",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 0, "import does not plan clean: {text}");
+
+    // Invalid: a plan-time error at the attribute.
+    write(&CONTROLLER.replace(
+        "arn:aws:iam::123456789012:role/KarpenterNodeRole-tf",
+        "not-an-arn",
+    ));
+    let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("invalid node_role_arn"), "{text}");
+
+    write(&irsa);
+    let (code, text) = run(&["destroy", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        iam.get_role()
+            .role_name("KarpenterController-tf")
+            .send()
+            .await
+            .is_err()
+    );
+    let policies = iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        policies.policies().is_empty(),
+        "the managed policy is gone too"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_role_lifecycle_with_terraform_1_0() {
+    controller_lifecycle(Part::Terraform1_0, "terraform 1.0 controller role").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_role_lifecycle_with_terraform_1_15() {
+    controller_lifecycle(Part::Terraform1_15, "terraform 1.15 controller role").await;
 }

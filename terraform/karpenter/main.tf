@@ -1,6 +1,29 @@
+locals {
+  node_role_name = var.node_role_name != null ? var.node_role_name : karpenter_node_role.this[0].name
+}
+
+resource "karpenter_node_role" "this" {
+  count = var.node_role_name == null ? 1 : 0
+
+  name                    = "KarpenterNodeRole-${var.cluster_name}"
+  create_instance_profile = false
+  tags                    = var.tags
+}
+
+resource "karpenter_controller_role" "this" {
+  count = var.create_controller_role ? 1 : 0
+
+  name                   = "KarpenterController-${var.cluster_name}"
+  cluster_name           = var.cluster_name
+  node_role_arn          = var.node_role_name != null ? var.node_role_arn : karpenter_node_role.this[0].arn
+  interruption_queue_arn = var.interruption_queue_arn
+  irsa_oidc_provider_arn = var.irsa_oidc_provider_arn
+  tags                   = var.tags
+}
+
 resource "karpenter_ec2nodeclass" "this" {
   name = var.nodeclass_name
-  role = var.node_role_name
+  role = local.node_role_name
 
   ami_selector_term {
     alias = var.ami_alias

@@ -4,8 +4,33 @@ variable "cluster_name" {
 }
 
 variable "node_role_name" {
-  description = "The IAM role nodes are launched with (the EC2NodeClass's role)."
+  description = "An existing IAM role for the nodes; when null the module creates `KarpenterNodeRole-<cluster>`."
   type        = string
+  default     = null
+}
+
+variable "node_role_arn" {
+  description = "The ARN of `node_role_name`, when the module creates the controller role for an existing node role."
+  type        = string
+  default     = null
+}
+
+variable "create_controller_role" {
+  description = "Create the controller's IAM role (`KarpenterController-<cluster>`, EKS Pod Identity trust unless `irsa_oidc_provider_arn` is set)."
+  type        = bool
+  default     = false
+}
+
+variable "interruption_queue_arn" {
+  description = "The interruption queue the controller reads (for its policy)."
+  type        = string
+  default     = null
+}
+
+variable "irsa_oidc_provider_arn" {
+  description = "Use IRSA through this OIDC provider for the controller role."
+  type        = string
+  default     = null
 }
 
 variable "nodeclass_name" {

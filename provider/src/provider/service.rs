@@ -9,7 +9,7 @@ use crate::data_sources::DataSource;
 use crate::mapping::PathStep;
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider;
-use crate::resources::{self, crd::Kind, crd::Problem, node_role};
+use crate::resources::{self, controller_role, crd::Kind, crd::Problem, node_role};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::OnceCell;
@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 enum Resource<'a> {
     Object(&'a Kind),
     NodeRole,
+    ControllerRole,
 }
 
 impl Resource<'_> {
@@ -26,6 +27,7 @@ impl Resource<'_> {
         match self {
             Resource::Object(kind) => kind.schema(),
             Resource::NodeRole => node_role::schema(),
+            Resource::ControllerRole => controller_role::schema(),
         }
     }
 }
@@ -99,12 +101,25 @@ impl Service {
         if name == node_role::TYPE_NAME {
             return Ok(Resource::NodeRole);
         }
+        if name == controller_role::TYPE_NAME {
+            return Ok(Resource::ControllerRole);
+        }
         self.kinds.get(name).map(Resource::Object).ok_or_else(|| {
             error(
                 format!("unknown resource type {name:?}"),
                 "this version of terraform-provider-karpenter does not have it",
             )
         })
+    }
+
+    /// The region the provider block or the environment names (plan time).
+    fn region(&self) -> Option<String> {
+        let config = self.config.lock().expect("config lock");
+        config
+            .as_ref()
+            .and_then(|c| c.get("region").as_str().map(str::to_string))
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
     }
 
     fn partition(&self) -> &'static str {
@@ -129,17 +144,31 @@ impl Service {
         prior: &Value,
         proposed: &Value,
     ) -> Result<(Value, Vec<Vec<PathStep>>), Vec<Problem>> {
-        match resource {
-            Resource::Object(kind) => kind.plan(prior, proposed),
-            Resource::NodeRole => {
-                let (planned, replace) = node_role::plan(prior, proposed, self.partition())?;
-                let replace = if replace {
-                    vec![vec![PathStep::Attribute("name".into())]]
-                } else {
-                    Vec::new()
-                };
-                Ok((planned, replace))
+        let (planned, replace) = match resource {
+            Resource::Object(kind) => return kind.plan(prior, proposed),
+            Resource::NodeRole => node_role::plan(prior, proposed, self.partition())?,
+            Resource::ControllerRole => {
+                controller_role::plan(prior, proposed, self.region().as_deref())?
             }
+        };
+        let replace = if replace {
+            vec![vec![PathStep::Attribute("name".into())]]
+        } else {
+            Vec::new()
+        };
+        Ok((planned, replace))
+    }
+
+    /// An IAM role's state (`None` when it is gone), read shaped like `prior`.
+    async fn read_role(
+        &self,
+        resource: &Resource<'_>,
+        prior: &Value,
+    ) -> Result<Option<Value>, String> {
+        let iam = self.iam().await.map_err(|d| d.detail)?;
+        match resource {
+            Resource::ControllerRole => controller_role::read(iam, prior).await,
+            _ => node_role::read(iam, prior).await,
         }
     }
 
@@ -151,7 +180,8 @@ impl Service {
         let failed = |e| error("read failed", e);
         match resource {
             Resource::Object(kind) => kind.read(self.client().await?, prior).await.map_err(failed),
-            Resource::NodeRole => Ok(node_role::read(self.iam().await?, prior)
+            _ => Ok(self
+                .read_role(resource, prior)
                 .await
                 .map_err(failed)?
                 .unwrap_or(Value::Null)),
@@ -174,6 +204,9 @@ impl Service {
                 Resource::NodeRole => node_role::delete(self.iam().await?, prior)
                     .await
                     .map_err(failed)?,
+                Resource::ControllerRole => controller_role::delete(self.iam().await?, prior)
+                    .await
+                    .map_err(failed)?,
             }
             return Ok(Value::Null);
         }
@@ -188,6 +221,9 @@ impl Service {
                     .await
                     .map_err(failed)
             }
+            Resource::ControllerRole => controller_role::apply(self.iam().await?, prior, planned)
+                .await
+                .map_err(failed),
         }
     }
 
@@ -199,12 +235,12 @@ impl Service {
         let failed = |e| error("import failed", e);
         match resource {
             Resource::Object(kind) => kind.import(self.client().await?, id).await.map_err(failed),
-            Resource::NodeRole => {
+            _ => {
                 let prior = Value::Map(std::collections::BTreeMap::from([(
                     "name".to_string(),
                     Value::String(id.to_string()),
                 )]));
-                node_role::read(self.iam().await?, &prior)
+                self.read_role(resource, &prior)
                     .await
                     .map_err(failed)?
                     .ok_or_else(|| {
@@ -256,10 +292,16 @@ impl Provider for Service {
                 .kinds
                 .values()
                 .map(|k| (k.type_name.to_string(), k.schema().schema()))
-                .chain([(
-                    node_role::TYPE_NAME.to_string(),
-                    node_role::schema().schema(),
-                )])
+                .chain([
+                    (
+                        node_role::TYPE_NAME.to_string(),
+                        node_role::schema().schema(),
+                    ),
+                    (
+                        controller_role::TYPE_NAME.to_string(),
+                        controller_role::schema().schema(),
+                    ),
+                ])
                 .collect(),
             data_source_schemas: DataSource::ALL
                 .iter()

@@ -1,6 +1,7 @@
 //! The resource types: Karpenter's objects (through the cluster's API)
-//! and the node IAM role (through AWS IAM).
+//! and the node and controller IAM roles (through AWS IAM).
 
+pub mod controller_role;
 pub mod crd;
 pub mod ec2nodeclass;
 mod iam;
