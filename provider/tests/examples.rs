@@ -1,14 +1,15 @@
 //! Every configuration in `examples/terraform/` and the module in
-//! `terraform/karpenter` (through `examples/terraform/module`) applies,
+//! `terraform/karpenter` (through `examples/terraform/module*`) applies,
 //! re-plans clean and destroys cleanly, with Terraform 1.0.3 and 1.15,
-//! against kubesim served over TLS.
+//! against kubesim served over TLS and moto (the IAM roles). Variables go
+//! in as `TF_VAR_*`, which examples that do not declare them ignore.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use std::path::Path;
 use std::process::Command;
-use test_support::{DevEnv, Part, repo_path};
+use test_support::{DevEnv, MotoServer, Part, repo_path};
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -23,13 +24,23 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn terraform(bin: &Path, dir: &Path, rc: &Path, args: &[&str]) -> (i32, String) {
+fn terraform(
+    bin: &Path,
+    dir: &Path,
+    rc: &Path,
+    vars: &[(String, String)],
+    args: &[&str],
+) -> (i32, String) {
     let out = Command::new(bin)
         .args(args)
         .arg("-no-color")
         .current_dir(dir)
+        .envs(vars.iter().map(|(k, v)| (format!("TF_VAR_{k}"), v.clone())))
         .env("TF_CLI_CONFIG_FILE", rc)
         .env("CHECKPOINT_DISABLE", "1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("terraform runs");
     let text = format!(
@@ -45,6 +56,10 @@ async fn examples(part: Part, name: &str) {
     let Some(bin) = env.require(part, name) else {
         return;
     };
+    if env.require(Part::MotoServer, name).is_none() {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
     let root = std::env::temp_dir().join(format!(
         "tf-examples-{}-{}",
         std::process::id(),
@@ -88,26 +103,32 @@ async fn examples(part: Part, name: &str) {
         .await
         .unwrap();
     }
-    let var = format!("kubeconfig={}", served.kubeconfig.display());
+    let vars = vec![
+        (
+            "kubeconfig".to_string(),
+            served.kubeconfig.display().to_string(),
+        ),
+        ("aws_endpoint_url".to_string(), moto.endpoint()),
+    ];
     let mut dirs: Vec<_> = std::fs::read_dir(root.join("examples/terraform"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 3, "{dirs:?}");
+    assert!(dirs.len() >= 4, "{dirs:?}");
     let pools: Api<karpenter_api::v1::NodePool> = Api::all(sim.client());
     for dir in dirs {
-        let (bin, rc, var) = (bin.clone(), rc.clone(), var.clone());
+        let (bin, rc, vars) = (bin.clone(), rc.clone(), vars.clone());
         let example = dir.file_name().unwrap().to_string_lossy().to_string();
         tokio::task::spawn_blocking(move || {
-            let run = |args: &[&str]| terraform(&bin, &dir, &rc, args);
+            let run = |args: &[&str]| terraform(&bin, &dir, &rc, &vars, args);
             let (code, text) = run(&["get"]);
             assert_eq!(code, 0, "{example}: get: {text}");
-            let (code, text) = run(&["apply", "-auto-approve", "-input=false", "-var", &var]);
+            let (code, text) = run(&["apply", "-auto-approve", "-input=false"]);
             assert_eq!(code, 0, "{example}: apply: {text}");
-            let (code, text) = run(&["plan", "-detailed-exitcode", "-input=false", "-var", &var]);
+            let (code, text) = run(&["plan", "-detailed-exitcode", "-input=false"]);
             assert_eq!(code, 0, "{example}: not clean after apply: {text}");
-            let (code, text) = run(&["destroy", "-auto-approve", "-input=false", "-var", &var]);
+            let (code, text) = run(&["destroy", "-auto-approve", "-input=false"]);
             assert_eq!(code, 0, "{example}: destroy: {text}");
         })
         .await
@@ -121,6 +142,15 @@ async fn examples(part: Part, name: &str) {
                 .is_empty()
         );
     }
+    let iam = aws_sdk_iam::Client::new(&test_support::aws::sdk_config(&moto.endpoint()).await);
+    let roles = iam.list_roles().send().await.unwrap();
+    assert!(
+        roles
+            .roles()
+            .iter()
+            .all(|r| !r.role_name().starts_with("Karpenter")),
+        "the module's roles are destroyed too"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
