@@ -1,7 +1,7 @@
 //! The IAM role resources with the real Terraform binaries against moto.
 //! `karpenter_node_role`: create (role, policies, instance profile), a clean
 //! re-plan, an in-place update, a policy detached by hand planned back,
-//! import planning clean, an invalid value failing at plan time at its
+//! a role deleted by hand recreated, import planning clean, an invalid value failing at plan time at its
 //! attribute, and destroy leaving nothing. `karpenter_controller_role`: the
 //! same, plus a hand-edited policy put back, and a switch to a managed
 //! policy and IRSA in place.
@@ -170,6 +170,38 @@ async fn lifecycle(part: Part, name: &str) {
             .await
             .contains(&"AmazonEC2ContainerRegistryPullOnly".to_string())
     );
+
+    // Deleted outside Terraform: recreated.
+    let role = "KarpenterNodeRole-tf";
+    iam.remove_role_from_instance_profile()
+        .instance_profile_name(role)
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    iam.delete_instance_profile()
+        .instance_profile_name(role)
+        .send()
+        .await
+        .unwrap();
+    for policy in [
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+        "AmazonEC2ContainerRegistryPullOnly",
+        "AmazonSSMManagedInstanceCore",
+    ] {
+        iam.detach_role_policy()
+            .role_name(role)
+            .policy_arn(format!("arn:aws:iam::aws:policy/{policy}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    iam.delete_role().role_name(role).send().await.unwrap();
+    let (code, text) = run(&["apply", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("1 added"), "{text}");
+    assert_eq!(attached().await.len(), 4);
 
     for file in ["terraform.tfstate", "terraform.tfstate.backup"] {
         let _ = std::fs::remove_file(dir.join(file));
@@ -349,6 +381,22 @@ async fn controller_lifecycle(part: Part, name: &str) {
     );
     let (code, text) = run(&["plan", "-detailed-exitcode"]).await.unwrap();
     assert_eq!(code, 0, "not clean after update: {text}");
+
+    // Deleted outside Terraform: recreated.
+    iam.detach_role_policy()
+        .role_name("KarpenterController-tf")
+        .policy_arn("arn:aws:iam::123456789012:policy/KarpenterController-tf-policy")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role()
+        .role_name("KarpenterController-tf")
+        .send()
+        .await
+        .unwrap();
+    let (code, text) = run(&["apply", "-auto-approve"]).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("1 added"), "{text}");
 
     // Import reads the settings back from the documents.
     for file in ["terraform.tfstate", "terraform.tfstate.backup"] {

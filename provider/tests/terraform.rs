@@ -446,6 +446,30 @@ async fn nodeclass_lifecycle(part: Part, name: &str) {
     let (code, text) = plan().await.unwrap();
     assert_eq!(code, 0, "not clean after update: {text}");
 
+    // Changed outside Terraform: put back; deleted: recreated.
+    classes
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"userData": "echo hand-made"}})),
+        )
+        .await
+        .unwrap();
+    let (code, text) = plan().await.unwrap();
+    assert_eq!(code, 2, "drift not found: {text}");
+    blocking(&["apply", "-auto-approve", "-input=false"])
+        .await
+        .unwrap();
+    assert_eq!(classes.get("default").await.unwrap().spec.user_data, None);
+    classes
+        .delete("default", &DeleteParams::default())
+        .await
+        .unwrap();
+    let applied = blocking(&["apply", "-auto-approve", "-input=false"])
+        .await
+        .unwrap();
+    assert!(applied.contains("1 added"), "{applied}");
+
     for file in ["terraform.tfstate", "terraform.tfstate.backup"] {
         let _ = std::fs::remove_file(ws.dir.join(file));
     }

@@ -200,8 +200,27 @@ impl Kind {
             )
             .await
             .map_err(|e| format!("applying {} {name}: {e}", self.kind))?;
-        let server = serde_json::to_value(&applied).map_err(|e| e.to_string())?;
+        let mut server = serde_json::to_value(&applied).map_err(|e| e.to_string())?;
         let defaults = (self.default_spec)();
+        // Fields another writer added are not ours to drop by server-side
+        // apply: remove them explicitly (server defaults stay).
+        if let Some(removals) = removals(&server["spec"], &object["spec"], &defaults) {
+            let patched = self
+                .api(client)
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": removals})),
+                )
+                .await
+                .map_err(|e| {
+                    format!(
+                        "removing fields set outside Terraform from {} {name}: {e}",
+                        self.kind
+                    )
+                })?;
+            server = serde_json::to_value(&patched).map_err(|e| e.to_string())?;
+        }
         Ok(self.state(&server, Shape::Like(planned, &defaults), Some(planned)))
     }
 
@@ -320,6 +339,29 @@ impl Kind {
     }
 }
 
+/// A merge patch nulling what `server` has and `desired` lacks, except
+/// values equal to the server's `defaults`; `None` when there is nothing.
+fn removals(server: &Json, desired: &Json, defaults: &Json) -> Option<Json> {
+    let (Json::Object(server), Json::Object(desired)) = (server, desired) else {
+        return None;
+    };
+    let mut patch = serde_json::Map::new();
+    for (key, value) in server {
+        match desired.get(key) {
+            None if value != &defaults[key] => {
+                patch.insert(key.clone(), Json::Null);
+            }
+            Some(wanted @ Json::Object(_)) => {
+                if let Some(inner) = removals(value, wanted, &defaults[key]) {
+                    patch.insert(key.clone(), inner);
+                }
+            }
+            _ => {}
+        }
+    }
+    (!patch.is_empty()).then_some(Json::Object(patch))
+}
+
 /// Fills every optional-and-computed attribute the plan leaves null: with
 /// the server's default when the whole configuration is known, else unknown.
 fn fill_defaults(planned: &mut Value, defaulted: Option<&Json>, fields: &[Field]) {
@@ -376,5 +418,24 @@ fn keep_known(planned: &Value, actual: &Value) -> Value {
             Value::List(p.iter().zip(a).map(|(p, a)| keep_known(p, a)).collect())
         }
         (planned, _) => planned.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_set_outside_terraform_are_removed_but_server_defaults_kept() {
+        let server = json!({"userData": "hand-made", "role": "r",
+                            "metadataOptions": {"httpTokens": "required"},
+                            "kubelet": {"maxPods": 110, "podsPerCore": 4}});
+        let desired = json!({"role": "r", "kubelet": {"maxPods": 110}});
+        let defaults = json!({"metadataOptions": {"httpTokens": "required"}});
+        assert_eq!(
+            removals(&server, &desired, &defaults),
+            Some(json!({"userData": null, "kubelet": {"podsPerCore": null}}))
+        );
+        assert_eq!(removals(&desired, &desired, &defaults), None);
     }
 }
