@@ -5,21 +5,18 @@
 //!
 //! Run: `cargo bench -p terraform-provider-karpenter --bench terraform`
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{Workspace, cluster};
+use std::path::Path;
 use std::time::Instant;
 use test_support::{DevEnv, Part};
 
 const POOLS: usize = 50;
 
 fn pools(kubeconfig: &Path, changed: Option<usize>) -> String {
-    let mut config = format!(
-        "terraform {{\n  required_providers {{\n    karpenter = {{ source = \"karpenter-rs/karpenter\" }}\n  }}\n}}\n\nprovider \"karpenter\" {{\n  config_path = \"{}\"\n}}\n",
-        kubeconfig.display()
-    );
+    let mut config = String::new();
     for i in 0..POOLS {
         let cpu = if changed == Some(i) { 2000 } else { 1000 };
         config.push_str(&format!(
@@ -48,26 +45,18 @@ resource "karpenter_nodepool" "pool{i}" {{
 "#
         ));
     }
-    config
+    common::config(Some(kubeconfig), None, &config)
 }
 
-fn terraform(bin: &Path, dir: &Path, rc: &Path, args: &[&str]) -> f64 {
+/// Wall seconds of one Terraform command (which must succeed; a plan may
+/// report changes).
+fn timed(ws: &Workspace, args: &[&str]) -> f64 {
     let began = Instant::now();
-    let out = Command::new(bin)
-        .args(args)
-        .args(["-no-color", "-input=false"])
-        .current_dir(dir)
-        .env("TF_CLI_CONFIG_FILE", rc)
-        .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .expect("terraform runs");
+    let (code, text) = ws.run(args);
     let took = began.elapsed().as_secs_f64();
-    let code = out.status.code().unwrap_or(-1);
     assert!(
         code == 0 || (code == 2 && args.contains(&"-detailed-exitcode")),
-        "terraform {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "terraform {args:?}: {text}"
     );
     took
 }
@@ -82,57 +71,22 @@ async fn main() {
         "{:<16} | {:>12} | {:>11} | {:>16} | {:>16}",
         "terraform", "apply (create)", "plan (clean)", "plan (1 changed)", "apply (1 changed)"
     );
-    let provider_dir = Path::new(env!("CARGO_BIN_EXE_terraform-provider-karpenter"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     for (label, part) in [("1.0.3", Part::Terraform1_0), ("1.15", Part::Terraform1_15)] {
         let Some(bin) = env.path(part) else {
             eprintln!("{label}: not installed (run scripts/dev-env)");
             continue;
         };
-        let dir: PathBuf =
-            std::env::temp_dir().join(format!("tf-bench-{}-{label}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let rc = dir.join("terraformrc");
-        std::fs::write(
-            &rc,
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"karpenter-rs/karpenter\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-                provider_dir.display()
-            ),
-        )
-        .unwrap();
-        let sim = kubesim::Kubesim::new();
-        let served = sim
-            .serve(kubesim::ServeOptions {
-                address: "127.0.0.1:0".parse().unwrap(),
-                kubeconfig: dir.join("kubeconfig"),
-            })
-            .await
-            .unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
-        for (_, crd) in karpenter_api::crd::all() {
-            let name = crd.metadata.name.clone().unwrap();
-            crds.patch(
-                &name,
-                &PatchParams::apply("bench").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .unwrap();
-        }
+        let ws = Workspace::new(bin, &format!("bench-{label}"));
+        let (_sim, served) = cluster(&ws.dir).await;
         let kubeconfig = served.kubeconfig.clone();
-        let (bin2, dir2, rc2) = (bin.clone(), dir.clone(), rc.clone());
+        let dir = ws.dir.clone();
         let row = tokio::task::spawn_blocking(move || {
-            let (bin, dir, rc) = (bin2, dir2, rc2);
-            std::fs::write(dir.join("main.tf"), pools(&kubeconfig, None)).unwrap();
-            let create = terraform(&bin, &dir, &rc, &["apply", "-auto-approve"]);
-            let clean = terraform(&bin, &dir, &rc, &["plan", "-detailed-exitcode"]);
-            std::fs::write(dir.join("main.tf"), pools(&kubeconfig, Some(7))).unwrap();
-            let changed = terraform(&bin, &dir, &rc, &["plan", "-detailed-exitcode"]);
-            let update = terraform(&bin, &dir, &rc, &["apply", "-auto-approve"]);
+            ws.write(&pools(&kubeconfig, None));
+            let create = timed(&ws, &["apply", "-auto-approve"]);
+            let clean = timed(&ws, &["plan", "-detailed-exitcode"]);
+            ws.write(&pools(&kubeconfig, Some(7)));
+            let changed = timed(&ws, &["plan", "-detailed-exitcode"]);
+            let update = timed(&ws, &["apply", "-auto-approve"]);
             (create, clean, changed, update)
         })
         .await

@@ -4,11 +4,11 @@
 //! against kubesim served over TLS and moto (the IAM roles). Variables go
 //! in as `TF_VAR_*`, which examples that do not declare them ignore.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+mod common;
+
+use common::{Workspace, cluster};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use std::path::Path;
-use std::process::Command;
 use test_support::{DevEnv, MotoServer, Part, repo_path};
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -24,33 +24,6 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn terraform(
-    bin: &Path,
-    dir: &Path,
-    rc: &Path,
-    vars: &[(String, String)],
-    args: &[&str],
-) -> (i32, String) {
-    let out = Command::new(bin)
-        .args(args)
-        .arg("-no-color")
-        .current_dir(dir)
-        .envs(vars.iter().map(|(k, v)| (format!("TF_VAR_{k}"), v.clone())))
-        .env("TF_CLI_CONFIG_FILE", rc)
-        .env("CHECKPOINT_DISABLE", "1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("terraform runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
 async fn examples(part: Part, name: &str) {
     let env = DevEnv::load();
     let Some(bin) = env.require(part, name) else {
@@ -60,57 +33,20 @@ async fn examples(part: Part, name: &str) {
         return;
     }
     let moto = MotoServer::start(&env).expect("moto");
-    let root = std::env::temp_dir().join(format!(
-        "tf-examples-{}-{}",
-        std::process::id(),
-        name.replace(' ', "-")
-    ));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = Workspace::new(bin, name);
     copy_tree(
         &repo_path("examples/terraform"),
-        &root.join("examples/terraform"),
+        &root.dir.join("examples/terraform"),
     );
-    copy_tree(&repo_path("terraform"), &root.join("terraform"));
-    let provider_dir = Path::new(env!("CARGO_BIN_EXE_terraform-provider-karpenter"))
-        .parent()
-        .unwrap();
-    let rc = root.join("terraformrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "provider_installation {{\n  dev_overrides {{\n    \"karpenter-rs/karpenter\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-            provider_dir.display()
-        ),
-    )
-    .unwrap();
-
-    let sim = kubesim::Kubesim::new();
-    let served = sim
-        .serve(kubesim::ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: root.join("kubeconfig"),
-        })
-        .await
-        .unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
-    for (_, crd) in karpenter_api::crd::all() {
-        let crd_name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &crd_name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&crd),
+    copy_tree(&repo_path("terraform"), &root.dir.join("terraform"));
+    let (sim, served) = cluster(&root.dir).await;
+    let root = root
+        .with_env(
+            "TF_VAR_kubeconfig",
+            &served.kubeconfig.display().to_string(),
         )
-        .await
-        .unwrap();
-    }
-    let vars = vec![
-        (
-            "kubeconfig".to_string(),
-            served.kubeconfig.display().to_string(),
-        ),
-        ("aws_endpoint_url".to_string(), moto.endpoint()),
-    ];
-    let mut dirs: Vec<_> = std::fs::read_dir(root.join("examples/terraform"))
+        .with_env("TF_VAR_aws_endpoint_url", &moto.endpoint());
+    let mut dirs: Vec<_> = std::fs::read_dir(root.dir.join("examples/terraform"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -118,18 +54,14 @@ async fn examples(part: Part, name: &str) {
     assert!(dirs.len() >= 4, "{dirs:?}");
     let pools: Api<karpenter_api::v1::NodePool> = Api::all(sim.client());
     for dir in dirs {
-        let (bin, rc, vars) = (bin.clone(), rc.clone(), vars.clone());
         let example = dir.file_name().unwrap().to_string_lossy().to_string();
+        let ws = root.in_dir(dir);
         tokio::task::spawn_blocking(move || {
-            let run = |args: &[&str]| terraform(&bin, &dir, &rc, &vars, args);
-            let (code, text) = run(&["get"]);
-            assert_eq!(code, 0, "{example}: get: {text}");
-            let (code, text) = run(&["apply", "-auto-approve", "-input=false"]);
-            assert_eq!(code, 0, "{example}: apply: {text}");
-            let (code, text) = run(&["plan", "-detailed-exitcode", "-input=false"]);
+            ws.ok(&["get"]);
+            ws.ok(&["apply", "-auto-approve"]);
+            let (code, text) = ws.plan();
             assert_eq!(code, 0, "{example}: not clean after apply: {text}");
-            let (code, text) = run(&["destroy", "-auto-approve", "-input=false"]);
-            assert_eq!(code, 0, "{example}: destroy: {text}");
+            ws.ok(&["destroy", "-auto-approve"]);
         })
         .await
         .unwrap();
@@ -151,7 +83,7 @@ async fn examples(part: Part, name: &str) {
             .all(|r| !r.role_name().starts_with("Karpenter")),
         "the module's roles are destroyed too"
     );
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&root.dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,55 +6,38 @@
 //! same, plus a hand-edited policy put back, and a switch to a managed
 //! policy and IRSA in place.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::Workspace;
 use test_support::{DevEnv, MotoServer, Part};
 
-struct Workspace {
-    terraform: PathBuf,
-    dir: PathBuf,
-    rc: PathBuf,
+fn config(endpoint: &str, body: &str) -> String {
+    common::config(None, Some(endpoint), body)
 }
 
-impl Workspace {
-    fn run(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(&self.terraform)
-            .arg(args[0])
-            .args(["-no-color", "-input=false"])
-            .args(&args[1..])
-            .current_dir(&self.dir)
-            .env("TF_CLI_CONFIG_FILE", &self.rc)
-            .env("CHECKPOINT_DISABLE", "1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("terraform runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
-    }
+/// moto, an IAM client on it and a workspace; `None` (after a loud skip,
+/// or a failure under `CI=true`) when Terraform or moto is missing.
+struct Setup {
+    _moto: MotoServer,
+    endpoint: String,
+    iam: aws_sdk_iam::Client,
+    ws: std::sync::Arc<Workspace>,
 }
 
-fn config(endpoint: &str, role: &str) -> String {
-    format!(
-        r#"terraform {{
-  required_providers {{
-    karpenter = {{ source = "karpenter-rs/karpenter" }}
-  }}
-}}
-
-provider "karpenter" {{
-  region           = "us-east-1"
-  aws_endpoint_url = "{endpoint}"
-}}
-
-{role}
-"#
-    )
+async fn setup(part: Part, name: &str) -> Option<Setup> {
+    let env = DevEnv::load();
+    let terraform = env.require(part, name)?;
+    env.require(Part::MotoServer, name)?;
+    let moto = MotoServer::start(&env).expect("moto");
+    let endpoint = moto.endpoint();
+    let iam = aws_sdk_iam::Client::new(&test_support::aws::sdk_config(&endpoint).await);
+    let ws = std::sync::Arc::new(Workspace::new(terraform, name));
+    Some(Setup {
+        _moto: moto,
+        endpoint,
+        iam,
+        ws,
+    })
 }
 
 const ROLE: &str = r#"resource "karpenter_node_role" "nodes" {
@@ -64,40 +47,16 @@ const ROLE: &str = r#"resource "karpenter_node_role" "nodes" {
 }"#;
 
 async fn lifecycle(part: Part, name: &str) {
-    let env = DevEnv::load();
-    let Some(terraform) = env.require(part, name) else {
+    let Some(Setup {
+        _moto,
+        endpoint,
+        iam,
+        ws,
+    }) = setup(part, name).await
+    else {
         return;
     };
-    if env.require(Part::MotoServer, name).is_none() {
-        return;
-    }
-    let moto = MotoServer::start(&env).expect("moto");
-    let endpoint = moto.endpoint();
-    let iam = aws_sdk_iam::Client::new(&test_support::aws::sdk_config(&endpoint).await);
-    let dir = std::env::temp_dir().join(format!(
-        "tf-iam-{}-{}",
-        std::process::id(),
-        name.replace(' ', "-")
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let provider_dir = Path::new(env!("CARGO_BIN_EXE_terraform-provider-karpenter"))
-        .parent()
-        .unwrap();
-    let rc = dir.join("terraformrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "provider_installation {{\n  dev_overrides {{\n    \"karpenter-rs/karpenter\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-            provider_dir.display()
-        ),
-    )
-    .unwrap();
-    let ws = std::sync::Arc::new(Workspace {
-        terraform,
-        dir: dir.clone(),
-        rc,
-    });
+    let dir = ws.dir.clone();
     let run = |args: &'static [&'static str]| {
         let ws = ws.clone();
         tokio::task::spawn_blocking(move || ws.run(args))
@@ -265,40 +224,16 @@ const CONTROLLER: &str = r#"resource "karpenter_controller_role" "controller" {
 }"#;
 
 async fn controller_lifecycle(part: Part, name: &str) {
-    let env = DevEnv::load();
-    let Some(terraform) = env.require(part, name) else {
+    let Some(Setup {
+        _moto,
+        endpoint,
+        iam,
+        ws,
+    }) = setup(part, name).await
+    else {
         return;
     };
-    if env.require(Part::MotoServer, name).is_none() {
-        return;
-    }
-    let moto = MotoServer::start(&env).expect("moto");
-    let endpoint = moto.endpoint();
-    let iam = aws_sdk_iam::Client::new(&test_support::aws::sdk_config(&endpoint).await);
-    let dir = std::env::temp_dir().join(format!(
-        "tf-iam-{}-{}",
-        std::process::id(),
-        name.replace(' ', "-")
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let provider_dir = Path::new(env!("CARGO_BIN_EXE_terraform-provider-karpenter"))
-        .parent()
-        .unwrap();
-    let rc = dir.join("terraformrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "provider_installation {{\n  dev_overrides {{\n    \"karpenter-rs/karpenter\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-            provider_dir.display()
-        ),
-    )
-    .unwrap();
-    let ws = std::sync::Arc::new(Workspace {
-        terraform,
-        dir: dir.clone(),
-        rc,
-    });
+    let dir = ws.dir.clone();
     let run = |args: &'static [&'static str]| {
         let ws = ws.clone();
         tokio::task::spawn_blocking(move || ws.run(args))

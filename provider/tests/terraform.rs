@@ -7,97 +7,16 @@
 //! with the cluster's address unknown, and a destroy that waits for the
 //! pool's NodeClaims to be gone.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+mod common;
+
+use common::{Workspace, cluster};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use test_support::{DevEnv, Part};
 
-/// One Terraform working directory using the freshly built provider.
-struct Workspace {
-    terraform: PathBuf,
-    dir: PathBuf,
-    rc: PathBuf,
-}
-
-impl Workspace {
-    fn new(terraform: PathBuf, name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tf-karpenter-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let provider_dir = Path::new(env!("CARGO_BIN_EXE_terraform-provider-karpenter"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let rc = dir.join("terraformrc");
-        std::fs::write(
-            &rc,
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"karpenter-rs/karpenter\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-                provider_dir.display()
-            ),
-        )
-        .unwrap();
-        Workspace { terraform, dir, rc }
-    }
-
-    fn write(&self, config: &str) {
-        std::fs::write(self.dir.join("main.tf"), config).unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.terraform)
-            .args(args)
-            .arg("-no-color")
-            .current_dir(&self.dir)
-            .env("TF_CLI_CONFIG_FILE", &self.rc)
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1")
-            .output()
-            .expect("terraform runs")
-    }
-
-    /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "terraform {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// `plan -detailed-exitcode`: 0 when clean, 2 when there are changes.
-    fn plan(&self) -> (i32, String) {
-        let out = self.run(&["plan", "-detailed-exitcode", "-input=false"]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
-    }
-}
-
-fn config(kubeconfig: &Path, pool: &str) -> String {
-    format!(
-        r#"terraform {{
-  required_providers {{
-    karpenter = {{ source = "karpenter-rs/karpenter" }}
-  }}
-}}
-
-provider "karpenter" {{
-  config_path = "{}"
-}}
-
-{pool}
-"#,
-        kubeconfig.display()
-    )
+fn config(kubeconfig: &Path, body: &str) -> String {
+    common::config(Some(kubeconfig), None, body)
 }
 
 const POOL: &str = r#"resource "karpenter_nodepool" "default" {
@@ -122,29 +41,6 @@ const POOL: &str = r#"resource "karpenter_nodepool" "default" {
   limits = { cpu = "1000" }
 }"#;
 
-async fn cluster(dir: &Path) -> (kubesim::Kubesim, kubesim::Served) {
-    let sim = kubesim::Kubesim::new();
-    let served = sim
-        .serve(kubesim::ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
-        .await
-        .unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
-    for (_, crd) in karpenter_api::crd::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-    }
-    (sim, served)
-}
-
 async fn lifecycle(part: Part, name: &str) {
     let env = DevEnv::load();
     let Some(terraform) = env.require(part, name) else {
@@ -155,11 +51,7 @@ async fn lifecycle(part: Part, name: &str) {
     let pools: Api<karpenter_api::v1::NodePool> = Api::all(sim.client());
     let kubeconfig = served.kubeconfig.clone();
     let run = |f: Box<dyn FnOnce(&Workspace) -> String + Send>| {
-        let ws = Workspace {
-            terraform: ws.terraform.clone(),
-            dir: ws.dir.clone(),
-            rc: ws.rc.clone(),
-        };
+        let ws = ws.clone();
         tokio::task::spawn_blocking(move || f(&ws))
     };
 
@@ -393,19 +285,11 @@ async fn nodeclass_lifecycle(part: Part, name: &str) {
     let classes: Api<karpenter_api::v1::EC2NodeClass> = Api::all(sim.client());
     let kubeconfig = served.kubeconfig.clone();
     let blocking = |args: &'static [&'static str]| {
-        let ws = Workspace {
-            terraform: ws.terraform.clone(),
-            dir: ws.dir.clone(),
-            rc: ws.rc.clone(),
-        };
+        let ws = ws.clone();
         tokio::task::spawn_blocking(move || ws.ok(args))
     };
     let plan = || {
-        let ws = Workspace {
-            terraform: ws.terraform.clone(),
-            dir: ws.dir.clone(),
-            rc: ws.rc.clone(),
-        };
+        let ws = ws.clone();
         tokio::task::spawn_blocking(move || ws.plan())
     };
 
@@ -549,11 +433,7 @@ async fn data_sources(part: Part, name: &str) {
     let ws = Workspace::new(terraform, name);
     let (_sim, served) = cluster(&ws.dir).await;
     ws.write(&config(&served.kubeconfig, &format!("{POOL}\n\n{DATA}")));
-    let ws2 = Workspace {
-        terraform: ws.terraform.clone(),
-        dir: ws.dir.clone(),
-        rc: ws.rc.clone(),
-    };
+    let ws2 = ws.clone();
     let outputs = tokio::task::spawn_blocking(move || {
         ws2.ok(&["apply", "-auto-approve", "-input=false"]);
         ws2.ok(&["output", "-json"])
