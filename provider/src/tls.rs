@@ -166,3 +166,36 @@ impl ClientCertVerifier for OnlyTerraform {
         schemes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certificate() -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn only_terraforms_certificate_is_accepted() {
+        let (terraform, other) = (certificate(), certificate());
+        let verifier = OnlyTerraform::new(terraform.clone()).unwrap();
+        let now = UnixTime::now();
+        assert!(verifier.verify_client_cert(&terraform, &[], now).is_ok());
+        assert!(verifier.verify_client_cert(&other, &[], now).is_err());
+        assert!(verifier.client_auth_mandatory());
+        assert!(
+            verifier
+                .supported_verify_schemes()
+                .contains(&SignatureScheme::ECDSA_NISTP521_SHA512),
+            "Go only sends its P-521 certificate to a server that can check it"
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_that_is_not_pem_is_refused_with_the_variable_named() {
+        let err = server_tls("not a certificate").err().unwrap();
+        assert!(err.contains("PLUGIN_CLIENT_CERT"), "{err}");
+    }
+}

@@ -480,3 +480,86 @@ async fn data_sources_with_terraform_1_0() {
 async fn data_sources_with_terraform_1_15() {
     data_sources(Part::Terraform1_15, "terraform 1.15 data").await;
 }
+
+/// The provider block with `host`, `cluster_ca_certificate` and an `exec`
+/// credential plugin (a script printing an ExecCredential with kubesim's
+/// token), as an EKS configuration would use `aws eks get-token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_ca_and_exec_credentials_reach_the_cluster() {
+    let env = DevEnv::load();
+    let Some(terraform) = env.require(Part::Terraform1_15, "terraform exec credentials") else {
+        return;
+    };
+    let ws = Workspace::new(terraform, "terraform exec credentials");
+    let (sim, served) = cluster(&ws.dir).await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&served.kubeconfig).unwrap();
+    let ca_base64 = kubeconfig.clusters[0]
+        .cluster
+        .as_ref()
+        .unwrap()
+        .certificate_authority_data
+        .clone()
+        .unwrap();
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(ca_base64)
+        .unwrap();
+    std::fs::write(ws.dir.join("ca.pem"), &ca).unwrap();
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "kind": "ExecCredential",
+        "status": {"token": served.token},
+    });
+    std::fs::write(ws.dir.join("credential.json"), credential.to_string()).unwrap();
+    let script = ws.dir.join("get-token.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat '{}'\n",
+            ws.dir.join("credential.json").display()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).unwrap();
+    let config = format!(
+        r#"terraform {{
+  required_providers {{
+    karpenter = {{ source = "karpenter-rs/karpenter" }}
+  }}
+}}
+
+provider "karpenter" {{
+  host                   = "{}"
+  cluster_ca_certificate = file("{}")
+  exec {{
+    api_version = "client.authentication.k8s.io/v1beta1"
+    command     = "{}"
+  }}
+}}
+
+{POOL}
+"#,
+        served.url(),
+        ws.dir.join("ca.pem").display(),
+        script.display()
+    );
+    ws.write(&config);
+    let ws2 = ws.clone();
+    tokio::task::spawn_blocking(move || {
+        ws2.ok(&["apply", "-auto-approve"]);
+    })
+    .await
+    .unwrap();
+    let pools: Api<karpenter_api::v1::NodePool> = Api::all(sim.client());
+    assert!(pools.get_opt("default").await.unwrap().is_some());
+    let ws2 = ws.clone();
+    tokio::task::spawn_blocking(move || {
+        ws2.ok(&["destroy", "-auto-approve"]);
+    })
+    .await
+    .unwrap();
+    assert!(pools.get_opt("default").await.unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&ws.dir);
+}
