@@ -6,15 +6,14 @@
 //! mutating call when nothing needs to change ([`Calls`] counts them).
 //! Everything created is tagged for the cluster ([`aws::cluster_tags`]).
 //!
-//! Done so far (issue #8): the interruption pipeline on AWS, the SQS queue
-//! with its policy ([`aws::queue`]) and the five EventBridge rules that
-//! feed it ([`aws::rules`]); the node and controller roles and the node
-//! role's instance profile ([`aws::roles`], documents from
-//! `karpenter-iam`); the CRDs ([`cluster::crds`]); the teardown
-//! ([`cluster::nodepools`], then [`aws::teardown`]); the command
-//! (`plan`, `apply`, `status`, `destroy`). Not yet: IRSA's OIDC provider,
-//! EKS access and the Pod Identity association, the Helm chart and
-//! release, `--from-terraform`.
+//! The AWS side ([`aws`]): the interruption queue and its EventBridge
+//! rules, the node and controller roles (documents from `karpenter-iam`),
+//! IRSA's OIDC provider, the node role's EKS access entry and the
+//! controller's Pod Identity association, discovery tags, and the teardown.
+//! The cluster side ([`cluster`]): the CRDs, the controller's Helm release
+//! (rendered and stored by [`helm`] as Helm would), and the NodePools'
+//! drain that starts a teardown. [`inputs`] combines flags, a config file
+//! and Terraform outputs. `bootstrap/README.md` is the user's guide.
 
 pub mod aws;
 mod change;
