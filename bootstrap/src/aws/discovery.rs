@@ -15,6 +15,14 @@ fn resource(id: &str) -> String {
     format!("discovery-tag {id}")
 }
 
+/// This cluster's discovery tag.
+fn discovery_tag(account: &Account) -> Tag {
+    Tag::builder()
+        .key(DISCOVERY_TAG)
+        .value(&account.cluster)
+        .build()
+}
+
 /// The discovery tag's value on `id`, if it has one.
 async fn current(c: &Clients, id: &str) -> Result<Option<String>, Error> {
     c.calls.read();
@@ -51,12 +59,7 @@ pub async fn reconcile(
             c.ec2
                 .create_tags()
                 .resources(id)
-                .tags(
-                    Tag::builder()
-                        .key(DISCOVERY_TAG)
-                        .value(&account.cluster)
-                        .build(),
-                )
+                .tags(discovery_tag(account))
                 .send()
                 .await
                 .map_err(|e| Error::aws(&resource(id), "ec2:CreateTags", e.into_service_error()))?;
@@ -86,12 +89,7 @@ pub async fn remove(
             c.ec2
                 .delete_tags()
                 .resources(id)
-                .tags(
-                    Tag::builder()
-                        .key(DISCOVERY_TAG)
-                        .value(&account.cluster)
-                        .build(),
-                )
+                .tags(discovery_tag(account))
                 .send()
                 .await
                 .map_err(|e| Error::aws(&resource(id), "ec2:DeleteTags", e.into_service_error()))?;

@@ -8,7 +8,7 @@
 //! role). A policy or trust edited by hand is planned back.
 
 use super::crd::Problem;
-use super::iam::{aws_err, find, retag, tag_list, tags, tags_value};
+use super::iam::{aws_err, find, put_role, tag_list, tags, tags_value};
 use crate::cty::{Type, Value};
 use crate::mapping::PathStep;
 use crate::schema::{Attribute, Block, Presence};
@@ -253,24 +253,15 @@ pub async fn apply(iam: &Client, prior: &Value, planned: &Value) -> Result<Value
     let name = text(planned, "name").ok_or("name is unknown at apply")?;
     let (trust, policy) = documents(planned).map_err(|p| format!("{}: {}", p.summary, p.detail))?;
     let (trust, policy) = (trust.to_string(), policy.to_string());
-    if find(iam, &name).await?.is_some() {
-        iam.update_assume_role_policy()
-            .role_name(&name)
-            .policy_document(&trust)
-            .send()
-            .await
-            .map_err(|e| aws_err("UpdateAssumeRolePolicy", e.into_service_error()))?;
-        retag(iam, &name, prior, planned).await?;
-    } else {
-        iam.create_role()
-            .role_name(&name)
-            .assume_role_policy_document(&trust)
-            .description("Karpenter controller (terraform-provider-karpenter)")
-            .set_tags(Some(tag_list(&tags(planned))))
-            .send()
-            .await
-            .map_err(|e| aws_err("CreateRole", e.into_service_error()))?;
-    }
+    put_role(
+        iam,
+        &name,
+        &trust,
+        "Karpenter controller (terraform-provider-karpenter)",
+        prior,
+        planned,
+    )
+    .await?;
     let managed = text(planned, "policy_mode").as_deref() == Some("managed");
     if managed {
         let arn = put_managed(iam, &name, &policy, planned).await?;

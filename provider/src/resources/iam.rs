@@ -101,3 +101,33 @@ pub(super) fn tags_value(role: &aws_sdk_iam::types::Role, prior: &Value) -> Valu
         Value::Map(tags)
     }
 }
+
+/// Creates the role with `trust` and the planned tags, or, when it exists,
+/// puts `trust` back and retags it as planned.
+pub(super) async fn put_role(
+    iam: &Client,
+    name: &str,
+    trust: &str,
+    description: &str,
+    prior: &Value,
+    planned: &Value,
+) -> Result<(), String> {
+    if find(iam, name).await?.is_some() {
+        iam.update_assume_role_policy()
+            .role_name(name)
+            .policy_document(trust)
+            .send()
+            .await
+            .map_err(|e| aws_err("UpdateAssumeRolePolicy", e.into_service_error()))?;
+        return retag(iam, name, prior, planned).await;
+    }
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .description(description)
+        .set_tags(Some(tag_list(&tags(planned))))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| aws_err("CreateRole", e.into_service_error()))
+}

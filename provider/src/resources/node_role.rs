@@ -7,7 +7,7 @@
 //! hand is planned back.
 
 use super::crd::Problem;
-use super::iam::{aws_err, find, retag, strings, tag_list, tags, tags_value};
+use super::iam::{aws_err, find, put_role, strings, tag_list, tags, tags_value};
 use crate::cty::{Type, Value};
 use crate::schema::{Attribute, Block, Presence};
 use aws_sdk_iam::Client;
@@ -173,26 +173,15 @@ pub async fn apply(
         .ok_or("name is unknown at apply")?
         .to_string();
     let trust = node_trust(partition).to_string();
-    let tag_list = tag_list(&tags(planned));
-    let exists = find(iam, &name).await?.is_some();
-    if exists {
-        iam.update_assume_role_policy()
-            .role_name(&name)
-            .policy_document(&trust)
-            .send()
-            .await
-            .map_err(|e| aws_err("UpdateAssumeRolePolicy", e.into_service_error()))?;
-        retag(iam, &name, prior, planned).await?;
-    } else {
-        iam.create_role()
-            .role_name(&name)
-            .assume_role_policy_document(&trust)
-            .description("Karpenter nodes (terraform-provider-karpenter)")
-            .set_tags(Some(tag_list.clone()))
-            .send()
-            .await
-            .map_err(|e| aws_err("CreateRole", e.into_service_error()))?;
-    }
+    put_role(
+        iam,
+        &name,
+        &trust,
+        "Karpenter nodes (terraform-provider-karpenter)",
+        prior,
+        planned,
+    )
+    .await?;
     let wanted = wanted(planned, partition)?;
     let attached = attached(iam, &name).await?;
     for arn in wanted.iter().filter(|a| !attached.contains(a)) {
@@ -225,7 +214,7 @@ pub async fn apply(
     let want_profile = flag(planned, "create_instance_profile");
     let has_profile = profile_holds(iam, &name).await?;
     if want_profile && !has_profile {
-        create_profile(iam, &name, tag_list).await?;
+        create_profile(iam, &name, tag_list(&tags(planned))).await?;
     } else if !want_profile && has_profile {
         delete_profile(iam, &name).await?;
     }
