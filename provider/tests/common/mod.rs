@@ -116,11 +116,15 @@ impl Workspace {
         self.run(&["plan", "-detailed-exitcode"])
     }
 
-    /// Deletes the state, as before an import.
-    pub fn forget_state(&self) {
+    /// Forgets the state, imports `address` by `id`, and requires the
+    /// imported state to plan clean against the configuration.
+    pub fn import_plans_clean(&self, address: &str, id: &str) {
         for file in ["terraform.tfstate", "terraform.tfstate.backup"] {
             let _ = std::fs::remove_file(self.dir.join(file));
         }
+        self.ok(&["import", address, id]);
+        let (code, text) = self.plan();
+        assert_eq!(code, 0, "{address}: import does not plan clean: {text}");
     }
 }
 
