@@ -29,3 +29,4 @@ pub mod runtime;
 pub mod scheduling;
 pub mod settings;
 pub mod state;
+pub mod userdata;

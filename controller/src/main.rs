@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use karpenter_controller::cloud::aws::sdk::{AwsClients, load_config};
-use karpenter_controller::cloud::aws::{AwsCloudProvider, AwsSettings, user_data::ClusterInfo};
+use karpenter_controller::cloud::aws::{AwsCloudProvider, AwsSettings};
 use karpenter_controller::cloud::{CloudProvider, SimulationConfig};
 use karpenter_controller::controllers::interruption::SqsQueue;
 use karpenter_controller::demo::{self, DemoOptions, cluster::registering_ec2};
@@ -11,6 +11,7 @@ use karpenter_controller::endpoints::{self, Health};
 use karpenter_controller::metrics::Metrics;
 use karpenter_controller::runtime::{self, Parts};
 use karpenter_controller::settings::{CloudKind, Settings};
+use karpenter_controller::userdata::ClusterInfo;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -154,7 +155,8 @@ async fn run(settings: Settings) -> Result<(), String> {
                 name: settings.cluster_name.clone(),
                 endpoint,
                 ca_bundle: settings.cluster_ca_bundle.clone(),
-                cidr: String::new(),
+                cidr: None,
+                dns_ip: None,
             };
             let kubernetes_version =
                 format!("{}.{}", version.major, version.minor.trim_end_matches('+'));

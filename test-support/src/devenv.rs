@@ -101,6 +101,24 @@ pub fn repo_path(relative: &str) -> PathBuf {
         .join(relative)
 }
 
+/// `relative` under the shared folder beside the clone (`../shared/`: the
+/// upstream contract files and node-agent formats CI provides), for `test`.
+/// When it is missing: under `CI=true` this panics; otherwise it prints a loud
+/// skip message and returns `None`.
+pub fn shared_path(relative: &str, test: &str) -> Option<PathBuf> {
+    let path = workspace_root()
+        .and_then(|root| root.parent().map(|p| p.join("shared").join(relative)))
+        .filter(|p| p.exists());
+    if path.is_none() {
+        let message = format!("{test}: ../shared/{relative} is missing beside the clone");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{message}");
+        }
+        eprintln!("\n*** SKIPPED *** {message}\n");
+    }
+    path
+}
+
 /// Parses `export NAME="value"` lines.
 fn parse_env_file(path: &Path) -> HashMap<String, String> {
     let Ok(text) = std::fs::read_to_string(path) else {

@@ -13,6 +13,6 @@ mod wait;
 
 #[cfg(feature = "aws")]
 pub mod aws;
-pub use devenv::{DevEnv, Part, repo_path};
+pub use devenv::{DevEnv, Part, repo_path, shared_path};
 pub use moto::{MotoError, MotoServer};
 pub use wait::{DEADLINE, eventually};

@@ -2,11 +2,14 @@
 //! memory less the VM overhead (7.5 % by default), pods from ENI limits
 //! (`ENIs x (IPs per ENI - 1) + 2`) unless kubelet settings say otherwise,
 //! kube-reserved CPU by ranges and memory as `11Mi x pods + 255Mi`, and the
-//! eviction thresholds (`memory.available` 100Mi, `nodefs.available` 10 %).
+//! hard eviction thresholds (`memory.available` 100Mi, `nodefs.available` 10 %).
+//! [`crate::boot`] computes the same figures independently, the way the node
+//! agents and the kubelet do, and a test holds the two together.
 
 use super::InstanceType;
+use crate::userdata::AmiFamily;
 use karpenter_api::quantity::Quantity;
-use karpenter_api::v1::KubeletConfiguration;
+use karpenter_api::v1::{BlockDeviceMapping, EC2NodeClass, KubeletConfiguration};
 use std::collections::BTreeMap;
 
 /// Resource name -> amount (`cpu`, `memory`, `pods`, `ephemeral-storage`, `nvidia.com/gpu`, ...).
@@ -26,10 +29,18 @@ pub struct KubeletSettings {
     pub kube_reserved: BTreeMap<String, String>,
     /// `kubelet.systemReserved`.
     pub system_reserved: BTreeMap<String, String>,
-    /// `kubelet.evictionHard` and `evictionSoft` (the larger threshold wins).
+    /// `kubelet.evictionHard`. Soft thresholds are left out, as the kubelet
+    /// leaves them out of the allocatable it reports (upstream plans with the
+    /// larger of the two; we plan with what the node will say).
     pub eviction: Vec<BTreeMap<String, String>>,
     /// Root volume size (ephemeral storage); 20Gi as the AL2023 default.
     pub root_volume: Quantity,
+    /// `instanceStorePolicy: RAID0`: ephemeral storage is the instance store
+    /// where the type has one.
+    pub raid0: bool,
+    /// Which pod count the node agent's default kube-reserved memory
+    /// (`11Mi x pods + 255Mi`) uses.
+    pub reserved_memory_pods: ReservedMemoryPods,
     /// `VM_MEMORY_OVERHEAD_PERCENT` (0.075 by default).
     pub vm_memory_overhead_percent: f64,
 }
@@ -43,9 +54,23 @@ impl Default for KubeletSettings {
             system_reserved: BTreeMap::new(),
             eviction: Vec::new(),
             root_volume: Quantity::from_bytes(20 * 1024 * MIB),
+            raid0: false,
+            reserved_memory_pods: ReservedMemoryPods::MaxPods,
             vm_memory_overhead_percent: 0.075,
         }
     }
+}
+
+/// The pod count behind the default kube-reserved memory, per node agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservedMemoryPods {
+    /// The node's max pods (Bottlerocket derives it from `max-pods`; upstream
+    /// Karpenter's arithmetic for every family).
+    MaxPods,
+    /// The ENI-limited pod count, whatever `maxPods` says: nodeadm (AL2023)
+    /// and AL2's `bootstrap.sh` compute kube-reserved from their own table
+    /// before the kubelet reads the configured `maxPods`.
+    EniLimit,
 }
 
 impl KubeletSettings {
@@ -58,11 +83,43 @@ impl KubeletSettings {
             settings.pods_per_core = k.pods_per_core.map(i64::from);
             settings.kube_reserved = k.kube_reserved.clone().unwrap_or_default();
             settings.system_reserved = k.system_reserved.clone().unwrap_or_default();
-            settings.eviction = [&k.eviction_hard, &k.eviction_soft]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect();
+            settings.eviction = k.eviction_hard.iter().cloned().collect();
+        }
+        settings
+    }
+
+    /// Settings for nodes of `class`: its kubelet block, root volume (or
+    /// instance store with RAID0) and AMI family, as upstream's
+    /// `ephemeralStorage` picks the volume.
+    pub fn for_class(class: &EC2NodeClass) -> Self {
+        let mut settings = KubeletSettings::from_kubelet(class.spec.kubelet.as_ref());
+        let family = AmiFamily::of(class);
+        settings.reserved_memory_pods = match family {
+            AmiFamily::Al2023 | AmiFamily::Al2 => ReservedMemoryPods::EniLimit,
+            AmiFamily::Bottlerocket | AmiFamily::Custom => ReservedMemoryPods::MaxPods,
+        };
+        settings.raid0 = class.spec.instance_store_policy.as_deref() == Some("RAID0");
+        let size = |m: &BlockDeviceMapping| -> Option<Quantity> {
+            m.ebs.as_ref()?.volume_size.as_deref()?.parse().ok()
+        };
+        let mappings = class
+            .spec
+            .block_device_mappings
+            .as_deref()
+            .unwrap_or_default();
+        let chosen = mappings
+            .iter()
+            .find(|m| m.root_volume == Some(true))
+            .and_then(size)
+            .or_else(|| match family.ephemeral_device() {
+                Some(device) => mappings
+                    .iter()
+                    .find(|m| m.device_name.as_deref() == Some(device))
+                    .and_then(size),
+                None => mappings.last().and_then(size),
+            });
+        if let Some(volume) = chosen {
+            settings.root_volume = volume;
         }
         settings
     }
@@ -74,10 +131,14 @@ fn add(total: &mut Resources, name: &str, q: Quantity) {
 }
 
 impl InstanceType {
+    /// `ENIs x (IPv4 addresses per ENI - 1) + 2`: the AWS VPC CNI's limit.
+    pub fn eni_limited_pods(&self) -> i64 {
+        i64::from(self.enis) * (i64::from(self.ipv4_per_eni) - 1).max(0) + 2
+    }
+
     /// Pods the node admits: kubelet `maxPods`, else the ENI limit; capped by `podsPerCore`.
     pub fn max_pods(&self, settings: &KubeletSettings) -> i64 {
-        let eni_limited = i64::from(self.enis) * (i64::from(self.ipv4_per_eni) - 1).max(0) + 2;
-        let pods = settings.max_pods.unwrap_or(eni_limited);
+        let pods = settings.max_pods.unwrap_or_else(|| self.eni_limited_pods());
         match settings.pods_per_core.filter(|p| *p > 0) {
             Some(per_core) => pods.min(per_core * i64::from(self.vcpu)),
             None => pods,
@@ -96,7 +157,12 @@ impl InstanceType {
             Quantity::from_bytes((self.memory_mib as i64 - overhead_mib) * MIB),
         );
         capacity.insert("pods".into(), Quantity::from_units(self.max_pods(settings)));
-        capacity.insert("ephemeral-storage".into(), settings.root_volume);
+        let storage = if settings.raid0 && self.local_nvme_gb > 0 {
+            Quantity::from_bytes(self.local_nvme_gb as i64 * 1_000_000_000)
+        } else {
+            settings.root_volume
+        };
+        capacity.insert("ephemeral-storage".into(), storage);
         for device in [&self.gpu, &self.accelerator].into_iter().flatten() {
             let resource = match (device.manufacturer.as_str(), device.name.as_str()) {
                 ("nvidia", _) => "nvidia.com/gpu",
@@ -130,9 +196,13 @@ impl InstanceType {
             .sum();
         let mut reserved = Resources::new();
         reserved.insert("cpu".into(), Quantity::from_milli(cpu.round() as i64));
+        let pods = match settings.reserved_memory_pods {
+            ReservedMemoryPods::MaxPods => self.max_pods(settings),
+            ReservedMemoryPods::EniLimit => self.eni_limited_pods(),
+        };
         reserved.insert(
             "memory".into(),
-            Quantity::from_bytes((11 * self.max_pods(settings) + 255) * MIB),
+            Quantity::from_bytes((11 * pods + 255) * MIB),
         );
         reserved.insert("ephemeral-storage".into(), Quantity::from_bytes(1024 * MIB));
         for (name, value) in &settings.kube_reserved {
@@ -144,7 +214,7 @@ impl InstanceType {
     }
 
     /// Eviction thresholds: `memory.available` 100Mi and `nodefs.available` 10 %
-    /// by default; the larger of each hard or soft setting wins.
+    /// by default; `kubelet.evictionHard` replaces each it names.
     pub fn eviction_threshold(&self, settings: &KubeletSettings) -> Resources {
         let capacity = self.capacity(settings);
         let amount = |signal: &str, of: &str, default: &str| -> Quantity {

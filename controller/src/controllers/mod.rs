@@ -52,7 +52,7 @@ pub struct Context<C> {
 impl<C: CloudProvider> Context<C> {
     /// Kubelet settings for nodes of `class` (allocatable arithmetic).
     pub fn kubelet(&self, class: &EC2NodeClass) -> KubeletSettings {
-        let mut kubelet = KubeletSettings::from_kubelet(class.spec.kubelet.as_ref());
+        let mut kubelet = KubeletSettings::for_class(class);
         kubelet.vm_memory_overhead_percent = self.settings.vm_memory_overhead_percent;
         kubelet
     }

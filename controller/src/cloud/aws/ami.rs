@@ -6,46 +6,7 @@ use crate::cloud::CloudError;
 use k8s_openapi::api::core::v1::NodeSelectorRequirement;
 use karpenter_api::labels;
 
-/// The AMI families Karpenter knows how to bootstrap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AmiFamily {
-    /// Amazon Linux 2023 (nodeadm `NodeConfig`).
-    Al2023,
-    /// Amazon Linux 2 (`/etc/eks/bootstrap.sh`).
-    Al2,
-    /// Bottlerocket (TOML settings).
-    Bottlerocket,
-    /// The user's own image and user data, passed through untouched.
-    Custom,
-}
-
-impl AmiFamily {
-    /// Parses an alias family or `amiFamily` value.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "al2023" => Some(AmiFamily::Al2023),
-            "al2" => Some(AmiFamily::Al2),
-            "bottlerocket" => Some(AmiFamily::Bottlerocket),
-            "custom" => Some(AmiFamily::Custom),
-            _ => None,
-        }
-    }
-
-    /// The family of an EC2NodeClass: its alias's, else `amiFamily`, else Custom
-    /// (a NodeClass selecting AMIs by id, name or tags brings its own bootstrap).
-    pub fn of(class: &karpenter_api::v1::EC2NodeClass) -> Self {
-        let alias_family = class
-            .spec
-            .ami_selector_terms
-            .iter()
-            .find_map(|t| t.alias.as_deref())
-            .and_then(|a| a.split('@').next())
-            .and_then(AmiFamily::parse);
-        alias_family
-            .or_else(|| class.spec.ami_family.as_deref().and_then(AmiFamily::parse))
-            .unwrap_or(AmiFamily::Custom)
-    }
-}
+pub use crate::userdata::AmiFamily;
 
 /// What an image is built for: CPU architecture and accelerator variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -8,10 +8,10 @@ use super::AwsCloudProvider;
 use super::ami::AmiFamily;
 use super::launch_template::{TemplateInput, default_block_devices};
 use super::sdk::cloud_error;
-use super::user_data::{NodeBootstrap, render};
 use crate::catalog::{CapacityType, InstanceType, KubeletSettings, Offering};
 use crate::cloud::offerings::{instance_tags, launch_choices, offering_name};
 use crate::cloud::{CloudError, Instance};
+use crate::userdata::{NodeBootstrap, render};
 use aws_sdk_ec2::types::{
     CreateFleetError, DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest,
     FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest,
@@ -19,8 +19,6 @@ use aws_sdk_ec2::types::{
     SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification,
     TargetCapacitySpecificationRequest,
 };
-use k8s_openapi::api::core::v1::Taint;
-use karpenter_api::labels;
 use karpenter_api::requirements::Requirements;
 use karpenter_api::v1::{AmiStatus, EC2NodeClass, NodeClaim};
 use std::collections::BTreeMap;
@@ -128,56 +126,11 @@ fn metadata_options(class: &EC2NodeClass) -> karpenter_api::v1::MetadataOptions 
     }
 }
 
-/// Labels and taints a node registers with.
-fn bootstrap(
-    claim: &NodeClaim,
-    kubelet: Option<&karpenter_api::v1::KubeletConfiguration>,
-) -> NodeBootstrap {
-    let mut node_labels: BTreeMap<String, String> = claim
-        .metadata
-        .labels
-        .iter()
-        .flatten()
-        .filter(|(k, _)| {
-            !k.contains("kubernetes.io/") && !k.contains("k8s.io/") || k.starts_with("karpenter.")
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if let Ok(reqs) = Requirements::from_api(&claim.spec.template.requirements) {
-        for (k, v) in reqs.single_valued_labels() {
-            if k == labels::NODEPOOL || !labels::is_well_known(&k) {
-                node_labels.entry(k).or_insert(v);
-            }
-        }
-    }
-    let template = &claim.spec.template;
-    let mut taints: Vec<Taint> = template
-        .taints
-        .iter()
-        .flatten()
-        .chain(template.startup_taints.iter().flatten())
-        .cloned()
-        .collect();
-    taints.push(Taint {
-        key: labels::UNREGISTERED_TAINT_KEY.into(),
-        value: None,
-        effect: "NoExecute".into(),
-        time_added: None,
-    });
-    NodeBootstrap {
-        labels: node_labels,
-        taints,
-        max_pods: kubelet.and_then(|k| k.max_pods),
-        cluster_dns: kubelet
-            .and_then(|k| k.cluster_dns.clone())
-            .unwrap_or_default(),
-    }
-}
-
 /// One launch template of a fleet request: its AMI, its name, and the
 /// overrides that AMI can boot.
 struct TemplateConfig<'a> {
     image_id: String,
+    max_pods: i64,
     name: String,
     overrides: Vec<(&'a InstanceType, &'a Offering)>,
 }
@@ -206,7 +159,7 @@ impl AwsCloudProvider {
         let resolved = resolved(class)?;
         let types = self.offered_types(class).await?;
         let choices = launch_choices(claim, types.iter())?;
-        let kubelet = KubeletSettings::from_kubelet(class.spec.kubelet.as_ref());
+        let kubelet = KubeletSettings::for_class(class);
         let mut tried = Vec::new();
         let mut recreated = false;
         loop {
@@ -291,14 +244,11 @@ impl AwsCloudProvider {
         capacity_type: CapacityType,
     ) -> Result<Outcome, CloudError> {
         let family = AmiFamily::of(class);
-        let node = bootstrap(claim, class.spec.kubelet.as_ref());
-        let user_data = render(
-            family,
-            &self.settings.cluster,
-            &node,
-            class.spec.user_data.as_deref(),
-        )?;
-        // One launch template config per AMI, with the overrides its image can boot.
+        let kubelet = KubeletSettings::for_class(class);
+        // User data differs by the pods a type admits (upstream: one launch
+        // template per max-pods value), so render it once per value.
+        let mut user_data_by_pods: BTreeMap<i64, String> = BTreeMap::new();
+        // One launch template config per (AMI, max pods), with the overrides its image can boot.
         let mut configs: Vec<TemplateConfig> = Vec::new();
         for (t, o) in batch {
             let type_labels = t.labels();
@@ -309,15 +259,39 @@ impl AwsCloudProvider {
             else {
                 continue;
             };
-            match configs.iter_mut().find(|c| c.image_id == ami.id) {
+            let max_pods = t.max_pods(&kubelet);
+            match configs
+                .iter_mut()
+                .find(|c| c.image_id == ami.id && c.max_pods == max_pods)
+            {
                 Some(config) => config.overrides.push((t, o)),
                 None => {
+                    let user_data = match user_data_by_pods.get(&max_pods) {
+                        Some(text) => text.clone(),
+                        None => {
+                            let node = NodeBootstrap::for_claim(
+                                claim,
+                                class,
+                                capacity_type.label(),
+                                max_pods,
+                            );
+                            let text = render(
+                                family,
+                                &self.settings.cluster,
+                                &node,
+                                class.spec.user_data.as_deref(),
+                            )
+                            .map_err(|e| CloudError::NodeClassNotReady(e.to_string()))?;
+                            user_data_by_pods.insert(max_pods, text.clone());
+                            text
+                        }
+                    };
                     let input = TemplateInput {
                         node_class: class.metadata.name.clone().unwrap_or_default(),
                         image_id: ami.id.clone(),
                         instance_profile: resolved.instance_profile.clone(),
                         security_groups: resolved.security_groups.clone(),
-                        user_data: user_data.clone(),
+                        user_data,
                         block_devices: class
                             .spec
                             .block_device_mappings
@@ -331,6 +305,7 @@ impl AwsCloudProvider {
                     let name = self.ensure_template(&input).await?;
                     configs.push(TemplateConfig {
                         image_id: ami.id.clone(),
+                        max_pods,
                         name,
                         overrides: vec![(t, o)],
                     });

@@ -3,7 +3,7 @@
 //! - [`nodeclass`]: EC2NodeClass selector terms to subnets, security groups,
 //!   AMIs and an instance profile (`status` and conditions);
 //! - [`instance_types`]: types, zones and prices (cached);
-//! - [`launch_template`] and [`user_data`]: what an instance boots with;
+//! - [`launch_template`]: what an instance boots with (user data from [`crate::userdata`]);
 //! - [`fleet`]: `CreateFleet` and its errors (insufficient capacity falls back);
 //! - [`instances`]: get, list, delete and garbage collection by cluster tags.
 //!
@@ -18,7 +18,6 @@ mod instances;
 pub mod launch_template;
 mod nodeclass;
 pub mod sdk;
-pub mod user_data;
 
 pub use instance_types::parse_price_list_item;
 pub use sdk::AwsClients;
@@ -26,12 +25,12 @@ pub use sdk::AwsClients;
 use super::offerings::UnavailableOfferings;
 use super::{CloudError, CloudProvider, Instance};
 use crate::catalog::{CapacityType, InstanceType};
+use crate::userdata::ClusterInfo;
 use instance_types::{Cached, PriceBook};
 use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
-use user_data::ClusterInfo;
 
 /// How the provider talks to the cluster's AWS account.
 #[derive(Debug, Clone)]
