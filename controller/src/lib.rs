@@ -17,6 +17,7 @@
 //! - [`demo`]: the offline demo on kubesim and the simulated EC2.
 
 pub mod api_client;
+pub mod boot;
 pub mod catalog;
 pub mod cloud;
 pub mod controllers;

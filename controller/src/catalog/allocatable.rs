@@ -43,6 +43,10 @@ pub struct KubeletSettings {
     pub reserved_memory_pods: ReservedMemoryPods,
     /// `VM_MEMORY_OVERHEAD_PERCENT` (0.075 by default).
     pub vm_memory_overhead_percent: f64,
+    /// The kubelet settings reach the node as command-line flags (AL2's
+    /// `--kubelet-extra-args`), so a `kubeReserved` or `evictionHard` map
+    /// replaces the agent's defaults whole instead of key by key.
+    pub maps_replace_defaults: bool,
 }
 
 impl Default for KubeletSettings {
@@ -57,6 +61,7 @@ impl Default for KubeletSettings {
             raid0: false,
             reserved_memory_pods: ReservedMemoryPods::MaxPods,
             vm_memory_overhead_percent: 0.075,
+            maps_replace_defaults: false,
         }
     }
 }
@@ -99,6 +104,7 @@ impl KubeletSettings {
             AmiFamily::Bottlerocket | AmiFamily::Custom => ReservedMemoryPods::MaxPods,
         };
         settings.raid0 = class.spec.instance_store_policy.as_deref() == Some("RAID0");
+        settings.maps_replace_defaults = family == AmiFamily::Al2;
         let size = |m: &BlockDeviceMapping| -> Option<Quantity> {
             m.ebs.as_ref()?.volume_size.as_deref()?.parse().ok()
         };
@@ -205,6 +211,9 @@ impl InstanceType {
             Quantity::from_bytes((11 * pods + 255) * MIB),
         );
         reserved.insert("ephemeral-storage".into(), Quantity::from_bytes(1024 * MIB));
+        if settings.maps_replace_defaults && !settings.kube_reserved.is_empty() {
+            reserved.clear();
+        }
         for (name, value) in &settings.kube_reserved {
             if let Ok(q) = value.parse() {
                 reserved.insert(name.clone(), q);
@@ -221,11 +230,11 @@ impl InstanceType {
             let total = capacity.get(of).copied().unwrap_or(Quantity::ZERO);
             let parse = |text: &str| -> Option<Quantity> {
                 match text.strip_suffix('%') {
+                    // The kubelet's own arithmetic: a float32 fraction, the product truncated.
                     Some(pct) => {
-                        let pct: f64 = pct.parse().ok()?;
-                        Some(Quantity::from_bytes(
-                            (total.as_f64() * pct / 100.0).ceil() as i64
-                        ))
+                        let fraction = pct.parse::<f32>().ok()? / 100.0;
+                        let bytes = (total.nanos() / 1_000_000_000) as f64;
+                        Some(Quantity::from_bytes((bytes * f64::from(fraction)) as i64))
                     }
                     None => text.parse().ok(),
                 }
@@ -236,8 +245,10 @@ impl InstanceType {
                 .filter_map(|m| m.get(signal))
                 .filter_map(|v| parse(v))
                 .max();
+            let defaults_replaced =
+                settings.maps_replace_defaults && settings.eviction.iter().any(|m| !m.is_empty());
             configured
-                .or_else(|| parse(default))
+                .or_else(|| (!defaults_replaced).then(|| parse(default)).flatten())
                 .unwrap_or(Quantity::ZERO)
         };
         let mut threshold = Resources::new();
@@ -304,8 +315,12 @@ mod tests {
         assert_eq!(allocatable["cpu"], q("1930m"));
         assert_eq!(allocatable["memory"], q("6903Mi"));
         assert_eq!(allocatable["pods"], q("29"));
-        // 20Gi - 1Gi reserved - 10 % eviction (2Gi) = 17Gi.
-        assert_eq!(allocatable["ephemeral-storage"], q("17Gi"));
+        // 20Gi - 1Gi reserved - 10 % eviction: the kubelet's float32 10 % of
+        // 20Gi is 32 bytes over 2Gi, so 17Gi less 32 bytes.
+        assert_eq!(
+            allocatable["ephemeral-storage"],
+            Quantity::from_bytes(17 * 1024 * MIB - 32)
+        );
     }
 
     #[test]
@@ -343,8 +358,10 @@ mod tests {
         assert_eq!(alloc["cpu"], q("7500m"));
         // 32768Mi - 2458Mi overhead = 30310Mi; - (11x32+255)Mi - 1Gi - 5 % of 30310Mi.
         let capacity = 30310 * MIB;
-        let expected =
-            capacity - (11 * 32 + 255) * MIB - 1024 * MIB - (capacity as f64 * 0.05).ceil() as i64;
+        let expected = capacity
+            - (11 * 32 + 255) * MIB
+            - 1024 * MIB
+            - (capacity as f64 * f64::from(5f32 / 100.0)) as i64;
         assert_eq!(alloc["memory"], Quantity::from_bytes(expected));
     }
 

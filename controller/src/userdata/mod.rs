@@ -18,6 +18,8 @@ mod gotoml;
 pub mod mime;
 mod nodeadm;
 
+pub use nodeadm::check_node_config;
+
 use k8s_openapi::api::core::v1::Taint;
 use karpenter_api::v1::KubeletConfiguration;
 use std::collections::BTreeMap;
