@@ -2,6 +2,7 @@
 //! offline demo (`demo`).
 
 use clap::{Parser, Subcommand};
+use karpenter_controller::cloud::aws::cluster;
 use karpenter_controller::cloud::aws::sdk::{AwsClients, load_config};
 use karpenter_controller::cloud::aws::{AwsCloudProvider, AwsSettings};
 use karpenter_controller::cloud::{CloudProvider, SimulationConfig};
@@ -11,7 +12,6 @@ use karpenter_controller::endpoints::{self, Health};
 use karpenter_controller::metrics::Metrics;
 use karpenter_controller::runtime::{self, Parts};
 use karpenter_controller::settings::{CloudKind, Settings};
-use karpenter_controller::userdata::ClusterInfo;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -125,11 +125,13 @@ async fn run(settings: Settings) -> Result<(), String> {
     let config = kube::Config::infer()
         .await
         .map_err(|e| format!("no Kubernetes configuration (kubeconfig or in-cluster): {e}"))?;
-    let endpoint = if settings.cluster_endpoint.is_empty() {
-        config.cluster_url.to_string()
-    } else {
-        settings.cluster_endpoint.clone()
-    };
+    // The CA this process trusts (a pod's service-account `ca.crt`): the
+    // cluster CA of last resort for the nodes' user data.
+    let trusted_ca = config
+        .root_cert
+        .as_deref()
+        .filter(|certs| !certs.is_empty())
+        .map(cluster::pem_bundle);
     let client = karpenter_controller::api_client::client(config).map_err(|e| e.to_string())?;
     match settings.cloud_provider {
         CloudKind::Simulated => {
@@ -151,13 +153,26 @@ async fn run(settings: Settings) -> Result<(), String> {
                 .region()
                 .map(|r| r.to_string())
                 .ok_or("no AWS region: set AWS_REGION")?;
-            let cluster = ClusterInfo {
-                name: settings.cluster_name.clone(),
-                endpoint,
+            let overrides = cluster::Overrides {
+                endpoint: settings.cluster_endpoint.clone(),
                 ca_bundle: settings.cluster_ca_bundle.clone(),
-                cidr: None,
-                dns_ip: None,
             };
+            let eks = aws_sdk_eks::Client::new(&sdk);
+            let cluster = cluster::discover(
+                &eks,
+                &client,
+                &settings.cluster_name,
+                &overrides,
+                trusted_ca,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            tracing::info!(
+                endpoint = %cluster.endpoint,
+                cidr = cluster.cidr.as_deref().unwrap_or("unknown"),
+                dns = cluster.dns_ip.as_deref().unwrap_or("unknown"),
+                "cluster discovered"
+            );
             let kubernetes_version =
                 format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
             let mut aws = AwsSettings::new(cluster, &region, &kubernetes_version);

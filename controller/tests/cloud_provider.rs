@@ -338,7 +338,7 @@ async fn simulated_drift_interruptions_and_launch_hook() {
         ..Default::default()
     };
     let cloud = SimulatedEc2::new(Catalog::new(Catalog::us_east_1().iter().cloned()), config)
-        .with_launch_hook(std::sync::Arc::new(move |i| {
+        .with_launch_hook(std::sync::Arc::new(move |i, _| {
             seen.lock().unwrap().push(i.id.clone())
         }));
     let started = tokio::time::Instant::now();

@@ -379,6 +379,43 @@ pub fn boot(
     serde_json::from_value(node).map_err(|e| agent_error("kubelet", e.to_string()))
 }
 
+/// What an instance boots from: its AMI family's agent, the user data IMDS
+/// returns, and the EBS volumes of its launch template.
+#[derive(Debug, Clone)]
+pub struct BootMedia {
+    /// Which agent reads the user data.
+    pub family: AmiFamily,
+    /// The user data, plain text.
+    pub user_data: String,
+    /// Device name and size in bytes of each EBS volume.
+    pub volumes: Vec<(String, i64)>,
+}
+
+/// A fixed CA certificate that identifies the simulated cluster (the demo's
+/// and the fast tests' in-process kubesim, which serves no TLS of its own).
+pub const SIM_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBfTCCASOgAwIBAgIUa2FycGVudGVyLXJzIHNpbXVsYXRlZCBjbHVzdGVyMAoG\nCCqGSM49BAMCMBUxEzARBgNVBAMMCmt1YmVzaW0tY2EwHhcNMjYwMTAxMDAwMDAw\n-----END CERTIFICATE-----\n";
+
+/// The simulated cluster: `demo` at `https://kubesim.demo.internal`, with [`SIM_CA_PEM`].
+pub fn sim_cluster_identity() -> ClusterIdentity {
+    ClusterIdentity {
+        name: "demo".into(),
+        endpoint: "https://kubesim.demo.internal".into(),
+        ca_pem: SIM_CA_PEM.into(),
+    }
+}
+
+/// What the controller knows of the simulated cluster (service CIDR `10.100.0.0/16`).
+pub fn sim_cluster_info() -> crate::userdata::ClusterInfo {
+    let id = sim_cluster_identity();
+    crate::userdata::ClusterInfo {
+        name: id.name,
+        endpoint: id.endpoint,
+        ca_bundle: base64::engine::general_purpose::STANDARD.encode(id.ca_pem),
+        cidr: Some("10.100.0.0/16".into()),
+        dns_ip: Some("10.100.0.10".into()),
+    }
+}
+
 /// The EBS volumes a launch of `class` attaches (its block device mappings,
 /// else its family's defaults): device name and size in bytes, as the
 /// launch template gives them to EC2.

@@ -9,7 +9,9 @@ use super::offerings::{
     OfferingKey, UnavailableOfferings, instance_tags, launch_choices, offering_name, type_matches,
 };
 use super::{CloudError, CloudProvider, Instance, claim_provider_id, parse_provider_id};
+use crate::boot::BootMedia;
 use crate::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings};
+use crate::userdata::{AmiFamily, ClusterInfo, NodeBootstrap, render};
 use karpenter_api::requirements::Requirements;
 use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};
 use std::collections::{BTreeMap, HashMap};
@@ -27,8 +29,11 @@ pub struct SimulationConfig {
     pub launch_latency: Duration,
     /// The AMI new instances get (see [`SimulatedEc2::release_image`]).
     pub image_id: String,
-    /// Kubelet settings for capacity and allocatable.
+    /// Kubelet settings for capacity and allocatable (the VM memory
+    /// overhead; the rest comes from each launch's EC2NodeClass).
     pub kubelet: KubeletSettings,
+    /// The cluster the user data points nodes at.
+    pub cluster: ClusterInfo,
 }
 
 impl Default for SimulationConfig {
@@ -39,6 +44,7 @@ impl Default for SimulationConfig {
             launch_latency: Duration::ZERO,
             image_id: "ami-0000000000000sim1".into(),
             kubelet: KubeletSettings::default(),
+            cluster: crate::boot::sim_cluster_info(),
         }
     }
 }
@@ -58,8 +64,9 @@ pub enum SimEvent {
     CapacityReservationInterruption,
 }
 
-/// Called with every instance that starts (the demo registers a Node in kubesim).
-pub type LaunchHook = Arc<dyn Fn(&Instance) + Send + Sync>;
+/// Called with every instance that starts and what it boots from (the demo
+/// boots it and registers its Node in kubesim).
+pub type LaunchHook = Arc<dyn Fn(&Instance, &BootMedia) + Send + Sync>;
 
 struct State {
     instances: BTreeMap<String, Instance>,
@@ -211,8 +218,15 @@ impl SimulatedEc2 {
         format!("i-{:017x}", state.rng.wrapping_mul(0x2545_F491_4F6C_DD1D))
     }
 
-    fn launch(&self, claim: &NodeClaim, class: &EC2NodeClass) -> Result<Instance, CloudError> {
+    fn launch(
+        &self,
+        claim: &NodeClaim,
+        class: &EC2NodeClass,
+    ) -> Result<(Instance, BootMedia), CloudError> {
         let choices = launch_choices(claim, self.catalog.iter())?;
+        let mut kubelet = KubeletSettings::for_class(class);
+        kubelet.vm_memory_overhead_percent = self.config.kubelet.vm_memory_overhead_percent;
+        let family = AmiFamily::of(class);
         let mut state = self.lock();
         let mut tried = Vec::new();
         for (t, o) in choices {
@@ -231,6 +245,20 @@ impl SimulatedEc2 {
                 }
                 *left -= 1;
             }
+            // The user data a launch template would carry, rendered as the EC2 provider does.
+            let node = NodeBootstrap::for_claim(
+                claim,
+                class,
+                o.capacity_type.label(),
+                t.max_pods(&kubelet),
+            );
+            let user_data = render(
+                family,
+                &self.config.cluster,
+                &node,
+                class.spec.user_data.as_deref(),
+            )
+            .map_err(|e| CloudError::NodeClassNotReady(e.to_string()))?;
             let id = Self::next_id(&mut state);
             let instance = Instance {
                 provider_id: format!("aws:///{}/{id}", o.zone),
@@ -239,12 +267,17 @@ impl SimulatedEc2 {
                 zone: o.zone.clone(),
                 capacity_type: o.capacity_type,
                 image_id: state.image_id.clone(),
-                capacity: t.capacity(&self.config.kubelet),
-                allocatable: t.allocatable(&self.config.kubelet),
+                capacity: t.capacity(&kubelet),
+                allocatable: t.allocatable(&kubelet),
                 tags: instance_tags(&self.config.cluster_name, claim, class.spec.tags.as_ref()),
             };
             state.instances.insert(id, instance.clone());
-            return Ok(instance);
+            let media = BootMedia {
+                family,
+                user_data,
+                volumes: crate::boot::launch_volumes(class),
+            };
+            return Ok((instance, media));
         }
         Err(CloudError::InsufficientCapacity { tried })
     }
@@ -257,9 +290,9 @@ impl CloudProvider for SimulatedEc2 {
         class: &EC2NodeClass,
     ) -> Result<Instance, CloudError> {
         tokio::time::sleep(self.config.launch_latency).await;
-        let instance = self.launch(claim, class)?;
+        let (instance, media) = self.launch(claim, class)?;
         if let Some(hook) = &self.on_launch {
-            hook(&instance);
+            hook(&instance, &media);
         }
         Ok(instance)
     }

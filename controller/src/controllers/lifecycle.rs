@@ -468,7 +468,17 @@ fn desired_node(claim: &NodeClaim, node: &Node) -> NodeFields {
         .and_then(|s| s.taints.clone())
         .unwrap_or_default();
     taints.retain(|t| t.key != labels::UNREGISTERED_TAINT_KEY);
-    if !is_true(claim, cond::REGISTERED) {
+    // A node that registered its own taints from the user data says so
+    // (upstream's `karpenter.sh/do-not-sync-taints`): adding them here would
+    // race with start-up taints already removed, and hide user data that
+    // dropped one.
+    let taints_from_user_data = node
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(crate::userdata::DO_NOT_SYNC_TAINTS))
+        .is_some_and(|v| v == "true");
+    if !is_true(claim, cond::REGISTERED) && !taints_from_user_data {
         // Taints are synced once, at registration: later changes are the
         // cluster operator's.
         let wanted = claim

@@ -5,6 +5,7 @@
 //! tests run on it; the controller itself is the real one
 //! ([`crate::runtime::run`]).
 
+use crate::boot::BootMedia;
 use crate::catalog::Catalog;
 use crate::cloud::{CloudError, Instance, SimEvent, SimulatedEc2, SimulationConfig};
 use crate::controllers::interruption::InMemoryQueue;
@@ -96,8 +97,10 @@ pub fn node_for(instance: &Instance, catalog: &Catalog) -> Node {
     .expect("a Node")
 }
 
-/// A simulated EC2 whose instances register their Node through `client`
-/// after `boot` (the kubelet starting), as a real instance would.
+/// A simulated EC2 whose instances boot from their user data after `boot`
+/// (the agent and the kubelet starting) and register the Node it describes
+/// through `client`, as a real instance would; an instance whose user data
+/// would not join `cluster` registers nothing (and says why in the log).
 pub fn registering_ec2(
     catalog: Catalog,
     config: SimulationConfig,
@@ -105,8 +108,37 @@ pub fn registering_ec2(
     boot: Duration,
 ) -> SimulatedEc2 {
     let for_nodes = catalog.clone();
-    let hook = Arc::new(move |instance: &Instance| {
-        let node = node_for(instance, &for_nodes);
+    let cluster = crate::boot::ClusterIdentity {
+        name: config.cluster.name.clone(),
+        endpoint: config.cluster.endpoint.clone(),
+        ca_pem: String::from_utf8(
+            base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                &config.cluster.ca_bundle,
+            )
+            .unwrap_or_default(),
+        )
+        .unwrap_or_default(),
+    };
+    let hook = Arc::new(move |instance: &Instance, media: &BootMedia| {
+        let Some(instance_type) = for_nodes.get(&instance.instance_type).cloned() else {
+            tracing::warn!(instance = %instance.id, "simulated instance of an unknown type never boots");
+            return;
+        };
+        let machine = crate::boot::Machine {
+            instance_id: instance.id.clone(),
+            zone: instance.zone.clone(),
+            region: "us-east-1".into(),
+            instance_type,
+            volumes: media.volumes.clone(),
+        };
+        let node = match crate::boot::boot(media.family, &media.user_data, &cluster, &machine) {
+            Ok(node) => node,
+            Err(e) => {
+                tracing::warn!(instance = %instance.id, error = %e, "simulated instance never joins the cluster");
+                return;
+            }
+        };
         let client = client.clone();
         tokio::spawn(async move {
             tokio::time::sleep(boot).await;

@@ -12,6 +12,8 @@
 
 mod bottlerocket;
 mod claim;
+
+pub use claim::{DO_NOT_SYNC_TAINTS, kubelet_may_set};
 mod eks_bootstrap;
 pub mod gofmt;
 mod gotoml;

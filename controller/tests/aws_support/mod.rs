@@ -7,7 +7,6 @@ pub mod proxy;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use karpenter_api::v1::EC2NodeClass;
-use karpenter_controller::cloud::aws::user_data::ClusterInfo;
 use karpenter_controller::cloud::aws::{AwsClients, AwsCloudProvider, AwsSettings};
 use proxy::FaultProxy;
 use serde_json::json;
@@ -83,12 +82,9 @@ impl AwsEnv {
         let config = sdk_config(&proxy.endpoint).await;
         let clients = AwsClients::new(&config);
         let images = seed(&clients).await;
-        let cluster = ClusterInfo {
-            name: "demo".into(),
-            endpoint: "https://demo.eks.example".into(),
-            ca_bundle: "Q0EK".into(),
-            cidr: "10.100.0.0/16".into(),
-        };
+        // The simulated cluster's facts, so a test can boot the instances
+        // against the same identity (`boot::sim_cluster_identity`).
+        let cluster = karpenter_controller::boot::sim_cluster_info();
         let mut settings = AwsSettings::new(cluster, "us-east-1", "1.33");
         settings.ssm_prefix = SSM_PREFIX.into();
         // moto has no Pricing API (its in-process server never answers GetProducts).

@@ -11,6 +11,7 @@
 //! cannot do (fleet errors, throttling, denied calls): `controller/tests/aws_*.rs`.
 
 pub mod ami;
+pub mod cluster;
 mod fleet;
 mod instance_profile;
 mod instance_types;
