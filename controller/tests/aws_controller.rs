@@ -16,11 +16,10 @@ mod aws_support;
 use aws_support::AwsEnv;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_api::v1::NodeClaim;
-use karpenter_controller::catalog::Catalog;
 use karpenter_controller::cloud::CloudProvider;
 use karpenter_controller::cloud::aws::AwsCloudProvider;
 use karpenter_controller::controllers::interruption::{SqsQueue, event_rules};
-use karpenter_controller::demo::cluster::{apply_yaml, control_plane, node_for};
+use karpenter_controller::demo::cluster::{apply_yaml, control_plane};
 use karpenter_controller::demo::{self, Timing};
 use karpenter_controller::endpoints::Health;
 use karpenter_controller::metrics::Metrics;
@@ -119,15 +118,24 @@ fn manifests() -> String {
     format!("{pool}\n---\n{class}\n---\n{app}\n")
 }
 
-/// Stands in for the kubelets: registers a Node for each running instance
-/// of the cluster that has none yet.
-async fn kubelets(cloud: Arc<AwsCloudProvider>, client: kube::Client) {
+/// Stands in for the instances' boot: each running instance of the cluster
+/// reads the user data EC2 holds for it (DescribeInstanceAttribute, as IMDS
+/// serves it) with its AMI family's agent and registers the Node that
+/// describes; an instance whose user data would not join panics the test.
+async fn kubelets(
+    cloud: Arc<AwsCloudProvider>,
+    ec2: aws_sdk_ec2::Client,
+    class: karpenter_api::v1::EC2NodeClass,
+    client: kube::Client,
+) {
     let nodes: Api<Node> = Api::all(client);
     let mut registered = HashSet::new();
     loop {
         for instance in cloud.list().await.unwrap_or_default() {
             if registered.insert(instance.id.clone()) {
-                let node = node_for(&instance, Catalog::us_east_1());
+                let node = aws_support::boot_instance(&ec2, &instance, &class)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} does not join: {e}", instance.id));
                 nodes
                     .create(&PostParams::default(), &node)
                     .await
@@ -211,7 +219,12 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
         .expect("kubesim");
     let client = sim.client();
     apply_yaml(&client, &manifests()).await.expect("manifests");
-    let kubelets = tokio::spawn(kubelets(cloud.clone(), client.clone()));
+    let kubelets = tokio::spawn(kubelets(
+        cloud.clone(),
+        env.clients.ec2.clone(),
+        env.class.clone(),
+        client.clone(),
+    ));
 
     let mut settings = Settings::defaults("demo");
     settings.disable_leader_election = true;

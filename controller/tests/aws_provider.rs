@@ -4,6 +4,7 @@
 //! proxy (`aws_support/proxy.rs`, which emulates what moto cannot do),
 //! throttling and denied calls.
 
+#[allow(dead_code)] // each test file uses its own subset
 mod aws_support;
 
 use aws_support::{AwsEnv, ZONES};
@@ -282,10 +283,36 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
         format!("aws:///{zone}/{}", on_demand.id)
     );
 
-    // Both launches (same NodeClass, AMI and NodePool; amd64 types only) used one template.
+    // One template per capacity type (it is one of the node's labels in its
+    // user data, as upstream writes it); the same NodeClass, AMI, NodePool
+    // and max pods otherwise.
     let templates = launch_templates(&env).await;
-    assert_eq!(templates.len(), 1, "{templates:?}");
-    let name = templates[0].launch_template_name.clone().unwrap();
+    assert_eq!(templates.len(), 2, "{templates:?}");
+    // The on-demand launch's template: its user data labels the node on-demand.
+    let mut name = String::new();
+    for template in &templates {
+        let candidate = template.launch_template_name.clone().unwrap();
+        let data = env
+            .clients
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_name(&candidate)
+            .send()
+            .await
+            .unwrap()
+            .launch_template_versions
+            .unwrap()
+            .remove(0)
+            .launch_template_data
+            .unwrap();
+        use base64::Engine;
+        let text = base64::engine::general_purpose::STANDARD
+            .decode(data.user_data.unwrap_or_default())
+            .unwrap();
+        if String::from_utf8_lossy(&text).contains("karpenter.sh/capacity-type=on-demand") {
+            name = candidate;
+        }
+    }
     assert!(name.starts_with("karpenter.k8s.aws/"), "{name}");
     let version = env
         .clients
@@ -329,21 +356,32 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
             .unwrap(),
     )
     .unwrap();
-    assert!(
-        user_data.contains("kind: NodeConfig")
-            && user_data.contains("apiServerEndpoint: https://demo.eks.example"),
+    // What nodeadm reads from it.
+    let read = karpenter_controller::boot::read(
+        karpenter_controller::userdata::AmiFamily::Al2023,
+        &user_data,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{user_data}"));
+    assert_eq!(
+        read.endpoint,
+        karpenter_controller::boot::sim_cluster_identity().endpoint
+    );
+    let taints: Vec<String> = read
+        .taints
+        .iter()
+        .map(karpenter_controller::userdata::gofmt::taint)
+        .collect();
+    assert_eq!(
+        taints,
+        [
+            "dedicated=web:NoSchedule",
+            "karpenter.sh/unregistered:NoExecute"
+        ],
         "{user_data}"
     );
-    assert!(
-        user_data.contains(
-            "--register-with-taints=dedicated=web:NoSchedule,karpenter.sh/unregistered=:NoExecute"
-        ),
-        "{user_data}"
-    );
-    assert!(
-        user_data.contains("--node-labels=karpenter.sh/nodepool=default,team=web"),
-        "{user_data}"
-    );
+    assert_eq!(read.labels["karpenter.sh/nodepool"], "default");
+    assert_eq!(read.labels["team"], "web");
+    assert_eq!(read.labels["karpenter.sh/do-not-sync-taints"], "true");
     assert_eq!(
         version.iam_instance_profile.unwrap().name,
         env.class.status.as_ref().unwrap().instance_profile
@@ -363,15 +401,23 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
         .await
         .unwrap();
     assert_eq!(third.instance_type, cheapest_on_demand.name);
-    assert_eq!(
-        launch_templates(&env).await.len(),
-        1,
-        "recreated under the same name"
+    let names: std::collections::BTreeSet<String> = launch_templates(&env)
+        .await
+        .into_iter()
+        .filter_map(|t| t.launch_template_name)
+        .collect();
+    assert!(
+        names.len() == 2 && names.contains(&name),
+        "recreated under the same name: {names:?}"
     );
-    assert_eq!(
-        env.cloud.delete_launch_templates().await.unwrap(),
-        vec![name]
-    );
+    let deleted: std::collections::BTreeSet<String> = env
+        .cloud
+        .delete_launch_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(deleted, names);
 }
 
 #[tokio::test]

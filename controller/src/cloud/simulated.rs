@@ -357,7 +357,8 @@ impl CloudProvider for SimulatedEc2 {
     }
 
     /// The simulation has one subnet per zone it sells in, one security
-    /// group and the current image; every class resolves and is Ready.
+    /// group and the current image; a class is Ready unless its user data
+    /// cannot be generated (`ValidationSucceeded`).
     async fn resolve_node_class(&self, class: &EC2NodeClass) -> EC2NodeClassStatus {
         use karpenter_api::v1::ec2nodeclass_conditions as cond;
         use karpenter_api::v1::{AmiStatus, SecurityGroupStatus, SubnetStatus, set_condition};
@@ -371,13 +372,12 @@ impl CloudProvider for SimulatedEc2 {
             .as_ref()
             .and_then(|s| s.conditions.clone())
             .unwrap_or_default();
+        let validation = crate::userdata::validate_class(class, &self.config.cluster);
         for type_ in [
             cond::SUBNETS_READY,
             cond::SECURITY_GROUPS_READY,
             cond::AMIS_READY,
             cond::INSTANCE_PROFILE_READY,
-            cond::VALIDATION_SUCCEEDED,
-            cond::READY,
         ] {
             set_condition(
                 &mut conditions,
@@ -388,6 +388,31 @@ impl CloudProvider for SimulatedEc2 {
                 class.metadata.generation,
             );
         }
+        let (ok, reason, message) = match &validation {
+            Ok(()) => (true, cond::VALIDATION_SUCCEEDED.to_string(), String::new()),
+            Err((reason, message)) => (false, reason.clone(), message.clone()),
+        };
+        set_condition(
+            &mut conditions,
+            cond::VALIDATION_SUCCEEDED,
+            ok,
+            &reason,
+            &message,
+            class.metadata.generation,
+        );
+        let ready_message = if ok {
+            String::new()
+        } else {
+            format!("ValidationSucceeded: {message}")
+        };
+        set_condition(
+            &mut conditions,
+            cond::READY,
+            ok,
+            if ok { cond::READY } else { "NotReady" },
+            &ready_message,
+            class.metadata.generation,
+        );
         let name = class.metadata.name.clone().unwrap_or_default();
         EC2NodeClassStatus {
             subnets: Some(

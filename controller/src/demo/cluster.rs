@@ -15,7 +15,6 @@ use crate::runtime::{self, Parts, RunError};
 use crate::settings::Settings;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use karpenter_api::labels;
 use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -47,54 +46,6 @@ impl Timing {
             pod_start: scaled(1.0),
         }
     }
-}
-
-/// The Node an instance's kubelet registers: the instance type's labels,
-/// zone, capacity type and NodePool, the `karpenter.sh/unregistered` taint.
-pub fn node_for(instance: &Instance, catalog: &Catalog) -> Node {
-    let mut node_labels = catalog
-        .get(&instance.instance_type)
-        .map(|t| t.labels())
-        .unwrap_or_default();
-    // The last six hex digits of the id make the address (EC2's ids have 17).
-    let hex = instance.id.trim_start_matches("i-");
-    let tail = &hex[hex.len().saturating_sub(6)..];
-    let octets = u64::from_str_radix(tail, 16).unwrap_or(0);
-    let name = format!(
-        "ip-10-{}-{}-{}.ec2.internal",
-        (octets >> 16) & 0xff,
-        (octets >> 8) & 0xff,
-        octets & 0xff
-    );
-    node_labels.insert(labels::HOSTNAME.into(), name.clone());
-    node_labels.insert(labels::ZONE.into(), instance.zone.clone());
-    node_labels.insert(labels::INSTANCE_TYPE.into(), instance.instance_type.clone());
-    node_labels.insert(
-        labels::CAPACITY_TYPE.into(),
-        instance.capacity_type.label().into(),
-    );
-    if let Some(pool) = instance.tags.get(labels::NODEPOOL) {
-        node_labels.insert(labels::NODEPOOL.into(), pool.clone());
-    }
-    let list = |r: &crate::catalog::Resources| -> serde_json::Value {
-        r.iter()
-            .map(|(k, v)| (k.clone(), json!(v.to_string())))
-            .collect()
-    };
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": node_labels},
-        "spec": {
-            "providerID": instance.provider_id,
-            "taints": [{"key": labels::UNREGISTERED_TAINT_KEY, "effect": "NoExecute"}],
-        },
-        "status": {
-            "capacity": list(&instance.capacity),
-            "allocatable": list(&instance.allocatable),
-            "nodeInfo": {"kubeletVersion": "v1.33.0-kubesim", "architecture": node_labels.get(labels::ARCH).cloned().unwrap_or_default(), "operatingSystem": "linux",
-                "containerRuntimeVersion": "kubesim://1", "kernelVersion": "", "osImage": "", "kubeProxyVersion": "", "machineID": "", "systemUUID": "", "bootID": ""},
-        },
-    }))
-    .expect("a Node")
 }
 
 /// A simulated EC2 whose instances boot from their user data after `boot`

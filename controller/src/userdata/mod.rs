@@ -199,6 +199,25 @@ pub fn check_user_data(family: AmiFamily, user: Option<&str>) -> Result<(), User
     render(family, &cluster, &node, user).map(|_| ())
 }
 
+/// Why nodes of `class` cannot get user data in `cluster`, as a condition
+/// reason and message (upstream's `ValidationSucceeded`): user data the
+/// family cannot merge, or an AL2023 class while the service CIDR is unknown.
+pub fn validate_class(
+    class: &karpenter_api::v1::EC2NodeClass,
+    cluster: &ClusterInfo,
+) -> Result<(), (String, String)> {
+    let family = AmiFamily::of(class);
+    check_user_data(family, class.spec.user_data.as_deref())
+        .map_err(|e| ("UserDataInvalid".to_string(), e.to_string()))?;
+    if family == AmiFamily::Al2023 && cluster.cidr.is_none() {
+        return Err((
+            "ClusterCIDRResolutionFailed".into(),
+            "the cluster's service CIDR is unknown (eks:DescribeCluster), and AL2023's nodeadm needs it".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -186,3 +186,49 @@ async fn seed(clients: &AwsClients) -> (String, String) {
         .expect("role");
     (ids[0].clone(), ids[1].clone())
 }
+
+/// Boots `instance` the way its AMI family's agent would: reads the user
+/// data EC2 holds for it (`DescribeInstanceAttribute userData`, what IMDS
+/// serves), checks it against the simulated cluster's identity, and returns
+/// the Node the kubelet would register (volumes from `class`'s launch template).
+pub async fn boot_instance(
+    ec2: &aws_sdk_ec2::Client,
+    instance: &karpenter_controller::cloud::Instance,
+    class: &EC2NodeClass,
+) -> Result<k8s_openapi::api::core::v1::Node, String> {
+    use base64::Engine;
+    use karpenter_controller::boot;
+    let attribute = ec2
+        .describe_instance_attribute()
+        .instance_id(&instance.id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeInstanceAttribute: {e:?}"))?;
+    let encoded = attribute
+        .user_data
+        .and_then(|u| u.value)
+        .ok_or("the instance has no user data")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|e| format!("user data is not base64: {e}"))?;
+    let user_data = String::from_utf8(bytes).map_err(|e| e.to_string())?;
+    let instance_type = karpenter_controller::catalog::Catalog::us_east_1()
+        .get(&instance.instance_type)
+        .cloned()
+        .ok_or("unknown instance type")?;
+    let machine = boot::Machine {
+        instance_id: instance.id.clone(),
+        zone: instance.zone.clone(),
+        region: "us-east-1".into(),
+        instance_type,
+        volumes: boot::launch_volumes(class),
+    };
+    boot::boot(
+        karpenter_controller::userdata::AmiFamily::of(class),
+        &user_data,
+        &boot::sim_cluster_identity(),
+        &machine,
+    )
+    .map_err(|e| e.to_string())
+}

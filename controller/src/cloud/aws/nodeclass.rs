@@ -52,7 +52,8 @@ fn api_failure(reason: &str, err: CloudError) -> (String, String) {
 impl AwsCloudProvider {
     /// Resolves every selector of `class` and returns its new status. Parts
     /// that fail keep their previous value and say why in their condition;
-    /// `Ready` is true only when all four parts are.
+    /// `Ready` is true only when all four parts are and the user data can be
+    /// generated (`ValidationSucceeded`).
     pub async fn resolve(&self, class: &EC2NodeClass) -> EC2NodeClassStatus {
         let previous = class.status.clone().unwrap_or_default();
         let subnets = self.resolve_subnets(class).await;
@@ -86,6 +87,10 @@ impl AwsCloudProvider {
         push(
             cond::INSTANCE_PROFILE_READY,
             profile.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        push(
+            cond::VALIDATION_SUCCEEDED,
+            crate::userdata::validate_class(class, &self.settings.cluster),
         );
         let not_ready: Vec<String> = conditions
             .iter()

@@ -1,0 +1,136 @@
+//! Nodes on the simulated cluster register what their user data says: the
+//! simulated EC2 renders the launch's user data as the EC2 provider does, the
+//! instance boots it (`karpenter_controller::boot`), and the Node's labels,
+//! taints and allocatable are the agent's reading of it. User data the
+//! family cannot merge keeps the EC2NodeClass not Ready and launches nothing.
+
+mod sim;
+
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::events::v1::Event;
+use karpenter_api::quantity::Quantity;
+use karpenter_api::v1::EC2NodeClass;
+use karpenter_controller::cloud::CloudProvider;
+use karpenter_controller::demo::Timing;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::json;
+use test_support::eventually;
+
+async fn patch_class(cluster: &karpenter_controller::demo::SimCluster, spec: serde_json::Value) {
+    let classes: Api<EC2NodeClass> = Api::all(cluster.client());
+    classes
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": spec})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_register_the_allocatable_labels_and_taints_of_their_user_data() {
+    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
+    patch_class(
+        &cluster,
+        json!({"kubelet": {"maxPods": 30, "systemReserved": {"memory": "512Mi", "cpu": "100m"},
+            "evictionHard": {"memory.available": "300Mi"}},
+            "blockDeviceMappings": [{"deviceName": "/dev/xvda", "rootVolume": true,
+                "ebs": {"volumeSize": "60Gi", "volumeType": "gp3", "encrypted": true}}]}),
+    )
+    .await;
+    let _controller = sim::start(&cluster, sim::settings("boot", false));
+    sim::scale(&cluster, &[("web", 6)]).await;
+    sim::all_running(&cluster, 6).await;
+
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let nodes = nodes.list(&ListParams::default()).await.unwrap().items;
+    assert!(!nodes.is_empty());
+    let claims = sim::claims(&cluster).await;
+    for node in &nodes {
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels
+                .get("karpenter.sh/do-not-sync-taints")
+                .map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            labels
+                .get("karpenter.k8s.aws/ec2nodeclass")
+                .map(String::as_str),
+            Some("default")
+        );
+        let provider_id = node.spec.as_ref().and_then(|s| s.provider_id.clone());
+        let claim = claims
+            .iter()
+            .find(|c| c.status.as_ref().and_then(|s| s.provider_id.clone()) == provider_id)
+            .expect("a claim per node");
+        let planned = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.clone())
+            .unwrap();
+        let reported = node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.clone())
+            .unwrap();
+        for resource in ["cpu", "memory", "pods", "ephemeral-storage"] {
+            let q = |m: &std::collections::BTreeMap<
+                String,
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+            >|
+             -> Quantity { m[resource].0.parse().unwrap() };
+            assert_eq!(
+                q(&reported),
+                q(&planned),
+                "{resource} of {:?}",
+                node.metadata.name
+            );
+        }
+        assert_eq!(reported["pods"].0, "30");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn user_data_the_family_cannot_merge_keeps_the_class_not_ready_and_launches_nothing() {
+    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
+    patch_class(
+        &cluster,
+        json!({"userData": "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/x-shellscript\n\necho never closed"}),
+    )
+    .await;
+    let _controller = sim::start(&cluster, sim::settings("bad-user-data", false));
+    let classes: Api<EC2NodeClass> = Api::all(cluster.client());
+    eventually("the class says why it is not ready", || async {
+        let class = classes.get("default").await.unwrap();
+        let conditions = class.status.and_then(|s| s.conditions).unwrap_or_default();
+        conditions.iter().any(|c| {
+            c.type_ == "ValidationSucceeded"
+                && c.status == "False"
+                && c.reason == "UserDataInvalid"
+                && c.message.contains("spec.userData")
+                && c.message.contains("never ends")
+        }) && conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False")
+    })
+    .await;
+    sim::scale(&cluster, &[("web", 3)]).await;
+    // Provisioning has looked at the pods and found nowhere to put them.
+    let events: Api<Event> = Api::namespaced(cluster.client(), "default");
+    eventually("a FailedScheduling event from provisioning", || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("FailedScheduling"))
+    })
+    .await;
+    assert!(sim::claims(&cluster).await.is_empty(), "no NodeClaim");
+    assert!(cluster.ec2.list().await.unwrap().is_empty(), "no instance");
+}
