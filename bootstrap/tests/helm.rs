@@ -23,7 +23,7 @@ use test_support::{DevEnv, Part, repo_path};
 async fn helm(python: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, Value) {
     let mut command = std::process::Command::new(python);
     command
-        .arg(repo_path("bootstrap/tests/helm/helm_client.py"))
+        .arg(repo_path("test-support/helm_client.py"))
         .arg(kubeconfig)
         .arg("kube-system")
         .args(args);

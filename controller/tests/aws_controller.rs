@@ -133,9 +133,14 @@ async fn kubelets(
     loop {
         for instance in cloud.list().await.unwrap_or_default() {
             if registered.insert(instance.id.clone()) {
-                let node = aws_support::boot_instance(&ec2, &instance, &class)
-                    .await
-                    .unwrap_or_else(|e| panic!("{} does not join: {e}", instance.id));
+                let node = aws_support::boot_instance(
+                    &ec2,
+                    &instance,
+                    &class,
+                    &karpenter_controller::boot::sim_cluster_identity(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{} does not join: {e}", instance.id));
                 nodes
                     .create(&PostParams::default(), &node)
                     .await

@@ -221,7 +221,7 @@ pub fn boot(
     let ca = base64::engine::general_purpose::STANDARD
         .decode(config.ca_bundle.trim())
         .unwrap_or_default();
-    if ca != cluster.ca_pem.as_bytes() {
+    if String::from_utf8_lossy(&ca) != cluster.ca_pem {
         return Err(BootError::WrongCluster(
             "the CA in the user data is not the cluster's: the kubelet cannot verify the API server".into(),
         ));

@@ -189,12 +189,13 @@ async fn seed(clients: &AwsClients) -> (String, String) {
 
 /// Boots `instance` the way its AMI family's agent would: reads the user
 /// data EC2 holds for it (`DescribeInstanceAttribute userData`, what IMDS
-/// serves), checks it against the simulated cluster's identity, and returns
-/// the Node the kubelet would register (volumes from `class`'s launch template).
+/// serves), checks it against `cluster`, and returns the Node the kubelet
+/// would register (volumes from `class`'s launch template).
 pub async fn boot_instance(
     ec2: &aws_sdk_ec2::Client,
     instance: &karpenter_controller::cloud::Instance,
     class: &EC2NodeClass,
+    cluster: &karpenter_controller::boot::ClusterIdentity,
 ) -> Result<k8s_openapi::api::core::v1::Node, String> {
     use base64::Engine;
     use karpenter_controller::boot;
@@ -227,7 +228,7 @@ pub async fn boot_instance(
     boot::boot(
         karpenter_controller::userdata::AmiFamily::of(class),
         &user_data,
-        &boot::sim_cluster_identity(),
+        cluster,
         &machine,
     )
     .map_err(|e| e.to_string())

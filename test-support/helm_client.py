@@ -2,7 +2,7 @@
 
 Usage: helm_client.py KUBECONFIG NAMESPACE ACTION RELEASE [ARG...]
   list | status | values | history | uninstall RELEASE
-  upgrade RELEASE CHART_DIR VALUES_JSON
+  install | upgrade RELEASE CHART_DIR VALUES_JSON
   rollback RELEASE REVISION
 Prints the library's answer as one JSON document; on a Helm error prints
 {"error": "<class>", "message": "..."} and exits 3.
@@ -25,6 +25,11 @@ async def act(config, action, release, args):
         return await helm.History(config).run(release)
     if action == "uninstall":
         return await helm.Uninstall(config).run(release, wait=False)
+    if action == "install":
+        chart, values = args
+        return await helm.Install(config).run(
+            release, chart, values=json.loads(values), wait=False
+        )
     if action == "upgrade":
         chart, values = args
         return await helm.Upgrade(config).run(
