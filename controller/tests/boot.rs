@@ -247,6 +247,23 @@ fn labels_and_taints_come_from_the_user_data() {
 }
 
 #[test]
+fn every_cluster_dns_address_reaches_every_family() {
+    let t = Catalog::us_east_1().get("m5.large").unwrap().clone();
+    let mut rng = Rng(11);
+    let dns = vec!["172.20.0.10".to_string(), "169.254.20.10".to_string()];
+    for alias in ["al2023@latest", "bottlerocket@latest", "al2@latest"] {
+        let mut class = class(&mut rng);
+        class.spec.ami_selector_terms[0].alias = Some(alias.into());
+        let mut kubelet = class.spec.kubelet.clone().unwrap_or_default();
+        kubelet.cluster_dns = Some(dns.clone());
+        class.spec.kubelet = Some(kubelet);
+        let text = user_data(&class, &claim(false), &t);
+        let read = boot::read(AmiFamily::of(&class), &text).unwrap();
+        assert_eq!(read.cluster_dns, dns, "{alias}\n{text}");
+    }
+}
+
+#[test]
 fn a_node_pointed_at_the_wrong_cluster_does_not_join() {
     let t = Catalog::us_east_1().get("m5.large").unwrap().clone();
     let mut rng = Rng(7);

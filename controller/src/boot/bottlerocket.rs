@@ -63,7 +63,15 @@ pub(super) fn read(user_data: &str) -> Result<AgentConfig, BootError> {
         cluster_name: required("cluster-name")?,
         endpoint: required("api-server")?,
         ca_bundle: required("cluster-certificate")?,
-        cluster_dns: vec![text_of("cluster-dns-ip").unwrap_or_else(|| "10.100.0.10".into())],
+        cluster_dns: match k8s.get("cluster-dns-ip") {
+            Some(Value::String(one)) => vec![one.clone()],
+            Some(Value::Array(many)) => many
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
+            _ => vec!["10.100.0.10".into()],
+        },
         labels: strings("node-labels"),
         taints,
         max_pods: k8s.get("max-pods").and_then(Value::as_integer),

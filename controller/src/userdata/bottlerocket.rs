@@ -248,8 +248,16 @@ pub(super) fn render(
     if let Some(max_pods) = kubelet.max_pods {
         set(&mut kubernetes, "max-pods", i64::from(max_pods).into());
     }
-    if let Some(dns) = kubelet.cluster_dns.as_ref().and_then(|d| d.first()) {
-        set(&mut kubernetes, "cluster-dns-ip", dns.clone().into());
+    // One address as a string (upstream's form); several as the list
+    // Bottlerocket also accepts (upstream would drop all but the first).
+    match kubelet.cluster_dns.as_deref() {
+        Some([one]) => set(&mut kubernetes, "cluster-dns-ip", one.clone().into()),
+        Some(many) if many.len() > 1 => set(
+            &mut kubernetes,
+            "cluster-dns-ip",
+            Value::Array(many.iter().cloned().map(Value::from).collect()),
+        ),
+        _ => {}
     }
     for (key, map) in [
         ("system-reserved", &kubelet.system_reserved),

@@ -112,8 +112,15 @@ fn script(cluster: &ClusterInfo, node: &NodeBootstrap) -> Result<String, UserDat
             s.push_str(&format!(" \\\n--service-ipv6-cidr '{cidr}'"));
         }
     }
-    if let Some(dns) = dns {
-        s.push_str(&format!(" \\\n--dns-cluster-ip '{dns}'"));
+    if dns.is_some() {
+        // bootstrap.sh splits a comma-separated list (upstream writes only the first).
+        let all = node
+            .kubelet
+            .cluster_dns
+            .clone()
+            .unwrap_or_default()
+            .join(",");
+        s.push_str(&format!(" \\\n--dns-cluster-ip '{all}'"));
     }
     if node.kubelet.max_pods.is_some() {
         s.push_str(" \\\n--use-max-pods false");

@@ -179,9 +179,14 @@ pub fn render(
     }
 }
 
-/// Checks that the user data of `class` can be merged by its family, without
-/// rendering a node's: what the EC2NodeClass controller reports before anything launches.
-pub fn check_user_data(family: AmiFamily, user: Option<&str>) -> Result<(), UserDataError> {
+/// Checks that user data can be generated for `family` from the user's
+/// `user` data and `kubelet` block, with stand-in cluster facts: what the
+/// EC2NodeClass controller reports before anything launches.
+pub fn check_user_data(
+    family: AmiFamily,
+    user: Option<&str>,
+    kubelet: Option<&KubeletConfiguration>,
+) -> Result<(), UserDataError> {
     let cluster = ClusterInfo {
         name: "check".into(),
         endpoint: "https://check".into(),
@@ -189,11 +194,10 @@ pub fn check_user_data(family: AmiFamily, user: Option<&str>) -> Result<(), User
         cidr: Some("10.100.0.0/16".into()),
         dns_ip: None,
     };
+    let mut kubelet = kubelet.cloned().unwrap_or_default();
+    kubelet.max_pods = Some(kubelet.max_pods.unwrap_or(110));
     let node = NodeBootstrap {
-        kubelet: KubeletConfiguration {
-            max_pods: Some(110),
-            ..Default::default()
-        },
+        kubelet,
         ..Default::default()
     };
     render(family, &cluster, &node, user).map(|_| ())
@@ -201,14 +205,25 @@ pub fn check_user_data(family: AmiFamily, user: Option<&str>) -> Result<(), User
 
 /// Why nodes of `class` cannot get user data in `cluster`, as a condition
 /// reason and message (upstream's `ValidationSucceeded`): user data the
-/// family cannot merge, or an AL2023 class while the service CIDR is unknown.
+/// family cannot merge, a kubelet value it cannot write, or an AL2023 class
+/// while the service CIDR is unknown.
 pub fn validate_class(
     class: &karpenter_api::v1::EC2NodeClass,
     cluster: &ClusterInfo,
 ) -> Result<(), (String, String)> {
     let family = AmiFamily::of(class);
-    check_user_data(family, class.spec.user_data.as_deref())
-        .map_err(|e| ("UserDataInvalid".to_string(), e.to_string()))?;
+    check_user_data(
+        family,
+        class.spec.user_data.as_deref(),
+        class.spec.kubelet.as_ref(),
+    )
+    .map_err(|e| {
+        let reason = match e {
+            UserDataError::Kubelet { .. } => "KubeletConfigurationInvalid",
+            _ => "UserDataInvalid",
+        };
+        (reason.to_string(), e.to_string())
+    })?;
     if family == AmiFamily::Al2023 && cluster.cidr.is_none() {
         return Err((
             "ClusterCIDRResolutionFailed".into(),
@@ -243,15 +258,30 @@ mod tests {
     fn bad_user_data_is_reported_per_family() {
         let bad_mime = "MIME-Version: 1.0\nContent-Type: text/plain\n\nx";
         for family in [AmiFamily::Al2023, AmiFamily::Al2] {
-            let err = check_user_data(family, Some(bad_mime)).unwrap_err();
+            let err = check_user_data(family, Some(bad_mime), None).unwrap_err();
             assert!(err.to_string().contains("not multipart"), "{err}");
         }
-        let err =
-            check_user_data(AmiFamily::Bottlerocket, Some("#!/bin/bash\n ./x.sh")).unwrap_err();
+        let err = check_user_data(AmiFamily::Bottlerocket, Some("#!/bin/bash\n ./x.sh"), None)
+            .unwrap_err();
         assert!(err.to_string().contains("TOML"), "{err}");
         let other_kind = "apiVersion: node.eks.aws/v1alpha1\nkind: Something\n";
-        let err = check_user_data(AmiFamily::Al2023, Some(other_kind)).unwrap_err();
+        let err = check_user_data(AmiFamily::Al2023, Some(other_kind), None).unwrap_err();
         assert!(err.to_string().contains("kind"), "{err}");
-        assert!(check_user_data(AmiFamily::Custom, Some("anything")).is_ok());
+        assert!(check_user_data(AmiFamily::Custom, Some("anything"), None).is_ok());
+        let kubelet = KubeletConfiguration {
+            eviction_soft_grace_period: Some(BTreeMap::from([(
+                "memory.available".to_string(),
+                "soon".to_string(),
+            )])),
+            ..Default::default()
+        };
+        for family in [AmiFamily::Bottlerocket, AmiFamily::Al2] {
+            let err = check_user_data(family, None, Some(&kubelet)).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("spec.kubelet.evictionSoftGracePeriod[memory.available]"),
+                "{err}"
+            );
+        }
     }
 }
