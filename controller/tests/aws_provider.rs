@@ -292,19 +292,7 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
     let mut name = String::new();
     for template in &templates {
         let candidate = template.launch_template_name.clone().unwrap();
-        let data = env
-            .clients
-            .ec2
-            .describe_launch_template_versions()
-            .launch_template_name(&candidate)
-            .send()
-            .await
-            .unwrap()
-            .launch_template_versions
-            .unwrap()
-            .remove(0)
-            .launch_template_data
-            .unwrap();
+        let data = template_data(&env, &candidate).await;
         use base64::Engine;
         let text = base64::engine::general_purpose::STANDARD
             .decode(data.user_data.unwrap_or_default())
@@ -314,19 +302,7 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
         }
     }
     assert!(name.starts_with("karpenter.k8s.aws/"), "{name}");
-    let version = env
-        .clients
-        .ec2
-        .describe_launch_template_versions()
-        .launch_template_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .launch_template_versions
-        .unwrap()
-        .remove(0)
-        .launch_template_data
-        .unwrap();
+    let version = template_data(&env, &name).await;
     let metadata = version
         .metadata_options
         .clone()
@@ -418,6 +394,22 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
         .into_iter()
         .collect();
     assert_eq!(deleted, names);
+}
+
+/// The latest version's data of launch template `name`.
+async fn template_data(env: &AwsEnv, name: &str) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
+    env.clients
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_name(name)
+        .send()
+        .await
+        .unwrap()
+        .launch_template_versions
+        .unwrap()
+        .remove(0)
+        .launch_template_data
+        .unwrap()
 }
 
 #[tokio::test]

@@ -22,15 +22,7 @@ use std::time::{Duration, Instant};
 
 /// Merges `spec` into the default NodePool's spec.
 async fn patch_pool(cluster: &karpenter_controller::demo::SimCluster, spec: serde_json::Value) {
-    let pools: Api<NodePool> = Api::all(cluster.client());
-    pools
-        .patch(
-            "default",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": spec})),
-        )
-        .await
-        .unwrap();
+    patch_spec::<NodePool>(cluster, "default", spec).await;
 }
 
 /// The demo's cluster with `spec` merged into the default NodePool's spec,

@@ -13,20 +13,12 @@ use karpenter_api::v1::EC2NodeClass;
 use karpenter_controller::cloud::CloudProvider;
 use karpenter_controller::demo::Timing;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use serde_json::json;
 use test_support::eventually;
 
 async fn patch_class(cluster: &karpenter_controller::demo::SimCluster, spec: serde_json::Value) {
-    let classes: Api<EC2NodeClass> = Api::all(cluster.client());
-    classes
-        .patch(
-            "default",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": spec})),
-        )
-        .await
-        .unwrap();
+    sim::patch_spec::<EC2NodeClass>(cluster, "default", spec).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

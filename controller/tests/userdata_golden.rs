@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Taint;
 use karpenter_api::v1::{EC2NodeClass, KubeletConfiguration, NodeClaim};
 use karpenter_controller::userdata::{AmiFamily, ClusterInfo, NodeBootstrap, render};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const NODE_CLASS: &str = "default";
 const NODE_POOL: &str = "default";
@@ -47,7 +47,7 @@ fn sprintf(template: &str, args: &[&str]) -> String {
     out
 }
 
-fn golden(dir: &PathBuf, name: &str) -> String {
+fn golden(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 

@@ -19,12 +19,15 @@ pub const SHELL_SCRIPT: &str = "text/x-shellscript; charset=\"us-ascii\"";
 /// Content type of a nodeadm `NodeConfig` part.
 pub const NODE_CONFIG: &str = "application/node.eks.aws";
 
+/// Header name and value pairs, in the order written.
+pub type Headers = Vec<(String, String)>;
+
 /// One part of a multi-part document: its headers (canonical names, in the
 /// order written) and its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     /// Header name and value pairs.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The content, without the line break that precedes the next delimiter.
     pub body: String,
 }
@@ -36,6 +39,13 @@ impl Part {
             headers: vec![("Content-Type".into(), content_type.into())],
             body: body.into(),
         }
+    }
+
+    /// The part with its `Content-Type` header only (how upstream's nodeadm
+    /// bootstrapper keeps the user's parts).
+    pub fn with_content_type_only(self) -> Self {
+        let content_type = self.content_type().to_string();
+        Part::new(&content_type, self.body)
     }
 
     /// The `Content-Type` header's value (empty when absent).
@@ -87,8 +97,8 @@ fn canonical(name: &str) -> String {
 }
 
 /// Reads header lines up to the first empty line; returns them and the rest.
-fn headers(text: &str) -> Result<(Vec<(String, String)>, &str), UserDataError> {
-    let mut headers: Vec<(String, String)> = Vec::new();
+fn headers(text: &str) -> Result<(Headers, &str), UserDataError> {
+    let mut headers: Headers = Vec::new();
     let mut rest = text;
     loop {
         let (line, after) = match rest.find('\n') {

@@ -109,7 +109,7 @@ fn user_parts(user: &str) -> Result<Vec<Part>, UserDataError> {
     let parts = if mime::looks_like_mime(user) {
         mime::parse(user)?
             .into_iter()
-            .map(|p| Part::new(&p.content_type().to_string(), p.body))
+            .map(Part::with_content_type_only)
             .collect()
     } else if matches!(serde_norway::from_str::<Value>(user), Ok(Value::Object(_))) {
         vec![Part::new(NODE_CONFIG, user)]

@@ -44,6 +44,25 @@ pub fn start(cluster: &SimCluster, settings: Settings) -> (SharedMetrics, JoinHa
     (metrics, tokio::spawn(run.map(|r| r.unwrap())))
 }
 
+/// Merges `spec` into the spec of the cluster-scoped `K` called `name`
+/// (the demo's NodePool or EC2NodeClass, `default`).
+pub async fn patch_spec<K>(cluster: &SimCluster, name: &str, spec: serde_json::Value)
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(cluster.client());
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": spec})),
+    )
+    .await
+    .unwrap();
+}
+
 /// Sets the demo Deployments' replicas.
 pub async fn scale(cluster: &SimCluster, replicas: &[(&str, i32)]) {
     cluster
