@@ -263,6 +263,8 @@ mod tests {
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "Role",
+                "Role",
+                "RoleBinding",
                 "RoleBinding",
                 "Service",
                 "Deployment"
