@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use test_support::{DevEnv, Part, eventually, repo_path};
+use test_support::{DevEnv, Part, eventually_within, repo_path};
 
 /// The controller process; killed when the test ends.
 struct Controller(Child);

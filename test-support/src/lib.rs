@@ -15,4 +15,4 @@ mod wait;
 pub mod aws;
 pub use devenv::{DevEnv, Part, repo_path, shared_path};
 pub use moto::{MotoError, MotoServer};
-pub use wait::{DEADLINE, eventually};
+pub use wait::{DEADLINE, eventually, eventually_within};

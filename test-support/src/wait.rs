@@ -7,17 +7,27 @@ use std::time::Duration;
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
 /// Polls `check` every 25 ms until it holds; panics naming `what` after [`DEADLINE`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+    eventually_within(DEADLINE, what, check).await
+}
+
+/// [`eventually`] with its own deadline, for conditions that take longer by
+/// nature (a whole cluster coming up, a timeout that must run out).
+pub async fn eventually_within<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
         if check().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("timed out after {DEADLINE:?} waiting for {what}");
+    panic!("timed out after {limit:?} waiting for {what}");
 }

@@ -6,7 +6,10 @@
 //! refusals (429) retried and `karpenter.sh/do-not-disrupt` pods left alone
 //! until the claim's `terminationGracePeriod` forces them; then volume
 //! attachments are awaited, the instance terminated and the finalizers
-//! removed. A Node whose instance is already gone is released at once.
+//! removed. Pods that tolerate the disruption taint (they would come
+//! straight back) and pods terminating a minute past their deadline (their
+//! kubelet is gone) are not waited for. A Node whose instance is gone, also
+//! one reclaimed mid-drain, is released at once.
 
 use crate::cloud::{CloudError, CloudProvider};
 use crate::controllers::Context;
@@ -20,9 +23,9 @@ use karpenter_api::v1::NodeClaim;
 use kube::Api;
 use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why a termination step failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,14 +63,52 @@ fn group(pod: &CachedPod) -> Group {
     }
 }
 
-/// Whether the drain must move this pod: not finished, not a static (mirror) pod.
-fn drainable(pod: &CachedPod) -> bool {
+/// How long past its deletion timestamp a terminating pod is waited for;
+/// after that its kubelet is taken to be gone (upstream's rule).
+const STUCK_TERMINATING_AFTER: Duration = Duration::from_secs(60);
+
+/// Whether the pod tolerates `karpenter.sh/disrupted:NoSchedule`: it would
+/// be scheduled straight back (DaemonSet pods that tolerate every taint, as
+/// aws-node, kube-proxy and CSI node plugins do), so the drain leaves it.
+fn tolerates_disruption(pod: &CachedPod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            let key_matches = match t.key.as_deref() {
+                None | Some("") => t.operator.as_deref() == Some("Exists"),
+                Some(key) => {
+                    key == labels::DISRUPTED_TAINT_KEY
+                        && (t.operator.as_deref() == Some("Exists")
+                            || t.value.as_deref().unwrap_or_default().is_empty())
+                }
+            };
+            key_matches && matches!(t.effect.as_deref(), None | Some("") | Some("NoSchedule"))
+        })
+}
+
+/// Whether the pod has been terminating for longer than any kubelet would
+/// take: its node's kubelet is gone, and waiting for it would never end.
+fn stuck_terminating(pod: &CachedPod, now: jiff::Timestamp) -> bool {
+    pod.metadata.deletion_timestamp.as_ref().is_some_and(|at| {
+        Duration::try_from(now.duration_since(at.0)).is_ok_and(|d| d > STUCK_TERMINATING_AFTER)
+    })
+}
+
+/// Whether the drain must move this pod: not finished, not a static (mirror)
+/// pod, not one that tolerates the disruption taint, not stuck terminating.
+fn drainable(pod: &CachedPod, now: jiff::Timestamp) -> bool {
     let mirror = pod
         .metadata
         .annotations
         .as_ref()
         .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
-    !mirror && crate::controllers::provisioning::is_active(pod)
+    !mirror
+        && crate::controllers::provisioning::is_active(pod)
+        && !tolerates_disruption(pod)
+        && !stuck_terminating(pod, now)
 }
 
 /// Whether the pod asks not to be disrupted voluntarily (now).
@@ -75,11 +116,16 @@ pub fn do_not_disrupt(pod: &CachedPod) -> bool {
     crate::controllers::disruption::do_not_disrupt(&pod.metadata, jiff::Timestamp::now())
 }
 
+/// How long an instance seen to exist is not described again while its node drains.
+const INSTANCE_RECHECK: Duration = Duration::from_secs(15);
+
 /// The termination controller.
 pub struct Termination<C> {
     ctx: Arc<Context<C>>,
-    /// Nodes (uid) whose instance was seen to exist, so it is not described every pass.
-    instance_seen: Mutex<HashSet<String>>,
+    /// Nodes (uid) whose instance was seen to exist, and when: described
+    /// again after [`INSTANCE_RECHECK`], so an instance reclaimed mid-drain
+    /// (a spot interruption that came true) releases its node.
+    instance_seen: Mutex<HashMap<String, Instant>>,
 }
 
 impl<C: CloudProvider + 'static> Termination<C> {
@@ -87,7 +133,7 @@ impl<C: CloudProvider + 'static> Termination<C> {
     pub fn new(ctx: Arc<Context<C>>) -> Self {
         Termination {
             ctx,
-            instance_seen: Mutex::new(HashSet::new()),
+            instance_seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -176,10 +222,17 @@ impl<C: CloudProvider + 'static> Termination<C> {
         }
     }
 
-    /// Whether the Node's instance still exists (described once per node).
+    /// Whether the Node's instance still exists (described again every
+    /// [`INSTANCE_RECHECK`]).
     async fn instance_exists(&self, node: &Node, provider_id: &str) -> Result<bool, CloudError> {
         let uid = node.metadata.uid.clone().unwrap_or_default();
-        if self.instance_seen.lock().expect("seen").contains(&uid) {
+        let fresh = self
+            .instance_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&uid)
+            .is_some_and(|seen| seen.elapsed() < INSTANCE_RECHECK);
+        if fresh {
             return Ok(true);
         }
         match self
@@ -189,10 +242,19 @@ impl<C: CloudProvider + 'static> Termination<C> {
             .await
         {
             Ok(_) => {
-                self.instance_seen.lock().expect("seen").insert(uid);
+                self.instance_seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(uid, Instant::now());
                 Ok(true)
             }
-            Err(CloudError::NotFound(_)) => Ok(false),
+            Err(CloudError::NotFound(_)) => {
+                self.instance_seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&uid);
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -285,12 +347,13 @@ impl<C: CloudProvider + 'static> Termination<C> {
 
     /// Evicts the first non-empty group; true once nothing drainable is left.
     async fn drain(&self, node: &str, forced: bool) -> Result<bool, kube::Error> {
+        let now = jiff::Timestamp::now();
         let pods: Vec<Arc<CachedPod>> = self
             .ctx
             .state
             .pods_on(node)
             .into_iter()
-            .filter(|p| drainable(p))
+            .filter(|p| drainable(p, now))
             .collect();
         if pods.is_empty() {
             return Ok(true);

@@ -131,3 +131,35 @@ fn script(cluster: &ClusterInfo, node: &NodeBootstrap) -> Result<String, UserDat
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use karpenter_api::v1::KubeletConfiguration;
+
+    #[test]
+    fn ipv6_clusters_get_the_ip_family_and_service_cidr() {
+        let cluster = ClusterInfo {
+            name: "v6".into(),
+            endpoint: "https://v6.example".into(),
+            ca_bundle: "Q0EK".into(),
+            cidr: Some("fd12:3456:789a::/108".into()),
+            dns_ip: Some("fd12:3456:789a::a".into()),
+        };
+        let node = NodeBootstrap {
+            kubelet: KubeletConfiguration {
+                max_pods: Some(110),
+                cluster_dns: Some(vec!["fd12:3456:789a::a".into()]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let out = render(&cluster, &node, None).unwrap();
+        assert!(
+            out.contains(
+                " \\\n--ip-family ipv6 \\\n--service-ipv6-cidr 'fd12:3456:789a::/108' \\\n--dns-cluster-ip 'fd12:3456:789a::a'"
+            ),
+            "{out}"
+        );
+    }
+}
