@@ -174,7 +174,7 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
             "replicas": 1,
             "settings": {"clusterName": "demo", "isolatedVPC": true},
             "controller": {"metrics": {"port": metrics_port}, "healthProbe": {"port": probe_port}},
-            "logLevel": "info",
+            "logLevel": "error",
         }),
     );
     let client = sim.client();
@@ -255,7 +255,9 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
     let nodes: Api<Node> = Api::all(client.clone());
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let booted = std::sync::Mutex::new(HashSet::new());
-    eventually(
+    // A cold controller lists every instance type from moto first (a few seconds).
+    eventually_within(
+        std::time::Duration::from_secs(120),
         "the pod runs on a node that booted from its user data",
         || {
             let (nodes, pods, env, identity, booted) = (&nodes, &pods, &env, &identity, &booted);
