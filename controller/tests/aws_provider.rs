@@ -10,10 +10,11 @@ mod aws_support;
 use aws_support::{AwsEnv, ZONES};
 use karpenter_api::v1::{EC2NodeClass, NodeClaim};
 use karpenter_controller::catalog::{CapacityType, Catalog};
+use karpenter_controller::cloud::aws::AwsCloudProvider;
 use karpenter_controller::cloud::aws::launch_template::CLUSTER_TAG;
 use karpenter_controller::cloud::{CloudError, CloudProvider};
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn claim(name: &str, capacity_type: &str) -> NodeClaim {
@@ -396,6 +397,67 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
     assert_eq!(deleted, names);
 }
 
+#[tokio::test]
+async fn a_lost_fleet_response_does_not_launch_a_second_instance() {
+    let Some(env) = AwsEnv::start("lost_fleet_response").await else {
+        return;
+    };
+    // EC2 launches, the answer is lost, the SDK retries the same request.
+    env.proxy
+        .with(|f| f.lose_response.insert("CreateFleet".into(), 1));
+    let launched = env
+        .cloud
+        .create(&claim("retried", "on-demand"), &env.class)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.proxy
+            .with(|f| f.seen.iter().filter(|a| *a == "CreateFleet").count()),
+        2,
+        "the SDK retried"
+    );
+    let tagged: Vec<String> = env
+        .cloud
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.tags.get("karpenter.sh/nodeclaim").map(String::as_str) == Some("retried"))
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(tagged, vec![launched.id], "one instance for the claim");
+}
+
+/// A controller context over `client` and the provider of `env`, its caches synced.
+async fn controller_context(
+    client: kube::Client,
+    env: &AwsEnv,
+) -> (
+    std::sync::Arc<karpenter_controller::controllers::Context<AwsCloudProvider>>,
+    karpenter_controller::state::Reflectors,
+) {
+    use karpenter_controller::events::{EventSink, Reporter};
+    let (state, reflectors) = karpenter_controller::state::ClusterState::start(&client);
+    state.wait_until_ready().await.unwrap();
+    let cloud = AwsCloudProvider::new(env.clients.clone(), env.cloud.settings().clone());
+    let ctx = std::sync::Arc::new(karpenter_controller::controllers::Context {
+        events: EventSink::start(
+            client.clone(),
+            Reporter {
+                controller: "karpenter".into(),
+                instance: "test".into(),
+            },
+        ),
+        client,
+        state,
+        cloud: std::sync::Arc::new(cloud),
+        metrics: std::sync::Arc::new(karpenter_controller::metrics::Metrics::new("aws")),
+        settings: karpenter_controller::settings::Settings::defaults("demo"),
+        unplaceable: Default::default(),
+    });
+    (ctx, reflectors)
+}
+
 /// The latest version's data of launch template `name`.
 async fn template_data(env: &AwsEnv, name: &str) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
     env.clients
@@ -444,20 +506,29 @@ async fn garbage_collection_terminates_only_orphans_of_this_cluster() {
         .remove(0)
         .instance_id
         .unwrap();
-    let known = HashSet::from([owned.provider_id.clone()]);
+    // The collector production runs, over a cluster holding the owned claim.
+    let sim = kubesim::Kubesim::new();
+    let client = sim.client();
+    for (_, crd) in karpenter_api::crd::all() {
+        let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = kube::Api::all(client.clone());
+        crds.create(&Default::default(), &crd).await.unwrap();
+    }
+    let mut kept = claim("kept", "on-demand");
+    let claims: kube::Api<NodeClaim> = kube::Api::all(client.clone());
+    kept = claims.create(&Default::default(), &kept).await.unwrap();
+    kept.status = Some(serde_json::from_value(json!({"providerID": owned.provider_id})).unwrap());
+    claims
+        .replace_status("kept", &Default::default(), &kept)
+        .await
+        .unwrap();
+    let (ctx, _reflectors) = controller_context(client.clone(), &env).await;
+    use karpenter_controller::controllers::garbage::GarbageCollector;
     // Inside the grace period nothing is touched.
-    let none = env
-        .cloud
-        .garbage_collect(&known, Duration::from_secs(3600))
-        .await
-        .unwrap();
-    assert!(none.is_empty(), "{none:?}");
-    let collected = env
-        .cloud
-        .garbage_collect(&known, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(collected, vec![orphan.id.clone()]);
+    let patient = GarbageCollector::new(ctx.clone(), Duration::from_secs(3600));
+    assert!(patient.pass().await.unwrap().is_empty());
+    let prompt = GarbageCollector::new(ctx, Duration::ZERO);
+    let collected = prompt.pass().await.unwrap();
+    assert_eq!(collected, vec![orphan.provider_id.clone()]);
     assert_eq!(
         env.cloud.get(&orphan.provider_id).await.unwrap_err(),
         CloudError::NotFound(orphan.id.clone())

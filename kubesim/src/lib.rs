@@ -30,6 +30,7 @@ mod admission;
 mod api;
 mod apply;
 pub mod controllers;
+pub mod faults;
 pub mod nodes;
 pub mod patch;
 pub mod resources;
@@ -45,6 +46,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 pub use controllers::{ControllerOptions, Controllers};
+pub use faults::Faults;
 pub use nodes::NodeRegistration;
 pub use serve::{ServeOptions, Served};
 

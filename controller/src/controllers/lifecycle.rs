@@ -58,6 +58,10 @@ pub struct Lifecycle<C> {
     /// Claims created before this instant may have an instance a previous
     /// process launched: look for it by tag before launching another.
     started: Timestamp,
+    /// Instances launched whose claim does not say so yet (its label or
+    /// status write failed): the next pass records these instead of
+    /// launching another.
+    unrecorded: Mutex<HashMap<String, Instance>>,
 }
 
 impl<C: CloudProvider + 'static> Lifecycle<C> {
@@ -68,6 +72,7 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             launching: Mutex::new(HashSet::new()),
             backoff: Mutex::new(HashMap::new()),
             started: Timestamp::now(),
+            unrecorded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -221,7 +226,17 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             .await
             .map(|()| false);
         };
-        let result = match self.adoptable(claim).await {
+        let unrecorded = self
+            .unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name)
+            .cloned();
+        let adopted = match unrecorded {
+            Some(instance) => Ok(Some(instance)),
+            None => self.adoptable(claim).await,
+        };
+        let result = match adopted {
             Ok(Some(instance)) => {
                 tracing::info!(nodeclaim = %name, instance = %instance.id, "adopting the instance a previous run launched");
                 Ok(instance)
@@ -263,7 +278,18 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             }
         };
         self.backoff.lock().expect("backoff").remove(&name);
-        self.record_launch(claim, &instance).await.map(|()| true)
+        // Remember the instance until the claim says so: a failed write
+        // must not launch a second one.
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), instance.clone());
+        self.record_launch(claim, &instance).await?;
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        Ok(true)
     }
 
     /// Writes what was launched: labels of the instance type, status, `Launched`.

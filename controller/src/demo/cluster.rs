@@ -200,9 +200,23 @@ impl SimCluster {
         SharedMetrics,
         impl Future<Output = Result<(), RunError>> + Send + 'static,
     ) {
+        self.controller_with_client(self.client(), settings, shutdown)
+    }
+
+    /// [`Self::controller`] talking to the control plane through `client`
+    /// (a faulty one, say: [`kubesim::Faults`]).
+    pub fn controller_with_client(
+        &self,
+        client: kube::Client,
+        settings: Settings,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> (
+        SharedMetrics,
+        impl Future<Output = Result<(), RunError>> + Send + 'static,
+    ) {
         let metrics = Arc::new(Metrics::new("simulated"));
         let parts = Parts {
-            client: self.client(),
+            client,
             cloud: self.ec2.clone(),
             queue: Some(self.queue.clone()),
             settings,

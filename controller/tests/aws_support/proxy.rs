@@ -10,7 +10,12 @@
 //!   `RequestLimitExceeded`;
 //! - **denied calls**: an action gets HTTP 403 `UnauthorizedOperation`;
 //! - **spot prices**: `DescribeSpotPriceHistory` answers the catalog's
-//!   modelled spot prices (moto returns 0.00001 for every type and zone).
+//!   modelled spot prices (moto returns 0.00001 for every type and zone);
+//! - **lost responses**: the next N calls of an action reach moto, but the
+//!   caller gets HTTP 500 `InternalError` (a timeout after AWS acted);
+//! - **idempotency**: a CreateFleet whose `ClientToken` was seen gets the
+//!   first answer again without a second launch, as EC2 does (moto ignores
+//!   the token).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -34,6 +39,10 @@ pub struct Faults {
     pub deny: HashSet<String>,
     /// Every action seen, in order (query actions and JSON targets).
     pub seen: Vec<String>,
+    /// Calls still to forward and then answer with a 500, by action.
+    pub lose_response: HashMap<String, u32>,
+    /// CreateFleet answers by `ClientToken`.
+    pub fleet_tokens: HashMap<String, Bytes>,
 }
 
 /// The running proxy.
@@ -158,6 +167,19 @@ async fn handle(
     if action == "DescribeSpotPriceHistory" {
         return Ok(spot_price_history());
     }
+    let token = (action == "CreateFleet")
+        .then(|| {
+            form.iter()
+                .find(|(k, _)| k == "ClientToken")
+                .map(|(_, v)| v.clone())
+        })
+        .flatten();
+    if let Some(answer) = token
+        .as_ref()
+        .and_then(|t| faults.lock().unwrap().fleet_tokens.get(t).cloned())
+    {
+        return Ok(xml(200, String::from_utf8_lossy(&answer).into_owned()));
+    }
     let mut fleet_errors = String::new();
     let mut body = body;
     if action == "CreateFleet" && !exhausted.is_empty() {
@@ -211,6 +233,16 @@ async fn handle(
             &format!("<errorSet>{fleet_errors}</errorSet></CreateFleetResponse>"),
         );
         bytes = Bytes::from(text);
+    }
+    {
+        let mut f = faults.lock().unwrap();
+        if let Some(token) = token.filter(|_| parts.status.is_success()) {
+            f.fleet_tokens.insert(token, bytes.clone());
+        }
+        if let Some(left) = f.lose_response.get_mut(&action).filter(|n| **n > 0) {
+            *left -= 1;
+            return Ok(error(500, "InternalError", "the response was lost"));
+        }
     }
     let mut response = Response::from_parts(parts, Full::new(bytes.clone()));
     response

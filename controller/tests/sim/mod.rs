@@ -63,6 +63,17 @@ where
     .unwrap();
 }
 
+/// [`start`] with the controller talking through `client` (a faulty one).
+pub fn start_with_client(
+    cluster: &SimCluster,
+    client: kube::Client,
+    settings: Settings,
+) -> (SharedMetrics, JoinHandle<()>) {
+    let (metrics, run) =
+        cluster.controller_with_client(client, settings, futures::future::pending());
+    (metrics, tokio::spawn(run.map(|r| r.unwrap())))
+}
+
 /// Sets the demo Deployments' replicas.
 pub async fn scale(cluster: &SimCluster, replicas: &[(&str, i32)]) {
     cluster

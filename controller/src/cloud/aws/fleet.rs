@@ -135,6 +135,40 @@ struct TemplateConfig<'a> {
     overrides: Vec<(&'a InstanceType, &'a Offering)>,
 }
 
+/// The fleet request's idempotency token: the same for the same claim and
+/// request, so an SDK retry after a lost response (a timeout after EC2
+/// acted) gets EC2's first answer instead of a second instance; a fallback
+/// to other offerings is another request and another token.
+fn client_token(
+    claim: &NodeClaim,
+    capacity_type: CapacityType,
+    configs: &[TemplateConfig<'_>],
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let identity = claim
+        .metadata
+        .uid
+        .as_deref()
+        .or(claim.metadata.name.as_deref())
+        .unwrap_or_default();
+    hasher.update(identity.as_bytes());
+    hasher.update(capacity_type.label().as_bytes());
+    for config in configs {
+        hasher.update(config.name.as_bytes());
+        for (t, o) in &config.overrides {
+            hasher.update(t.name.as_bytes());
+            hasher.update(o.zone.as_bytes());
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(32)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// What one fleet request reported.
 enum Outcome {
     Launched(String, CreateFleetInstanceLaunch),
@@ -382,6 +416,7 @@ impl AwsCloudProvider {
                     .build(),
             );
         }
+        request = request.client_token(client_token(claim, capacity_type, &configs));
         let template_names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
         let output = match request.send().await {
             Ok(output) => output,

@@ -9,8 +9,7 @@ use crate::cloud::{CloudError, Instance, claim_provider_id, parse_provider_id};
 use aws_sdk_ec2::types::Filter;
 use karpenter_api::labels;
 use karpenter_api::v1::{EC2NodeClass, NodeClaim};
-use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, SystemTime};
+use std::collections::BTreeMap;
 
 /// States in which an instance still exists for Karpenter.
 const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
@@ -234,42 +233,5 @@ impl AwsCloudProvider {
             )));
         }
         Ok(None)
-    }
-
-    /// Terminates cluster instances that no NodeClaim knows (`known` holds
-    /// their provider IDs) and that launched more than `grace` ago: the leak a
-    /// controller that died mid-launch leaves. Returns the terminated ids.
-    pub async fn garbage_collect(
-        &self,
-        known: &HashSet<String>,
-        grace: Duration,
-    ) -> Result<Vec<String>, CloudError> {
-        let now = SystemTime::now();
-        let mut collected = Vec::new();
-        for raw in self.cluster_instances().await? {
-            let (Some(id), Some(zone)) = (
-                raw.instance_id.clone(),
-                raw.placement
-                    .as_ref()
-                    .and_then(|p| p.availability_zone.clone()),
-            ) else {
-                continue;
-            };
-            let launched = raw
-                .launch_time
-                .and_then(|t| SystemTime::try_from(t).ok())
-                .unwrap_or(now);
-            let old_enough = now.duration_since(launched).unwrap_or_default() >= grace;
-            if !old_enough || known.contains(&format!("aws:///{zone}/{id}")) {
-                continue;
-            }
-            match self.terminate(&format!("aws:///{zone}/{id}")).await {
-                Ok(()) | Err(CloudError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-            tracing::info!(instance = %id, "garbage-collected an instance no NodeClaim owns");
-            collected.push(id);
-        }
-        Ok(collected)
     }
 }

@@ -1,0 +1,97 @@
+//! Fault injection for tests: a client of this control plane whose requests
+//! fail by rule (method, a path fragment, how many times, which status), as
+//! a real API server fails under load, during an upgrade or behind a flaky
+//! network. The control plane itself is untouched: other clients see no fault.
+
+use crate::Kubesim;
+use serde_json::json;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+/// One rule: requests with `method` (any when `None`) whose path contains
+/// `path` fail with `status`, the next `times` times.
+#[derive(Debug, Clone)]
+struct Rule {
+    method: Option<http::Method>,
+    path: String,
+    status: u16,
+    times: usize,
+}
+
+/// The rules a faulty client applies; cloning shares them.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    rules: Arc<Mutex<Vec<Rule>>>,
+    injected: Arc<Mutex<Vec<String>>>,
+}
+
+impl Faults {
+    /// No faults yet.
+    pub fn new() -> Self {
+        Faults::default()
+    }
+
+    /// The next `times` requests with `method` whose path contains `path` fail with `status`.
+    pub fn fail(&self, method: Option<http::Method>, path: &str, status: u16, times: usize) {
+        self.lock_rules().push(Rule {
+            method,
+            path: path.to_string(),
+            status,
+            times,
+        });
+    }
+
+    /// The requests failed so far (`METHOD path -> status`).
+    pub fn injected(&self) -> Vec<String> {
+        self.injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn lock_rules(&self) -> std::sync::MutexGuard<'_, Vec<Rule>> {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The status to fail `request` with, if a rule says so (and counts it).
+    fn status_for<B>(&self, request: &http::Request<B>) -> Option<u16> {
+        let path = request.uri().path();
+        let mut rules = self.lock_rules();
+        let rule = rules.iter_mut().find(|r| {
+            r.times > 0
+                && r.method.as_ref().is_none_or(|m| m == request.method())
+                && path.contains(&r.path)
+        })?;
+        rule.times -= 1;
+        let status = rule.status;
+        self.injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{} {path} -> {status}", request.method()));
+        Some(status)
+    }
+}
+
+impl Kubesim {
+    /// A client whose requests fail as `faults` says, else are answered as usual.
+    pub fn faulty_client(&self, faults: &Faults) -> kube::Client {
+        let sim = self.clone();
+        let faults = faults.clone();
+        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            let sim = sim.clone();
+            let faulted = faults.status_for(&request);
+            async move {
+                let response = match faulted {
+                    Some(code) => crate::api::json(
+                        code,
+                        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "message": "injected fault", "reason": "InternalError", "code": code}),
+                    ),
+                    None => sim.handle(request).await,
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+}
