@@ -33,7 +33,21 @@ pub fn loader() -> aws_config::ConfigLoader {
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(timeouts())
+}
+
+/// Timeouts on every AWS call: a hung connection or answer fails the call
+/// (and it is retried) instead of stopping the loop that made it. An attempt
+/// may take 40 s, so SQS's 20 s long poll fits; a call with its retries 2 min.
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(40))
+        .operation_attempt_timeout(std::time::Duration::from_secs(40))
+        .operation_timeout(std::time::Duration::from_secs(120))
+        .build()
 }
 
 impl AwsClients {
@@ -103,5 +117,34 @@ where
             code,
             message,
         }
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    /// A hung ReceiveMessage (or any call) must end: every client built from
+    /// the loader carries the timeouts.
+    #[tokio::test]
+    async fn every_client_has_timeouts() {
+        let config = loader()
+            .region(aws_config::Region::new("us-east-1"))
+            .no_credentials()
+            .load()
+            .await;
+        let timeouts = config.timeout_config().expect("timeouts are set");
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(std::time::Duration::from_secs(40))
+        );
+        assert_eq!(
+            timeouts.read_timeout(),
+            Some(std::time::Duration::from_secs(40))
+        );
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(std::time::Duration::from_secs(120))
+        );
     }
 }

@@ -36,6 +36,9 @@ pub enum Action {
     Unknown,
     /// The message could not be read (the reason).
     Unparseable(String),
+    /// Deleting a NodeClaim failed: the message is kept, so the queue
+    /// delivers it again (the names that failed).
+    Failed(Vec<String>),
 }
 
 /// The interruption controller.
@@ -77,8 +80,15 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
                     .observe(waited.as_secs_f64());
             }
         }
-        if let Action::Unparseable(why) = &action {
-            tracing::warn!(reason = %why, "interruption message not understood; deleting it");
+        match &action {
+            Action::Unparseable(why) => {
+                tracing::warn!(reason = %why, "interruption message not understood; deleting it");
+            }
+            Action::Failed(names) => {
+                tracing::warn!(nodeclaims = ?names, "interruption not acted on; the message stays for redelivery");
+                return;
+            }
+            _ => {}
         }
         match self.queue.delete(&message.receipt).await {
             Ok(()) => {
@@ -108,6 +118,7 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
         let action = self.act(&message).await;
         let label = match &action {
             Action::Drained(_) => "CordonAndDrain",
+            Action::Failed(_) => "Failed",
             _ => "NoAction",
         };
         metrics
@@ -138,6 +149,7 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
         let replace = message.kind.is_disruptive()
             || (message.kind == Kind::RebalanceRecommendation && ctx.settings.replace_on_rebalance);
         let mut drained = Vec::new();
+        let mut failed = Vec::new();
         for claim in claims {
             let name = claim.metadata.name.clone().unwrap_or_default();
             let note = format!("{:?} for {}", message.kind, message.instance_ids.join(", "));
@@ -159,11 +171,14 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
                     drained.push(name);
                 }
                 Err(e) => {
-                    tracing::error!(nodeclaim = %name, error = %e, "deleting interrupted NodeClaim failed")
+                    tracing::error!(nodeclaim = %name, error = %e, "deleting interrupted NodeClaim failed");
+                    failed.push(name);
                 }
             }
         }
-        if drained.is_empty() {
+        if !failed.is_empty() {
+            Action::Failed(failed)
+        } else if drained.is_empty() {
             Action::Noted
         } else {
             Action::Drained(drained)

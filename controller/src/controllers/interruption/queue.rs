@@ -4,9 +4,10 @@
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use k8s_openapi::jiff::Timestamp;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// One received message.
@@ -101,47 +102,116 @@ impl MessageQueue for SqsQueue {
 }
 
 /// An in-memory queue (a stand-in for SQS where none exists: the offline
-/// demo and fast tests). Messages are removed when received.
-#[derive(Default)]
+/// demo and fast tests). Like SQS, a received message is hidden for the
+/// visibility timeout and comes back unless it is deleted: a message whose
+/// handling failed is delivered again.
 pub struct InMemoryQueue {
-    messages: Mutex<VecDeque<Received>>,
+    state: Mutex<QueueState>,
     arrived: Notify,
+    visibility: Duration,
+}
+
+#[derive(Default)]
+struct QueueState {
+    visible: VecDeque<Received>,
+    /// Receipt -> (message, visible again at).
+    in_flight: HashMap<String, (Received, Instant)>,
+    next: u64,
+    deliveries: u64,
+}
+
+impl Default for InMemoryQueue {
+    fn default() -> Self {
+        InMemoryQueue::with_visibility(Duration::from_secs(30))
+    }
 }
 
 impl InMemoryQueue {
+    /// A queue whose received messages come back after `visibility` unless deleted.
+    pub fn with_visibility(visibility: Duration) -> Self {
+        InMemoryQueue {
+            state: Mutex::new(QueueState::default()),
+            arrived: Notify::new(),
+            visibility,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Enqueues a message body.
     pub fn send(&self, body: String) {
-        let mut messages = self.messages.lock().expect("queue");
-        let receipt = format!("m-{}", messages.len());
-        messages.push_back(Received {
+        let mut state = self.lock();
+        state.next += 1;
+        let receipt = format!("m-{}", state.next);
+        state.visible.push_back(Received {
             receipt,
             body,
             sent: Some(Timestamp::now()),
         });
-        drop(messages);
+        drop(state);
         self.arrived.notify_one();
+    }
+
+    /// Messages not deleted yet (visible or in flight).
+    pub fn outstanding(&self) -> usize {
+        let state = self.lock();
+        state.visible.len() + state.in_flight.len()
+    }
+
+    /// How many times messages were delivered (redeliveries included).
+    pub fn deliveries(&self) -> u64 {
+        self.lock().deliveries
     }
 }
 
 impl MessageQueue for InMemoryQueue {
     async fn receive(&self) -> Result<Vec<Received>, String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let notified = self.arrived.notified();
-            {
-                let mut messages = self.messages.lock().expect("queue");
-                if !messages.is_empty() {
-                    let n = messages.len().min(10);
-                    return Ok(messages.drain(..n).collect());
+            let next_return = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                let expired: Vec<String> = state
+                    .in_flight
+                    .iter()
+                    .filter(|(_, (_, at))| *at <= now)
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                for receipt in expired {
+                    if let Some((message, _)) = state.in_flight.remove(&receipt) {
+                        state.visible.push_back(message);
+                    }
                 }
+                if !state.visible.is_empty() {
+                    let n = state.visible.len().min(10);
+                    let batch: Vec<Received> = state.visible.drain(..n).collect();
+                    for message in &batch {
+                        let until = now + self.visibility;
+                        state
+                            .in_flight
+                            .insert(message.receipt.clone(), (message.clone(), until));
+                    }
+                    state.deliveries += batch.len() as u64;
+                    return Ok(batch);
+                }
+                state.in_flight.values().map(|(_, at)| *at).min()
+            };
+            let wake = next_return.map_or(deadline, |at| at.min(deadline));
+            if Instant::now() >= deadline {
+                return Ok(Vec::new());
             }
             tokio::select! {
                 _ = notified => {}
-                _ = tokio::time::sleep(std::time::Duration::from_secs(20)) => return Ok(Vec::new()),
+                _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }
     }
 
-    async fn delete(&self, _receipt: &str) -> Result<(), String> {
+    async fn delete(&self, receipt: &str) -> Result<(), String> {
+        self.lock().in_flight.remove(receipt);
         Ok(())
     }
 }
