@@ -21,6 +21,8 @@ pub enum Part {
     Kubectl,
     /// kubectl 1.27.
     KubectlOld,
+    /// `@cloud-copilot/iam-simulate`'s `node_modules` folder (an IAM policy evaluator).
+    IamSimulate,
 }
 
 impl Part {
@@ -34,6 +36,7 @@ impl Part {
             Part::Terraform1_15 => "KARPENTER_TERRAFORM_1_15",
             Part::Kubectl => "KARPENTER_KUBECTL",
             Part::KubectlOld => "KARPENTER_KUBECTL_OLD",
+            Part::IamSimulate => "KARPENTER_IAM_SIMULATE",
         }
     }
 }

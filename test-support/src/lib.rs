@@ -6,8 +6,11 @@
 //! - [`MotoServer`] starts an isolated moto server on a free loopback port and
 //!   stops it when dropped, or when the test process exits.
 //! - [`eventually`] waits on a condition with a deadline.
+//! - [`iam::evaluate`] evaluates AWS requests against an IAM policy, conditions
+//!   included (`@cloud-copilot/iam-simulate`).
 
 mod devenv;
+pub mod iam;
 mod moto;
 mod wait;
 

@@ -43,6 +43,9 @@ pub struct Faults {
     pub lose_response: HashMap<String, u32>,
     /// CreateFleet answers by `ClientToken`.
     pub fleet_tokens: HashMap<String, Bytes>,
+    /// Every call's action and parameters (form fields; a JSON body's
+    /// top-level strings), for the IAM evaluation.
+    pub requests: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// The running proxy.
@@ -147,6 +150,15 @@ async fn handle(
     let exhausted = {
         let mut f = faults.lock().unwrap();
         f.seen.push(action.clone());
+        let mut params = form.clone();
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(&body) {
+            params.extend(
+                fields
+                    .into_iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string()))),
+            );
+        }
+        f.requests.push((action.clone(), params));
         if f.deny.contains(&action) {
             return Ok(error(
                 403,

@@ -135,6 +135,21 @@ struct TemplateConfig<'a> {
     overrides: Vec<(&'a InstanceType, &'a Offering)>,
 }
 
+/// A launch template's own tags: the NodeClass's and the claim's NodePool
+/// (upstream's, and what `karpenter-iam`'s launch statements require).
+fn template_tags(class: &EC2NodeClass, claim: &NodeClaim) -> BTreeMap<String, String> {
+    let mut tags = class.spec.tags.clone().unwrap_or_default();
+    if let Some(pool) = claim
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(karpenter_api::labels::NODEPOOL))
+    {
+        tags.insert(karpenter_api::labels::NODEPOOL.into(), pool.clone());
+    }
+    tags
+}
+
 /// The fleet request's idempotency token: the same for the same claim and
 /// request, so an SDK retry after a lost response (a timeout after EC2
 /// acted) gets EC2's first answer instead of a second instance; a fallback
@@ -334,7 +349,9 @@ impl AwsCloudProvider {
                         metadata: metadata_options(class),
                         detailed_monitoring: class.spec.detailed_monitoring.unwrap_or(false),
                         associate_public_ip: class.spec.associate_public_ip_address,
-                        tags: class.spec.tags.clone().unwrap_or_default(),
+                        // The NodePool's tag too: the controller policy only lets
+                        // CreateLaunchTemplate and CreateFleet use templates that carry it.
+                        tags: template_tags(class, claim),
                     };
                     let name = self.ensure_template(&input).await?;
                     configs.push(TemplateConfig {
