@@ -702,7 +702,15 @@ async fn the_nodeclass_controller_writes_status_and_cleans_up_on_deletion() {
     assert_eq!(status.amis.unwrap().len(), 2);
     let profile = status.instance_profile.unwrap();
 
-    // Deleting waits for the finalizer; the next reconcile removes the profile, then the object goes.
+    // A node of the class still runs: deleting the class waits for it, and
+    // its instance profile (the node's IAM) stays.
+    let claims: Api<NodeClaim> = Api::all(client.clone());
+    let mut running = claim("running", "on-demand");
+    running.metadata.finalizers = Some(vec!["karpenter.sh/termination".into()]);
+    claims
+        .create(&PostParams::default(), &running)
+        .await
+        .unwrap();
     classes
         .delete("default", &DeleteParams::default())
         .await
@@ -711,6 +719,33 @@ async fn the_nodeclass_controller_writes_status_and_cleans_up_on_deletion() {
         classes.get_opt("default").await.unwrap().is_some(),
         "held by the finalizer"
     );
+    assert_eq!(
+        reconcile(&client, &env.cloud, "default").await.unwrap(),
+        Reconciled::WaitingForNodeClaims(vec!["running".into()])
+    );
+    assert!(
+        env.clients
+            .iam
+            .get_instance_profile()
+            .instance_profile_name(&profile)
+            .send()
+            .await
+            .is_ok(),
+        "the running node keeps its instance profile"
+    );
+    // Once the claim is gone, the next reconcile removes the profile, then the object goes.
+    claims
+        .patch(
+            "running",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    claims
+        .delete("running", &DeleteParams::default())
+        .await
+        .ok();
     assert_eq!(
         reconcile(&client, &env.cloud, "default").await.unwrap(),
         Reconciled::Finalized

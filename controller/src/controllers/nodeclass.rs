@@ -1,7 +1,8 @@
 //! The EC2NodeClass controller: keeps `status` (subnets, security groups, AMIs,
-//! instance profile, conditions) current, and on deletion removes the instance
-//! profile and launch templates Karpenter made for the class before letting
-//! the object go (finalizer `karpenter.k8s.aws/termination`, as upstream).
+//! instance profile, conditions) current, and on deletion, once no NodeClaim
+//! uses the class any more, removes the instance profile and launch templates
+//! Karpenter made for it before letting the object go (finalizer
+//! `karpenter.k8s.aws/termination`, as upstream).
 
 use crate::cloud::{CloudError, CloudProvider};
 use karpenter_api::v1::EC2NodeClass;
@@ -46,6 +47,9 @@ pub enum Reconciled {
     /// The class was being deleted: its instance profile is deleted and the
     /// finalizer removed.
     Finalized,
+    /// The class is being deleted but these NodeClaims still use it: their
+    /// nodes keep its instance profile until they are gone (upstream waits too).
+    WaitingForNodeClaims(Vec<String>),
 }
 
 /// Reconciles the EC2NodeClass `name` once.
@@ -66,6 +70,10 @@ pub async fn reconcile<C: CloudProvider>(
     let params = PatchParams::default();
     if class.metadata.deletion_timestamp.is_some() {
         if finalizers.iter().any(|f| f == FINALIZER) {
+            let users = claims_of(client, name).await.map_err(kube_err)?;
+            if !users.is_empty() {
+                return Ok(Reconciled::WaitingForNodeClaims(users));
+            }
             cloud
                 .finalize_node_class(&class)
                 .await
@@ -102,6 +110,22 @@ pub async fn reconcile<C: CloudProvider>(
     Ok(Reconciled::Resolved { ready })
 }
 
+/// The NodeClaims whose `nodeClassRef` names the EC2NodeClass `name`.
+async fn claims_of(client: &kube::Client, name: &str) -> Result<Vec<String>, kube::Error> {
+    let claims: Api<karpenter_api::v1::NodeClaim> = Api::all(client.clone());
+    Ok(claims
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|c| {
+            let r = &c.spec.template.node_class_ref;
+            r.name == name && r.group == "karpenter.k8s.aws"
+        })
+        .filter_map(|c| c.metadata.name)
+        .collect())
+}
+
 /// How often a class is resolved again without a change to it (new AMIs,
 /// subnets, security groups appear on the AWS side).
 pub const RESOLVE_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
@@ -129,6 +153,9 @@ pub async fn run<C: CloudProvider + 'static>(ctx: std::sync::Arc<super::Context<
                         tracing::warn!(ec2nodeclass = %name, "not ready; see its status conditions");
                     }
                     resolved.insert(name, (class.metadata.generation, Instant::now()));
+                }
+                Ok(Reconciled::WaitingForNodeClaims(claims)) => {
+                    tracing::info!(ec2nodeclass = %name, nodeclaims = claims.len(), "deleted; waiting for its NodeClaims to terminate");
                 }
                 Ok(_) => {
                     resolved.remove(&name);
