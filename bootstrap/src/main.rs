@@ -10,7 +10,7 @@ use karpenter_bootstrap::aws::steps::{Identity, Options};
 use karpenter_bootstrap::aws::{Account, Clients, queue, roles, steps, teardown};
 use karpenter_bootstrap::cluster::release::{self, ReleaseSpec};
 use karpenter_bootstrap::cluster::{crds, nodepools};
-use karpenter_bootstrap::helm::render::merge_values;
+use karpenter_bootstrap::helm::render::{check_values_shape, merge_values};
 use karpenter_bootstrap::inputs::Inputs;
 use karpenter_bootstrap::{Action, Change, Mode};
 use serde_json::{Value, json};
@@ -193,7 +193,9 @@ impl Target {
         if let Some(endpoint) = &inputs.cluster_endpoint {
             values["settings"]["clusterEndpoint"] = json!(endpoint);
         }
+        let chart_defaults = karpenter_bootstrap::helm::chart::Chart::embedded().values;
         if let Some(given) = &inputs.values {
+            check_values_shape(&chart_defaults, given, "values")?;
             values = merge_values(&values, given);
         }
         if let Some(path) = &self.values {
@@ -207,6 +209,8 @@ impl Target {
                     path.display()
                 ));
             }
+            check_values_shape(&chart_defaults, &given, "values")
+                .map_err(|e| format!("--values {}: {e}", path.display()))?;
             values = merge_values(&values, &given);
         }
         Ok(Resolved {

@@ -174,5 +174,32 @@ fn terraform_outputs_a_config_file_and_flags_combine() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("no cluster name"), "{stderr}");
+    // Values that do not keep the chart's shape are refused by path, with
+    // an IRSA identity too (it writes into values.serviceAccount).
+    std::fs::write(
+        &config,
+        "cluster-name: x\nvalues:\n  serviceAccount: karpenter\n",
+    )
+    .unwrap();
+    let shape = Command::new(env!("CARGO_BIN_EXE_karpenter-bootstrap"))
+        .args(["plan", "--aws-only", "--config", &config_arg])
+        .args([
+            "--oidc-issuer",
+            "https://oidc.eks.us-east-1.amazonaws.com/id/X",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .output()
+        .unwrap();
+    assert!(!shape.status.success());
+    let stderr = String::from_utf8_lossy(&shape.stderr);
+    assert!(
+        stderr.contains("values.serviceAccount: must be a mapping, got a string")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

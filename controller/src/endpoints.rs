@@ -18,6 +18,24 @@ use tokio::net::TcpListener;
 pub struct Health {
     /// Set once the caches have synced: the replica can serve (`/readyz`).
     pub ready: AtomicBool,
+    /// Why the process is not healthy (a controller stopped): `/healthz`
+    /// then fails, and the kubelet restarts the pod.
+    pub failure: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Marks the process unhealthy, for `reason`.
+    pub fn fail(&self, reason: String) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    /// Why the process is unhealthy, if it is.
+    pub fn failed(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// Which endpoints a listener serves.
@@ -30,7 +48,10 @@ enum Routes {
 fn respond(routes: &Routes, path: &str) -> Response<Full<Bytes>> {
     let (status, body) = match (routes, path) {
         (Routes::Metrics(metrics), "/metrics") => (StatusCode::OK, metrics.encode()),
-        (Routes::Probes(_), "/healthz") => (StatusCode::OK, "ok".to_string()),
+        (Routes::Probes(health), "/healthz") => match health.failed() {
+            Some(reason) => (StatusCode::INTERNAL_SERVER_ERROR, reason),
+            None => (StatusCode::OK, "ok".to_string()),
+        },
         (Routes::Probes(health), "/readyz") if health.ready.load(Ordering::SeqCst) => {
             (StatusCode::OK, "ok".to_string())
         }

@@ -34,6 +34,15 @@ pub enum RunError {
     /// The caches could not start.
     #[error("cluster caches stopped before they synced")]
     Caches,
+    /// A controller stopped while this replica led (a panic, or a loop that
+    /// returned): the process stops, so it is restarted, not left half-working.
+    #[error("the {name} controller stopped: {reason}")]
+    ControllerStopped {
+        /// The controller (`provisioning`, `lifecycle`, ...).
+        name: &'static str,
+        /// What happened (the panic's message).
+        reason: String,
+    },
 }
 
 /// Everything a controller process needs.
@@ -78,21 +87,62 @@ fn leadership(
     (receiver, Some(tokio::spawn(elector.run(sender))))
 }
 
-fn start_controllers<C, Q>(ctx: &Arc<Context<C>>, queue: Option<&Arc<Q>>) -> JoinSet<()>
+/// The controllers of a leading replica, and each task's controller by task id.
+struct Controllers {
+    tasks: JoinSet<()>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+}
+
+fn start_controllers<C, Q>(ctx: &Arc<Context<C>>, queue: Option<&Arc<Q>>) -> Controllers
 where
     C: CloudProvider + 'static,
     Q: MessageQueue + 'static,
 {
-    let mut tasks = JoinSet::new();
-    tasks.spawn(Arc::new(Provisioner::new(ctx.clone())).run());
-    tasks.spawn(Arc::new(Lifecycle::new(ctx.clone())).run());
-    tasks.spawn(Arc::new(Termination::new(ctx.clone())).run());
-    tasks.spawn(Arc::new(Disruption::new(ctx.clone())).run());
-    tasks.spawn(nodeclass::run(ctx.clone()));
-    tasks.spawn(pod_metrics::run(ctx.clone()));
-    tasks.spawn(Arc::new(GarbageCollector::new(ctx.clone(), GC_GRACE)).run(GC_EVERY));
+    let mut tasks = Controllers {
+        tasks: JoinSet::new(),
+        names: Default::default(),
+    };
+    fn named(
+        tasks: &mut Controllers,
+        name: &'static str,
+        run: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let id = tasks.tasks.spawn(run).id();
+        tasks.names.insert(id, name);
+    }
+    named(
+        &mut tasks,
+        "provisioning",
+        Arc::new(Provisioner::new(ctx.clone())).run(),
+    );
+    named(
+        &mut tasks,
+        "lifecycle",
+        Arc::new(Lifecycle::new(ctx.clone())).run(),
+    );
+    named(
+        &mut tasks,
+        "termination",
+        Arc::new(Termination::new(ctx.clone())).run(),
+    );
+    named(
+        &mut tasks,
+        "disruption",
+        Arc::new(Disruption::new(ctx.clone())).run(),
+    );
+    named(&mut tasks, "nodeclass", nodeclass::run(ctx.clone()));
+    named(&mut tasks, "pod-metrics", pod_metrics::run(ctx.clone()));
+    named(
+        &mut tasks,
+        "garbage-collection",
+        Arc::new(GarbageCollector::new(ctx.clone(), GC_GRACE)).run(GC_EVERY),
+    );
     if let Some(queue) = queue {
-        tasks.spawn(Arc::new(Interruption::new(ctx.clone(), queue.clone())).run());
+        named(
+            &mut tasks,
+            "interruption",
+            Arc::new(Interruption::new(ctx.clone(), queue.clone())).run(),
+        );
     }
     tasks
 }
@@ -140,24 +190,53 @@ where
     let lead = async {
         loop {
             if leader.wait_for(|l| *l).await.is_err() {
-                return;
+                return Ok(());
             }
             tracing::info!(identity = %ctx.settings.identity(), "became leader; starting controllers");
             metrics.leader.set(1);
-            let tasks = start_controllers(&ctx, queue.as_ref());
-            let lost = leader.wait_for(|l| !*l).await.is_err();
+            let mut tasks = start_controllers(&ctx, queue.as_ref());
+            // Supervise: a controller that stops while leading stops the process.
+            let lost = tokio::select! {
+                lost = leader.wait_for(|l| !*l) => lost.is_err(),
+                stopped = tasks.tasks.join_next_with_id() => {
+                    let name_of = |id| tasks.names.get(&id).copied().unwrap_or("unknown");
+                    let (name, reason) = match stopped {
+                        Some(Ok((id, ()))) => (name_of(id), "its loop returned".to_string()),
+                        Some(Err(e)) if e.is_panic() => {
+                            let name = name_of(e.id());
+                            let payload = e.into_panic();
+                            let message = payload
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_else(|| "a panic".into());
+                            (name, format!("panicked: {message}"))
+                        }
+                        Some(Err(e)) => (name_of(e.id()), e.to_string()),
+                        None => ("every", "none running".to_string()),
+                    };
+                    let error = RunError::ControllerStopped { name, reason };
+                    tracing::error!(error = %error, "stopping");
+                    health.fail(error.to_string());
+                    metrics.leader.set(0);
+                    return Err(error);
+                }
+            };
             drop(tasks);
             metrics.leader.set(0);
             if lost {
-                return;
+                return Ok(());
             }
             tracing::warn!("no longer the leader; controllers stopped");
         }
     };
-    tokio::select! {
-        _ = lead => {}
-        _ = shutdown => tracing::info!("shutting down"),
-    }
+    let outcome = tokio::select! {
+        outcome = lead => outcome,
+        _ = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    };
     // The controllers have stopped (dropping `lead` aborted them); now the
     // Lease goes, so the other replica takes over at once.
     drop(leader);
@@ -170,5 +249,5 @@ where
             "the leader Lease was not released in time; the next leader waits for it to expire"
         );
     }
-    Ok(())
+    outcome
 }

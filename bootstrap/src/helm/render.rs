@@ -107,6 +107,35 @@ pub fn merge_values(defaults: &Value, overrides: &Value) -> Value {
     }
 }
 
+/// Checks that `given` keeps the shape of the chart's `defaults`: wherever a
+/// default is a mapping, the value given is a mapping too (or `null`, which
+/// removes it). The error names the value's path (`values.serviceAccount`)
+/// and what was given, instead of a template failing, or worse, later.
+pub fn check_values_shape(defaults: &Value, given: &Value, path: &str) -> Result<(), String> {
+    let (Value::Object(defaults), Value::Object(given)) = (defaults, given) else {
+        return match (defaults, given) {
+            (Value::Object(_), Value::Null) => Ok(()),
+            (Value::Object(_), other) => Err(format!(
+                "{path}: must be a mapping, got {}",
+                match other {
+                    Value::String(_) => "a string",
+                    Value::Array(_) => "a list",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    _ => "something else",
+                }
+            )),
+            _ => Ok(()),
+        };
+    };
+    for (key, value) in given {
+        if let Some(default) = defaults.get(key) {
+            check_values_shape(default, value, &format!("{path}.{key}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// `.Chart` as templates see it: Chart.yaml's keys with Go's field names.
 fn chart_object(chart: &Chart) -> Value {
     let mut out = Map::new();

@@ -43,25 +43,29 @@ impl Resources {
         }
     }
 
-    /// Adds `other` in place.
+    /// Adds `other` in place. Sums saturate: requests too large to add up
+    /// (two `7Ei` containers) stay the largest amount, which fits nowhere,
+    /// instead of wrapping round to a negative request.
     pub fn add(&mut self, other: &Resources) {
-        self.cpu_milli += other.cpu_milli;
-        self.memory += other.memory;
-        self.storage += other.storage;
-        self.pods += other.pods;
+        self.cpu_milli = self.cpu_milli.saturating_add(other.cpu_milli);
+        self.memory = self.memory.saturating_add(other.memory);
+        self.storage = self.storage.saturating_add(other.storage);
+        self.pods = self.pods.saturating_add(other.pods);
         for (name, amount) in &other.extended {
-            *self.extended.entry(name.clone()).or_insert(0) += amount;
+            let entry = self.extended.entry(name.clone()).or_insert(0);
+            *entry = entry.saturating_add(*amount);
         }
     }
 
-    /// Takes `other` away in place (what is left after placing a pod).
+    /// Takes `other` away in place (what is left after placing a pod); saturating.
     pub fn subtract(&mut self, other: &Resources) {
-        self.cpu_milli -= other.cpu_milli;
-        self.memory -= other.memory;
-        self.storage -= other.storage;
-        self.pods -= other.pods;
+        self.cpu_milli = self.cpu_milli.saturating_sub(other.cpu_milli);
+        self.memory = self.memory.saturating_sub(other.memory);
+        self.storage = self.storage.saturating_sub(other.storage);
+        self.pods = self.pods.saturating_sub(other.pods);
         for (name, amount) in &other.extended {
-            *self.extended.entry(name.clone()).or_insert(0) -= amount;
+            let entry = self.extended.entry(name.clone()).or_insert(0);
+            *entry = entry.saturating_sub(*amount);
         }
     }
 
@@ -141,6 +145,22 @@ mod tests {
             r.extended.insert("nvidia.com/gpu".into(), gpu);
         }
         r
+    }
+
+    #[test]
+    fn requests_too_large_to_add_up_fit_nowhere() {
+        let huge: Quantity = "7Ei".parse().unwrap();
+        let mut pod = Resources::default();
+        for _ in 0..2 {
+            let mut container = Resources::default();
+            container.set("memory", &huge);
+            pod.add(&container);
+        }
+        assert_eq!(pod.memory, i64::MAX, "saturated, not wrapped negative");
+        let mut biggest = Resources::default();
+        biggest.set("memory", &"24Ti".parse().unwrap());
+        assert!(!pod.fits_in(&biggest));
+        assert_eq!(pod.first_shortfall(&biggest).as_deref(), Some("memory"));
     }
 
     #[test]
