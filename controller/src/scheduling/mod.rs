@@ -33,6 +33,7 @@ mod topology;
 mod volumes;
 
 pub use claim::MAX_INSTANCE_TYPES;
+pub(crate) use pod::selector as label_selector;
 pub use pod::{PodInfo, Preference};
 pub use pool::{Candidate, OfferingFilter, Pool};
 pub use resources::Resources;

@@ -81,7 +81,7 @@ fn requests_of(spec: &CachedPodSpec) -> Resources {
 }
 
 /// A label selector as requirements on pod labels; `None` (a null selector) matches nothing.
-fn selector(selector: Option<&LabelSelector>) -> Result<Option<Requirements>, String> {
+pub(crate) fn selector(selector: Option<&LabelSelector>) -> Result<Option<Requirements>, String> {
     let Some(selector) = selector else {
         return Ok(None);
     };

@@ -123,7 +123,61 @@ struct PodsByNode {
     pending: bool,
 }
 
-fn pods_by_node(pods: &[Arc<CachedPod>], unplaceable: &Unplaceable, now: Timestamp) -> PodsByNode {
+/// A PodDisruptionBudget as disruption reads it.
+pub(super) struct Budget {
+    namespace: String,
+    /// `None`: a null selector, which selects nothing.
+    selector: Option<karpenter_api::requirements::Requirements>,
+    disruptions_allowed: i32,
+}
+
+/// The cluster's PodDisruptionBudgets. An unreadable selector makes a budget
+/// that blocks every pod of its namespace (the safe reading).
+pub(super) async fn budgets(client: &kube::Client) -> Result<Vec<Budget>, kube::Error> {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let api: kube::Api<PodDisruptionBudget> = kube::Api::all(client.clone());
+    Ok(api
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|pdb| {
+            let selector = crate::scheduling::label_selector(
+                pdb.spec.as_ref().and_then(|s| s.selector.as_ref()),
+            );
+            let (selector, disruptions_allowed) = match selector {
+                Ok(selector) => (selector, pdb.status.map_or(0, |s| s.disruptions_allowed)),
+                Err(_) => (Some(Default::default()), 0),
+            };
+            Budget {
+                namespace: pdb.metadata.namespace.unwrap_or_default(),
+                selector,
+                disruptions_allowed,
+            }
+        })
+        .collect())
+}
+
+/// Whether a PodDisruptionBudget would refuse to evict the pod now: one
+/// covering it allows no disruption, or several cover it (the Eviction API
+/// refuses those). Upstream does not pick such nodes; draining them stalls.
+fn blocked_by_budget(pod: &CachedPod, budgets: &[Budget]) -> bool {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let covering: Vec<&Budget> = budgets
+        .iter()
+        .filter(|b| b.namespace == namespace)
+        .filter(|b| b.selector.as_ref().is_some_and(|s| s.matches(&labels)))
+        .collect();
+    covering.len() > 1 || covering.iter().any(|b| b.disruptions_allowed <= 0)
+}
+
+fn pods_by_node(
+    pods: &[Arc<CachedPod>],
+    unplaceable: &Unplaceable,
+    budgets: &[Budget],
+    now: Timestamp,
+) -> PodsByNode {
     let mut out = PodsByNode {
         workload: HashMap::new(),
         cost: HashMap::new(),
@@ -143,7 +197,7 @@ fn pods_by_node(pods: &[Arc<CachedPod>], unplaceable: &Unplaceable, now: Timesta
         }
         *out.workload.entry(node.to_string()).or_default() += 1;
         *out.cost.entry(node.to_string()).or_default() += eviction_cost(pod);
-        if do_not_disrupt(&pod.metadata, now) {
+        if do_not_disrupt(&pod.metadata, now) || blocked_by_budget(pod, budgets) {
             out.protected.insert(node.to_string());
         }
     }
@@ -193,7 +247,19 @@ fn tainted_for_disruption(node: &Node) -> bool {
 /// Gathers candidates and NodePool counts from the caches, pricing each
 /// candidate from its NodePool's offerings.
 pub async fn gather<C: CloudProvider>(ctx: &Context<C>, now: Timestamp) -> Candidates {
-    let pods = pods_by_node(&ctx.state.pods.state(), &ctx.unplaceable, now);
+    // Without the budgets, nothing can be chosen safely: no candidates this pass.
+    let budgets = match budgets(&ctx.client).await {
+        Ok(budgets) => budgets,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading PodDisruptionBudgets; no voluntary disruption this pass");
+            return Candidates {
+                nodes: Vec::new(),
+                pools: BTreeMap::new(),
+                pending_pods: true,
+            };
+        }
+    };
+    let pods = pods_by_node(&ctx.state.pods.state(), &ctx.unplaceable, &budgets, now);
     let mut pools: BTreeMap<String, PoolNodes> = ctx
         .state
         .pools
