@@ -69,6 +69,7 @@ fn read(path: &Option<PathBuf>, default: &str, what: &str) -> Result<String, Str
 
 async fn serve<C: CloudProvider + 'static>(
     client: kube::Client,
+    lease_client: kube::Client,
     cloud: C,
     settings: Settings,
     metrics_provider: &'static str,
@@ -89,6 +90,7 @@ async fn serve<C: CloudProvider + 'static>(
         Some(Arc::new(queue))
     };
     let parts = Parts {
+        lease_client: Some(lease_client),
         client,
         cloud: Arc::new(cloud),
         queue,
@@ -132,6 +134,9 @@ async fn run(settings: Settings) -> Result<(), String> {
         .as_deref()
         .filter(|certs| !certs.is_empty())
         .map(cluster::pem_bundle);
+    // The Lease gets connections of its own (see `Parts::lease_client`).
+    let lease_client =
+        karpenter_controller::api_client::client(config.clone()).map_err(|e| e.to_string())?;
     let client = karpenter_controller::api_client::client(config).map_err(|e| e.to_string())?;
     match settings.cloud_provider {
         CloudKind::Simulated => {
@@ -141,7 +146,7 @@ async fn run(settings: Settings) -> Result<(), String> {
             };
             let catalog = karpenter_controller::catalog::Catalog::us_east_1().clone();
             let cloud = registering_ec2(catalog, config, client.clone(), std::time::Duration::ZERO);
-            serve(client, cloud, settings, "simulated").await
+            serve(client, lease_client, cloud, settings, "simulated").await
         }
         CloudKind::Aws => {
             let version = client
@@ -178,7 +183,7 @@ async fn run(settings: Settings) -> Result<(), String> {
             let mut aws = AwsSettings::new(cluster, &region, &kubernetes_version);
             aws.isolated_vpc = settings.isolated_vpc;
             let cloud = AwsCloudProvider::new(AwsClients::new(&sdk), aws);
-            serve(client, cloud, settings, "aws").await
+            serve(client, lease_client, cloud, settings, "aws").await
         }
     }
 }

@@ -59,6 +59,10 @@ pub struct Parts<C, Q> {
     pub metrics: SharedMetrics,
     /// Probe state.
     pub health: Arc<Health>,
+    /// A client of its own for the leader election's Lease (its own
+    /// connections and in-flight limit), so an eviction storm on `client`
+    /// cannot delay the renewals; `None` shares `client`.
+    pub lease_client: Option<kube::Client>,
 }
 
 /// How long a stopping replica waits for its Lease to be released.
@@ -163,6 +167,7 @@ where
         settings,
         metrics,
         health,
+        lease_client,
     } = parts;
     let (state, _reflectors) = ClusterState::start(&client);
     state
@@ -177,7 +182,7 @@ where
             instance: settings.identity(),
         },
     );
-    let (mut leader, elector) = leadership(&client, &settings);
+    let (mut leader, elector) = leadership(lease_client.as_ref().unwrap_or(&client), &settings);
     let ctx = Arc::new(Context {
         client,
         state,

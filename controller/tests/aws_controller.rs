@@ -236,6 +236,7 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
     settings.interruption_queue = QUEUE.into();
     let metrics = Arc::new(Metrics::new("aws"));
     let parts = Parts {
+        lease_client: None,
         client: client.clone(),
         cloud: cloud.clone(),
         queue: Some(queue),

@@ -70,6 +70,7 @@ async fn a_controller_that_panics_stops_the_process_and_fails_healthz() {
         .await
         .unwrap();
     let parts = Parts {
+        lease_client: None,
         client: cluster.client(),
         cloud: Arc::new(Panicking(cluster.ec2.clone())),
         queue: Some(cluster.queue.clone()),
@@ -104,4 +105,45 @@ async fn reqwest_like_get(url: &str) -> (u16, String) {
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The leader's Lease goes through its own client: with every Lease request
+/// on the main client failing (an API server busy with an eviction storm),
+/// this replica still becomes leader and keeps its Lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_lease_has_a_client_of_its_own() {
+    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
+    let faults = kubesim::Faults::new();
+    faults.fail(None, "/apis/coordination.k8s.io/", 503, usize::MAX);
+    let settings = sim::settings("lease-owner", true);
+    let metrics = Arc::new(Metrics::new("simulated"));
+    let parts = Parts {
+        client: cluster.sim.faulty_client(&faults),
+        cloud: cluster.ec2.clone(),
+        queue: Some(cluster.queue.clone()),
+        settings,
+        metrics: metrics.clone(),
+        health: Arc::new(Health::default()),
+        lease_client: Some(cluster.client()),
+    };
+    let run = tokio::spawn(runtime::run(parts, futures::future::pending()));
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(cluster.client(), "kube-system");
+    test_support::eventually("this replica holds the Lease", || async {
+        leases
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|l| {
+                l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some("lease-owner")
+            })
+    })
+    .await;
+    assert!(
+        faults.injected().is_empty(),
+        "the main client never touched the Lease"
+    );
+    run.abort();
 }

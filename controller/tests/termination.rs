@@ -159,3 +159,45 @@ async fn pods_stuck_terminating_on_a_dead_kubelet_do_not_hold_the_node() {
     .await
     .ok();
 }
+
+/// Refused evictions on the controller's metrics.
+fn refused(metrics: &karpenter_controller::metrics::SharedMetrics) -> u64 {
+    metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with("karpenter_pods_evicted_total") && l.contains("blocked_by_pdb"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_evictions_back_off_while_the_cluster_churns() {
+    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
+    let (metrics, _controller) = sim::start(&cluster, sim::settings("backoff", false));
+    sim::scale(&cluster, &[("web", 2)]).await;
+    sim::all_running(&cluster, 2).await;
+    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}});
+    cluster.apply(&pdb.to_string()).await.unwrap();
+    let (_name, _) = delete_one_claim(&cluster).await;
+    eventually("the first refused eviction", || async {
+        refused(&metrics) >= 1
+    })
+    .await;
+    // A measured window (not a synchronisation): 10 s of churn, each change
+    // a reason for another termination pass.
+    let start = refused(&metrics);
+    let window = std::time::Instant::now();
+    let mut replicas = 0;
+    while window.elapsed() < Duration::from_secs(10) {
+        replicas = (replicas + 1) % 3;
+        sim::scale(&cluster, &[("api", replicas)]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let asked = refused(&metrics) - start;
+    // Backing off 1, 2, 4, 8 s: at most 5 more refusals per blocked pod in
+    // 10 s (two web pods may share the node); without it, one every pass.
+    assert!(asked <= 10, "{asked} refused evictions in 10 s");
+}

@@ -119,6 +119,11 @@ pub fn do_not_disrupt(pod: &CachedPod) -> bool {
 /// How long an instance seen to exist is not described again while its node drains.
 const INSTANCE_RECHECK: Duration = Duration::from_secs(15);
 
+/// After a refused eviction (429: a PodDisruptionBudget), the pod is asked
+/// again after 1 s, then 2 s, 4 s, ... up to this: an eviction storm must not
+/// crowd out the API calls that keep the leader's Lease.
+const EVICTION_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// The termination controller.
 pub struct Termination<C> {
     ctx: Arc<Context<C>>,
@@ -126,6 +131,8 @@ pub struct Termination<C> {
     /// again after [`INSTANCE_RECHECK`], so an instance reclaimed mid-drain
     /// (a spot interruption that came true) releases its node.
     instance_seen: Mutex<HashMap<String, Instant>>,
+    /// Pods (uid) whose eviction was refused: when to ask again, and how many refusals.
+    eviction_backoff: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 impl<C: CloudProvider + 'static> Termination<C> {
@@ -134,6 +141,7 @@ impl<C: CloudProvider + 'static> Termination<C> {
         Termination {
             ctx,
             instance_seen: Mutex::new(HashMap::new()),
+            eviction_backoff: Mutex::new(HashMap::new()),
         }
     }
 
@@ -361,10 +369,22 @@ impl<C: CloudProvider + 'static> Termination<C> {
         let Some(first) = pods.iter().map(|p| group(p)).min() else {
             return Ok(true);
         };
+        let waiting = self
+            .eviction_backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let due = |p: &CachedPod| {
+            let uid = p.metadata.uid.as_deref().unwrap_or_default();
+            waiting
+                .get(uid)
+                .is_none_or(|(not_before, _)| Instant::now() >= *not_before)
+        };
         let targets: Vec<Arc<CachedPod>> = pods
             .into_iter()
             .filter(|p| group(p) == first && !deleting(p.as_ref()))
             .filter(|p| forced || !do_not_disrupt(p))
+            .filter(|p| forced || due(p))
             .collect();
         futures::stream::iter(targets)
             .for_each_concurrent(32, |pod| async move {
@@ -385,6 +405,22 @@ impl<C: CloudProvider + 'static> Termination<C> {
         } else {
             pods.evict(name, &EvictParams::default()).await.map(|_| ())
         };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let refused = matches!(&result, Err(kube::Error::Api(e)) if e.code == 429);
+        {
+            let mut backoff = self
+                .eviction_backoff
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if refused {
+                let entry = backoff.entry(uid).or_insert((Instant::now(), 0));
+                entry.1 += 1;
+                let wait = Duration::from_secs(1 << entry.1.min(5)).min(EVICTION_BACKOFF_MAX);
+                entry.0 = Instant::now() + wait / 2;
+            } else {
+                backoff.remove(&uid);
+            }
+        }
         let outcome = match result {
             Ok(()) if forced => "forced",
             Ok(()) => "evicted",

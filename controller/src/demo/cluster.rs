@@ -216,6 +216,7 @@ impl SimCluster {
     ) {
         let metrics = Arc::new(Metrics::new("simulated"));
         let parts = Parts {
+            lease_client: None,
             client,
             cloud: self.ec2.clone(),
             queue: Some(self.queue.clone()),
