@@ -338,7 +338,7 @@ async fn discovery_tags_go_on_and_come_off_with_the_same_inputs() {
         .await
         .unwrap();
     let group_id = group.group_id().unwrap().to_string();
-    // The group is tagged for another cluster already: re-pointed, and said so.
+    // The group is tagged for another cluster already: left alone, and said so.
     ec2.create_tags()
         .resources(&group_id)
         .tags(
@@ -365,10 +365,7 @@ async fn discovery_tags_go_on_and_come_off_with_the_same_inputs() {
     .unwrap();
     let tagged = &applied[applied.len() - 2..];
     assert_eq!(tagged[0].action, Action::Create);
-    assert_eq!(
-        tagged[1].action,
-        Action::Update(vec!["karpenter.sh/discovery".into()])
-    );
+    assert_eq!(tagged[1].action, Action::Foreign);
     let tag_of = |id: String| {
         let ec2 = ec2.clone();
         async move {
@@ -390,7 +387,11 @@ async fn discovery_tags_go_on_and_come_off_with_the_same_inputs() {
         }
     };
     assert_eq!(tag_of(subnet_id.clone()).await.as_deref(), Some("demo"));
-    assert_eq!(tag_of(group_id.clone()).await.as_deref(), Some("demo"));
+    assert_eq!(
+        tag_of(group_id.clone()).await.as_deref(),
+        Some("other"),
+        "another cluster's discovery tag is not taken over"
+    );
     let again = Clients::new(&config);
     steps::reconcile(&account, &again, Mode::Apply, &options, &mut |_| {})
         .await
@@ -399,6 +400,123 @@ async fn discovery_tags_go_on_and_come_off_with_the_same_inputs() {
     teardown::destroy(&account, &Clients::new(&config), Mode::Apply, &options)
         .await
         .unwrap();
-    assert_eq!(tag_of(subnet_id).await, None);
-    assert_eq!(tag_of(group_id).await, None);
+    assert_eq!(
+        tag_of(subnet_id).await,
+        None,
+        "the tag the bootstrap set comes off"
+    );
+    assert_eq!(
+        tag_of(group_id).await.as_deref(),
+        Some("other"),
+        "the other cluster's tag stays"
+    );
+}
+
+#[tokio::test]
+async fn what_the_bootstrap_did_not_create_it_neither_adopts_nor_deletes() {
+    let Some((_moto, config)) = moto("bootstrap foreign").await else {
+        return;
+    };
+    let account = account();
+    let c = Clients::new(&config);
+    // Upstream's queue and rules by the same names, made by someone else.
+    let url = c
+        .sqs
+        .create_queue()
+        .queue_name("Karpenter-demo")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let rule = karpenter_controller::controllers::interruption::event_rules()[0].name("demo");
+    c.events
+        .put_rule()
+        .name(&rule)
+        .event_pattern(r#"{"source":["aws.ec2"]}"#)
+        .send()
+        .await
+        .unwrap();
+    // A subnet whose discovery tag was there before (Terraform's).
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.1.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(vpc.vpc().unwrap().vpc_id().unwrap())
+        .cidr_block("10.1.1.0/24")
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    ec2.create_tags()
+        .resources(&subnet_id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("karpenter.sh/discovery")
+                .value("demo")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let applied = reconcile(&Clients::new(&config), Mode::Apply).await;
+    assert_eq!(applied[0].action, Action::Foreign, "{applied:?}");
+    let foreign_rule = applied
+        .iter()
+        .find(|ch| ch.resource == format!("eventbridge-rule {rule}"))
+        .unwrap();
+    assert_eq!(foreign_rule.action, Action::Foreign);
+    let queue_tags = c
+        .sqs
+        .list_queue_tags()
+        .queue_url(&url)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    assert!(
+        queue_tags.is_empty(),
+        "not re-tagged as ours: {queue_tags:?}"
+    );
+    let options = steps::Options {
+        discovery: vec![subnet_id.clone()],
+        ..Default::default()
+    };
+    teardown::destroy(&account, &Clients::new(&config), Mode::Apply, &options)
+        .await
+        .unwrap();
+    assert!(
+        c.sqs
+            .get_queue_url()
+            .queue_name("Karpenter-demo")
+            .send()
+            .await
+            .is_ok(),
+        "the queue it did not create survives destroy"
+    );
+    assert!(c.events.describe_rule().name(&rule).send().await.is_ok());
+    let tags = ec2
+        .describe_tags()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("resource-id")
+                .values(&subnet_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == Some("karpenter.sh/discovery") && t.value() == Some("demo")),
+        "a discovery tag that was there before stays"
+    );
 }

@@ -2,7 +2,7 @@
 //! SQS-managed encryption, and a policy that lets EventBridge send and
 //! denies plain HTTP (`karpenter_iam::queue`).
 
-use super::{Account, Clients, cluster_tags};
+use super::{Account, Clients, cluster_tags, created_here};
 use crate::{Action, Change, Error, Mode};
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
 use karpenter_iam::queue::{queue_name, queue_policy};
@@ -124,6 +124,15 @@ pub async fn reconcile(account: &Account, c: &Clients, mode: Mode) -> Result<Cha
         .filter(|(attr, wanted)| !stored.get(attr).is_some_and(|s| same(attr, s, wanted)))
         .collect();
     let tags = tags(c, &resource, &url).await?;
+    // A queue by this name the bootstrap did not make (upstream's
+    // CloudFormation or Terraform module makes `Karpenter-<cluster>` too) is
+    // used as it is: never re-tagged as ours, changed, or later deleted.
+    if !created_here(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        return Ok(Change {
+            resource,
+            action: Action::Foreign,
+        });
+    }
     let missing_tags: Vec<(String, String)> = cluster_tags(&account.cluster)
         .into_iter()
         .filter(|(k, v)| tags.get(k) != Some(v))

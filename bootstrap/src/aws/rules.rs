@@ -3,7 +3,7 @@
 //! next to the parser, so a rule never delivers a kind the controller
 //! ignores), each with the queue as its one target.
 
-use super::{Account, Clients, cluster_tags};
+use super::{Account, Clients, cluster_tags, created_here};
 use crate::{Action, Change, Error, Mode};
 use aws_sdk_eventbridge::operation::describe_rule::DescribeRuleOutput;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
@@ -123,6 +123,14 @@ async fn reconcile_rule(
     let tags_ok = match &rule_arn {
         Some(arn) => {
             let tags = tags(c, &resource, arn).await?;
+            // A rule by this name the bootstrap did not make (upstream's
+            // names are the same) is used as it is, never adopted.
+            if !created_here(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                return Ok(Change {
+                    resource,
+                    action: Action::Foreign,
+                });
+            }
             cluster_tags(&account.cluster)
                 .iter()
                 .all(|wanted| tags.contains(wanted))
