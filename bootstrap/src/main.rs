@@ -60,6 +60,11 @@ struct Destroy {
     /// How long to wait for the controller to drain the NodePools' nodes.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// Terminate the cluster's remaining instances without draining them
+    /// (when the drain does not finish in time, or with `--aws-only`, which
+    /// cannot drain). Without it, destroy stops before terminating anything.
+    #[arg(long)]
+    force_terminate: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -436,11 +441,26 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         changes.extend(deleted);
-        if left > 0 && mode == Mode::Apply {
-            eprintln!(
-                "warning: {left} NodeClaims still there after {:?}; their instances are terminated next",
+        if left > 0 && mode == Mode::Apply && !d.force_terminate {
+            return Err(format!(
+                "{left} NodeClaims are still draining after {:?}: nothing was terminated or removed. \
+                 Run destroy again to wait longer (--drain-timeout), or pass --force-terminate to \
+                 terminate their instances undrained",
                 d.drain_timeout
-            );
+            ));
+        }
+    } else if mode == Mode::Apply && !d.force_terminate {
+        // Without the cluster, nothing can be drained: refuse to terminate running nodes.
+        let running = teardown::terminate_instances(&account, &clients, Mode::Plan)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !running.is_empty() {
+            return Err(format!(
+                "--aws-only cannot drain nodes, and {} instances of the cluster's NodePools still run: \
+                 nothing was terminated or removed. Run destroy with cluster access, or pass \
+                 --force-terminate to terminate them undrained",
+                running.len()
+            ));
         }
     }
     changes.extend(

@@ -257,3 +257,92 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("--aws-only"), "{stderr}");
 }
+
+#[test]
+fn destroy_without_the_cluster_never_terminates_running_nodes_undrained() {
+    let env = DevEnv::load();
+    if env
+        .require(Part::MotoServer, "bootstrap destroy --aws-only")
+        .is_none()
+    {
+        return;
+    }
+    let moto = MotoServer::start(&env).expect("moto");
+    let endpoint = moto.endpoint();
+    eks_cluster(&endpoint);
+    // A node the controller launched and nobody drained.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = runtime.block_on(async {
+        let config = test_support::aws::sdk_config(&endpoint).await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let image = ec2
+            .describe_images()
+            .owners("amazon")
+            .send()
+            .await
+            .unwrap()
+            .images()[0]
+            .image_id()
+            .unwrap()
+            .to_string();
+        let tags = aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("kubernetes.io/cluster/demo")
+                    .value("owned")
+                    .build(),
+            )
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("karpenter.sh/nodepool")
+                    .value("default")
+                    .build(),
+            )
+            .build();
+        ec2.run_instances()
+            .image_id(image)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tags)
+            .send()
+            .await
+            .unwrap()
+            .instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string()
+    });
+    let refused = bootstrap(
+        &endpoint,
+        &["destroy", "--cluster-name", "demo", "--aws-only"],
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("cannot drain") && stderr.contains("--force-terminate"),
+        "{stderr}"
+    );
+    let forced = bootstrap(
+        &endpoint,
+        &[
+            "destroy",
+            "--cluster-name",
+            "demo",
+            "--aws-only",
+            "--force-terminate",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let report: Value = serde_json::from_slice(&forced.stdout).unwrap();
+    assert!(report.to_string().contains(&node), "{report}");
+}

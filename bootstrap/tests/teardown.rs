@@ -185,3 +185,67 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
     assert!(nothing.is_empty(), "{nothing:?}");
     assert_eq!(again.calls.writes(), 0);
 }
+
+#[tokio::test]
+async fn a_node_role_another_cluster_uses_is_not_taken_from_it() {
+    let Some((_moto, config)) = moto("bootstrap shared node role").await else {
+        return;
+    };
+    let account = account();
+    let setup = Clients::new(&config);
+    let options = steps::Options::default();
+    steps::reconcile(&account, &setup, Mode::Apply, &options, &mut |_| {})
+        .await
+        .unwrap();
+    // Another cluster's EC2NodeClass launches with our node role.
+    setup
+        .iam
+        .create_instance_profile()
+        .instance_profile_name("other_profile")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("kubernetes.io/cluster/other")
+                .value("owned")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    setup
+        .iam
+        .add_role_to_instance_profile()
+        .instance_profile_name("other_profile")
+        .role_name("KarpenterNodeRole-demo")
+        .send()
+        .await
+        .unwrap();
+    let gone = teardown::destroy(&account, &Clients::new(&config), Mode::Apply, &options)
+        .await
+        .unwrap();
+    assert!(
+        gone.iter().any(|c| c.action == Action::Foreign
+            && c.resource.contains("KarpenterNodeRole-demo")
+            && c.resource.contains("other_profile")),
+        "{gone:?}"
+    );
+    let profile = setup
+        .iam
+        .get_instance_profile()
+        .instance_profile_name("other_profile")
+        .send()
+        .await
+        .unwrap();
+    let roles: Vec<&str> = profile
+        .instance_profile()
+        .unwrap()
+        .roles()
+        .iter()
+        .map(|r| r.role_name())
+        .collect();
+    assert_eq!(
+        roles,
+        ["KarpenterNodeRole-demo"],
+        "the other cluster's nodes keep their role"
+    );
+}

@@ -214,12 +214,26 @@ async fn delete_role(
         .await
         .map_err(|e| err("iam:ListInstanceProfilesForRole", e.into()))?;
     let cluster_tag = format!("kubernetes.io/cluster/{}", account.cluster);
-    for profile in profiles.instance_profiles() {
-        let profile_name = profile.instance_profile_name();
-        let of_cluster = profile
+    let of_cluster = |profile: &aws_sdk_iam::types::InstanceProfile| {
+        profile
             .tags()
             .iter()
-            .any(|t| t.key() == cluster_tag && t.value() == "owned");
+            .any(|t| t.key() == cluster_tag && t.value() == "owned")
+    };
+    // A profile of another cluster (or of no cluster) still holds the role:
+    // the role is in use there, so it stays, and so does that profile.
+    let elsewhere: Vec<&str> = profiles
+        .instance_profiles()
+        .iter()
+        .filter(|p| !of_cluster(p))
+        .map(|p| p.instance_profile_name())
+        .collect();
+    for profile in profiles
+        .instance_profiles()
+        .iter()
+        .filter(|p| of_cluster(p))
+    {
+        let profile_name = profile.instance_profile_name();
         if mode == Mode::Apply {
             c.calls.write();
             c.iam
@@ -229,19 +243,25 @@ async fn delete_role(
                 .send()
                 .await
                 .map_err(|e| err("iam:RemoveRoleFromInstanceProfile", e.into()))?;
-            if of_cluster {
-                c.calls.write();
-                c.iam
-                    .delete_instance_profile()
-                    .instance_profile_name(profile_name)
-                    .send()
-                    .await
-                    .map_err(|e| err("iam:DeleteInstanceProfile", e.into()))?;
-            }
+            c.calls.write();
+            c.iam
+                .delete_instance_profile()
+                .instance_profile_name(profile_name)
+                .send()
+                .await
+                .map_err(|e| err("iam:DeleteInstanceProfile", e.into()))?;
         }
-        if of_cluster {
-            out.push(gone(format!("iam-instance-profile {profile_name}")));
-        }
+        out.push(gone(format!("iam-instance-profile {profile_name}")));
+    }
+    if !elsewhere.is_empty() {
+        out.push(Change {
+            resource: format!(
+                "{resource} (in use by instance profiles {})",
+                elsewhere.join(", ")
+            ),
+            action: Action::Foreign,
+        });
+        return Ok(out);
     }
     if mode == Mode::Apply {
         c.calls.read();
