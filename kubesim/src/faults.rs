@@ -18,11 +18,14 @@ struct Rule {
     times: usize,
 }
 
-/// The rules a faulty client applies; cloning shares them.
+/// The rules a faulty client applies; cloning shares them. It also keeps
+/// every request the client made (method, path, query), so a test can hold
+/// them against RBAC rules.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     rules: Arc<Mutex<Vec<Rule>>>,
     injected: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<(http::Method, String, String)>>>,
 }
 
 impl Faults {
@@ -49,6 +52,14 @@ impl Faults {
             .clone()
     }
 
+    /// Every request made through the client: (method, path, query).
+    pub fn requests(&self) -> Vec<(http::Method, String, String)> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn lock_rules(&self) -> std::sync::MutexGuard<'_, Vec<Rule>> {
         self.rules.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -56,6 +67,14 @@ impl Faults {
     /// The status to fail `request` with, if a rule says so (and counts it).
     fn status_for<B>(&self, request: &http::Request<B>) -> Option<u16> {
         let path = request.uri().path();
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((
+                request.method().clone(),
+                path.to_string(),
+                request.uri().query().unwrap_or_default().to_string(),
+            ));
         let mut rules = self.lock_rules();
         let rule = rules.iter_mut().find(|r| {
             r.times > 0
