@@ -26,6 +26,9 @@ pub struct Faults {
     rules: Arc<Mutex<Vec<Rule>>>,
     injected: Arc<Mutex<Vec<String>>>,
     requests: Arc<Mutex<Vec<(http::Method, String, String)>>>,
+    /// A fraction of every other request (watches aside) fails with 500,
+    /// drawn from a seeded generator: (fraction, generator state).
+    random: Arc<Mutex<Option<(f64, u64)>>>,
 }
 
 impl Faults {
@@ -52,6 +55,13 @@ impl Faults {
             .clone()
     }
 
+    /// From now on, `fraction` of the requests (watches aside) fail with a
+    /// 500, chosen by a generator seeded with `seed`; 0 stops it.
+    pub fn fail_fraction(&self, fraction: f64, seed: u64) {
+        *self.random.lock().unwrap_or_else(|p| p.into_inner()) =
+            (fraction > 0.0).then_some((fraction, seed.max(1)));
+    }
+
     /// Every request made through the client: (method, path, query).
     pub fn requests(&self) -> Vec<(http::Method, String, String)> {
         self.requests
@@ -75,6 +85,31 @@ impl Faults {
                 path.to_string(),
                 request.uri().query().unwrap_or_default().to_string(),
             ));
+        let watch = request
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+        if !watch
+            && let Some((fraction, state)) = self
+                .random
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+        {
+            // xorshift64*: deterministic for the seed.
+            *state ^= *state >> 12;
+            *state ^= *state << 25;
+            *state ^= *state >> 27;
+            let draw =
+                (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+            if draw < *fraction {
+                self.injected
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{} {path} -> 500 (random)", request.method()));
+                return Some(500);
+            }
+        }
         let mut rules = self.lock_rules();
         let rule = rules.iter_mut().find(|r| {
             r.times > 0

@@ -70,6 +70,12 @@ pub type LaunchHook = Arc<dyn Fn(&Instance, &BootMedia) + Send + Sync>;
 
 struct State {
     instances: BTreeMap<String, Instance>,
+    /// Every launch: instance id and the NodeClaim it was for.
+    launches: Vec<(String, String)>,
+    /// A fraction of launches and terminations failing, with the
+    /// generator's state; and how many failed.
+    faults: Option<(f64, u64)>,
+    injected: u64,
     /// Instances an offering can still launch (absent: unlimited).
     capacity: HashMap<OfferingKey, u32>,
     image_id: String,
@@ -90,6 +96,9 @@ impl SimulatedEc2 {
     pub fn new(catalog: Catalog, config: SimulationConfig) -> Self {
         let state = State {
             instances: BTreeMap::new(),
+            launches: Vec::new(),
+            faults: None,
+            injected: 0,
             capacity: HashMap::new(),
             image_id: config.image_id.clone(),
             rng: config.seed.max(1),
@@ -119,6 +128,43 @@ impl SimulatedEc2 {
     ) {
         let key = (instance_type.to_string(), zone.to_string(), capacity_type);
         self.lock().capacity.insert(key, instances);
+    }
+
+    /// From now on `fraction` of launches and terminations fail (an AWS
+    /// `InternalError`), chosen by a generator seeded with `seed`; 0 stops it.
+    pub fn fail_fraction(&self, fraction: f64, seed: u64) {
+        self.lock().faults = (fraction > 0.0).then_some((fraction, seed.max(1)));
+    }
+
+    /// How many calls [`Self::fail_fraction`] failed.
+    pub fn injected_faults(&self) -> u64 {
+        self.lock().injected
+    }
+
+    /// Every launch so far: instance id and the NodeClaim it was for.
+    pub fn launches(&self) -> Vec<(String, String)> {
+        self.lock().launches.clone()
+    }
+
+    /// Whether this call fails (an injected fault).
+    fn fault(&self, operation: &'static str) -> Result<(), CloudError> {
+        let mut state = self.lock();
+        let Some((fraction, rng)) = state.faults.as_mut() else {
+            return Ok(());
+        };
+        *rng ^= *rng >> 12;
+        *rng ^= *rng << 25;
+        *rng ^= *rng >> 27;
+        let draw = (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        if draw < *fraction {
+            state.injected += 1;
+            return Err(CloudError::Api {
+                operation,
+                code: "InternalError".into(),
+                message: "injected fault".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Publishes a new AMI: instances on the old one are drifted.
@@ -271,6 +317,8 @@ impl SimulatedEc2 {
                 allocatable: t.allocatable(&kubelet),
                 tags: instance_tags(&self.config.cluster_name, claim, class.spec.tags.as_ref()),
             };
+            let claim_name = claim.metadata.name.clone().unwrap_or_default();
+            state.launches.push((id.clone(), claim_name));
             state.instances.insert(id, instance.clone());
             let media = BootMedia {
                 family,
@@ -290,6 +338,7 @@ impl CloudProvider for SimulatedEc2 {
         class: &EC2NodeClass,
     ) -> Result<Instance, CloudError> {
         tokio::time::sleep(self.config.launch_latency).await;
+        self.fault("CreateFleet")?;
         let (instance, media) = self.launch(claim, class)?;
         if let Some(hook) = &self.on_launch {
             hook(&instance, &media);
@@ -311,6 +360,7 @@ impl CloudProvider for SimulatedEc2 {
     }
 
     async fn delete(&self, provider_id: &str) -> Result<(), CloudError> {
+        self.fault("TerminateInstances")?;
         let (_, id) = parse_provider_id(provider_id)?;
         self.lock()
             .instances
