@@ -186,7 +186,8 @@ pub async fn iam_requests(
                             BTreeMap::new(),
                         ));
                     }
-                    // The image and security groups the template names.
+                    // The image the template names (IAM authorizes CreateFleet on
+                    // no security-group resource, so the groups are not asked about).
                     if let Ok(versions) = ec2
                         .describe_launch_template_versions()
                         .launch_template_name(name)
@@ -202,13 +203,6 @@ pub async fn iam_requests(
                                 out.push(request(
                                     "ec2:CreateFleet",
                                     ec2_arn(&format!("image/{image}")),
-                                    BTreeMap::new(),
-                                ));
-                            }
-                            for group in data.security_group_ids() {
-                                out.push(request(
-                                    "ec2:CreateFleet",
-                                    ec2_arn(&format!("security-group/{group}")),
                                     BTreeMap::new(),
                                 ));
                             }
@@ -290,6 +284,17 @@ pub async fn iam_requests(
                 ));
             }
             "GetProducts" => out.push(request("pricing:GetProducts", "*".into(), BTreeMap::new())),
+            "ReceiveMessage" | "DeleteMessage" | "GetQueueUrl" => {
+                let queue = param(params, "QueueUrl")
+                    .and_then(|url| url.rsplit('/').next())
+                    .or_else(|| param(params, "QueueName"))
+                    .unwrap_or_default();
+                out.push(request(
+                    &format!("sqs:{action}"),
+                    format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"),
+                    BTreeMap::new(),
+                ));
+            }
             other => unmapped.push(other.to_string()),
         }
     }
