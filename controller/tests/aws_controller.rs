@@ -401,7 +401,6 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
     // The controller's requests (EC2, IAM, SSM, SQS) under the shipped policy.
     let devenv = test_support::DevEnv::load();
     if let Some(simulator) = devenv.require(test_support::Part::IamSimulate, "aws_controller IAM") {
-        let node_role = "arn:aws:iam::123456789012:role/KarpenterNodeRole-demo";
         // The test's own calls: the spot warning it sends, the boots it stands in for.
         let tests_own = [
             "PutEvents",
@@ -417,32 +416,14 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
             .map(|(_, r)| r)
             .collect();
         let from = seen.len().min(from);
-        let (requests, unmapped) =
-            aws_support::iam_requests::iam_requests(&env.clients.ec2, node_role, &seen, from).await;
-        let mut policy = karpenter_iam::controller::ControllerPolicy::new(
-            "demo",
-            "us-east-1",
-            "123456789012",
-            node_role,
-        );
-        policy.interruption_queue_arn =
-            Some("arn:aws:sqs:us-east-1:123456789012:Karpenter-demo".into());
-        policy.ssm_parameter_arns = vec![format!(
-            "arn:aws:ssm:us-east-1:123456789012:parameter{}/*",
-            aws_support::SSM_PREFIX
-        )];
-        let decisions = test_support::iam::evaluate(
+        let (decisions, unmapped) = aws_support::iam_requests::assert_allowed(
             &simulator,
-            "arn:aws:iam::123456789012:role/KarpenterController-demo",
-            "123456789012",
-            &karpenter_iam::controller::controller_policy(&policy),
-            &requests,
-        );
-        let denied: Vec<_> = decisions.iter().filter(|d| d.result != "Allowed").collect();
-        assert!(
-            denied.is_empty(),
-            "denied by the shipped policy: {denied:#?}"
-        );
+            &env.clients.ec2,
+            &seen,
+            from,
+            true,
+        )
+        .await;
         assert!(
             decisions.iter().any(|d| d.action == "sqs:ReceiveMessage")
                 && decisions.iter().any(|d| d.action == "sqs:DeleteMessage"),
