@@ -261,9 +261,43 @@ fn daemon_overhead<C: CloudProvider>(ctx: &Context<C>, pool: &NodePool) -> Resou
     total
 }
 
-/// Capacity a pool's NodeClaims hold (launched: their instance; in flight:
-/// what they were planned for), counted against its limits.
-fn in_use(claims: &[Arc<NodeClaim>], pool: &str) -> Resources {
+/// The most an in-flight claim can become: the largest capacity, resource by
+/// resource, of the instance types it allows (`None` when it names none the
+/// catalog has).
+fn largest_capacity(
+    claim: &NodeClaim,
+    catalog: &Catalog,
+    kubelet: &crate::catalog::KubeletSettings,
+) -> Option<Resources> {
+    let allowed = claim
+        .spec
+        .template
+        .requirements
+        .iter()
+        .find(|r| r.key == labels::INSTANCE_TYPE && r.operator == "In")?;
+    let mut largest: Option<Resources> = None;
+    for name in allowed.values.iter().flatten() {
+        if let Some(t) = catalog.get(name) {
+            let capacity = Resources::from_list(t.capacity(kubelet).iter());
+            match largest.as_mut() {
+                Some(l) => l.max(&capacity),
+                None => largest = Some(capacity),
+            }
+        }
+    }
+    largest
+}
+
+/// Capacity a pool's NodeClaims hold, counted against its limits: launched,
+/// their instance's; in flight, the largest instance they may become (what
+/// they were planned for could be less than what EC2 hands out, and a
+/// limit must hold whichever type it picks).
+fn in_use(
+    claims: &[Arc<NodeClaim>],
+    pool: &str,
+    catalog: &Catalog,
+    kubelet: &crate::catalog::KubeletSettings,
+) -> Resources {
     let mut total = Resources::default();
     for claim in claims {
         if pool_label(claim.as_ref()) != pool {
@@ -273,13 +307,15 @@ fn in_use(claims: &[Arc<NodeClaim>], pool: &str) -> Resources {
         let capacity = status.and_then(|s| s.capacity.as_ref());
         let used = match capacity {
             Some(capacity) => resources_of(Some(capacity)),
-            None => resources_of(
-                claim
-                    .spec
-                    .resources
-                    .as_ref()
-                    .and_then(|r| r.requests.as_ref()),
-            ),
+            None => largest_capacity(claim, catalog, kubelet).unwrap_or_else(|| {
+                resources_of(
+                    claim
+                        .spec
+                        .resources
+                        .as_ref()
+                        .and_then(|r| r.requests.as_ref()),
+                )
+            }),
         };
         total.add(&used);
     }
@@ -322,12 +358,13 @@ pub async fn pools<C: CloudProvider>(ctx: &Context<C>, claims: &[Arc<NodeClaim>]
         };
         let catalog = Catalog::new(types);
         let overhead = daemon_overhead(ctx, &pool);
+        let kubelet = ctx.kubelet(&class);
         match Pool::new(
             &pool,
             &catalog,
-            &ctx.kubelet(&class),
+            &kubelet,
             &overhead,
-            &in_use(claims, &name),
+            &in_use(claims, &name, &catalog, &kubelet),
         ) {
             Ok(p) => out.push(p),
             Err(e) => tracing::warn!(nodepool = %name, error = %e, "NodePool skipped"),
