@@ -278,43 +278,16 @@ fn destroy_without_the_cluster_never_terminates_running_nodes_undrained() {
     let node = runtime.block_on(async {
         let config = test_support::aws::sdk_config(&endpoint).await;
         let ec2 = aws_sdk_ec2::Client::new(&config);
-        let image = ec2
-            .describe_images()
-            .owners("amazon")
-            .send()
-            .await
-            .unwrap()
-            .images()[0]
-            .image_id()
-            .unwrap()
-            .to_string();
-        let tags = aws_sdk_ec2::types::TagSpecification::builder()
-            .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("kubernetes.io/cluster/demo")
-                    .value("owned")
-                    .build(),
-            )
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("karpenter.sh/nodepool")
-                    .value("default")
-                    .build(),
-            )
-            .build();
-        ec2.run_instances()
-            .image_id(image)
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(tags)
-            .send()
-            .await
-            .unwrap()
-            .instances()[0]
-            .instance_id()
-            .unwrap()
-            .to_string()
+        let image = common::amazon_image(&ec2).await;
+        common::launch(
+            &ec2,
+            &image,
+            &[
+                ("kubernetes.io/cluster/demo", "owned"),
+                ("karpenter.sh/nodepool", "default"),
+            ],
+        )
+        .await
     });
     let refused = bootstrap(
         &endpoint,

@@ -5,29 +5,9 @@
 
 mod common;
 
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use common::{account, moto};
+use common::{account, amazon_image, launch, moto};
 use karpenter_bootstrap::aws::{Clients, steps, teardown};
 use karpenter_bootstrap::{Action, Mode};
-
-async fn launch(ec2: &aws_sdk_ec2::Client, image: &str, tags: &[(&str, &str)]) -> String {
-    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-    for (k, v) in tags {
-        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    ec2.run_instances()
-        .image_id(image)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(spec.build())
-        .send()
-        .await
-        .expect("instance")
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string()
-}
 
 async fn state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
     let out = ec2
@@ -89,16 +69,7 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
         .await
         .unwrap();
     let ec2 = &setup.ec2;
-    let image = ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .unwrap()
-        .images()[0]
-        .image_id()
-        .unwrap()
-        .to_string();
+    let image = amazon_image(ec2).await;
     let node = launch(
         ec2,
         &image,

@@ -47,6 +47,16 @@ async fn claimed_cpu(claims: &Api<NodeClaim>) -> i64 {
         .sum()
 }
 
+/// Every NodeClaim, and the instances (provider IDs) they own.
+async fn claims_and_instances(claims: &Api<NodeClaim>) -> (Vec<NodeClaim>, HashSet<String>) {
+    let all = claims.list(&Default::default()).await.unwrap().items;
+    let owned = all
+        .iter()
+        .filter_map(|c| c.status.as_ref()?.provider_id.clone())
+        .collect();
+    (all, owned)
+}
+
 struct Outcome {
     seed: u64,
     api_faults: usize,
@@ -173,11 +183,7 @@ async fn run(seed: u64) -> Outcome {
             let list = pods.list(&Default::default()).await.unwrap().items;
             list.len() == 4 && list.iter().all(sim::running)
         };
-        let claims_now = claims.list(&Default::default()).await.unwrap().items;
-        let owned: HashSet<String> = claims_now
-            .iter()
-            .filter_map(|c| c.status.as_ref()?.provider_id.clone())
-            .collect();
+        let (claims_now, owned) = claims_and_instances(&claims).await;
         let instances = cluster.ec2.list().await.unwrap();
         let no_leak = instances.iter().all(|i| owned.contains(&i.provider_id));
         let none_stuck = claims_now
@@ -253,11 +259,7 @@ async fn run(seed: u64) -> Outcome {
     })
     .await;
     let peak_cpu = peak.load(std::sync::atomic::Ordering::SeqCst);
-    let claims_now = claims.list(&Default::default()).await.unwrap().items;
-    let owned: HashSet<String> = claims_now
-        .iter()
-        .filter_map(|c| c.status.as_ref()?.provider_id.clone())
-        .collect();
+    let (claims_now, owned) = claims_and_instances(&claims).await;
     let instances = cluster.ec2.list().await.unwrap();
     let launches = cluster.ec2.launches();
     let mut per_claim: BTreeMap<&str, usize> = BTreeMap::new();

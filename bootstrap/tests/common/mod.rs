@@ -36,3 +36,37 @@ pub async fn eks_cluster(config: &aws_config::SdkConfig, name: &str) {
         .await
         .expect("moto creates the EKS cluster");
 }
+
+/// Runs one instance of `image` with `tags`; returns its id.
+pub async fn launch(ec2: &aws_sdk_ec2::Client, image: &str, tags: &[(&str, &str)]) -> String {
+    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
+    }
+    ec2.run_instances()
+        .image_id(image)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("instance")
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string()
+}
+
+/// One of the Amazon images moto preloads.
+pub async fn amazon_image(ec2: &aws_sdk_ec2::Client) -> String {
+    ec2.describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_id()
+        .unwrap()
+        .to_string()
+}
