@@ -48,6 +48,42 @@ enum Command {
     /// release, then what the bootstrap created; never what it did not
     /// create.
     Destroy(Destroy),
+    /// Print the least-privilege IAM policy whoever runs this tool needs
+    /// (JSON, to attach to the operator's role); calls nothing.
+    Policy(PolicyArgs),
+}
+
+#[derive(Args)]
+struct PolicyArgs {
+    /// The EKS cluster's name.
+    #[arg(long, env = "CLUSTER_NAME")]
+    cluster_name: String,
+    /// Its region.
+    #[arg(long, env = "AWS_REGION")]
+    region: String,
+    /// Its account id.
+    #[arg(long)]
+    account_id: String,
+    /// The node role's name, when not `KarpenterNodeRole-<cluster>`.
+    #[arg(long)]
+    node_role_name: Option<String>,
+    /// The controller role's name, when not `KarpenterController-<cluster>`.
+    #[arg(long)]
+    controller_role_name: Option<String>,
+}
+
+/// The operator policy for the flags.
+fn operator_policy(args: &PolicyArgs) -> Value {
+    use karpenter_iam::bootstrap::{BootstrapPolicy, bootstrap_policy};
+    let mut policy = BootstrapPolicy::new(&args.cluster_name, &args.region, &args.account_id);
+    policy.partition = karpenter_bootstrap::aws::partition_of(&args.region).into();
+    if let Some(name) = &args.node_role_name {
+        policy.node_role = name.clone();
+    }
+    if let Some(name) = &args.controller_role_name {
+        policy.controller_role = name.clone();
+    }
+    bootstrap_policy(&policy)
 }
 
 #[derive(Args)]
@@ -238,6 +274,10 @@ async fn main() -> ExitCode {
         Command::Apply(t) => run(Mode::Apply, &t, cli.output).await.map(|_| true),
         Command::Status(t) => status(&t, cli.output).await,
         Command::Destroy(d) => destroy(&d, cli.output).await.map(|_| true),
+        Command::Policy(p) => {
+            println!("{:#}", operator_policy(&p));
+            Ok(true)
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

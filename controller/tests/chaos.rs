@@ -154,6 +154,7 @@ async fn run(seed: u64) -> Outcome {
             peak_cpu = peak_cpu.max(claimed_cpu(&claims).await);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        eprintln!("KILL seed {seed} phase {phase}");
         controller.abort();
         let _ = controller.await;
         restarts += 1;
@@ -272,6 +273,17 @@ async fn run(seed: u64) -> Outcome {
         .count()
         + cluster.queue.outstanding();
     controller.lock().unwrap().abort();
+    for (claim, n) in &per_claim {
+        if *n > 1 {
+            eprintln!(
+                "DUPLICATE seed {seed}: {claim} launched {n} times: {:?}",
+                launches
+                    .iter()
+                    .filter(|(_, c)| c == claim)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
     Outcome {
         seed,
         api_faults,
@@ -299,8 +311,17 @@ async fn run(seed: u64) -> Outcome {
 #[ignore = "finds a rare duplicate launch under kills (issue #24, open)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_leaves_no_leak_no_duplicate_no_lost_message_no_stuck_node() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let mut outcomes = Vec::new();
-    for seed in [1, 2, 3] {
+    // `CHAOS_SEEDS=4,5,6` runs other seeds.
+    let seeds: Vec<u64> = std::env::var("CHAOS_SEEDS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 3]);
+    for seed in seeds {
         outcomes.push(run(seed).await);
     }
     eprintln!(

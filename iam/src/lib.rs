@@ -10,6 +10,9 @@
 //!   `eks:eks-cluster-name`) and a `karpenter.sh/nodepool` tag, reads are
 //!   limited to the region, and `iam:PassRole` to the node role; and the
 //!   controller role's trust (EKS Pod Identity or IRSA).
+//! - [`bootstrap`]: what whoever runs `karpenter-bootstrap` needs, and
+//!   nothing more: the queue, rules, roles, EKS access and discovery tags of
+//!   one cluster, by name or by tag.
 //! - [`node`]: the node role's trust and the AWS-managed policies it needs
 //!   (and the IPv6 CNI policy AWS does not manage).
 //! - [`queue`]: the interruption queue's policy (EventBridge and SQS may
@@ -26,6 +29,7 @@
 //! assert_eq!(policy["Version"], "2012-10-17");
 //! ```
 
+pub mod bootstrap;
 pub mod controller;
 mod document;
 pub mod node;

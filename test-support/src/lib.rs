@@ -17,5 +17,5 @@ mod wait;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub use devenv::{DevEnv, Part, repo_path, shared_path};
-pub use moto::{MotoError, MotoServer};
+pub use moto::{LoggedRequest, MotoError, MotoServer};
 pub use wait::{DEADLINE, eventually, eventually_within};

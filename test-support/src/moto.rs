@@ -3,8 +3,10 @@
 //! access entries and Pod Identity associations).
 
 use crate::devenv::{DevEnv, Part};
+use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -28,14 +30,69 @@ pub enum MotoError {
 pub struct MotoServer {
     child: Child,
     port: u16,
+    /// The request log, when started with one.
+    log: Option<PathBuf>,
+}
+
+/// One request moto received, as its request log wrote it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LoggedRequest {
+    /// The access key id that signed it (tells programs apart).
+    pub key: String,
+    /// The signing service (`iam`, `sqs`, `events`, `eks`, `ec2`, ...).
+    pub service: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The path (REST APIs name the operation and resource here).
+    pub path: String,
+    /// The query string.
+    pub query: String,
+    /// `X-Amz-Target` (JSON APIs name the operation here).
+    pub target: String,
+    /// The body: a form (query APIs) or JSON.
+    pub body: String,
 }
 
 impl MotoServer {
     /// Starts a server. `MOTO_IAM_LOAD_MANAGED_POLICIES` is on so AWS-managed
     /// policies can be attached, as in real IAM.
     pub fn start(env: &DevEnv) -> Result<Self, MotoError> {
+        Self::spawn(env, None)
+    }
+
+    /// Starts a server that logs every request it receives (see
+    /// [`Self::requests`]), for tests that evaluate what was asked.
+    pub fn start_logging(env: &DevEnv) -> Result<Self, MotoError> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "moto-requests-{}-{}.jsonl",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::write(&path, "")?;
+        Self::spawn(env, Some(path))
+    }
+
+    /// Every request received, in order (empty without a log); a request's
+    /// `key` tells which program sent it.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        let Some(path) = &self.log else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<LoggedRequest>(line).ok())
+            .collect()
+    }
+
+    fn spawn(env: &DevEnv, log: Option<PathBuf>) -> Result<Self, MotoError> {
         let python = env.path(Part::Python).ok_or(MotoError::NotInstalled)?;
-        let mut child = Command::new(python)
+        let mut command = Command::new(python);
+        if let Some(path) = &log {
+            command.env("MOTO_REQUEST_LOG", path);
+        }
+        let mut child = command
             .arg("-c")
             .arg(concat!(
                 include_str!("fake_eks.py"),
@@ -70,7 +127,7 @@ impl MotoServer {
                 std::io::copy(&mut BufReader::new(stderr), &mut std::io::sink())
             });
         }
-        Ok(MotoServer { child, port })
+        Ok(MotoServer { child, port, log })
     }
 
     /// `http://127.0.0.1:<port>`, the endpoint URL for every AWS SDK client.
@@ -116,5 +173,8 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = &self.log {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
