@@ -412,7 +412,7 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
             .with(|f| f.requests.clone())
             .into_iter()
             .enumerate()
-            .filter(|(i, (action, _))| *i < from || !tests_own.contains(&action.as_str()))
+            .filter(|(i, r)| *i < from || !tests_own.contains(&r.action.as_str()))
             .map(|(_, r)| r)
             .collect();
         let from = seen.len().min(from);

@@ -179,6 +179,7 @@ async fn discovers_subnets_security_groups_amis_and_the_instance_profile() {
         .delete_instance_profile(&env.class)
         .await
         .expect("deleting twice is fine");
+    env.assert_iam_allowed().await;
 }
 
 #[tokio::test]
@@ -226,6 +227,7 @@ async fn selectors_that_match_nothing_say_so_in_conditions() {
         matches!(&err, CloudError::NodeClassNotReady(m) if m.contains("subnets")),
         "{err}"
     );
+    env.assert_iam_allowed().await;
 }
 
 #[tokio::test]
@@ -395,6 +397,7 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
         .into_iter()
         .collect();
     assert_eq!(deleted, names);
+    env.assert_iam_allowed().await;
 }
 
 #[tokio::test]
@@ -426,6 +429,7 @@ async fn a_lost_fleet_response_does_not_launch_a_second_instance() {
         .map(|i| i.id)
         .collect();
     assert_eq!(tagged, vec![launched.id], "one instance for the claim");
+    env.assert_iam_allowed().await;
 }
 
 /// A controller context over `client` and the provider of `env`, its caches synced.
@@ -554,6 +558,7 @@ async fn garbage_collection_terminates_only_orphans_of_this_cluster() {
         .map(|i| i.id)
         .collect();
     assert_eq!(listed, vec![owned.id]);
+    env.assert_iam_allowed().await;
 }
 
 #[tokio::test]
@@ -588,6 +593,7 @@ async fn instance_types_from_ec2_match_the_embedded_catalog() {
             t.name
         );
     }
+    env.assert_iam_allowed().await;
 }
 
 #[tokio::test]
@@ -661,6 +667,7 @@ async fn throttled_calls_are_retried_and_denied_calls_say_so() {
         env.class.status.as_ref().unwrap().subnets,
         "the last good subnets are kept"
     );
+    env.assert_iam_allowed().await;
 }
 
 #[tokio::test]
@@ -764,4 +771,5 @@ async fn the_nodeclass_controller_writes_status_and_cleans_up_on_deletion() {
         reconcile(&client, &env.cloud, "default").await.unwrap(),
         Reconciled::Absent
     );
+    env.assert_iam_allowed().await;
 }

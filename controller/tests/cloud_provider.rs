@@ -29,6 +29,9 @@ trait TestCloud {
     fn class(&self) -> &EC2NodeClass;
     /// The offering has no capacity left.
     fn exhaust(&self, instance_type: &str, zone: &str, capacity_type: CapacityType);
+    /// After a test: what a real cloud would also check of the requests
+    /// made (on AWS, the controller policy allows every one).
+    async fn check_requests(&self) {}
 }
 
 struct Simulated(SimulatedEc2, EC2NodeClass);
@@ -61,6 +64,9 @@ impl TestCloud for AwsEnv {
             capacity_type.label().to_string(),
         );
         self.proxy.with(|f| f.exhausted.insert(key));
+    }
+    async fn check_requests(&self) {
+        self.assert_iam_allowed().await;
     }
 }
 
@@ -288,6 +294,7 @@ macro_rules! suite {
                     return;
                 };
                 super::launches_the_cheapest_allowed_offering_with_tags(&env).await;
+                env.check_requests().await;
             }
 
             #[tokio::test]
@@ -296,6 +303,7 @@ macro_rules! suite {
                     return;
                 };
                 super::honours_zone_and_capacity_type(&env).await;
+                env.check_requests().await;
             }
 
             #[tokio::test]
@@ -304,6 +312,7 @@ macro_rules! suite {
                     return;
                 };
                 super::gets_lists_and_deletes(&env).await;
+                env.check_requests().await;
             }
 
             #[tokio::test]
@@ -312,6 +321,7 @@ macro_rules! suite {
                     return;
                 };
                 super::unavailable_offerings_are_skipped_until_they_expire(&env).await;
+                env.check_requests().await;
             }
 
             #[tokio::test]
@@ -320,6 +330,7 @@ macro_rules! suite {
                     return;
                 };
                 super::insufficient_capacity_falls_back_then_fails(&env).await;
+                env.check_requests().await;
             }
         }
     };

@@ -5,6 +5,7 @@
 //! Actions this does not know how to map are returned by name: the caller
 //! reports them as not evaluated.
 
+use super::proxy::Recorded;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use test_support::iam::IamRequest;
@@ -102,7 +103,7 @@ fn ec2_arn(resource: &str) -> String {
 pub async fn iam_requests(
     ec2: &aws_sdk_ec2::Client,
     node_role_arn: &str,
-    seen: &[(String, Params)],
+    seen: &[Recorded],
     from: usize,
 ) -> (Vec<IamRequest>, Vec<String>) {
     let mut out = Vec::new();
@@ -110,7 +111,7 @@ pub async fn iam_requests(
     // Tags of what the requests created, by name.
     let mut template_tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut profile_tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for (index, (action, params)) in seen.iter().enumerate() {
+    for (index, Recorded { action, params, .. }) in seen.iter().enumerate() {
         if index < from {
             match action.as_str() {
                 "CreateLaunchTemplate" => {
@@ -327,7 +328,7 @@ pub const NODE_ROLE: &str = "arn:aws:iam::123456789012:role/KarpenterNodeRole-de
 pub async fn assert_allowed(
     simulator: &std::path::Path,
     ec2: &aws_sdk_ec2::Client,
-    seen: &[(String, Params)],
+    seen: &[Recorded],
     from: usize,
     queue: bool,
 ) -> (Vec<test_support::iam::Decision>, Vec<String>) {

@@ -54,7 +54,10 @@ fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
         .build()
 }
 
-pub use test_support::aws::sdk_config;
+pub use test_support::aws::{sdk_config, sdk_config_signed_by};
+
+/// The access key id the provider under test signs with.
+pub const CONTROLLER_KEY: &str = "controller";
 
 /// The NodeClass the tests launch with.
 pub fn node_class(name: &str) -> EC2NodeClass {
@@ -90,7 +93,11 @@ impl AwsEnv {
         settings.ssm_prefix = SSM_PREFIX.into();
         // moto has no Pricing API (its in-process server never answers GetProducts).
         settings.isolated_vpc = true;
-        let cloud = AwsCloudProvider::new(clients.clone(), settings);
+        // The provider signs as `controller`: its requests are the ones
+        // `assert_iam_allowed` evaluates, not the test's own.
+        let controller =
+            AwsClients::new(&sdk_config_signed_by(&proxy.endpoint, CONTROLLER_KEY).await);
+        let cloud = AwsCloudProvider::new(controller, settings);
         let mut class = node_class("default");
         class.status = Some(cloud.resolve(&class).await);
         Some(AwsEnv {
@@ -186,6 +193,26 @@ async fn seed(clients: &AwsClients) -> (String, String) {
         .await
         .expect("role");
     (ids[0].clone(), ids[1].clone())
+}
+
+impl AwsEnv {
+    /// Evaluates every request the provider made so far against the
+    /// controller policy `karpenter-iam` ships (conditions included);
+    /// panics on any deny. Skips loudly (fails under `CI=true`) without the
+    /// simulator.
+    pub async fn assert_iam_allowed(&self) {
+        let devenv = DevEnv::load();
+        let Some(simulator) = devenv.require(Part::IamSimulate, "IAM evaluation") else {
+            return;
+        };
+        let seen: Vec<_> = self
+            .proxy
+            .with(|f| f.requests.clone())
+            .into_iter()
+            .filter(|r| r.signer == CONTROLLER_KEY)
+            .collect();
+        iam_requests::assert_allowed(&simulator, &self.clients.ec2, &seen, 0, false).await;
+    }
 }
 
 /// Boots `instance` the way its AMI family's agent would: reads the user

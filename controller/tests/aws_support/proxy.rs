@@ -43,9 +43,19 @@ pub struct Faults {
     pub lose_response: HashMap<String, u32>,
     /// CreateFleet answers by `ClientToken`.
     pub fleet_tokens: HashMap<String, Bytes>,
-    /// Every call's action and parameters (form fields; a JSON body's
-    /// top-level strings), for the IAM evaluation.
-    pub requests: Vec<(String, Vec<(String, String)>)>,
+    /// Every call, for the IAM evaluation.
+    pub requests: Vec<Recorded>,
+}
+
+/// One call the proxy saw.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The access key id that signed it (tells the provider from the test).
+    pub signer: String,
+    /// The action (query `Action` or the JSON target's operation).
+    pub action: String,
+    /// Form fields, and a JSON body's top-level strings.
+    pub params: Vec<(String, String)>,
 }
 
 /// The running proxy.
@@ -158,7 +168,19 @@ async fn handle(
                     .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string()))),
             );
         }
-        f.requests.push((action.clone(), params));
+        let signer = parts
+            .headers
+            .get("authorization")
+            .and_then(|a| a.to_str().ok())
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        f.requests.push(Recorded {
+            signer,
+            action: action.clone(),
+            params,
+        });
         if f.deny.contains(&action) {
             return Ok(error(
                 403,
