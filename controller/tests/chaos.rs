@@ -20,6 +20,8 @@ use std::time::Duration;
 use test_support::eventually_within;
 
 const CPU_LIMIT: i64 = 32;
+/// Kills of the controller in each of the three phases.
+const KILLS_PER_PHASE: usize = 2;
 
 /// xorshift64*.
 struct Rng(u64);
@@ -148,17 +150,20 @@ async fn run(seed: u64) -> Outcome {
                 sim::scale(&cluster, &[("web", 4), ("worker", 0)]).await
             }
         }
-        let kill_after = Duration::from_millis(300 + rng.below(2500));
-        let began = std::time::Instant::now();
-        while began.elapsed() < kill_after {
-            peak_cpu = peak_cpu.max(claimed_cpu(&claims).await);
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        // Two kills a phase: the second often lands while the restarted
+        // controller is launching what the first left pending.
+        for _ in 0..KILLS_PER_PHASE {
+            let kill_after = Duration::from_millis(300 + rng.below(2500));
+            let began = std::time::Instant::now();
+            while began.elapsed() < kill_after {
+                peak_cpu = peak_cpu.max(claimed_cpu(&claims).await);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            controller.abort();
+            let _ = controller.await;
+            restarts += 1;
+            controller = start();
         }
-        eprintln!("KILL seed {seed} phase {phase}");
-        controller.abort();
-        let _ = controller.await;
-        restarts += 1;
-        controller = start();
     }
     // Faults off: the controller must converge from whatever state the chaos left.
     let api_faults = faults.injected().len();

@@ -147,4 +147,53 @@ mod timeout_tests {
             Some(std::time::Duration::from_secs(120))
         );
     }
+
+    /// An endpoint that accepts connections and never answers: the
+    /// interruption queue's ReceiveMessage, through a client from the
+    /// production loader, fails within the operation timeout instead of
+    /// waiting for ever. On tokio's paused clock the minutes pass at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_to_an_endpoint_that_never_answers_fails_in_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream); // read nothing, answer nothing
+            }
+        });
+        let config = loader()
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "hung", "hung", None, None, "test",
+            ))
+            .load()
+            .await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let began = tokio::time::Instant::now();
+        let call = sqs
+            .receive_message()
+            .queue_url(format!("{endpoint}/000000000000/Karpenter-demo"))
+            .wait_time_seconds(20)
+            .send();
+        let result = tokio::time::timeout(std::time::Duration::from_secs(3600), call)
+            .await
+            .expect("the call was still waiting after an hour: no timeout ends it");
+        let waited = began.elapsed();
+        held.abort();
+        let error = result.expect_err("a call nobody answers cannot succeed");
+        assert!(
+            matches!(error, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)),
+            "a timeout, not {error:?}"
+        );
+        assert!(
+            waited <= std::time::Duration::from_secs(121),
+            "the call ended after {waited:?}, past the 120 s operation timeout"
+        );
+        assert!(
+            waited >= std::time::Duration::from_secs(40),
+            "the call ended after {waited:?}, before one attempt could time out"
+        );
+    }
 }
