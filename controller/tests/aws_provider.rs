@@ -433,6 +433,36 @@ async fn a_lost_fleet_response_does_not_launch_a_second_instance() {
 }
 
 /// A controller context over `client` and the provider of `env`, its caches synced.
+/// The whole call fails (every SDK attempt's answer is lost after EC2
+/// acted, as when the operation times out), and the controller calls again
+/// for the same claim: the request carries the same ClientToken, so EC2
+/// answers with the first fleet instead of launching a second instance.
+/// (The SDK fills in a token of its own when none is given, but a new one
+/// per call, which covers only its own retries.)
+#[tokio::test]
+async fn a_launch_repeated_after_a_failed_call_gets_the_first_instance() {
+    let Some(env) = AwsEnv::start("repeated_launch").await else {
+        return;
+    };
+    env.proxy
+        .with(|f| f.lose_response.insert("CreateFleet".into(), 3));
+    let claim = claim("repeated", "on-demand");
+    let first = env.cloud.create(&claim, &env.class).await;
+    assert!(first.is_err(), "every attempt's answer was lost: {first:?}");
+    let again = env.cloud.create(&claim, &env.class).await.unwrap();
+    let tagged: Vec<String> = env
+        .cloud
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.tags.get("karpenter.sh/nodeclaim").map(String::as_str) == Some("repeated"))
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(tagged, vec![again.id], "one instance for the claim");
+    env.assert_iam_allowed().await;
+}
+
 async fn controller_context(
     client: kube::Client,
     env: &AwsEnv,

@@ -132,6 +132,18 @@ impl FaultProxy {
     }
 }
 
+/// Whether this call's answer is lost (one of `lose_response`'s).
+fn lose(faults: &Mutex<Faults>, action: &str) -> bool {
+    let mut f = faults.lock().unwrap();
+    match f.lose_response.get_mut(action).filter(|n| **n > 0) {
+        Some(left) => {
+            *left -= 1;
+            true
+        }
+        None => false,
+    }
+}
+
 async fn handle(
     req: Request<Incoming>,
     client: Client<HttpConnector, Body>,
@@ -212,6 +224,9 @@ async fn handle(
         .as_ref()
         .and_then(|t| faults.lock().unwrap().fleet_tokens.get(t).cloned())
     {
+        if lose(&faults, &action) {
+            return Ok(error(500, "InternalError", "the response was lost"));
+        }
         return Ok(xml(200, String::from_utf8_lossy(&answer).into_owned()));
     }
     let mut fleet_errors = String::new();
@@ -273,10 +288,9 @@ async fn handle(
         if let Some(token) = token.filter(|_| parts.status.is_success()) {
             f.fleet_tokens.insert(token, bytes.clone());
         }
-        if let Some(left) = f.lose_response.get_mut(&action).filter(|n| **n > 0) {
-            *left -= 1;
-            return Ok(error(500, "InternalError", "the response was lost"));
-        }
+    }
+    if lose(&faults, &action) {
+        return Ok(error(500, "InternalError", "the response was lost"));
     }
     let mut response = Response::from_parts(parts, Full::new(bytes.clone()));
     response

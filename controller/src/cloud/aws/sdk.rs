@@ -184,7 +184,10 @@ mod timeout_tests {
         held.abort();
         let error = result.expect_err("a call nobody answers cannot succeed");
         assert!(
-            matches!(error, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)),
+            matches!(
+                error,
+                SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
+            ),
             "a timeout, not {error:?}"
         );
         assert!(
