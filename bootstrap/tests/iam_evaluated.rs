@@ -7,7 +7,7 @@
 //!
 //! The binary runs as a user runs it: `status`, `plan`, `apply` (Pod
 //! Identity, Session Manager, an instance profile, discovery tags), `apply`
-//! again, then `destroy --force-terminate` with a NodePool's instance and an
+//! again, `apply` after changes by hand (the update calls), then `destroy --force-terminate` with a NodePool's instance and an
 //! instance profile the controller made still there; and the IRSA variant
 //! (the OIDC provider) on a second cluster. moto logs each request with the
 //! access key that signed it; the bootstrap signs with its own key, so what
@@ -529,6 +529,51 @@ async fn controller_profile(config: &aws_config::SdkConfig) {
         .unwrap();
 }
 
+/// Undoes by hand what `apply` set on the queue, a rule, a role and the
+/// Pod Identity association, so the next `apply` puts each back.
+async fn drift(config: &aws_config::SdkConfig) {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let url = sqs
+        .get_queue_url()
+        .queue_name("Karpenter-demo")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
+            "600",
+        )
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_eventbridge::Client::new(config)
+        .remove_targets()
+        .rule("Karpenter-demo-SpotInterruption")
+        .ids(karpenter_bootstrap::aws::rules::TARGET_ID)
+        .send()
+        .await
+        .unwrap();
+    let iam = aws_sdk_iam::Client::new(config);
+    iam.update_assume_role_policy()
+        .role_name("KarpenterController-demo")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.detach_role_policy()
+        .role_name("KarpenterNodeRole-demo")
+        .policy_arn("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn every_request_the_bootstrap_makes_is_allowed_by_its_shipped_policy() {
     let env = DevEnv::load();
@@ -562,6 +607,11 @@ async fn every_request_the_bootstrap_makes_is_allowed_by_its_shipped_policy() {
         ]
     };
     for command in ["status", "plan", "apply", "apply", "status"] {
+        bootstrap(&endpoint, "operator-demo", &target(command));
+    }
+    // Changed by hand: the next apply's update calls are evaluated too.
+    drift(&config).await;
+    for command in ["plan", "apply"] {
         bootstrap(&endpoint, "operator-demo", &target(command));
     }
     controller_profile(&config).await;
@@ -605,6 +655,10 @@ async fn every_request_the_bootstrap_makes_is_allowed_by_its_shipped_policy() {
         table.push((cluster, requests.len(), actions.len()));
         if cluster == "demo" {
             for needed in [
+                "sqs:SetQueueAttributes",
+                "events:PutTargets",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:AttachRolePolicy",
                 "ec2:TerminateInstances",
                 "ec2:DeleteTags",
                 "iam:DeleteInstanceProfile",
