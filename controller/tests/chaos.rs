@@ -187,8 +187,22 @@ async fn run(seed: u64) -> Outcome {
             let pods: Api<k8s_openapi::api::core::v1::Pod> =
                 Api::namespaced(cluster.client(), "default");
             let list = pods.list(&Default::default()).await.unwrap().items;
-            list.len() == 4 && list.iter().all(sim::running)
+            let waiting: Vec<String> = list
+                .iter()
+                .filter(|p| !sim::running(p))
+                .map(|p| {
+                    format!(
+                        "{} phase={:?} node={:?} deleting={}",
+                        p.metadata.name.clone().unwrap_or_default(),
+                        p.status.as_ref().and_then(|s| s.phase.clone()),
+                        p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                        p.metadata.deletion_timestamp.is_some()
+                    )
+                })
+                .collect();
+            (list.len() == 4 && waiting.is_empty(), list.len(), waiting)
         };
+        let (pods_ok, pod_count, waiting) = pods_ok;
         let (claims_now, owned) = claims_and_instances(&claims).await;
         let instances = cluster.ec2.list().await.unwrap();
         let no_leak = instances.iter().all(|i| owned.contains(&i.provider_id));
@@ -252,7 +266,7 @@ async fn run(seed: u64) -> Outcome {
                 n.metadata.labels.as_ref().and_then(|l| l.get("karpenter.sh/registered").cloned())))
             .collect();
         let state = format!(
-            "pods ok {pods_ok}, no leak {no_leak}, none stuck {none_stuck}, queue {}, deleting {deleting:?}, pods there {on_deleting:?}, nodes {node_info:?}, instance exists {}",
+            "pods ok {pods_ok} ({pod_count}, waiting {waiting:?}), no leak {no_leak}, none stuck {none_stuck}, queue {}, deleting {deleting:?}, pods there {on_deleting:?}, nodes {node_info:?}, instance exists {}",
             cluster.queue.outstanding(),
             instances.len()
         );
