@@ -86,6 +86,66 @@ fn parse_units(text: &str, units: &[char]) -> Option<Duration> {
     digits.is_empty().then_some(Duration::from_secs(total))
 }
 
+/// Parses a duration as Go's `time.ParseDuration` does, for settings
+/// upstream reads with it (`BATCH_IDLE_DURATION=500ms`, `1.5s`, `1h30m`,
+/// `0`): decimal numbers each with a unit of `ns`, `us` (`µs`), `ms`, `s`,
+/// `m`, `h`. A negative duration is refused (no setting takes one).
+pub fn parse_go(text: &str) -> Result<Duration, String> {
+    let err = || {
+        format!(
+            "{text:?} is not a duration such as '500ms', '1.5s' or '1h30m' (units ns, us, ms, s, m, h)"
+        )
+    };
+    let body = text.strip_prefix('+').unwrap_or(text);
+    if body == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if body.is_empty() || body.starts_with('-') {
+        return Err(err());
+    }
+    let mut nanos: u128 = 0;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        let (number, after) = rest.split_at(number_len);
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(err()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err(err());
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| err())?
+        };
+        let mut part = whole.checked_mul(scale).ok_or_else(err)?;
+        let mut place = scale;
+        for digit in fraction.chars() {
+            place /= 10;
+            part += u128::from(digit.to_digit(10).ok_or_else(err)?) * place;
+        }
+        nanos = nanos.checked_add(part).ok_or_else(err)?;
+        rest = next;
+    }
+    u64::try_from(nanos)
+        .map(Duration::from_nanos)
+        .map_err(|_| err())
+}
+
 /// Formats a duration the way Go's `time.Duration.String` does for whole seconds (`720h0m0s`).
 pub fn format_go(d: Duration) -> String {
     let secs = d.as_secs();
@@ -123,6 +183,22 @@ mod tests {
         assert_eq!(parse_budget("10m0s").unwrap(), Duration::from_secs(600));
         for bad in ["30s", "1m1h", "", "0s", "1h30m10s"] {
             assert!(parse_budget(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_go_durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_go("500ms").unwrap(), ms(500));
+        assert_eq!(parse_go("1.5s").unwrap(), ms(1500));
+        assert_eq!(parse_go("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_go("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_go("+10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_go(".5m").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_go("1us").unwrap(), Duration::from_micros(1));
+        assert_eq!(parse_go("2h45m1.5s").unwrap(), ms(9_901_500));
+        for bad in ["", "10", "-1s", "1d", "1.2.3s", "s", ".s", "1 s", "1e3s"] {
+            assert!(parse_go(bad).is_err(), "{bad}");
         }
     }
 

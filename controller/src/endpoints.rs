@@ -113,14 +113,31 @@ pub async fn start(
     Ok(addresses)
 }
 
-/// Installs the global log subscriber (`LOG_LEVEL`, `LOG_FORMAT`); a second
+/// Installs the global log subscriber (`LOG_LEVEL`, `LOG_FORMAT`,
+/// `LOG_OUTPUT_PATHS`: `stdout`, `stderr` or a file appended to); a second
 /// call is ignored.
 pub fn init_logging(settings: &Settings) {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let writer = match settings.log_output_paths.trim() {
+        "stdout" => BoxMakeWriter::new(std::io::stdout),
+        "stderr" => BoxMakeWriter::new(std::io::stderr),
+        path => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => BoxMakeWriter::new(std::sync::Mutex::new(file)),
+            Err(e) => {
+                eprintln!("LOG_OUTPUT_PATHS: cannot open {path}: {e}; logging to stderr");
+                BoxMakeWriter::new(std::io::stderr)
+            }
+        },
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),

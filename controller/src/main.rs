@@ -124,6 +124,12 @@ async fn stop_signal() {
 async fn run(settings: Settings) -> Result<(), String> {
     settings.validate().map_err(|e| e.to_string())?;
     endpoints::init_logging(&settings);
+    if settings.memory_limit >= 0 {
+        tracing::info!(
+            memory_limit = settings.memory_limit,
+            "MEMORY_LIMIT is upstream's Go garbage-collector target; it has no effect here (no garbage collector): set the pod's memory limit instead"
+        );
+    }
     let config = kube::Config::infer()
         .await
         .map_err(|e| format!("no Kubernetes configuration (kubeconfig or in-cluster): {e}"))?;
@@ -137,7 +143,12 @@ async fn run(settings: Settings) -> Result<(), String> {
     // The Lease gets connections of its own (see `Parts::lease_client`).
     let lease_client =
         karpenter_controller::api_client::client(config.clone()).map_err(|e| e.to_string())?;
-    let client = karpenter_controller::api_client::client(config).map_err(|e| e.to_string())?;
+    let limit = karpenter_controller::api_client::RateLimit {
+        qps: settings.kube_client_qps,
+        burst: settings.kube_client_burst,
+    };
+    let client = karpenter_controller::api_client::client_limited(config, Some(limit))
+        .map_err(|e| e.to_string())?;
     match settings.cloud_provider {
         CloudKind::Simulated => {
             let config = SimulationConfig {
@@ -182,15 +193,30 @@ async fn run(settings: Settings) -> Result<(), String> {
                 format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
             let mut aws = AwsSettings::new(cluster, &region, &kubernetes_version);
             aws.isolated_vpc = settings.isolated_vpc;
+            aws.overheads = settings.node_overheads();
             let cloud = AwsCloudProvider::new(AwsClients::new(&sdk), aws);
             serve(client, lease_client, cloud, settings, "aws").await
         }
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `CPU_REQUESTS` sizes the worker threads, as upstream sizes GOMAXPROCS.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.settings.worker_threads())
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(async_main(cli)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         None | Some(Command::Run) => run(cli.settings).await,
         Some(Command::Demo {

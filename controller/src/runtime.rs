@@ -82,7 +82,7 @@ fn leadership(
     }
     let elector = Elector::new(
         client.clone(),
-        &settings.system_namespace,
+        settings.lease_namespace(),
         &settings.leader_election_name,
         settings.identity(),
         ElectionTiming::for_lease_duration(settings.leader_election_lease_duration),

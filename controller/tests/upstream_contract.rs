@@ -22,7 +22,40 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Differences kept on purpose, with the reason.
-const DELIBERATE: &[(&str, &str)] = &[];
+const DELIBERATE: &[(&str, &str)] = &[
+    (
+        "settings: extra CLOUD_PROVIDER",
+        "selects the simulated EC2 for load tests (upstream ships a separate kwok build)",
+    ),
+    (
+        "settings: extra CONSOLIDATION_MIN_SAVING_PER_HOUR",
+        "upstream replaces a node for any saving and churns for cents; 0 restores that",
+    ),
+    (
+        "settings: extra DISRUPTION_POLL_INTERVAL",
+        "upstream polls every 10 s, hard-coded; the same default, settable for tests",
+    ),
+    (
+        "settings: extra INTERRUPTION_REPLACE_ON_REBALANCE",
+        "opt-in, off by default as upstream (which only records rebalance recommendations)",
+    ),
+    (
+        "settings: extra LEADER_ELECTION_LEASE_DURATION",
+        "upstream hard-codes its Lease timing; settable here, for tests of failover",
+    ),
+    (
+        "settings: extra LOG_FORMAT",
+        "upstream logs JSON only (the default here too); text for the demo",
+    ),
+    (
+        "settings: extra POD_NAME",
+        "upstream reads it too, from the downward API the chart sets; not an option in its table",
+    ),
+    (
+        "settings: extra SYSTEM_NAMESPACE",
+        "upstream reads it too, from the downward API the chart sets; not an option in its table",
+    ),
+];
 
 /// The upstream files; `None` (after a loud skip; a failure under
 /// `CI=true`) when `../shared` is missing.
@@ -323,33 +356,98 @@ fn values(upstream: &Path) -> Vec<String> {
 
 // ---------------------------------------------------------------- settings
 
-/// Our environment settings, as `controller/src/settings.rs` declares them.
-fn our_settings() -> BTreeSet<String> {
-    let text =
-        std::fs::read_to_string(test_support::repo_path("controller/src/settings.rs")).unwrap();
-    let mut names = BTreeSet::new();
-    for (i, _) in text.match_indices("env = \"") {
-        let rest = &text[i + 7..];
-        if let Some(end) = rest.find('"') {
-            names.insert(rest[..end].to_string());
+/// Our settings: environment name -> (flag, default), from the controller's
+/// own command-line definition.
+fn our_settings() -> BTreeMap<String, (String, String)> {
+    use clap::CommandFactory;
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        settings: karpenter_controller::settings::Settings,
+    }
+    Wrapper::command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_string_lossy().to_string();
+            let flag = format!("--{}", arg.get_long()?);
+            let default = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            Some((env, (flag, default)))
+        })
+        .collect()
+}
+
+/// Upstream's Go default expression as a value (`10*time.Second` -> 10 s,
+/// `string(MinValuesPolicyStrict)` -> `Strict`, `""` -> empty).
+fn go_default(expression: &str) -> String {
+    let unit = |u: &str| match u {
+        "time.Second" => Some(1),
+        "time.Minute" => Some(60),
+        "time.Hour" => Some(3600),
+        _ => None,
+    };
+    if let Some(seconds) = unit(expression) {
+        return format!("{seconds}s");
+    }
+    if let Some((n, u)) = expression.split_once('*')
+        && let (Ok(n), Some(seconds)) = (n.parse::<u64>(), unit(u))
+    {
+        return format!("{}s", n * seconds);
+    }
+    if let Some(inner) = expression
+        .strip_prefix("string(")
+        .and_then(|e| e.strip_suffix(')'))
+    {
+        for prefix in ["MinValuesPolicy", "PreferencePolicy"] {
+            if let Some(value) = inner.strip_prefix(prefix) {
+                return value.to_string();
+            }
         }
     }
-    names
+    expression.trim_matches('"').to_string()
+}
+
+/// A default of ours in the same form (durations in seconds).
+fn our_default(value: &str) -> String {
+    match karpenter_api::duration::parse_go(value) {
+        Ok(d) if !value.chars().all(|c| c.is_ascii_digit() || c == '-') => {
+            format!("{}s", d.as_secs())
+        }
+        _ => value.to_string(),
+    }
 }
 
 fn settings(upstream: &Path) -> Vec<String> {
     let ours = our_settings();
-    let theirs: BTreeSet<String> = tsv(&upstream.join("settings.tsv"))
-        .into_iter()
-        .map(|row| row[0].clone())
-        .collect();
-    let mut out: Vec<String> = theirs
-        .difference(&ours)
-        .map(|s| format!("settings: missing {s}"))
-        .collect();
+    let mut out = Vec::new();
+    let mut theirs = BTreeSet::new();
+    for row in tsv(&upstream.join("settings.tsv")) {
+        let (env, flag, default) = (&row[0], &row[1], go_default(&row[2]));
+        theirs.insert(env.clone());
+        match ours.get(env) {
+            None => out.push(format!("settings: missing {env}")),
+            Some((our_flag, our_value)) => {
+                if our_flag != flag {
+                    out.push(format!(
+                        "settings: flag of {env}: upstream {flag} ours {our_flag}"
+                    ));
+                }
+                if our_default(our_value) != default {
+                    out.push(format!(
+                        "settings: default of {env}: upstream {default:?} ours {our_value:?}"
+                    ));
+                }
+            }
+        }
+    }
     out.extend(
-        ours.difference(&theirs)
-            .map(|s| format!("settings: extra {s}")),
+        ours.keys()
+            .filter(|env| !theirs.contains(*env))
+            .map(|env| format!("settings: extra {env}")),
     );
     out
 }

@@ -43,10 +43,32 @@ pub struct KubeletSettings {
     pub reserved_memory_pods: ReservedMemoryPods,
     /// `VM_MEMORY_OVERHEAD_PERCENT` (0.075 by default).
     pub vm_memory_overhead_percent: f64,
+    /// `RESERVED_ENIS`: network interfaces kept out of pod networking, so
+    /// fewer pods fit under the ENI limit (0 by default).
+    pub reserved_enis: u32,
     /// The kubelet settings reach the node as command-line flags (AL2's
     /// `--kubelet-extra-args`), so a `kubeReserved` or `evictionHard` map
     /// replaces the agent's defaults whole instead of key by key.
     pub maps_replace_defaults: bool,
+}
+
+/// The controller-wide settings the node arithmetic takes
+/// (`VM_MEMORY_OVERHEAD_PERCENT`, `RESERVED_ENIS`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeOverheads {
+    /// Fraction of memory the hypervisor keeps.
+    pub vm_memory_overhead_percent: f64,
+    /// Network interfaces kept out of pod networking.
+    pub reserved_enis: u32,
+}
+
+impl Default for NodeOverheads {
+    fn default() -> Self {
+        NodeOverheads {
+            vm_memory_overhead_percent: 0.075,
+            reserved_enis: 0,
+        }
+    }
 }
 
 impl Default for KubeletSettings {
@@ -61,6 +83,7 @@ impl Default for KubeletSettings {
             raid0: false,
             reserved_memory_pods: ReservedMemoryPods::MaxPods,
             vm_memory_overhead_percent: 0.075,
+            reserved_enis: 0,
             maps_replace_defaults: false,
         }
     }
@@ -97,6 +120,18 @@ impl KubeletSettings {
     /// instance store with RAID0) and AMI family, as upstream's
     /// `ephemeralStorage` picks the volume.
     pub fn for_class(class: &EC2NodeClass) -> Self {
+        Self::for_class_with(class, NodeOverheads::default())
+    }
+
+    /// [`Self::for_class`] with the controller-wide settings of `overheads`.
+    pub fn for_class_with(class: &EC2NodeClass, overheads: NodeOverheads) -> Self {
+        let mut settings = Self::for_class_only(class);
+        settings.vm_memory_overhead_percent = overheads.vm_memory_overhead_percent;
+        settings.reserved_enis = overheads.reserved_enis;
+        settings
+    }
+
+    fn for_class_only(class: &EC2NodeClass) -> Self {
         let mut settings = KubeletSettings::from_kubelet(class.spec.kubelet.as_ref());
         let family = AmiFamily::of(class);
         settings.reserved_memory_pods = match family {
@@ -137,14 +172,22 @@ fn add(total: &mut Resources, name: &str, q: Quantity) {
 }
 
 impl InstanceType {
-    /// `ENIs x (IPv4 addresses per ENI - 1) + 2`: the AWS VPC CNI's limit.
-    pub fn eni_limited_pods(&self) -> i64 {
-        i64::from(self.enis) * (i64::from(self.ipv4_per_eni) - 1).max(0) + 2
+    /// `(ENIs - reserved) x (IPv4 addresses per ENI - 1) + 2`: the AWS VPC
+    /// CNI's limit; 0 when the reserved ENIs leave none.
+    pub fn eni_limited_pods(&self, reserved_enis: u32) -> i64 {
+        let usable = i64::from(self.enis.saturating_sub(reserved_enis));
+        if usable == 0 {
+            return 0;
+        }
+        usable * (i64::from(self.ipv4_per_eni) - 1).max(0) + 2
     }
 
-    /// Pods the node admits: kubelet `maxPods`, else the ENI limit; capped by `podsPerCore`.
+    /// Pods the node admits: kubelet `maxPods`, else the ENI limit less
+    /// `RESERVED_ENIS`; capped by `podsPerCore`.
     pub fn max_pods(&self, settings: &KubeletSettings) -> i64 {
-        let pods = settings.max_pods.unwrap_or_else(|| self.eni_limited_pods());
+        let pods = settings
+            .max_pods
+            .unwrap_or_else(|| self.eni_limited_pods(settings.reserved_enis));
         match settings.pods_per_core.filter(|p| *p > 0) {
             Some(per_core) => pods.min(per_core * i64::from(self.vcpu)),
             None => pods,
@@ -204,7 +247,8 @@ impl InstanceType {
         reserved.insert("cpu".into(), Quantity::from_milli(cpu.round() as i64));
         let pods = match settings.reserved_memory_pods {
             ReservedMemoryPods::MaxPods => self.max_pods(settings),
-            ReservedMemoryPods::EniLimit => self.eni_limited_pods(),
+            // Upstream: the ENI limit without reserved ENIs.
+            ReservedMemoryPods::EniLimit => self.eni_limited_pods(0),
         };
         reserved.insert(
             "memory".into(),
@@ -291,6 +335,37 @@ impl InstanceType {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reserved_enis_lower_max_pods_but_not_kube_reserved() {
+        let catalog = crate::catalog::Catalog::us_east_1();
+        let m5 = catalog.get("m5.large").unwrap();
+        let plain = KubeletSettings::default();
+        let reserved = KubeletSettings {
+            reserved_enis: 1,
+            ..KubeletSettings::default()
+        };
+        // m5.large: 3 ENIs x 10 addresses: 29 pods; one reserved leaves 2 ENIs.
+        assert_eq!(m5.max_pods(&plain), 29);
+        assert_eq!(m5.max_pods(&reserved), 20);
+        let all = KubeletSettings {
+            reserved_enis: 3,
+            ..KubeletSettings::default()
+        };
+        assert_eq!(m5.max_pods(&all), 0);
+        let eni = KubeletSettings {
+            reserved_memory_pods: ReservedMemoryPods::EniLimit,
+            ..reserved.clone()
+        };
+        assert_eq!(
+            m5.kube_reserved(&eni)["memory"],
+            m5.kube_reserved(&KubeletSettings {
+                reserved_memory_pods: ReservedMemoryPods::EniLimit,
+                ..plain.clone()
+            })["memory"]
+        );
+    }
+
     use super::*;
     use crate::catalog::Catalog;
 

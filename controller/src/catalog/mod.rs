@@ -15,7 +15,7 @@ mod allocatable;
 pub mod generate;
 mod pricing;
 
-pub use allocatable::{KubeletSettings, ReservedMemoryPods, Resources};
+pub use allocatable::{KubeletSettings, NodeOverheads, ReservedMemoryPods, Resources};
 pub use pricing::spot_price;
 
 use serde::{Deserialize, Serialize};

@@ -270,8 +270,13 @@ impl SimulatedEc2 {
         class: &EC2NodeClass,
     ) -> Result<(Instance, BootMedia), CloudError> {
         let choices = launch_choices(claim, self.catalog.iter())?;
-        let mut kubelet = KubeletSettings::for_class(class);
-        kubelet.vm_memory_overhead_percent = self.config.kubelet.vm_memory_overhead_percent;
+        let kubelet = KubeletSettings::for_class_with(
+            class,
+            crate::catalog::NodeOverheads {
+                vm_memory_overhead_percent: self.config.kubelet.vm_memory_overhead_percent,
+                reserved_enis: self.config.kubelet.reserved_enis,
+            },
+        );
         let family = AmiFamily::of(class);
         let mut state = self.lock();
         let mut tried = Vec::new();

@@ -52,9 +52,7 @@ pub struct Context<C> {
 impl<C: CloudProvider> Context<C> {
     /// Kubelet settings for nodes of `class` (allocatable arithmetic).
     pub fn kubelet(&self, class: &EC2NodeClass) -> KubeletSettings {
-        let mut kubelet = KubeletSettings::for_class(class);
-        kubelet.vm_memory_overhead_percent = self.settings.vm_memory_overhead_percent;
-        kubelet
+        KubeletSettings::for_class_with(class, self.settings.node_overheads())
     }
 
     /// Publishes an event on `object` in the background (events are advisory:

@@ -126,12 +126,10 @@ async fn claims_of(client: &kube::Client, name: &str) -> Result<Vec<String>, kub
         .collect())
 }
 
-/// How often a class is resolved again without a change to it (new AMIs,
-/// subnets, security groups appear on the AWS side).
-pub const RESOLVE_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
-
 /// Reconciles every class whose spec changed, that is being deleted, or that
-/// was last resolved [`RESOLVE_EVERY`] ago; runs until the task is dropped.
+/// was last resolved `AMI_REFRESH_INTERVAL` / `SUBNET_REFRESH_INTERVAL` ago
+/// (the shorter; new AMIs, subnets and security groups appear on the AWS
+/// side); runs until the task is dropped.
 pub async fn run<C: CloudProvider + 'static>(ctx: std::sync::Arc<super::Context<C>>) {
     use std::collections::HashMap;
     use std::time::Instant;
@@ -142,7 +140,8 @@ pub async fn run<C: CloudProvider + 'static>(ctx: std::sync::Arc<super::Context<
             let name = class.metadata.name.clone().unwrap_or_default();
             let due = class.metadata.deletion_timestamp.is_some()
                 || resolved.get(&name).is_none_or(|(generation, at)| {
-                    *generation != class.metadata.generation || at.elapsed() >= RESOLVE_EVERY
+                    *generation != class.metadata.generation
+                        || at.elapsed() >= ctx.settings.nodeclass_refresh()
                 });
             if !due {
                 continue;

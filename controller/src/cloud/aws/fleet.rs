@@ -208,7 +208,7 @@ impl AwsCloudProvider {
         let resolved = resolved(class)?;
         let types = self.offered_types(class).await?;
         let choices = launch_choices(claim, types.iter())?;
-        let kubelet = KubeletSettings::for_class(class);
+        let kubelet = KubeletSettings::for_class_with(class, self.settings.overheads);
         let mut tried = Vec::new();
         let mut recreated = false;
         loop {
@@ -293,7 +293,7 @@ impl AwsCloudProvider {
         capacity_type: CapacityType,
     ) -> Result<Outcome, CloudError> {
         let family = AmiFamily::of(class);
-        let kubelet = KubeletSettings::for_class(class);
+        let kubelet = KubeletSettings::for_class_with(class, self.settings.overheads);
         // User data differs by the pods a type admits (upstream: one launch
         // template per max-pods value), so render it once per value.
         let mut user_data_by_pods: BTreeMap<i64, String> = BTreeMap::new();

@@ -50,6 +50,9 @@ pub struct AwsSettings {
     /// Pricing API) cannot be reached, so on-demand prices come from the
     /// embedded table.
     pub isolated_vpc: bool,
+    /// `VM_MEMORY_OVERHEAD_PERCENT` and `RESERVED_ENIS`, for the capacity
+    /// and max pods of what is launched.
+    pub overheads: crate::catalog::NodeOverheads,
 }
 
 impl AwsSettings {
@@ -63,6 +66,7 @@ impl AwsSettings {
             ssm_prefix: "/aws/service".into(),
             catalog_refresh: Duration::from_secs(12 * 3600),
             isolated_vpc: false,
+            overheads: Default::default(),
         }
     }
 }
