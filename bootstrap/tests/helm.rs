@@ -330,3 +330,82 @@ async fn deleted_objects_are_recreated_and_uninstall_leaves_nothing() {
             .is_none()
     );
 }
+
+/// Every optional value upstream's chart has, set: real Helm renders the
+/// chart into the very manifest the bootstrap renders and records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_upstream_value_renders_as_helm_renders_it() {
+    let Some(c) = cluster("helm every value").await else {
+        return;
+    };
+    let client = c.sim.client();
+    let full = json!({
+        "settings": {
+            "clusterName": "demo", "interruptionQueue": "Karpenter-demo",
+            "clusterCABundle": "Y2E=", "reservedENIs": "1", "amiRefreshInterval": "5m",
+            "featureGates": {"spotToSpotConsolidation": true}
+        },
+        "additionalAnnotations": {"team": "platform"},
+        "additionalClusterRoleRules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+        "imagePullSecrets": [{"name": "registry"}],
+        "service": {"annotations": {"prometheus.io/scrape": "true"}},
+        "terminationGracePeriodSeconds": 60,
+        "hostNetwork": true,
+        "dnsConfig": {"options": [{"name": "ndots", "value": "1"}]},
+        "initContainers": [{"name": "wait", "image": "busybox"}],
+        "extraVolumes": [{"name": "token", "emptyDir": {}}],
+        "logOutputPaths": ["stderr"],
+        "affinity": {
+            "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 1, "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone"}}]},
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname"},
+                {"topologyKey": "topology.kubernetes.io/zone",
+                 "labelSelector": {"matchLabels": {"app": "other"}}}]}
+        },
+        "controller": {
+            "containerName": "karpenter-controller",
+            "envFrom": [{"configMapRef": {"name": "extra"}}],
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"},
+                                "seLinuxOptions": {"level": "s0"}},
+            "extraVolumeMounts": [{"name": "token", "mountPath": "/var/run/token"}],
+            "sidecarContainer": [{"name": "proxy", "image": "envoy"},
+                                 {"name": "own", "image": "x", "volumeMounts": [{"name": "token", "mountPath": "/t"}]}],
+            "sidecarVolumeMounts": [{"name": "token", "mountPath": "/sidecar"}]
+        }
+    });
+    release::reconcile(&client, &spec(full.clone()), Mode::Apply)
+        .await
+        .unwrap();
+    let chart_dir = repo_path("charts/karpenter").to_string_lossy().to_string();
+    let values_json = full.to_string();
+    let (ok, upgraded) = helm(
+        &c.python,
+        &c.kubeconfig,
+        &["upgrade", "karpenter", &chart_dir, &values_json],
+    )
+    .await;
+    assert!(ok, "{upgraded}");
+    let ours = release::history(&client, &spec(full)).await.unwrap();
+    let manifest = upgraded["manifest"].as_str().unwrap();
+    assert_eq!(manifest, ours[0].manifest);
+    for expected in [
+        "karpenter-controller",
+        "configMapRef",
+        "imagePullSecrets",
+        "hostNetwork: true",
+        "terminationGracePeriodSeconds: 60",
+        "name: proxy",
+        "mountPath: /sidecar",
+        "prometheus.io/scrape",
+        "configmaps",
+        "app: other",
+        "CLUSTER_CA_BUNDLE",
+        "SpotToSpotConsolidation=true",
+    ] {
+        assert!(
+            manifest.contains(expected),
+            "{expected} missing from:\n{manifest}"
+        );
+    }
+}

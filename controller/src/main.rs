@@ -189,8 +189,19 @@ async fn run(settings: Settings) -> Result<(), String> {
                 dns = cluster.dns_ip.as_deref().unwrap_or("unknown"),
                 "cluster discovered"
             );
-            let kubernetes_version =
-                format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
+            // EKS_CONTROL_PLANE: the version EKS reports, as upstream reads
+            // it then; otherwise the API server's own.
+            let kubernetes_version = if settings.eks_control_plane {
+                eks.describe_cluster()
+                    .name(&settings.cluster_name)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|d| d.cluster?.version)
+                    .ok_or("EKS_CONTROL_PLANE=true: eks:DescribeCluster gave no version")?
+            } else {
+                format!("{}.{}", version.major, version.minor.trim_end_matches('+'))
+            };
             let mut aws = AwsSettings::new(cluster, &region, &kubernetes_version);
             aws.isolated_vpc = settings.isolated_vpc;
             aws.overheads = settings.node_overheads();

@@ -24,6 +24,42 @@ use std::path::{Path, PathBuf};
 /// Differences kept on purpose, with the reason.
 const DELIBERATE: &[(&str, &str)] = &[
     (
+        "values: default controller.image.digest: upstream \"sha256:ea731b0cd813add8b2947a76bfe861c38069d85922b01d0c1647d1466279b7fe\" ours \"\"",
+        "this project's image, not upstream's (the tag defaults to the chart's appVersion)",
+    ),
+    (
+        "values: default controller.image.repository: upstream \"public.ecr.aws/karpenter/controller\" ours \"ghcr.io/karpenter-rs/controller\"",
+        "this project's image, not upstream's",
+    ),
+    (
+        "values: default controller.image.tag: upstream \"1.13.0\" ours \"\"",
+        "this project's image: the tag defaults to the chart's appVersion",
+    ),
+    (
+        "values: missing controller.resources",
+        "upstream leaves resources unset; here a request and limit sized from the measured footprint",
+    ),
+    (
+        "values: extra controller.resources.limits.memory",
+        "the measured footprint's limit (see controller.resources)",
+    ),
+    (
+        "values: extra controller.resources.requests.cpu",
+        "the measured footprint's request (see controller.resources)",
+    ),
+    (
+        "values: extra controller.resources.requests.memory",
+        "the measured footprint's request (see controller.resources)",
+    ),
+    (
+        "values: extra crds.asTemplates",
+        "opt-in: the CRDs as templates too, for GitOps tools that skip crds/ (off: upstream's layout)",
+    ),
+    (
+        "values: extra rbac.create",
+        "opt-out for clusters whose RBAC is managed elsewhere (on: upstream's behaviour)",
+    ),
+    (
         "settings: extra CLOUD_PROVIDER",
         "selects the simulated EC2 for load tests (upstream ships a separate kwok build)",
     ),

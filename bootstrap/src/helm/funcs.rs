@@ -1,7 +1,7 @@
 //! The template functions the chart uses, with the meaning Helm gives them:
 //! Helm's own `include`, `required`, `toYaml` and the Sprig functions
 //! `default`, `quote`, `toString`, `indent`, `nindent`, `trunc`,
-//! `trimSuffix` and `contains`. Go's built-ins (`printf`, `eq`, `index`,
+//! `trimSuffix`, `contains` and `join`. Go's built-ins (`printf`, `eq`, `index`,
 //! ...) come with `gtmpl`. A chart that calls anything else fails to parse
 //! with the function's name, so the list grows with the chart.
 
@@ -24,6 +24,7 @@ pub const FUNCS: &[(&str, Func)] = &[
     ("trunc", trunc),
     ("trimSuffix", trim_suffix),
     ("contains", contains),
+    ("join", join),
 ];
 
 thread_local! {
@@ -124,8 +125,7 @@ fn required(args: &[Value]) -> Result<Value, FuncError> {
 
 fn to_yaml(args: &[Value]) -> Result<Value, FuncError> {
     let json = to_json(arg(args, 0, "toYaml")?);
-    let yaml = serde_norway::to_string(&json).map_err(|e| fail(format!("toYaml: {e}")))?;
-    Ok(Value::String(yaml.trim_end_matches('\n').to_string()))
+    Ok(Value::String(super::goyaml::to_yaml(&json)))
 }
 
 fn default(args: &[Value]) -> Result<Value, FuncError> {
@@ -206,6 +206,18 @@ fn contains(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::Bool(
         text(arg(args, 1, "contains")?).contains(&needle),
     ))
+}
+
+/// Sprig's `join sep list`: the list's items as text, joined by `sep` (a
+/// single value is itself).
+fn join(args: &[Value]) -> Result<Value, FuncError> {
+    let separator = text(arg(args, 0, "join")?);
+    let joined = match arg(args, 1, "join")? {
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(&separator),
+        Value::Nil | Value::NoValue => String::new(),
+        other => text(other),
+    };
+    Ok(Value::String(joined))
 }
 
 /// A template value as JSON, maps with sorted keys (as Go's YAML writes them).

@@ -7,5 +7,6 @@
 
 pub mod chart;
 mod funcs;
+mod goyaml;
 pub mod render;
 pub mod storage;

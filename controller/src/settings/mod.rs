@@ -165,8 +165,8 @@ pub struct Settings {
     /// Upstream's cluster-state metrics switch; accepted, both values behave alike.
     #[arg(long, env = "DISABLE_CLUSTER_STATE_OBSERVABILITY", default_value_t = false, action = clap::ArgAction::Set)]
     pub disable_cluster_state_observability: bool,
-    /// The controller runs on the EKS control plane (EKS Auto Mode);
-    /// `true` is refused: not supported.
+    /// The cluster runs an EKS control plane: its Kubernetes version comes
+    /// from `eks:DescribeCluster` instead of the API server.
     #[arg(long, env = "EKS_CONTROL_PLANE", default_value_t = false, action = clap::ArgAction::Set)]
     pub eks_control_plane: bool,
     /// Go profiling endpoints; `true` is refused: there are none here.

@@ -28,7 +28,6 @@ pub const UNSUPPORTED: &[(&str, &str, &str)] = &[
         "Ignore",
         "preferences are always respected",
     ),
-    ("EKS_CONTROL_PLANE", "true", "no EKS Auto Mode"),
     ("ENABLE_PROFILING", "true", "no Go profiling endpoints"),
     (
         "ENABLE_ZONAL_SHIFT",
@@ -180,7 +179,6 @@ impl Settings {
             }
         }
         for (setting, asked) in [
-            ("EKS_CONTROL_PLANE", self.eks_control_plane),
             ("ENABLE_PROFILING", self.enable_profiling),
             ("ENABLE_ZONAL_SHIFT", self.enable_zonal_shift),
             ("IGNORE_DRA_REQUESTS", !self.ignore_dra_requests),
@@ -369,7 +367,6 @@ mod tests {
         for (setting, value) in [
             ("MIN_VALUES_POLICY", "BestEffort"),
             ("PREFERENCE_POLICY", "Ignore"),
-            ("EKS_CONTROL_PLANE", "true"),
             ("ENABLE_PROFILING", "true"),
             ("ENABLE_ZONAL_SHIFT", "true"),
             ("IGNORE_DRA_REQUESTS", "false"),
