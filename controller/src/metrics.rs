@@ -33,6 +33,8 @@ fn startup_buckets() -> Histogram {
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
+    /// Every family's exposed name and type, as registered.
+    families: Vec<(String, &'static str)>,
     /// The `provider` label of cloud-provider metrics (`aws`, `simulated`).
     provider: &'static str,
     /// `karpenter_nodeclaims_created_total{reason,nodepool,capacity_type}`.
@@ -91,6 +93,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             registry: Registry::default(),
+            families: Vec::new(),
             provider,
             nodeclaims_created: Counters::default(),
             nodeclaims_terminated: Counters::default(),
@@ -113,108 +116,151 @@ impl Metrics {
             disruption_savings: Family::default(),
             disruption_evaluation_duration: duration_buckets(),
         };
-        let r = &mut registry;
-        r.register(
+        let mut families = Vec::new();
+        // Registers a family and remembers its exposed name and type (a
+        // family without series yet is not in the text output).
+        macro_rules! reg {
+            ($name:expr, $help:expr, $kind:expr, $metric:expr) => {{
+                let exposed = if $kind == "counter" {
+                    format!("{}_total", $name)
+                } else {
+                    $name.to_string()
+                };
+                families.push((exposed, $kind));
+                registry.register($name, $help, $metric);
+            }};
+        }
+        reg!(
             "karpenter_nodeclaims_created",
             "NodeClaims created, by reason and NodePool",
-            m.nodeclaims_created.clone(),
+            "counter",
+            m.nodeclaims_created.clone()
         );
-        r.register(
+        reg!(
             "karpenter_nodeclaims_terminated",
             "NodeClaims terminated, by reason and NodePool",
-            m.nodeclaims_terminated.clone(),
+            "counter",
+            m.nodeclaims_terminated.clone()
         );
-        r.register(
+        reg!(
             "karpenter_nodes_created",
             "Nodes that registered",
-            m.nodes_created.clone(),
+            "counter",
+            m.nodes_created.clone()
         );
-        r.register(
+        reg!(
             "karpenter_nodes_terminated",
             "Nodes terminated",
-            m.nodes_terminated.clone(),
+            "counter",
+            m.nodes_terminated.clone()
         );
-        r.register(
+        reg!(
             "karpenter_pods_startup_duration_seconds",
             "Time from pod creation until the pod is running",
-            m.pods_startup_duration.clone(),
+            "histogram",
+            m.pods_startup_duration.clone()
         );
-        r.register(
+        reg!(
             "karpenter_provisioner_scheduling_duration_seconds",
             "Duration of one scheduling simulation",
-            m.scheduling_duration.clone(),
+            "histogram",
+            m.scheduling_duration.clone()
         );
-        r.register(
+        reg!(
             "karpenter_interruption_received_messages",
             "Interruption messages received, by type",
-            m.interruption_received.clone(),
+            "counter",
+            m.interruption_received.clone()
         );
-        r.register(
+        reg!(
             "karpenter_interruption_deleted_messages",
             "Interruption messages deleted from the queue",
-            m.interruption_deleted.clone(),
+            "counter",
+            m.interruption_deleted.clone()
         );
-        r.register(
+        reg!(
             "karpenter_interruption_message_queue_duration_seconds",
             "Time from the event until the controller handled its message",
-            m.interruption_queue_duration.clone(),
+            "histogram",
+            m.interruption_queue_duration.clone()
         );
-        r.register(
+        reg!(
             "karpenter_interruption_actions_performed",
             "Actions taken on interruption messages",
-            m.interruption_actions.clone(),
+            "counter",
+            m.interruption_actions.clone()
         );
-        r.register(
+        reg!(
             "karpenter_cloudprovider_duration_seconds",
             "Duration of cloud-provider calls",
-            m.cloudprovider_duration.clone(),
+            "histogram",
+            m.cloudprovider_duration.clone()
         );
-        r.register(
+        reg!(
             "karpenter_cloudprovider_errors",
             "Cloud-provider calls that failed",
-            m.cloudprovider_errors.clone(),
+            "counter",
+            m.cloudprovider_errors.clone()
         );
-        r.register(
+        reg!(
             "karpenter_pods_evicted",
             "Pod evictions requested while draining, by outcome",
-            m.pods_evicted.clone(),
+            "counter",
+            m.pods_evicted.clone()
         );
-        r.register(
+        reg!(
             "karpenter_leader",
             "1 while this replica holds the leader Lease",
-            m.leader.clone(),
+            "gauge",
+            m.leader.clone()
         );
-        r.register(
+        reg!(
             "karpenter_voluntary_disruption_decisions",
             "Disruption decisions acted on, by decision, reason and consolidation type",
-            m.disruption_decisions.clone(),
+            "counter",
+            m.disruption_decisions.clone()
         );
-        r.register(
+        reg!(
             "karpenter_voluntary_disruption_eligible_nodes",
             "Nodes that may be disrupted now, by reason",
-            m.disruption_eligible_nodes.clone(),
+            "gauge",
+            m.disruption_eligible_nodes.clone()
         );
-        r.register(
+        reg!(
             "karpenter_nodepools_allowed_disruptions",
             "Nodes a NodePool's budgets let be disrupted now, by reason",
-            m.allowed_disruptions.clone(),
+            "gauge",
+            m.allowed_disruptions.clone()
         );
-        r.register(
+        reg!(
             "karpenter_nodeclaims_disrupted",
             "NodeClaims disrupted, by reason, NodePool and capacity type",
-            m.nodeclaims_disrupted.clone(),
+            "counter",
+            m.nodeclaims_disrupted.clone()
         );
-        r.register(
+        reg!(
             "karpenter_voluntary_disruption_decision_evaluation_duration_seconds",
             "Time one disruption pass takes to reach its decisions",
-            m.disruption_evaluation_duration.clone(),
+            "histogram",
+            m.disruption_evaluation_duration.clone()
         );
-        r.register(
+        reg!(
             "karpenter_disruption_estimated_savings_dollars_per_hour",
             "Hourly prices of the nodes disruption removed, by NodePool",
-            m.disruption_savings.clone(),
+            "counter",
+            m.disruption_savings.clone()
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            families,
+            ..m
+        }
+    }
+
+    /// Every metric family: its exposed name (counters end `_total`) and
+    /// type, whether or not it has series yet.
+    pub fn families(&self) -> &[(String, &'static str)] {
+        &self.families
     }
 
     /// The text exposition format.

@@ -199,11 +199,16 @@ async fn run(seed: u64) -> Outcome {
                 .filter(|p| !sim::running(p))
                 .map(|p| {
                     format!(
-                        "{} phase={:?} node={:?} deleting={}",
+                        "{} phase={:?} node={:?} deleting={} scheduled={:?}",
                         p.metadata.name.clone().unwrap_or_default(),
                         p.status.as_ref().and_then(|s| s.phase.clone()),
                         p.spec.as_ref().and_then(|s| s.node_name.clone()),
-                        p.metadata.deletion_timestamp.is_some()
+                        p.metadata.deletion_timestamp.is_some(),
+                        p.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
+                            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
                     )
                 })
                 .collect();

@@ -491,21 +491,10 @@ fn settings(upstream: &Path) -> Vec<String> {
 // ---------------------------------------------------------------- metrics
 
 fn metrics(upstream: &Path) -> Vec<String> {
-    let text = karpenter_controller::metrics::Metrics::new("aws").encode();
-    let ours: BTreeMap<String, String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| {
-            let (name, kind) = l.split_once(' ')?;
-            // prometheus-client names a counter family without `_total`.
-            let name = if kind == "counter" {
-                format!("{name}_total")
-            } else {
-                name.to_string()
-            };
-            Some((name, kind.to_string()))
-        })
-        .filter(|(name, _)| name.starts_with("karpenter_"))
+    let ours: BTreeMap<String, String> = karpenter_controller::metrics::Metrics::new("aws")
+        .families()
+        .iter()
+        .map(|(name, kind)| (name.clone(), kind.to_string()))
         .collect();
     let theirs: BTreeMap<String, String> = tsv(&upstream.join("metrics.tsv"))
         .into_iter()
