@@ -155,6 +155,10 @@ fn walk(node: &Value, path: &str, out: &mut Schema) {
         if let Some(v) = node.get(*facet) {
             let v = match (facet, v) {
                 // Compare enums as sets.
+                // Bounds are numbers, whether written `1` or `1.0`.
+                (&("minimum" | "maximum"), Value::Number(n)) => {
+                    n.as_f64().map(|f| f.to_string()).unwrap_or_default()
+                }
                 (&"enum", Value::Array(items)) => {
                     let mut items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
                     items.sort();

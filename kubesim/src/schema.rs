@@ -8,7 +8,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use serde_json::Value;
 
-/// Removes fields the schema does not declare (unless it preserves unknown fields).
+/// Removes fields the schema does not declare (unless it preserves unknown
+/// fields), and nulls it does not allow.
 pub(crate) fn prune(schema: &JSONSchemaProps, value: &mut Value) {
     if schema.x_kubernetes_preserve_unknown_fields == Some(true) {
         return;
@@ -25,6 +26,9 @@ pub(crate) fn prune(schema: &JSONSchemaProps, value: &mut Value) {
             );
             map.retain(
                 |key, child| match schema.properties.as_ref().and_then(|p| p.get(key)) {
+                    // As the API server: a null where the schema does not
+                    // allow one is dropped before defaulting, as if absent.
+                    Some(prop) if child.is_null() => prop.nullable == Some(true),
                     Some(prop) => {
                         prune(prop, child);
                         true
@@ -213,5 +217,27 @@ fn bounds(schema: &JSONSchemaProps, value: &Value, path: &str, out: &mut Vec<(St
             len <= max,
             format!("Too many: {len}: must have at most {max} items"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As the API server: an explicit `null` where the schema does not allow
+    /// one is dropped (then defaulted); where it allows one, it stays.
+    #[test]
+    fn nulls_the_schema_does_not_allow_are_dropped() {
+        let schema: JSONSchemaProps = serde_json::from_value(serde_json::json!({
+            "type": "object",
+            "properties": {
+                "a": {"type": "string"},
+                "b": {"type": "string", "nullable": true}
+            }
+        }))
+        .unwrap();
+        let mut value = serde_json::json!({"a": null, "b": null});
+        prune(&schema, &mut value);
+        assert_eq!(value, serde_json::json!({"b": null}));
     }
 }

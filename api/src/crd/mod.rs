@@ -10,6 +10,8 @@
 //! does it; kubesim uses it for every CRD it serves. The tests evaluate the CEL
 //! rules with `kube-cel` (client-side CEL) against every example.
 
+mod facets;
+
 use crate::defaults::schema_defaults;
 use crate::v1::{EC2NodeClass, NodeClaim, NodePool};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -87,6 +89,7 @@ fn finish(mut crd: CustomResourceDefinition, kind: &str) -> CustomResourceDefini
                     ..Default::default()
                 });
         }
+        facets::apply(kind, schema);
     }
     crd
 }
@@ -185,22 +188,31 @@ fn cel_rules(kind: &str) -> Vec<(&'static str, &'static str, &'static str)> {
     }
 }
 
-/// Finds a property by dotted path; `[]` steps into list items.
+/// Finds a property by dotted path; `[]` steps into list items, `{}` into map values.
 fn property_mut<'a>(
     schema: &'a mut JSONSchemaProps,
     path: &str,
 ) -> Option<&'a mut JSONSchemaProps> {
     let mut node = schema;
     for step in path.split('.') {
-        let (name, into_items) = match step.strip_suffix("[]") {
-            Some(name) => (name, true),
-            None => (step, false),
+        let (name, into_items, into_values) = if let Some(name) = step.strip_suffix("[]") {
+            (name, true, false)
+        } else if let Some(name) = step.strip_suffix("{}") {
+            (name, false, true)
+        } else {
+            (step, false, false)
         };
         node = node.properties.as_mut()?.get_mut(name)?;
         if into_items {
             node = match node.items.as_mut()? {
                 JSONSchemaPropsOrArray::Schema(item) => item.as_mut(),
                 JSONSchemaPropsOrArray::Schemas(_) => return None,
+            };
+        }
+        if into_values {
+            node = match node.additional_properties.as_mut()? {
+                JSONSchemaPropsOrBool::Schema(values) => values.as_mut(),
+                JSONSchemaPropsOrBool::Bool(_) => return None,
             };
         }
     }
