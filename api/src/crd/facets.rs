@@ -23,6 +23,8 @@ const EVICTION_THRESHOLD: &str = r"^((\d{1,2}(\.\d{1,2})?|100(\.0{1,2})?)%||(\+|
 const CONDITION_TYPE: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
 /// A condition reason (`metav1.Condition`).
 const CONDITION_REASON: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
+/// A NodeClaim's condition reason, which may be empty.
+const CONDITION_REASON_OR_EMPTY: &str = r"^([A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?|)$";
 
 /// One constraint on a schema node.
 enum Facet {
@@ -36,6 +38,7 @@ enum Facet {
     ListType(&'static str),
     MapType(&'static str),
     NoFormat,
+    DefaultValue(serde_json::Value),
 }
 
 use Facet::*;
@@ -86,6 +89,7 @@ fn facets(kind: &str) -> Vec<(String, Facet)> {
             taints("spec.template.spec.taints", &mut out);
             taints("spec.template.spec.startupTaints", &mut out);
             out.push(("status.resources{}".into(), Pattern(QUANTITY)));
+            out.push(("status.nodes".into(), DefaultValue(json!(0))));
         }
         "NodeClaim" => {
             requirements("spec.requirements", &mut out);
@@ -143,6 +147,14 @@ fn facets(kind: &str) -> Vec<(String, Facet)> {
                 "status.capacityReservations[].state".into(),
                 Enum(&["active", "expiring"]),
             ));
+            out.push((
+                "status.capacityReservations[].reservationType".into(),
+                DefaultValue(json!("default")),
+            ));
+            out.push((
+                "status.capacityReservations[].state".into(),
+                DefaultValue(json!("active")),
+            ));
         }
         _ => {}
     }
@@ -154,7 +166,11 @@ pub(super) fn apply(kind: &str, schema: &mut JSONSchemaProps) {
     strip_nullable(schema);
     add_root_fields(schema);
     if let Some(conditions) = super::property_mut(schema, "status.conditions") {
-        condition_list(conditions);
+        condition_list(kind, conditions);
+    }
+    if kind == "EC2NodeClass" {
+        // Upstream leaves `spec` optional at the root (its rules are on `spec`).
+        schema.required = None;
     }
     for (path, facet) in facets(kind) {
         let node = super::property_mut(schema, &path)
@@ -170,6 +186,7 @@ pub(super) fn apply(kind: &str, schema: &mut JSONSchemaProps) {
             ListType(t) => node.x_kubernetes_list_type = Some(t.into()),
             MapType(t) => node.x_kubernetes_map_type = Some(t.into()),
             NoFormat => node.format = None,
+            DefaultValue(value) => node.default = Some(JSON(value)),
         }
     }
 }
@@ -217,14 +234,23 @@ fn add_root_fields(s: &mut JSONSchemaProps) {
     );
 }
 
-/// `status.conditions` as `metav1.Condition`'s schema: a map-list keyed by
-/// type, each condition's fields bounded as the API types bound them.
-fn condition_list(list: &mut JSONSchemaProps) {
-    list.x_kubernetes_list_type = Some("map".into());
-    list.x_kubernetes_list_map_keys = Some(vec!["type".into()]);
+/// `status.conditions` as upstream's status package writes its schema: a
+/// map-list keyed by type (EC2NodeClass: a plain list), each condition's
+/// fields bounded as the API types bound them (NodeClaim: reason and
+/// message optional, an empty reason allowed).
+fn condition_list(kind: &str, list: &mut JSONSchemaProps) {
+    if kind != "EC2NodeClass" {
+        list.x_kubernetes_list_type = Some("map".into());
+        list.x_kubernetes_list_map_keys = Some(vec!["type".into()]);
+    }
     let Some(JSONSchemaPropsOrArray::Schema(item)) = list.items.as_mut() else {
         return;
     };
+    if kind == "NodeClaim" {
+        if let Some(required) = item.required.as_mut() {
+            required.retain(|f| f != "reason" && f != "message");
+        }
+    }
     let props = item.properties.get_or_insert_with(BTreeMap::new);
     if let Some(p) = props.get_mut("message") {
         p.max_length = Some(32768);
@@ -235,8 +261,12 @@ fn condition_list(list: &mut JSONSchemaProps) {
     }
     if let Some(p) = props.get_mut("reason") {
         p.max_length = Some(1024);
-        p.min_length = Some(1);
-        p.pattern = Some(CONDITION_REASON.into());
+        if kind == "NodeClaim" {
+            p.pattern = Some(CONDITION_REASON_OR_EMPTY.into());
+        } else {
+            p.min_length = Some(1);
+            p.pattern = Some(CONDITION_REASON.into());
+        }
     }
     if let Some(p) = props.get_mut("status") {
         p.enum_ = Some(
