@@ -9,7 +9,7 @@ use crate::controllers::interruption::{Interruption, MessageQueue};
 use crate::controllers::lifecycle::Lifecycle;
 use crate::controllers::provisioning::Provisioner;
 use crate::controllers::termination::Termination;
-use crate::controllers::{Context, nodeclass, pod_metrics};
+use crate::controllers::{Context, nodeclass, nodepool_status, pod_metrics};
 use crate::endpoints::Health;
 use crate::events::{EventSink, Reporter};
 use crate::leader::{ElectionTiming, Elector};
@@ -135,6 +135,11 @@ where
         Arc::new(Disruption::new(ctx.clone())).run(),
     );
     named(&mut tasks, "nodeclass", nodeclass::run(ctx.clone()));
+    named(
+        &mut tasks,
+        "nodepool-status",
+        nodepool_status::run(ctx.clone()),
+    );
     named(&mut tasks, "pod-metrics", pod_metrics::run(ctx.clone()));
     named(
         &mut tasks,

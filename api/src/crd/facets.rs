@@ -246,10 +246,10 @@ fn condition_list(kind: &str, list: &mut JSONSchemaProps) {
     let Some(JSONSchemaPropsOrArray::Schema(item)) = list.items.as_mut() else {
         return;
     };
-    if kind == "NodeClaim" {
-        if let Some(required) = item.required.as_mut() {
-            required.retain(|f| f != "reason" && f != "message");
-        }
+    if kind == "NodeClaim"
+        && let Some(required) = item.required.as_mut()
+    {
+        required.retain(|f| f != "reason" && f != "message");
     }
     let props = item.properties.get_or_insert_with(BTreeMap::new);
     if let Some(p) = props.get_mut("message") {

@@ -7,7 +7,7 @@ pub mod aws;
 pub mod offerings;
 mod simulated;
 
-pub use simulated::{LaunchHook, SimEvent, SimulatedEc2, SimulationConfig};
+pub use simulated::{LaunchHook, SimEvent, SimulatedEc2, SimulationConfig, TerminateHook};
 
 use crate::catalog::{CapacityType, InstanceType, Resources};
 use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};

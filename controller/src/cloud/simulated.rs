@@ -68,6 +68,10 @@ pub enum SimEvent {
 /// boots it and registers its Node in kubesim).
 pub type LaunchHook = Arc<dyn Fn(&Instance, &BootMedia) + Send + Sync>;
 
+/// Called with the provider ID of every instance terminated (the demo
+/// removes its Node, as the cloud controller manager does on EKS).
+pub type TerminateHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 struct State {
     instances: BTreeMap<String, Instance>,
     /// Every launch: instance id and the NodeClaim it was for.
@@ -89,6 +93,7 @@ pub struct SimulatedEc2 {
     state: Mutex<State>,
     unavailable: UnavailableOfferings,
     on_launch: Option<LaunchHook>,
+    on_terminate: Option<TerminateHook>,
 }
 
 impl SimulatedEc2 {
@@ -109,7 +114,14 @@ impl SimulatedEc2 {
             state: Mutex::new(state),
             unavailable: UnavailableOfferings::default(),
             on_launch: None,
+            on_terminate: None,
         }
+    }
+
+    /// Calls `hook` with every instance terminated.
+    pub fn with_terminate_hook(mut self, hook: TerminateHook) -> Self {
+        self.on_terminate = Some(hook);
+        self
     }
 
     /// Calls `hook` with every instance that starts.
@@ -367,11 +379,16 @@ impl CloudProvider for SimulatedEc2 {
     async fn delete(&self, provider_id: &str) -> Result<(), CloudError> {
         self.fault("TerminateInstances")?;
         let (_, id) = parse_provider_id(provider_id)?;
-        self.lock()
-            .instances
-            .remove(id)
-            .map(|_| ())
-            .ok_or_else(|| CloudError::NotFound(id.to_string()))
+        let removed = self.lock().instances.remove(id);
+        match removed {
+            Some(instance) => {
+                if let Some(hook) = &self.on_terminate {
+                    hook(&instance.provider_id);
+                }
+                Ok(())
+            }
+            None => Err(CloudError::NotFound(id.to_string())),
+        }
     }
 
     async fn instance_types(

@@ -8,6 +8,7 @@
 //! - [`disruption`]: nodes no longer needed removed, within budgets.
 //! - [`interruption`]: SQS messages to drained and replaced nodes.
 //! - [`nodeclass`]: EC2NodeClass status and clean-up.
+//! - [`nodepool_status`]: NodePool status (resources, nodes, conditions).
 //! - [`garbage`]: instances no NodeClaim owns.
 //! - [`pod_metrics`]: how long pods take to start.
 
@@ -16,6 +17,7 @@ pub mod garbage;
 pub mod interruption;
 pub mod lifecycle;
 pub mod nodeclass;
+pub mod nodepool_status;
 pub mod pod_metrics;
 pub mod provisioning;
 pub mod termination;

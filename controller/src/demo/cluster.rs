@@ -51,7 +51,9 @@ impl Timing {
 /// A simulated EC2 whose instances boot from their user data after `boot`
 /// (the agent and the kubelet starting) and register the Node it describes
 /// through `client`, as a real instance would; an instance whose user data
-/// would not join `cluster` registers nothing (and says why in the log).
+/// would not join `cluster` registers nothing (and says why in the log), nor
+/// does one terminated while it boots; a terminated instance's Node is
+/// deleted, as EKS's cloud controller manager does.
 pub fn registering_ec2(
     catalog: Catalog,
     config: SimulationConfig,
@@ -71,6 +73,9 @@ pub fn registering_ec2(
         )
         .unwrap_or_default(),
     };
+    let terminated: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let terminated_at_launch = terminated.clone();
+    let node_client = client.clone();
     let hook = Arc::new(move |instance: &Instance, media: &BootMedia| {
         let Some(instance_type) = for_nodes.get(&instance.instance_type).cloned() else {
             tracing::warn!(instance = %instance.id, "simulated instance of an unknown type never boots");
@@ -91,15 +96,50 @@ pub fn registering_ec2(
             }
         };
         let client = client.clone();
+        let terminated = terminated_at_launch.clone();
+        let provider_id = instance.provider_id.clone();
         tokio::spawn(async move {
             tokio::time::sleep(boot).await;
+            // An instance terminated while it booted never registers.
+            if terminated
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&provider_id)
+            {
+                return;
+            }
             let nodes: Api<Node> = Api::all(client);
             if let Err(e) = nodes.create(&PostParams::default(), &node).await {
                 tracing::warn!(error = %e, "simulated kubelet could not register its Node");
             }
         });
     });
-    SimulatedEc2::new(catalog, config).with_launch_hook(hook)
+    // As the cloud controller manager on EKS: the Node of a terminated
+    // instance goes (Karpenter's termination usually deleted it already).
+    let on_terminate: crate::cloud::TerminateHook = Arc::new(move |provider_id: &str| {
+        terminated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(provider_id.to_string());
+        let nodes: Api<Node> = Api::all(node_client.clone());
+        let provider_id = provider_id.to_string();
+        tokio::spawn(async move {
+            let Ok(list) = nodes.list(&Default::default()).await else {
+                return;
+            };
+            for node in list.items {
+                if node.spec.as_ref().and_then(|s| s.provider_id.as_deref())
+                    == Some(provider_id.as_str())
+                    && let Some(name) = node.metadata.name.as_deref()
+                {
+                    let _ = nodes.delete(name, &Default::default()).await;
+                }
+            }
+        });
+    });
+    SimulatedEc2::new(catalog, config)
+        .with_launch_hook(hook)
+        .with_terminate_hook(on_terminate)
 }
 
 /// A kubesim control plane with its scheduler, kubelet and workload
