@@ -314,30 +314,7 @@ async fn discovery_tags_go_on_and_come_off_with_the_same_inputs() {
     };
     let account = account();
     let ec2 = aws_sdk_ec2::Client::new(&config);
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block("10.0.1.0/24")
-        .send()
-        .await
-        .unwrap();
-    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
-    let group = ec2
-        .create_security_group()
-        .group_name("nodes")
-        .description("nodes")
-        .vpc_id(&vpc_id)
-        .send()
-        .await
-        .unwrap();
-    let group_id = group.group_id().unwrap().to_string();
+    let (subnet_id, group_id) = common::subnet_and_group(&ec2).await;
     // The group is tagged for another cluster already: left alone, and said so.
     ec2.create_tags()
         .resources(&group_id)

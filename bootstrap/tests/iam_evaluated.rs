@@ -26,7 +26,7 @@ mod common;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
-use test_support::iam::{Decision, IamRequest};
+use test_support::iam::{Decision, IamRequest, request_tags};
 use test_support::{DevEnv, LoggedRequest, MotoServer, Part};
 
 const ACCOUNT: &str = "123456789012";
@@ -57,22 +57,10 @@ fn bootstrap(endpoint: &str, key: &str, args: &[&str]) {
     );
 }
 
-/// Tags as IAM sees them on a request that sets them.
-fn request_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
-    let mut context: BTreeMap<String, Value> = tags
-        .iter()
-        .map(|(k, v)| (format!("aws:RequestTag/{k}"), json!(v)))
-        .collect();
-    context.insert("aws:TagKeys".into(), json!(tags.keys().collect::<Vec<_>>()));
-    context
-}
-
-/// Tags as IAM sees them on the resource a request acts on.
+/// Tags as IAM sees them on the resource a request acts on (none when unknown).
 fn resource_tags(tags: Option<&BTreeMap<String, String>>) -> BTreeMap<String, Value> {
-    tags.into_iter()
-        .flatten()
-        .map(|(k, v)| (format!("aws:ResourceTag/{k}"), json!(v)))
-        .collect()
+    tags.map(test_support::iam::resource_tags)
+        .unwrap_or_default()
 }
 
 /// A query-protocol body (`Action=...&Name=...`).
@@ -469,30 +457,7 @@ async fn arrange(
     config: &aws_config::SdkConfig,
 ) -> (String, String, String, BTreeMap<String, String>) {
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block("10.0.1.0/24")
-        .send()
-        .await
-        .unwrap();
-    let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
-    let group = ec2
-        .create_security_group()
-        .group_name("nodes")
-        .description("nodes")
-        .vpc_id(&vpc_id)
-        .send()
-        .await
-        .unwrap();
-    let group = group.group_id().unwrap().to_string();
+    let (subnet, group) = common::subnet_and_group(&ec2).await;
     let tags = BTreeMap::from([
         (
             "kubernetes.io/cluster/demo".to_string(),
@@ -509,24 +474,7 @@ async fn arrange(
 /// The instance profile the controller makes for an EC2NodeClass, holding the node role.
 async fn controller_profile(config: &aws_config::SdkConfig) {
     let iam = aws_sdk_iam::Client::new(config);
-    iam.create_instance_profile()
-        .instance_profile_name("demo_1234567890")
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key("kubernetes.io/cluster/demo")
-                .value("owned")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    iam.add_role_to_instance_profile()
-        .instance_profile_name("demo_1234567890")
-        .role_name("KarpenterNodeRole-demo")
-        .send()
-        .await
-        .unwrap();
+    common::cluster_instance_profile(&iam, "demo_1234567890", "demo").await;
 }
 
 /// Undoes by hand what `apply` set on the queue, a rule, a role and the

@@ -50,24 +50,7 @@ async fn teardown_leaves_nothing_of_the_cluster_and_touches_nothing_else() {
     // What the controller would leave behind: an instance profile for an
     // EC2NodeClass and a node it launched; and an instance of somebody else.
     let iam = &setup.iam;
-    iam.create_instance_profile()
-        .instance_profile_name("demo_profile")
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key("kubernetes.io/cluster/demo")
-                .value("owned")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    iam.add_role_to_instance_profile()
-        .instance_profile_name("demo_profile")
-        .role_name("KarpenterNodeRole-demo")
-        .send()
-        .await
-        .unwrap();
+    common::cluster_instance_profile(iam, "demo_profile", "demo").await;
     let ec2 = &setup.ec2;
     let image = amazon_image(ec2).await;
     let node = launch(

@@ -419,16 +419,11 @@ async fn a_lost_fleet_response_does_not_launch_a_second_instance() {
         2,
         "the SDK retried"
     );
-    let tagged: Vec<String> = env
-        .cloud
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.tags.get("karpenter.sh/nodeclaim").map(String::as_str) == Some("retried"))
-        .map(|i| i.id)
-        .collect();
-    assert_eq!(tagged, vec![launched.id], "one instance for the claim");
+    assert_eq!(
+        instances_of(&env, "retried").await,
+        vec![launched.id],
+        "one instance for the claim"
+    );
     env.assert_iam_allowed().await;
 }
 
@@ -450,17 +445,24 @@ async fn a_launch_repeated_after_a_failed_call_gets_the_first_instance() {
     let first = env.cloud.create(&claim, &env.class).await;
     assert!(first.is_err(), "every attempt's answer was lost: {first:?}");
     let again = env.cloud.create(&claim, &env.class).await.unwrap();
-    let tagged: Vec<String> = env
-        .cloud
+    assert_eq!(
+        instances_of(&env, "repeated").await,
+        vec![again.id],
+        "one instance for the claim"
+    );
+    env.assert_iam_allowed().await;
+}
+
+/// The ids of the instances tagged for NodeClaim `claim`.
+async fn instances_of(env: &AwsEnv, claim: &str) -> Vec<String> {
+    env.cloud
         .list()
         .await
         .unwrap()
         .into_iter()
-        .filter(|i| i.tags.get("karpenter.sh/nodeclaim").map(String::as_str) == Some("repeated"))
+        .filter(|i| i.tags.get("karpenter.sh/nodeclaim").map(String::as_str) == Some(claim))
         .map(|i| i.id)
-        .collect();
-    assert_eq!(tagged, vec![again.id], "one instance for the claim");
-    env.assert_iam_allowed().await;
+        .collect()
 }
 
 async fn controller_context(

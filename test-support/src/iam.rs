@@ -31,6 +31,23 @@ pub struct Decision {
     pub result: String,
 }
 
+/// Tags as IAM sees them on a request that sets them (`aws:RequestTag/*`, `aws:TagKeys`).
+pub fn request_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
+    let mut context: BTreeMap<String, Value> = tags
+        .iter()
+        .map(|(k, v)| (format!("aws:RequestTag/{k}"), json!(v)))
+        .collect();
+    context.insert("aws:TagKeys".into(), json!(tags.keys().collect::<Vec<_>>()));
+    context
+}
+
+/// Tags as IAM sees them on the resource a request acts on (`aws:ResourceTag/*`).
+pub fn resource_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
+    tags.iter()
+        .map(|(k, v)| (format!("aws:ResourceTag/{k}"), json!(v)))
+        .collect()
+}
+
 /// Evaluates `requests` made by `principal` of `account` under `policy`.
 pub fn evaluate(
     node_modules: &Path,

@@ -70,3 +70,54 @@ pub async fn amazon_image(ec2: &aws_sdk_ec2::Client) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A VPC with one subnet and one security group; returns their ids.
+pub async fn subnet_and_group(ec2: &aws_sdk_ec2::Client) -> (String, String) {
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.0.1.0/24")
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    let group = ec2
+        .create_security_group()
+        .group_name("nodes")
+        .description("nodes")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .unwrap();
+    (subnet_id, group.group_id().unwrap().to_string())
+}
+
+/// The instance profile the controller makes for an EC2NodeClass of
+/// `cluster` (tagged as the cluster's), holding `KarpenterNodeRole-demo`.
+pub async fn cluster_instance_profile(iam: &aws_sdk_iam::Client, name: &str, cluster: &str) {
+    iam.create_instance_profile()
+        .instance_profile_name(name)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(format!("kubernetes.io/cluster/{cluster}"))
+                .value("owned")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.add_role_to_instance_profile()
+        .instance_profile_name(name)
+        .role_name("KarpenterNodeRole-demo")
+        .send()
+        .await
+        .unwrap();
+}

@@ -8,7 +8,7 @@
 use super::proxy::Recorded;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use test_support::iam::IamRequest;
+use test_support::iam::{IamRequest, request_tags, resource_tags};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -72,21 +72,6 @@ fn request(action: &str, resource: String, context: BTreeMap<String, Value>) -> 
         resource,
         context,
     }
-}
-
-fn request_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
-    let mut context: BTreeMap<String, Value> = tags
-        .iter()
-        .map(|(k, v)| (format!("aws:RequestTag/{k}"), json!(v)))
-        .collect();
-    context.insert("aws:TagKeys".into(), json!(tags.keys().collect::<Vec<_>>()));
-    context
-}
-
-fn resource_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
-    tags.iter()
-        .map(|(k, v)| (format!("aws:ResourceTag/{k}"), json!(v)))
-        .collect()
 }
 
 fn ec2_arn(resource: &str) -> String {
