@@ -152,28 +152,7 @@ async fn a_node_role_another_cluster_uses_is_not_taken_from_it() {
         .await
         .unwrap();
     // Another cluster's EC2NodeClass launches with our node role.
-    setup
-        .iam
-        .create_instance_profile()
-        .instance_profile_name("other_profile")
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key("kubernetes.io/cluster/other")
-                .value("owned")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    setup
-        .iam
-        .add_role_to_instance_profile()
-        .instance_profile_name("other_profile")
-        .role_name("KarpenterNodeRole-demo")
-        .send()
-        .await
-        .unwrap();
+    common::cluster_instance_profile(&setup.iam, "other_profile", "other").await;
     let gone = teardown::destroy(&account, &Clients::new(&config), Mode::Apply, &options)
         .await
         .unwrap();
