@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 /// `spec.template.spec.expireAfter` (NodePool) and `spec.expireAfter` (NodeClaim).
 pub const EXPIRE_AFTER: &str = "720h";
-/// `spec.disruption.consolidateAfter`.
+/// `spec.disruption.consolidateAfter` of an absent `spec.disruption`.
 pub const CONSOLIDATE_AFTER: &str = "0s";
 /// `spec.disruption.consolidationPolicy`.
 pub const CONSOLIDATION_POLICY: &str = CONSOLIDATION_WHEN_EMPTY_OR_UNDERUTILIZED;
@@ -32,10 +32,12 @@ pub fn nodepool(pool: &mut NodePool) {
     template
         .expire_after
         .get_or_insert_with(|| EXPIRE_AFTER.into());
-    let disruption = pool.spec.disruption.get_or_insert_with(Default::default);
-    disruption
-        .consolidate_after
-        .get_or_insert_with(|| CONSOLIDATE_AFTER.into());
+    // Only an absent `disruption` gets `consolidateAfter`: inside a given
+    // one the field is required, as upstream's schema has it.
+    let disruption = pool.spec.disruption.get_or_insert_with(|| Disruption {
+        consolidate_after: Some(CONSOLIDATE_AFTER.into()),
+        ..Default::default()
+    });
     disruption
         .consolidation_policy
         .get_or_insert_with(|| CONSOLIDATION_POLICY.into());
@@ -89,7 +91,6 @@ pub fn schema_defaults(kind: &str) -> Vec<(&'static str, Value)> {
                 "spec.disruption",
                 json!({ "consolidateAfter": CONSOLIDATE_AFTER }),
             ),
-            ("spec.disruption.consolidateAfter", json!(CONSOLIDATE_AFTER)),
             (
                 "spec.disruption.consolidationPolicy",
                 json!(CONSOLIDATION_POLICY),

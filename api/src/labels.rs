@@ -89,6 +89,52 @@ pub const AWS_WELL_KNOWN: &[&str] = &[
     "topology.k8s.aws/zone-id",
 ];
 
+/// `karpenter.k8s.aws/instance-tenancy`: `default` or `dedicated`.
+pub const INSTANCE_TENANCY: &str = "karpenter.k8s.aws/instance-tenancy";
+/// `karpenter.k8s.aws/capacity-reservation-interruptible`: whether the reservation may be interrupted.
+pub const CAPACITY_RESERVATION_INTERRUPTIBLE: &str =
+    "karpenter.k8s.aws/capacity-reservation-interruptible";
+/// `karpenter.k8s.aws/placement-group-id`: the placement group a node launched into.
+pub const PLACEMENT_GROUP_ID: &str = "karpenter.k8s.aws/placement-group-id";
+/// `karpenter.k8s.aws/placement-group-partition`: its partition (partition groups).
+pub const PLACEMENT_GROUP_PARTITION: &str = "karpenter.k8s.aws/placement-group-partition";
+
+/// The `karpenter.k8s.aws` labels a NodePool may set or require, in the order
+/// upstream's CEL rules list them (every other key of that domain is restricted).
+pub const AWS_LABEL_EXCEPTIONS: &[&str] = &[
+    INSTANCE_TENANCY,
+    "karpenter.k8s.aws/capacity-reservation-type",
+    "karpenter.k8s.aws/capacity-reservation-id",
+    CAPACITY_RESERVATION_INTERRUPTIBLE,
+    EC2NODECLASS,
+    "karpenter.k8s.aws/instance-encryption-in-transit-supported",
+    "karpenter.k8s.aws/instance-category",
+    "karpenter.k8s.aws/instance-hypervisor",
+    "karpenter.k8s.aws/instance-family",
+    "karpenter.k8s.aws/instance-generation",
+    "karpenter.k8s.aws/instance-local-nvme",
+    "karpenter.k8s.aws/instance-size",
+    "karpenter.k8s.aws/instance-cpu",
+    "karpenter.k8s.aws/instance-cpu-manufacturer",
+    "karpenter.k8s.aws/instance-cpu-sustained-clock-speed-mhz",
+    "karpenter.k8s.aws/instance-memory",
+    "karpenter.k8s.aws/instance-ebs-bandwidth",
+    "karpenter.k8s.aws/instance-network-bandwidth",
+    "karpenter.k8s.aws/instance-gpu-name",
+    "karpenter.k8s.aws/instance-gpu-manufacturer",
+    "karpenter.k8s.aws/instance-gpu-count",
+    "karpenter.k8s.aws/instance-gpu-memory",
+    "karpenter.k8s.aws/instance-accelerator-name",
+    "karpenter.k8s.aws/instance-accelerator-manufacturer",
+    "karpenter.k8s.aws/instance-accelerator-count",
+    "karpenter.k8s.aws/instance-capability-flex",
+    PLACEMENT_GROUP_ID,
+    PLACEMENT_GROUP_PARTITION,
+];
+
+/// The `karpenter.sh` labels a NodePool's requirements may name.
+pub const KARPENTER_LABEL_EXCEPTIONS: &[&str] = &[CAPACITY_TYPE, NODEPOOL];
+
 /// Core well-known labels Karpenter schedules on.
 pub const CORE_WELL_KNOWN: &[&str] = &[
     NODEPOOL,
@@ -165,7 +211,10 @@ pub fn restriction(key: &str) -> Option<String> {
     if key == NODEPOOL || key == HOSTNAME {
         return Some(format!("label {key:?} is restricted"));
     }
-    if KUBERNETES_LABEL_EXCEPTIONS.contains(&key) || is_well_known(key) {
+    if KUBERNETES_LABEL_EXCEPTIONS.contains(&key)
+        || AWS_LABEL_EXCEPTIONS.contains(&key)
+        || is_well_known(key)
+    {
         return None;
     }
     let domain = domain(key)?;

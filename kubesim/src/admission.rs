@@ -2,9 +2,10 @@
 //!
 //! - Custom resources: unknown fields pruned, schema defaults applied (with
 //!   `karpenter_api::crd::apply_schema_defaults`, the API server's algorithm),
-//!   types/enums/required/bounds checked.
-//! - Karpenter kinds additionally pass `karpenter_api::validation` (upstream's
-//!   CEL rules), so kubectl users see the same errors as on a real cluster.
+//!   types/enums/patterns/required/bounds checked, then the CRD's CEL rules
+//!   evaluated ([`crate::cel`]), transition rules against the stored object.
+//!   Nothing kind-specific: Karpenter's kinds are checked by their CRDs alone,
+//!   as a real API server checks them.
 //! - Built-ins: the defaults clients rely on (a new pod is `Pending`, a new
 //!   namespace `Active`).
 //! - CustomResourceDefinitions: creating one serves its kind at once and marks
@@ -16,8 +17,6 @@ use crate::schema;
 use crate::status::ApiError;
 use crate::store::{self, DeleteOptions, Part};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
-use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
-use karpenter_api::validation;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -33,17 +32,12 @@ pub(crate) fn admit(
         obj["metadata"]["name"] = json!(format!("{prefix}{}", crate::store::random_suffix()));
     }
     if let Some(schema) = &rt.schema {
-        // Like the API server, report schema and rule violations together.
-        let mut causes = admit_custom(schema, obj);
-        let rules = karpenter(rt, obj, old);
-        // A body the schema rejects may not parse as the typed kind; its schema
-        // problems already say why, so only rule violations are added then.
-        let schema_ok = causes.is_empty();
-        causes.extend(
-            rules
-                .into_iter()
-                .filter(|(path, _)| schema_ok || !path.is_empty()),
-        );
+        let (mut causes, typed) = admit_custom(schema, obj);
+        // CEL rules run on a body of the schema's types (the API server
+        // reports type errors alone, as rules cannot evaluate ill-typed data).
+        if typed && let Some(rules) = &rt.rules {
+            causes.extend(rules.check(obj, old));
+        }
         if !causes.is_empty() {
             let name = obj["metadata"]["name"].as_str().unwrap_or_default();
             return Err(ApiError::invalid(
@@ -67,8 +61,9 @@ pub(crate) fn admit(
     Ok(())
 }
 
-/// Prunes, defaults and schema-checks a custom resource; returns the problems.
-fn admit_custom(schema: &JSONSchemaProps, obj: &mut Value) -> Vec<(String, String)> {
+/// Prunes, defaults and schema-checks a custom resource; returns the
+/// problems and whether every value had its schema's type.
+fn admit_custom(schema: &JSONSchemaProps, obj: &mut Value) -> (Vec<(String, String)>, bool) {
     // The API server handles apiVersion, kind and metadata itself.
     let keep: Vec<(String, Value)> = ["apiVersion", "kind", "metadata"]
         .iter()
@@ -86,37 +81,8 @@ fn admit_custom(schema: &JSONSchemaProps, obj: &mut Value) -> Vec<(String, Strin
         map.remove("kind");
     }
     let mut problems = Vec::new();
-    schema::validate(schema, &body, "", &mut problems);
-    problems
-}
-
-/// Karpenter's own rules for its kinds (upstream enforces them with CEL);
-/// returns (field path, rule) for every problem.
-fn karpenter(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<(String, String)> {
-    fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> Result<T, Vec<(String, String)>> {
-        serde_json::from_value(obj.clone()).map_err(|e| vec![(String::new(), e.to_string())])
-    }
-    let result = match (rt.group.as_str(), rt.kind.as_str()) {
-        ("karpenter.sh", "NodePool") => typed::<NodePool>(obj).map(|p| validation::nodepool(&p)),
-        ("karpenter.sh", "NodeClaim") => typed::<NodeClaim>(obj).map(|c| validation::nodeclaim(&c)),
-        ("karpenter.k8s.aws", "EC2NodeClass") => {
-            typed::<EC2NodeClass>(obj).and_then(|new| match old {
-                Some(old) => typed::<EC2NodeClass>(old)
-                    .map(|old| validation::ec2nodeclass_update(&old, &new)),
-                None => Ok(validation::ec2nodeclass(&new)),
-            })
-        }
-        _ => Ok(Ok(())),
-    };
-    match result {
-        Err(parse_problems) => parse_problems,
-        Ok(Ok(())) => Vec::new(),
-        Ok(Err(errors)) => errors
-            .errors
-            .into_iter()
-            .map(|e| (e.path, e.rule))
-            .collect(),
-    }
+    let typed = schema::validate(schema, &body, "", &mut problems);
+    (problems, typed)
 }
 
 /// The kinds a CRD object describes (one per served version), or why it is invalid.
@@ -188,6 +154,15 @@ fn crd_type(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
                 )
             })?)
         };
+        let rules = match &schema {
+            Some(schema) => crate::cel::CelRules::compile(schema).map_err(|problems| {
+                invalid(
+                    &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                    &format!("compilation failed: {}", problems.join("; ")),
+                )
+            })?,
+            None => None,
+        };
         let mut subresources = Vec::new();
         if version["subresources"]["status"].is_object() {
             subresources.push("status".to_string());
@@ -211,6 +186,7 @@ fn crd_type(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
             printer_columns: version["additionalPrinterColumns"]
                 .as_array()
                 .map(|c| Arc::new(c.clone())),
+            rules: rules.map(Arc::new),
             schema: Some(Arc::new(schema.unwrap_or_else(|| JSONSchemaProps {
                 type_: Some("object".into()),
                 x_kubernetes_preserve_unknown_fields: Some(true),

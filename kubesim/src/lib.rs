@@ -29,6 +29,7 @@
 mod admission;
 mod api;
 mod apply;
+pub mod cel;
 pub mod controllers;
 pub mod faults;
 pub mod nodes;

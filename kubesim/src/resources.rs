@@ -28,6 +28,8 @@ pub struct ResourceType {
     pub subresources: Vec<String>,
     /// The CRD schema (openAPIV3Schema) for custom resources.
     pub schema: Option<Arc<JSONSchemaProps>>,
+    /// The schema's compiled CEL rules, when it has any.
+    pub rules: Option<Arc<crate::cel::CelRules>>,
     /// A CRD's `additionalPrinterColumns`, for `kubectl get`.
     pub printer_columns: Option<Arc<Vec<serde_json::Value>>>,
 }
@@ -324,6 +326,7 @@ impl Registry {
                 },
                 subresources: sub.iter().map(|s| s.to_string()).collect(),
                 schema: None,
+                rules: None,
                 printer_columns: None,
             });
         }

@@ -1,7 +1,6 @@
 //! What the API server does with a CRD's structural schema besides defaulting:
-//! pruning unknown fields and checking types, enums, required fields, bounds
-//! and list sizes. (CEL rules and `pattern` are not evaluated here; Karpenter's
-//! kinds get the equivalent checks from `karpenter_api::validation`.)
+//! pruning unknown fields and checking types, enums, patterns, required
+//! fields, bounds and list sizes. (CEL rules are evaluated by [`crate::cel`].)
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
@@ -52,26 +51,30 @@ pub(crate) fn prune(schema: &JSONSchemaProps, value: &mut Value) {
     }
 }
 
-/// Checks a value against the schema; returns (field path, problem) pairs.
+/// Checks a value against the schema, adding (field path, problem) pairs to
+/// `out`; returns whether every value had its schema's type (CEL rules are
+/// evaluated only then).
 pub(crate) fn validate(
     schema: &JSONSchemaProps,
     value: &Value,
     path: &str,
     out: &mut Vec<(String, String)>,
-) {
+) -> bool {
     if value.is_null() {
         if schema.nullable != Some(true) && schema.type_.is_some() {
             out.push((
                 path.into(),
                 "Invalid value: \"null\": must not be null".into(),
             ));
+            return false;
         }
-        return;
+        return true;
     }
     if let Some(problem) = type_problem(schema, value) {
         out.push((path.into(), problem));
-        return;
+        return false;
     }
+    let mut typed = true;
     if let Some(allowed) = &schema.enum_
         && !allowed.iter().any(|a| a.0 == *value)
     {
@@ -85,6 +88,14 @@ pub(crate) fn validate(
         ));
     }
     bounds(schema, value, path, out);
+    if let (Some(pattern), Value::String(text)) = (&schema.pattern, value)
+        && !matches_pattern(pattern, text)
+    {
+        out.push((
+            path.into(),
+            format!("Invalid value: {value}: should match '{pattern}'"),
+        ));
+    }
     match value {
         Value::Object(map) => {
             for required in schema.required.iter().flatten() {
@@ -100,19 +111,38 @@ pub(crate) fn validate(
                     },
                 );
                 if let Some(prop) = prop {
-                    validate(prop, child_value, &child(path, key), out);
+                    typed &= validate(prop, child_value, &child(path, key), out);
                 }
             }
         }
         Value::Array(items) => {
             if let Some(JSONSchemaPropsOrArray::Schema(item)) = &schema.items {
                 for (i, child_value) in items.iter().enumerate() {
-                    validate(item, child_value, &format!("{path}[{i}]"), out);
+                    typed &= validate(item, child_value, &format!("{path}[{i}]"), out);
                 }
             }
         }
         _ => {}
     }
+    typed
+}
+
+/// Whether `text` matches an OpenAPI `pattern` (ECMA-262 regular expressions,
+/// which Karpenter's patterns use only in the part RE2 and Rust share). An
+/// uncompilable pattern matches nothing, as the API server refuses such a CRD.
+fn matches_pattern(pattern: &str, text: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut cache = COMPILED
+        .get_or_init(Default::default)
+        .lock()
+        .expect("pattern cache");
+    cache
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok())
+        .as_ref()
+        .is_some_and(|re| re.is_match(text))
 }
 
 fn child(path: &str, key: &str) -> String {

@@ -39,6 +39,8 @@ enum Facet {
     MapType(&'static str),
     NoFormat,
     DefaultValue(serde_json::Value),
+    /// A property of this object that must be present.
+    Required(&'static str),
 }
 
 use Facet::*;
@@ -71,6 +73,8 @@ fn facets(kind: &str) -> Vec<(String, Facet)> {
     let mut out = Vec::new();
     match kind {
         "NodePool" => {
+            out.push(("spec.disruption".into(), Required("consolidateAfter")));
+            out.push(("spec.disruption.budgets[]".into(), Required("nodes")));
             out.push(("spec.disruption.budgets".into(), ListType("atomic")));
             out.push(("spec.disruption.budgets[].reasons".into(), MaxItems(50)));
             out.push(("spec.disruption.budgets[].reasons".into(), ListType("set")));
@@ -187,6 +191,13 @@ pub(super) fn apply(kind: &str, schema: &mut JSONSchemaProps) {
             MapType(t) => node.x_kubernetes_map_type = Some(t.into()),
             NoFormat => node.format = None,
             DefaultValue(value) => node.default = Some(JSON(value)),
+            Required(field) => {
+                let required = node.required.get_or_insert_with(Vec::new);
+                if !required.iter().any(|f| f == field) {
+                    required.push(field.into());
+                    required.sort();
+                }
+            }
         }
     }
 }

@@ -10,7 +10,10 @@
 //! does it; kubesim uses it for every CRD it serves. The tests evaluate the CEL
 //! rules with `kube-cel` (client-side CEL) against every example.
 
+mod cel;
 mod facets;
+
+pub use cel::{Rule, rules as cel_rules};
 
 use crate::defaults::schema_defaults;
 use crate::v1::{EC2NodeClass, NodeClaim, NodePool};
@@ -78,13 +81,13 @@ fn finish(mut crd: CustomResourceDefinition, kind: &str) -> CustomResourceDefini
                 .unwrap_or_else(|| panic!("{kind}: no schema property {path}"));
             node.default = Some(JSON(value));
         }
-        for (path, rule, message) in cel_rules(kind) {
+        for (path, rule, message) in cel::rules(kind) {
             let node = property_mut(schema, path)
                 .unwrap_or_else(|| panic!("{kind}: no schema property {path}"));
             node.x_kubernetes_validations
                 .get_or_insert_with(Vec::new)
                 .push(ValidationRule {
-                    rule: rule.into(),
+                    rule,
                     message: Some(message.into()),
                     ..Default::default()
                 });
@@ -107,84 +110,6 @@ fn drop_int_or_string_descriptions(s: &mut JSONSchemaProps) {
     }
     if let Some(JSONSchemaPropsOrBool::Schema(extra)) = s.additional_properties.as_mut() {
         drop_int_or_string_descriptions(extra);
-    }
-}
-
-/// CEL rules for what a per-field schema cannot say (mirrors [`crate::validation`]).
-fn cel_rules(kind: &str) -> Vec<(&'static str, &'static str, &'static str)> {
-    let requirement_rules = |path: &'static str| {
-        vec![
-            (
-                path,
-                "self.all(x, x.operator == 'In' ? has(x.values) && x.values.size() != 0 : true)",
-                "requirements with operator 'In' must have a value defined",
-            ),
-            (
-                path,
-                "self.all(x, (x.operator == 'Gt' || x.operator == 'Lt' || x.operator == 'Gte' || x.operator == 'Lte') ? (has(x.values) && x.values.size() == 1 && x.values[0].matches('^[0-9]+$')) : true)",
-                "requirements operator 'Gt', 'Lt', 'Gte' or 'Lte' must have a single non-negative integer value",
-            ),
-            (
-                path,
-                "self.all(x, (x.operator == 'In' && has(x.minValues)) ? (has(x.values) && x.values.size() >= x.minValues) : true)",
-                "requirements with 'minValues' must have at least that many values specified in the 'values' field",
-            ),
-        ]
-    };
-    match kind {
-        "NodePool" => {
-            let mut rules = requirement_rules("spec.template.spec.requirements");
-            rules.push((
-                "spec.disruption.budgets",
-                "self.all(x, has(x.schedule) == has(x.duration))",
-                "'schedule' must be set with 'duration'",
-            ));
-            rules
-        }
-        "NodeClaim" => requirement_rules("spec.requirements"),
-        "EC2NodeClass" => vec![
-            (
-                "spec",
-                "has(self.role) != has(self.instanceProfile)",
-                "must specify exactly one of ['role', 'instanceProfile']",
-            ),
-            (
-                "spec",
-                "self.amiSelectorTerms.exists(x, has(x.alias)) || has(self.amiFamily)",
-                "amiFamily is required when amiSelectorTerms does not contain an alias",
-            ),
-            (
-                "spec.amiSelectorTerms",
-                "!self.exists(x, has(x.alias)) || self.size() == 1",
-                "'alias' is mutually exclusive, cannot be set with a combination of other amiSelectorTerms",
-            ),
-            (
-                "spec.subnetSelectorTerms",
-                "self.all(x, has(x.tags) || has(x.id))",
-                "expected at least one, got none, ['tags', 'id']",
-            ),
-            (
-                "spec.subnetSelectorTerms",
-                "!self.exists(x, has(x.id) && has(x.tags))",
-                "'id' is mutually exclusive, cannot be set with a combination of other fields in a subnet selector term",
-            ),
-            (
-                "spec.securityGroupSelectorTerms",
-                "self.all(x, has(x.tags) || has(x.id) || has(x.name))",
-                "expected at least one, got none, ['tags', 'id', 'name']",
-            ),
-            (
-                "spec.amiSelectorTerms",
-                "self.all(x, has(x.tags) || has(x.id) || has(x.name) || has(x.alias) || has(x.ssmParameter))",
-                "expected at least one, got none, ['tags', 'id', 'name', 'alias', 'ssmParameter']",
-            ),
-            (
-                "spec.blockDeviceMappings",
-                "self.filter(x, has(x.rootVolume) ? x.rootVolume : false).size() <= 1",
-                "must have only one blockDeviceMappings with rootVolume",
-            ),
-        ],
-        _ => Vec::new(),
     }
 }
 

@@ -79,6 +79,88 @@ pub struct EC2NodeClassSpec {
     /// Encoded authorization context for launches (advanced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// Network interfaces attached at launch (EFA set-ups); one primary interface when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxItems" = 150))]
+    pub network_interfaces: Option<Vec<NetworkInterface>>,
+    /// The placement group instances launch into, by name or id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_group_selector: Option<PlacementGroupSelector>,
+    /// IPv4 prefixes (/28) assigned to the primary network interface at launch.
+    #[serde(
+        default,
+        rename = "ipPrefixCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 0))]
+    pub ip_prefix_count: Option<i32>,
+    /// CPU options of the instance.
+    #[serde(
+        default,
+        rename = "cpuOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_options: Option<CpuOptions>,
+    /// Idle connection-tracking timeouts of the interfaces Karpenter creates (not EFA-only ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_tracking: Option<ConnectionTracking>,
+}
+
+/// A network interface attached at launch.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    /// The network card the interface sits on.
+    #[schemars(range(min = 0))]
+    pub network_card_index: i32,
+    /// The interface's position on its card (0 is the primary interface).
+    #[schemars(range(min = 0))]
+    pub device_index: i32,
+    /// `interface` (IP traffic, optionally with EFA) or `efa-only`.
+    #[schemars(extend("enum" = ["interface", "efa-only"]))]
+    pub interface_type: String,
+}
+
+/// Selects one placement group by name or by id.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementGroupSelector {
+    /// The placement group's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub name: Option<String>,
+    /// The placement group's id (`pg-...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^pg-[0-9a-z]+$"))]
+    pub id: Option<String>,
+}
+
+/// CPU options of an instance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CpuOptions {
+    /// `enabled` or `disabled`: nested virtualization on supported instance types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["enabled", "disabled"]))]
+    pub nested_virtualization: Option<String>,
+}
+
+/// Idle timeouts (seconds) of tracked connections on the instance's interfaces.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionTracking {
+    /// Established TCP connections (60..432000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 432000))]
+    pub tcp_established_timeout: Option<i32>,
+    /// UDP flows seen in both directions (60..180).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 180))]
+    pub udp_stream_timeout: Option<i32>,
+    /// UDP flows seen in one direction (30..60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30, max = 60))]
+    pub udp_timeout: Option<i32>,
 }
 
 /// Selects subnets by tags or by id.
@@ -128,6 +210,10 @@ pub struct CapacityReservationSelectorTerm {
     #[serde(default, rename = "ownerID", skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]{12}$"))]
     pub owner_id: Option<String>,
+    /// `open` or `targeted`: select reservations by how they match instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["open", "targeted"]))]
+    pub instance_match_criteria: Option<String>,
 }
 
 /// Selects AMIs. `alias` stands alone; `id` stands alone; otherwise name/owner/tags/ssmParameter.
@@ -387,6 +473,9 @@ pub struct CapacityReservationStatus {
     /// `active` or `expiring`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Whether EC2 may interrupt instances in the reservation (interruptible reservations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interruptible: Option<bool>,
 }
 
 /// A resolved AMI and the node requirements it serves (architecture, GPU, ...).

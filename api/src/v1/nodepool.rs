@@ -97,13 +97,15 @@ pub struct NodeClaimTemplateSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Disruption {
-    /// How long after the last pod event a node may be consolidated (`0s` default, or `Never`).
+    /// How long after the last pod event a node may be consolidated (`Never` turns it off).
+    /// Required when `disruption` is given; an absent `disruption` defaults to `consolidateAfter: 0s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^(([0-9]+(s|m|h))+|Never)$"))]
     pub consolidate_after: Option<String>,
-    /// `WhenEmptyOrUnderutilized` (default) or `WhenEmpty`.
+    /// `WhenEmptyOrUnderutilized` (default), `WhenEmpty` or `Balanced` (consolidate
+    /// an occupied node only when the saving is worth the disruption).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("enum" = ["WhenEmpty", "WhenEmptyOrUnderutilized"]))]
+    #[schemars(extend("enum" = ["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"]))]
     pub consolidation_policy: Option<String>,
     /// Limits on how many nodes may be disrupted at once (default: 10%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +117,19 @@ pub struct Disruption {
 pub const CONSOLIDATION_WHEN_EMPTY: &str = "WhenEmpty";
 /// Consolidation policy: remove empty nodes and replace under-used ones.
 pub const CONSOLIDATION_WHEN_EMPTY_OR_UNDERUTILIZED: &str = "WhenEmptyOrUnderutilized";
+/// Consolidation policy: replace or remove an occupied node only when its
+/// share of the pool's cost saved is at least half its share of the pool's
+/// disruption ([`BALANCED_K`]).
+pub const CONSOLIDATION_BALANCED: &str = "Balanced";
+/// The consolidation policies, as the CRD lists them.
+pub const CONSOLIDATION_POLICIES: &[&str] = &[
+    CONSOLIDATION_WHEN_EMPTY,
+    CONSOLIDATION_WHEN_EMPTY_OR_UNDERUTILIZED,
+    CONSOLIDATION_BALANCED,
+];
+/// `Balanced` approves a move whose score (saving fraction over disruption
+/// fraction) is at least `1 / BALANCED_K` (upstream's constant).
+pub const BALANCED_K: u32 = 2;
 /// Disruption reasons a budget may be limited to.
 pub const DISRUPTION_REASONS: &[&str] = &["Underutilized", "Empty", "Drifted"];
 

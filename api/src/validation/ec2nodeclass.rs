@@ -22,6 +22,29 @@ const RESTRICTED_TAGS: &[&str] = &[
     "karpenter.k8s.aws/ec2nodeclass",
 ];
 
+/// What upstream's CRD also says of an empty list of selector terms: its
+/// exclusivity rules are written `!self.all(x, has(x.id) && ...)`, and
+/// `all` holds on an empty list, so they fail there too. A real API server
+/// with upstream's CRDs reports these, so the Rust validation does as well.
+const EMPTY_LIST_QUIRKS: &[(&str, &str)] = &[
+    (
+        "subnetSelectorTerms",
+        "'id' is mutually exclusive, cannot be set with a combination of other fields in a subnet selector term",
+    ),
+    (
+        "securityGroupSelectorTerms",
+        "'id' is mutually exclusive, cannot be set with a combination of other fields in a security group selector term",
+    ),
+    (
+        "securityGroupSelectorTerms",
+        "'name' is mutually exclusive, cannot be set with a combination of other fields in a security group selector term",
+    ),
+    (
+        "capacityReservationSelectorTerms",
+        "'id' is mutually exclusive, cannot be set along with other fields in a capacity reservation selector term",
+    ),
+];
+
 const RESERVED_KEYS: &[&str] = &["cpu", "memory", "ephemeral-storage", "pid"];
 const EVICTION_SIGNALS: &[&str] = &[
     "memory.available",
@@ -49,13 +72,13 @@ pub fn ec2nodeclass(class: &EC2NodeClass) -> Result<(), ValidationErrors> {
         &spec.child("securityGroupSelectorTerms"),
         &s.security_group_selector_terms,
     );
-    capacity_reservation_terms(
-        &mut errors,
-        &spec.child("capacityReservationSelectorTerms"),
-        s.capacity_reservation_selector_terms
-            .as_deref()
-            .unwrap_or_default(),
-    );
+    if let Some(terms) = &s.capacity_reservation_selector_terms {
+        capacity_reservation_terms(
+            &mut errors,
+            &spec.child("capacityReservationSelectorTerms"),
+            terms,
+        );
+    }
     ami(&mut errors, &spec, s);
     identity(&mut errors, &spec, s);
     if let Some(tags) = &s.tags {
@@ -79,6 +102,7 @@ pub fn ec2nodeclass(class: &EC2NodeClass) -> Result<(), ValidationErrors> {
     if let Some(options) = &s.metadata_options {
         metadata_options(&mut errors, &spec.child("metadataOptions"), options);
     }
+    super::network::check(&mut errors, &spec, s);
     errors.finish("EC2NodeClass", name)
 }
 
@@ -99,14 +123,7 @@ pub fn ec2nodeclass_update(old: &EC2NodeClass, new: &EC2NodeClass) -> Result<(),
         );
     }
     let name = new.metadata.name.as_deref();
-    let mut all = match errors.finish("EC2NodeClass", name) {
-        Ok(()) => return ec2nodeclass(new),
-        Err(e) => e,
-    };
-    if let Err(more) = ec2nodeclass(new) {
-        all.errors.extend(more.errors);
-    }
-    Err(all)
+    super::with_object_rules(errors, "EC2NodeClass", name, ec2nodeclass(new))
 }
 
 fn term_count(errors: &mut Errors, path: &FieldPath, len: usize, min: usize) {
@@ -115,6 +132,22 @@ fn term_count(errors: &mut Errors, path: &FieldPath, len: usize, min: usize) {
         path,
         format!("must have between {min} and 30 terms (got {len})"),
     );
+}
+
+/// Upstream's rule for the subnet and security group terms: not empty, then at most 30.
+fn required_terms(errors: &mut Errors, path: &FieldPath, len: usize, field: &str) {
+    if len == 0 {
+        errors.add(path, format!("{field} cannot be empty"));
+        for rule in EMPTY_LIST_QUIRKS
+            .iter()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, rule)| rule)
+        {
+            errors.add(path, *rule);
+        }
+    } else {
+        term_count(errors, path, len, 1);
+    }
 }
 
 fn selector_tags(errors: &mut Errors, path: &FieldPath, tags: Option<&StringMap>) {
@@ -147,7 +180,7 @@ fn tags_or_id(
 }
 
 fn subnet_terms(errors: &mut Errors, path: &FieldPath, terms: &[SubnetSelectorTerm]) {
-    term_count(errors, path, terms.len(), 1);
+    required_terms(errors, path, terms.len(), "subnetSelectorTerms");
     for (i, t) in terms.iter().enumerate() {
         let p = path.index(i);
         let exclusive = "'id' is mutually exclusive, cannot be set with a combination of other fields in a subnet selector term";
@@ -167,7 +200,7 @@ fn security_group_terms(
     path: &FieldPath,
     terms: &[SecurityGroupSelectorTerm],
 ) {
-    term_count(errors, path, terms.len(), 1);
+    required_terms(errors, path, terms.len(), "securityGroupSelectorTerms");
     for (i, t) in terms.iter().enumerate() {
         let p = path.index(i);
         let set = [t.tags.is_some(), t.id.is_some(), t.name.is_some()]
@@ -195,17 +228,35 @@ fn capacity_reservation_terms(
     terms: &[CapacityReservationSelectorTerm],
 ) {
     term_count(errors, path, terms.len(), 0);
+    if terms.is_empty() {
+        let quirks = EMPTY_LIST_QUIRKS.iter();
+        for (_, rule) in quirks.filter(|(f, _)| *f == "capacityReservationSelectorTerms") {
+            errors.add(path, *rule);
+        }
+    }
     for (i, t) in terms.iter().enumerate() {
         let p = path.index(i);
-        let exclusive = "'id' is mutually exclusive, cannot be set along with tags in a capacity reservation selector term";
-        tags_or_id(
-            errors,
+        errors.check(
+            t.tags.is_some() || t.id.is_some() || t.instance_match_criteria.is_some(),
             &p,
-            t.tags.as_ref(),
-            t.id.as_deref(),
-            "cr-",
-            exclusive,
+            "expected at least one, got none, ['tags', 'id', 'instanceMatchCriteria']",
         );
+        let others =
+            t.tags.is_some() || t.owner_id.is_some() || t.instance_match_criteria.is_some();
+        errors.check(
+            t.id.is_none() || !others,
+            &p,
+            "'id' is mutually exclusive, cannot be set along with other fields in a capacity reservation selector term",
+        );
+        selector_tags(errors, &p.child("tags"), t.tags.as_ref());
+        aws_id(errors, &p.child("id"), t.id.as_deref(), "cr-");
+        if let Some(criteria) = &t.instance_match_criteria {
+            errors.check(
+                matches!(criteria.as_str(), "open" | "targeted"),
+                &p.child("instanceMatchCriteria"),
+                format!("must be one of open, targeted (got {criteria:?})"),
+            );
+        }
         if let Some(owner) = &t.owner_id {
             errors.check(
                 owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()),
@@ -217,7 +268,7 @@ fn capacity_reservation_terms(
 }
 
 /// `^<prefix>[0-9a-z]+$`.
-fn aws_id(errors: &mut Errors, path: &FieldPath, id: Option<&str>, prefix: &str) {
+pub(super) fn aws_id(errors: &mut Errors, path: &FieldPath, id: Option<&str>, prefix: &str) {
     let Some(id) = id else { return };
     let valid = id.strip_prefix(prefix).is_some_and(|rest| {
         !rest.is_empty()
@@ -236,7 +287,7 @@ fn ami(errors: &mut Errors, spec: &FieldPath, s: &EC2NodeClassSpec) {
     let path = spec.child("amiSelectorTerms");
     let terms = &s.ami_selector_terms;
     term_count(errors, &path, terms.len(), 1);
-    let mut alias_family = None;
+    let mut alias_families = Vec::new();
     for (i, t) in terms.iter().enumerate() {
         let p = path.index(i);
         let set = [
@@ -260,7 +311,16 @@ fn ami(errors: &mut Errors, spec: &FieldPath, s: &EC2NodeClassSpec) {
             if others {
                 errors.add(&p, "'alias' is mutually exclusive, cannot be set with a combination of other fields in amiSelectorTerms");
             }
-            alias_family = check_alias(errors, &p.child("alias"), alias);
+            check_alias(errors, &p.child("alias"), alias);
+            // As upstream's rule reads it: the part before any '@', even of a
+            // malformed alias.
+            let prefix = alias.split('@').next().unwrap_or_default();
+            alias_families.extend(
+                ALIAS_FAMILIES
+                    .iter()
+                    .find(|(name, _)| *name == prefix)
+                    .map(|(_, family)| *family),
+            );
         }
         selector_tags(errors, &p.child("tags"), t.tags.as_ref());
         aws_id(errors, &p.child("id"), t.id.as_deref(), "ami-");
@@ -270,38 +330,58 @@ fn ami(errors: &mut Errors, spec: &FieldPath, s: &EC2NodeClassSpec) {
         errors.add(&path, "'alias' is mutually exclusive, cannot be set with a combination of other amiSelectorTerms");
     }
     let family_path = spec.child("amiFamily");
-    match (&s.ami_family, alias_family) {
-        (Some(family), _) if !AMI_FAMILIES.contains(&family.as_str()) => {
-            errors.add(&family_path, format!("must be one of {} (got {family:?})", AMI_FAMILIES.join(", ")));
+    match &s.ami_family {
+        Some(family) if !AMI_FAMILIES.contains(&family.as_str()) => {
+            errors.add(
+                &family_path,
+                format!(
+                    "must be one of {} (got {family:?})",
+                    AMI_FAMILIES.join(", ")
+                ),
+            );
         }
-        (Some(family), Some(from_alias)) if family != from_alias => errors.add(
+        Some(family) => {
+            alias_families.dedup();
+            for from_alias in alias_families {
+                if family != from_alias && family != "Custom" {
+                    let article = if from_alias.starts_with('A') {
+                        "an"
+                    } else {
+                        "a"
+                    };
+                    errors.add(
+                        &family_path,
+                        format!("if set, amiFamily must be '{from_alias}' or 'Custom' when using {article} {from_alias} alias (got {family:?})"),
+                    );
+                }
+            }
+        }
+        None if !has_alias => errors.add(
             &family_path,
-            format!("must match the family of the alias in amiSelectorTerms ({from_alias}), or be omitted (got {family:?})"),
+            "must specify amiFamily if amiSelectorTerms does not contain an alias",
         ),
-        (None, _) if !has_alias => errors.add(&family_path, "amiFamily is required when amiSelectorTerms does not contain an alias"),
-        _ => {}
+        None => {}
     }
 }
 
-/// Checks `family@version`; returns the AMI family the alias implies.
-fn check_alias(errors: &mut Errors, path: &FieldPath, alias: &str) -> Option<&'static str> {
+/// Checks `family@version`.
+fn check_alias(errors: &mut Errors, path: &FieldPath, alias: &str) {
     let Some((family, version)) = alias.split_once('@').filter(|(f, v)| {
         !f.is_empty() && !v.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric())
     }) else {
         errors.add(path, format!("'alias' is improperly formatted, must match the format 'family@version' (got {alias:?})"));
-        return None;
+        return;
     };
-    let Some((_, ami_family)) = ALIAS_FAMILIES.iter().find(|(name, _)| *name == family) else {
+    if !ALIAS_FAMILIES.iter().any(|(name, _)| *name == family) {
         errors.add(
             path,
             "family is not supported, must be one of the following: 'al2', 'al2023', 'bottlerocket', 'windows2019', 'windows2022', 'windows2025'",
         );
-        return None;
+        return;
     };
     if family.starts_with("windows") && version != "latest" {
         errors.add(path, "windows families may only specify version 'latest'");
     }
-    Some(ami_family)
 }
 
 fn identity(errors: &mut Errors, spec: &FieldPath, s: &EC2NodeClassSpec) {
@@ -508,6 +588,11 @@ fn block_devices(errors: &mut Errors, path: &FieldPath, mappings: &[BlockDeviceM
                 (100..=300).contains(&rate),
                 &p.child("volumeInitializationRate"),
                 format!("must be between 100 and 300 MiB/s (got {rate})"),
+            );
+            errors.check(
+                ebs.snapshot_id.as_deref().is_some_and(|s| !s.is_empty()),
+                &p,
+                "snapshotID must be set when volumeInitializationRate is set",
             );
         }
     }

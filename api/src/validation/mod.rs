@@ -23,15 +23,28 @@
 //! ```
 
 mod ec2nodeclass;
+mod network;
 mod nodeclaim;
 mod nodepool;
 mod template;
 
 pub use ec2nodeclass::{ec2nodeclass, ec2nodeclass_update};
-pub use nodeclaim::nodeclaim;
-pub use nodepool::nodepool;
+pub use nodeclaim::{nodeclaim, nodeclaim_update};
+pub use nodepool::{nodepool, nodepool_update};
 
 use std::fmt;
+
+/// Where this validation refuses more than upstream's CEL rules: upstream
+/// writes these exclusivity rules as `!self.all(x, has(x.id) && ...)`, which
+/// fails only when *every* term combines the fields; here any term that does
+/// is refused (what the rules mean to say). Only the provider and the
+/// controller are stricter; an API server with the generated CRDs is upstream's.
+pub const STRICTER_THAN_CEL: &[&str] = &[
+    "'id' is mutually exclusive, cannot be set with a combination of other fields in a subnet selector term",
+    "'id' is mutually exclusive, cannot be set with a combination of other fields in a security group selector term",
+    "'name' is mutually exclusive, cannot be set with a combination of other fields in a security group selector term",
+    "'id' is mutually exclusive, cannot be set along with other fields in a capacity reservation selector term",
+];
 
 /// A field path such as `spec.template.spec.requirements[2].values`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +177,23 @@ impl Errors {
             errors: self.0,
         })
     }
+}
+
+/// The transition problems in `errors` followed by the object's own, if any.
+pub(crate) fn with_object_rules(
+    errors: Errors,
+    kind: &str,
+    name: Option<&str>,
+    object: Result<(), ValidationErrors>,
+) -> Result<(), ValidationErrors> {
+    let mut all = match errors.finish(kind, name) {
+        Ok(()) => return object,
+        Err(e) => e,
+    };
+    if let Err(more) = object {
+        all.errors.extend(more.errors);
+    }
+    Err(all)
 }
 
 /// Checks an object name used as a label value (NodePool, NodeClaim, EC2NodeClass names).

@@ -1,7 +1,8 @@
 //! NodePool validation.
 
-use super::{Errors, FieldPath, ValidationErrors, template};
-use crate::v1::{Budget, DISRUPTION_REASONS, Disruption, NodePool};
+use super::template::{self, Owner};
+use super::{Errors, FieldPath, ValidationErrors};
+use crate::v1::{Budget, CONSOLIDATION_POLICIES, DISRUPTION_REASONS, Disruption, NodePool};
 
 /// Validates a NodePool, reporting every problem at once.
 pub fn nodepool(pool: &NodePool) -> Result<(), ValidationErrors> {
@@ -17,7 +18,12 @@ pub fn nodepool(pool: &NodePool) -> Result<(), ValidationErrors> {
         .as_ref()
         .and_then(|m| m.labels.as_ref());
     template::template_labels(&mut errors, &tmpl.child("metadata").child("labels"), labels);
-    template::template_spec(&mut errors, &tmpl.child("spec"), &pool.spec.template.spec);
+    template::template_spec(
+        &mut errors,
+        &tmpl.child("spec"),
+        &pool.spec.template.spec,
+        Owner::NodePool,
+    );
     if let Some(disruption) = &pool.spec.disruption {
         check_disruption(&mut errors, &spec.child("disruption"), disruption);
     }
@@ -37,22 +43,74 @@ pub fn nodepool(pool: &NodePool) -> Result<(), ValidationErrors> {
             &spec.child("replicas"),
             format!("must not be negative (got {replicas})"),
         );
+        let limits = pool.spec.limits.as_ref();
+        errors.check(
+            limits.is_none_or(|l| l.keys().all(|k| k == "nodes")),
+            &spec,
+            "only 'limits.nodes' is supported on static NodePools",
+        );
+        errors.check(
+            pool.spec.weight.is_none(),
+            &spec,
+            "'weight' is not supported on static NodePools",
+        );
     }
     errors.finish("NodePool", name)
 }
 
+/// Validates a change from `old` to `new` (upstream's transition rules: the
+/// node class's group and kind, static or dynamic provisioning), then `new`.
+pub fn nodepool_update(old: &NodePool, new: &NodePool) -> Result<(), ValidationErrors> {
+    let mut errors = Errors::default();
+    let spec = FieldPath::new("spec");
+    let (was, is) = (
+        &old.spec.template.spec.node_class_ref,
+        &new.spec.template.spec.node_class_ref,
+    );
+    let reference = spec.child("template").child("spec").child("nodeClassRef");
+    errors.check(
+        was.group == is.group,
+        &reference,
+        "nodeClassRef.group is immutable",
+    );
+    errors.check(
+        was.kind == is.kind,
+        &reference,
+        "nodeClassRef.kind is immutable",
+    );
+    errors.check(
+        old.spec.replicas.is_some() == new.spec.replicas.is_some(),
+        &spec,
+        "Cannot transition NodePool between static (replicas set) and dynamic (replicas unset) provisioning modes",
+    );
+    super::with_object_rules(
+        errors,
+        "NodePool",
+        new.metadata.name.as_deref(),
+        nodepool(new),
+    )
+}
+
 fn check_disruption(errors: &mut Errors, path: &FieldPath, d: &Disruption) {
-    if let Some(text) = &d.consolidate_after {
-        errors.result(
-            &path.child("consolidateAfter"),
-            crate::duration::parse_nillable(text),
-        );
+    match &d.consolidate_after {
+        Some(text) => {
+            errors.result(
+                &path.child("consolidateAfter"),
+                crate::duration::parse_nillable(text),
+            );
+        }
+        // Upstream's schema: required inside `disruption` (an absent
+        // `disruption` is defaulted with it).
+        None => errors.add(&path.child("consolidateAfter"), "Required value"),
     }
     if let Some(policy) = &d.consolidation_policy {
         errors.check(
-            matches!(policy.as_str(), "WhenEmpty" | "WhenEmptyOrUnderutilized"),
+            CONSOLIDATION_POLICIES.contains(&policy.as_str()),
             &path.child("consolidationPolicy"),
-            format!("must be one of WhenEmpty, WhenEmptyOrUnderutilized (got {policy:?})"),
+            format!(
+                "must be one of {} (got {policy:?})",
+                CONSOLIDATION_POLICIES.join(", ")
+            ),
         );
     }
     let budgets = d.budgets.as_deref().unwrap_or_default();

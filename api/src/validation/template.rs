@@ -8,9 +8,29 @@ use crate::v1::{
     StringMap, Taint,
 };
 
+/// Which object a template spec belongs to: a NodeClaim's requirements may
+/// name `karpenter.sh/nodepool` (its NodePool puts it there), a NodePool's not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// A NodePool's `spec.template.spec`.
+    NodePool,
+    /// A NodeClaim's `spec`.
+    NodeClaim,
+}
+
 /// Checks the spec a NodePool template and a NodeClaim share, found at `path`.
-pub(crate) fn template_spec(errors: &mut Errors, path: &FieldPath, spec: &NodeClaimTemplateSpec) {
-    requirements(errors, &path.child("requirements"), &spec.requirements);
+pub(crate) fn template_spec(
+    errors: &mut Errors,
+    path: &FieldPath,
+    spec: &NodeClaimTemplateSpec,
+    owner: Owner,
+) {
+    requirements(
+        errors,
+        &path.child("requirements"),
+        &spec.requirements,
+        owner,
+    );
     taints(errors, &path.child("taints"), spec.taints.as_deref());
     taints(
         errors,
@@ -31,6 +51,7 @@ fn requirements(
     errors: &mut Errors,
     path: &FieldPath,
     reqs: &[NodeSelectorRequirementWithMinValues],
+    owner: Owner,
 ) {
     errors.check(
         reqs.len() <= 100,
@@ -39,16 +60,23 @@ fn requirements(
     );
     for (i, req) in reqs.iter().enumerate() {
         let path = path.index(i);
-        requirement(errors, &path, req);
+        requirement(errors, &path, req, owner);
     }
 }
 
-fn requirement(errors: &mut Errors, path: &FieldPath, req: &NodeSelectorRequirementWithMinValues) {
+fn requirement(
+    errors: &mut Errors,
+    path: &FieldPath,
+    req: &NodeSelectorRequirementWithMinValues,
+    owner: Owner,
+) {
     let key_path = path.child("key");
+    let key = labels::normalize(&req.key);
     match labels::check_key(&req.key) {
         Err(rule) => errors.add(&key_path, rule),
+        Ok(()) if owner == Owner::NodeClaim && key == labels::NODEPOOL => {}
         Ok(()) => {
-            if let Some(rule) = labels::restriction(labels::normalize(&req.key)) {
+            if let Some(rule) = labels::restriction(key) {
                 errors.add(&key_path, rule);
             }
         }
@@ -72,15 +100,10 @@ fn requirement(errors: &mut Errors, path: &FieldPath, req: &NodeSelectorRequirem
         "Gt" | "Lt" | "Gte" | "Lte" => errors.check(
             values.len() == 1 && values[0].parse::<u64>().is_ok() && !values[0].starts_with('+'),
             &values_path,
-            "requirements operator 'Gt', 'Lt', 'Gte' or 'Lte' must have a single non-negative integer value",
+            "requirements operator 'Gt', 'Lt', 'Gte', or 'Lte' must have a single positive integer value",
         ),
         _ => {}
     }
-    errors.check(
-        values.len() <= 50,
-        &values_path,
-        format!("must have at most 50 items (got {})", values.len()),
-    );
     if matches!(op, "In" | "NotIn") {
         for (j, value) in values.iter().enumerate() {
             if let Err(rule) = labels::check_value(value) {

@@ -170,13 +170,13 @@ pub fn fields() -> Vec<Field> {
                     "consolidation_policy",
                     "consolidationPolicy",
                     Presence::OptionalComputed,
-                    "`WhenEmptyOrUnderutilized` (default) or `WhenEmpty`.",
+                    "`WhenEmptyOrUnderutilized` (default), `WhenEmpty` or `Balanced` (replace an occupied node only when the saving is worth the disruption).",
                 ),
                 string(
                     "consolidate_after",
                     "consolidateAfter",
                     Presence::OptionalComputed,
-                    "Wait after the last pod change (`0s` default, or `Never`).",
+                    "Wait after the last pod change, or `Never`. Required in a `disruption` block, as upstream's CRD requires it; `0s` when the block is absent.",
                 ),
                 Field::Block {
                     tf: "budget",
