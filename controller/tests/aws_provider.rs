@@ -8,7 +8,7 @@
 mod aws_support;
 
 use aws_support::{AwsEnv, ZONES};
-use karpenter_api::v1::{EC2NodeClass, NodeClaim};
+use karpenter_api::v1::{ConnectionTracking, EC2NodeClass, NetworkInterface, NodeClaim};
 use karpenter_controller::catalog::{CapacityType, Catalog};
 use karpenter_controller::cloud::aws::AwsCloudProvider;
 use karpenter_controller::cloud::aws::launch_template::CLUSTER_TAG;
@@ -427,7 +427,6 @@ async fn a_lost_fleet_response_does_not_launch_a_second_instance() {
     env.assert_iam_allowed().await;
 }
 
-/// A controller context over `client` and the provider of `env`, its caches synced.
 /// The whole call fails (every SDK attempt's answer is lost after EC2
 /// acted, as when the operation times out), and the controller calls again
 /// for the same claim: the request carries the same ClientToken, so EC2
@@ -465,6 +464,7 @@ async fn instances_of(env: &AwsEnv, claim: &str) -> Vec<String> {
         .collect()
 }
 
+/// A controller context over `client` and the provider of `env`, its caches synced.
 async fn controller_context(
     client: kube::Client,
     env: &AwsEnv,
@@ -495,6 +495,59 @@ async fn controller_context(
 }
 
 /// The latest version's data of launch template `name`.
+/// The network settings of a NodeClass reach the launch template: its
+/// interfaces (an EFA-only one without security groups), the primary
+/// interface's prefixes, connection tracking on the interfaces with IP
+/// traffic.
+#[tokio::test]
+async fn network_interfaces_prefixes_and_connection_tracking_reach_the_launch_template() {
+    let Some(env) = AwsEnv::start("network_settings").await else {
+        return;
+    };
+    let mut class = env.class.clone();
+    class.spec.network_interfaces = Some(vec![
+        NetworkInterface {
+            network_card_index: 0,
+            device_index: 0,
+            interface_type: "interface".into(),
+        },
+        NetworkInterface {
+            network_card_index: 1,
+            device_index: 0,
+            interface_type: "efa-only".into(),
+        },
+    ]);
+    class.spec.ip_prefix_count = Some(2);
+    class.spec.connection_tracking = Some(ConnectionTracking {
+        tcp_established_timeout: Some(300),
+        ..Default::default()
+    });
+    env.cloud
+        .create(&claim("efa-1", "on-demand"), &class)
+        .await
+        .unwrap();
+    let [template] = launch_templates(&env).await.try_into().unwrap();
+    let data = template_data(&env, template.launch_template_name.as_deref().unwrap()).await;
+    assert!(data.security_group_ids.is_none(), "groups go on the interfaces");
+    let interfaces = data.network_interfaces.unwrap();
+    let card = |i: usize| {
+        let ni = &interfaces[i];
+        (
+            ni.network_card_index,
+            ni.device_index,
+            ni.interface_type.as_deref(),
+            ni.groups.as_ref().map(Vec::len),
+            ni.ipv4_prefix_count,
+            ni.connection_tracking_specification
+                .as_ref()
+                .and_then(|c| c.tcp_established_timeout),
+        )
+    };
+    assert_eq!(card(0), (Some(0), Some(0), None, Some(1), Some(2), Some(300)));
+    assert_eq!(card(1), (Some(1), Some(0), Some("efa-only"), None, None, None));
+    env.assert_iam_allowed().await;
+}
+
 async fn template_data(env: &AwsEnv, name: &str) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
     env.clients
         .ec2

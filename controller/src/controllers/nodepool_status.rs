@@ -19,6 +19,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why a static NodePool (`spec.replicas`) launches nothing here: its
+/// `ValidationSucceeded` condition says this, and provisioning skips it.
+pub const STATIC_UNSUPPORTED: &str = "spec.replicas: static NodePools need upstream's StaticCapacity feature, which this project does not have";
+
 /// Keeps every NodePool's status current; runs until the task is dropped.
 pub async fn run<C: CloudProvider + 'static>(ctx: Arc<Context<C>>) {
     let mut changes = ctx.state.waiter(Interest::AllButPods);
@@ -81,12 +85,13 @@ pub fn desired(
         .as_ref()
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
-    let valid = karpenter_api::validation::nodepool(pool);
-    let validation_message = valid
-        .as_ref()
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let valid = karpenter_api::validation::nodepool(pool)
+        .map_err(|e| e.to_string())
+        .and_then(|()| match pool.spec.replicas {
+            Some(_) => Err(STATIC_UNSUPPORTED.to_string()),
+            None => Ok(()),
+        });
+    let validation_message = valid.as_ref().err().cloned().unwrap_or_default();
     set_condition(
         &mut conditions,
         cond::VALIDATION_SUCCEEDED,

@@ -6,7 +6,7 @@
 
 use super::AwsCloudProvider;
 use super::ami::AmiFamily;
-use super::launch_template::{TemplateInput, default_block_devices};
+use super::launch_template::{NetworkSettings, TemplateInput, default_block_devices};
 use super::sdk::cloud_error;
 use crate::catalog::{CapacityType, InstanceType, KubeletSettings, Offering};
 use crate::cloud::offerings::{instance_tags, launch_choices, offering_name};
@@ -349,6 +349,7 @@ impl AwsCloudProvider {
                         metadata: metadata_options(class),
                         detailed_monitoring: class.spec.detailed_monitoring.unwrap_or(false),
                         associate_public_ip: class.spec.associate_public_ip_address,
+                        network: NetworkSettings::of(&class.spec),
                         // The NodePool's tag too: the controller policy only lets
                         // CreateLaunchTemplate and CreateFleet use templates that carry it.
                         tags: template_tags(class, claim),

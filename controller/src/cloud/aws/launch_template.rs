@@ -12,13 +12,16 @@ use aws_sdk_ec2::types::{
     LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateInstanceMetadataProtocolIpv6,
+    ConnectionTrackingSpecificationRequest,
     LaunchTemplateInstanceNetworkInterfaceSpecificationRequest, LaunchTemplatesMonitoringRequest,
     RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, VolumeType,
 };
 use base64::Engine;
 use karpenter_api::labels;
 use karpenter_api::quantity::Quantity;
-use karpenter_api::v1::{BlockDevice, BlockDeviceMapping, MetadataOptions};
+use karpenter_api::v1::{
+    BlockDevice, BlockDeviceMapping, ConnectionTracking, MetadataOptions, NetworkInterface,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -49,8 +52,40 @@ pub(super) struct TemplateInput {
     pub detailed_monitoring: bool,
     /// Public IP on the primary interface, when the NodeClass says.
     pub associate_public_ip: Option<bool>,
+    /// The NodeClass's network interfaces, IP prefixes and connection tracking.
+    pub network: NetworkSettings,
     /// The NodeClass's tags (the template and its launches carry them).
     pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// How the instance's network interfaces are spelled out.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(super) struct NetworkSettings {
+    /// `spec.networkInterfaces`: the interfaces to attach (the primary one only when empty).
+    pub interfaces: Vec<NetworkInterface>,
+    /// `spec.ipPrefixCount`: /28 prefixes on the primary interface.
+    pub ip_prefix_count: Option<i32>,
+    /// `spec.connectionTracking`: on every interface that carries IP traffic.
+    pub connection_tracking: Option<ConnectionTracking>,
+}
+
+impl NetworkSettings {
+    /// The network settings of a NodeClass spec.
+    pub fn of(spec: &karpenter_api::v1::EC2NodeClassSpec) -> Self {
+        NetworkSettings {
+            interfaces: spec.network_interfaces.clone().unwrap_or_default(),
+            ip_prefix_count: spec.ip_prefix_count,
+            connection_tracking: spec.connection_tracking.clone(),
+        }
+    }
+
+    /// Whether the default (security groups on the instance, the subnet's
+    /// public IP rule) will do, or the interfaces must be spelled out.
+    fn is_default(&self) -> bool {
+        self.interfaces.is_empty()
+            && self.ip_prefix_count.is_none()
+            && self.connection_tracking.is_none()
+    }
 }
 
 impl TemplateInput {
@@ -128,6 +163,55 @@ fn block_device(
         .build())
 }
 
+/// The interfaces a template attaches: the NodeClass's, or the primary one
+/// alone. Interfaces carrying IP traffic get the security groups and the
+/// connection tracking; the primary one the public IP rule and the prefixes;
+/// an `efa-only` interface none of these (EC2 refuses them there).
+fn network_interfaces(
+    input: &TemplateInput,
+) -> Vec<LaunchTemplateInstanceNetworkInterfaceSpecificationRequest> {
+    let primary = NetworkInterface {
+        network_card_index: 0,
+        device_index: 0,
+        interface_type: "interface".into(),
+    };
+    let interfaces = if input.network.interfaces.is_empty() {
+        std::slice::from_ref(&primary)
+    } else {
+        input.network.interfaces.as_slice()
+    };
+    let tracking = input.network.connection_tracking.as_ref().map(|t| {
+        ConnectionTrackingSpecificationRequest::builder()
+            .set_tcp_established_timeout(t.tcp_established_timeout)
+            .set_udp_stream_timeout(t.udp_stream_timeout)
+            .set_udp_timeout(t.udp_timeout)
+            .build()
+    });
+    interfaces
+        .iter()
+        .map(|ni| {
+            let is_primary = ni.network_card_index == 0 && ni.device_index == 0;
+            let builder = LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
+                .network_card_index(ni.network_card_index)
+                .device_index(ni.device_index);
+            if ni.interface_type == "efa-only" {
+                return builder.interface_type("efa-only").build();
+            }
+            let builder = builder
+                .set_groups(Some(input.security_groups.clone()))
+                .set_connection_tracking_specification(tracking.clone());
+            if is_primary {
+                builder
+                    .set_associate_public_ip_address(input.associate_public_ip)
+                    .set_ipv4_prefix_count(input.network.ip_prefix_count)
+                    .build()
+            } else {
+                builder.build()
+            }
+        })
+        .collect()
+}
+
 fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
@@ -193,16 +277,11 @@ impl AwsCloudProvider {
         for mapping in &input.block_devices {
             data = data.block_device_mappings(block_device(mapping)?);
         }
-        // Security groups go on the interface when it is spelled out, else on the instance.
-        data = match input.associate_public_ip {
-            Some(public) => data.network_interfaces(
-                LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
-                    .device_index(0)
-                    .associate_public_ip_address(public)
-                    .set_groups(Some(input.security_groups.clone()))
-                    .build(),
-            ),
-            None => data.set_security_group_ids(Some(input.security_groups.clone())),
+        // Security groups go on the interfaces when they are spelled out, else on the instance.
+        data = if input.associate_public_ip.is_none() && input.network.is_default() {
+            data.set_security_group_ids(Some(input.security_groups.clone()))
+        } else {
+            data.set_network_interfaces(Some(network_interfaces(input)))
         };
         let cluster = &self.settings.cluster.name;
         let mut tags: Vec<Tag> = input.tags.iter().map(|(k, v)| tag(k, v)).collect();

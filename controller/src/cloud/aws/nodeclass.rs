@@ -45,6 +45,36 @@ fn failed<T>(reason: &str, message: impl Into<String>) -> Part<T> {
     Err((reason.to_string(), message.into()))
 }
 
+/// Fields of upstream's EC2NodeClass this project accepts (the CRD is
+/// upstream's) but cannot act on yet: a class using one is not Ready, with
+/// the field named, rather than launching nodes that silently lack it.
+pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
+    (
+        "spec.placementGroupSelector",
+        "launching into placement groups is not supported yet",
+    ),
+    (
+        "spec.cpuOptions.nestedVirtualization",
+        "the EC2 API version this project is built with has no nested-virtualization CPU option",
+    ),
+];
+
+/// `ValidationSucceeded` fails when the class uses an [`UNSUPPORTED_FIELDS`] field.
+fn unsupported_fields(class: &EC2NodeClass) -> Result<(), (String, String)> {
+    let used = |path: &str| match path {
+        "spec.placementGroupSelector" => class.spec.placement_group_selector.is_some(),
+        _ => class
+            .spec
+            .cpu_options
+            .as_ref()
+            .is_some_and(|c| c.nested_virtualization.is_some()),
+    };
+    match UNSUPPORTED_FIELDS.iter().find(|(path, _)| used(path)) {
+        Some((path, why)) => Err(("UnsupportedField".into(), format!("{path}: {why}"))),
+        None => Ok(()),
+    }
+}
+
 fn api_failure(reason: &str, err: CloudError) -> (String, String) {
     (reason.to_string(), err.to_string())
 }
@@ -90,7 +120,8 @@ impl AwsCloudProvider {
         );
         push(
             cond::VALIDATION_SUCCEEDED,
-            crate::userdata::validate_class(class, &self.settings.cluster),
+            crate::userdata::validate_class(class, &self.settings.cluster)
+                .and_then(|()| unsupported_fields(class)),
         );
         let not_ready: Vec<String> = conditions
             .iter()
@@ -365,5 +396,37 @@ fn condition(
         message,
         last_transition_time,
         observed_generation: generation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use karpenter_api::v1::{CpuOptions, PlacementGroupSelector};
+
+    #[test]
+    fn a_field_this_project_cannot_act_on_fails_validation_by_name() {
+        let mut class: EC2NodeClass = serde_json::from_value(serde_json::json!({
+            "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass",
+            "metadata": {"name": "default"},
+            "spec": {"role": "Node", "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                     "subnetSelectorTerms": [{"tags": {"a": "b"}}],
+                     "securityGroupSelectorTerms": [{"tags": {"a": "b"}}]}
+        }))
+        .unwrap();
+        assert_eq!(unsupported_fields(&class), Ok(()));
+        class.spec.placement_group_selector = Some(PlacementGroupSelector {
+            name: Some("training".into()),
+            id: None,
+        });
+        let (reason, message) = unsupported_fields(&class).unwrap_err();
+        assert_eq!(reason, "UnsupportedField");
+        assert!(message.starts_with("spec.placementGroupSelector: "), "{message}");
+        class.spec.placement_group_selector = None;
+        class.spec.cpu_options = Some(CpuOptions {
+            nested_virtualization: Some("enabled".into()),
+        });
+        let (_, message) = unsupported_fields(&class).unwrap_err();
+        assert!(message.starts_with("spec.cpuOptions.nestedVirtualization: "), "{message}");
     }
 }

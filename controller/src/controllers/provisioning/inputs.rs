@@ -341,6 +341,10 @@ pub async fn pools<C: CloudProvider>(ctx: &Context<C>, claims: &[Arc<NodeClaim>]
         if deleting(pool.as_ref()) {
             continue;
         }
+        if pool.spec.replicas.is_some() {
+            tracing::debug!(nodepool = %name, "{}; pool skipped", crate::controllers::nodepool_status::STATIC_UNSUPPORTED);
+            continue;
+        }
         let Some(class) = ctx.state.class_of(&pool).filter(|c| class_ready(c)) else {
             tracing::debug!(nodepool = %name, "EC2NodeClass missing or not ready; pool skipped");
             continue;
