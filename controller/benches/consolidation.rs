@@ -144,6 +144,8 @@ fn ordered(nodes: &[SimNode]) -> Vec<Movable> {
             price: n.price,
             spot: n.spot,
             pods: n.node.pods.clone(),
+            pool: "default".into(),
+            disruption: 1.0 + n.node.pods.len() as f64,
         })
         .collect();
     let per_dollar = |m: &Movable| m.pods.len() as f64 / m.price;
@@ -244,7 +246,7 @@ fn run(label: &str, capacity_types: &[&str], rules: Rules) {
             .skip(start % candidates.len())
             .take(SINGLE_WINDOW.min(candidates.len()));
         let began = Instant::now();
-        let decided = command::decide(&world, &multi, window, rules);
+        let decided = command::decide(&world, &multi, window, &rules);
         let took = began.elapsed();
         times.push(took);
         start += SINGLE_WINDOW;
@@ -324,6 +326,7 @@ fn main() {
         Rules {
             min_saving: 0.01,
             spot_to_spot: false,
+            balanced: None,
         },
     );
     run(
@@ -332,6 +335,7 @@ fn main() {
         Rules {
             min_saving: 0.01,
             spot_to_spot: false,
+            balanced: None,
         },
     );
 }

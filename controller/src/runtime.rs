@@ -143,6 +143,11 @@ where
     named(&mut tasks, "pod-metrics", pod_metrics::run(ctx.clone()));
     named(
         &mut tasks,
+        "state-metrics",
+        crate::controllers::state_metrics::run(ctx.clone()),
+    );
+    named(
+        &mut tasks,
         "garbage-collection",
         Arc::new(GarbageCollector::new(ctx.clone(), GC_GRACE)).run(GC_EVERY),
     );
@@ -203,7 +208,7 @@ where
                 return Ok(());
             }
             tracing::info!(identity = %ctx.settings.identity(), "became leader; starting controllers");
-            metrics.leader.set(1);
+            metrics.set_leader(true);
             let mut tasks = start_controllers(&ctx, queue.as_ref());
             // Supervise: a controller that stops while leading stops the process.
             let lost = tokio::select! {
@@ -228,12 +233,12 @@ where
                     let error = RunError::ControllerStopped { name, reason };
                     tracing::error!(error = %error, "stopping");
                     health.fail(error.to_string());
-                    metrics.leader.set(0);
+                    metrics.set_leader(false);
                     return Err(error);
                 }
             };
             drop(tasks);
-            metrics.leader.set(0);
+            metrics.set_leader(false);
             if lost {
                 return Ok(());
             }

@@ -528,7 +528,10 @@ async fn network_interfaces_prefixes_and_connection_tracking_reach_the_launch_te
         .unwrap();
     let [template] = launch_templates(&env).await.try_into().unwrap();
     let data = template_data(&env, template.launch_template_name.as_deref().unwrap()).await;
-    assert!(data.security_group_ids.is_none(), "groups go on the interfaces");
+    assert!(
+        data.security_group_ids.is_none(),
+        "groups go on the interfaces"
+    );
     let interfaces = data.network_interfaces.unwrap();
     let card = |i: usize| {
         let ni = &interfaces[i];
@@ -543,8 +546,14 @@ async fn network_interfaces_prefixes_and_connection_tracking_reach_the_launch_te
                 .and_then(|c| c.tcp_established_timeout),
         )
     };
-    assert_eq!(card(0), (Some(0), Some(0), None, Some(1), Some(2), Some(300)));
-    assert_eq!(card(1), (Some(1), Some(0), Some("efa-only"), None, None, None));
+    assert_eq!(
+        card(0),
+        (Some(0), Some(0), None, Some(1), Some(2), Some(300))
+    );
+    assert_eq!(
+        card(1),
+        (Some(1), Some(0), Some("efa-only"), None, None, None)
+    );
     env.assert_iam_allowed().await;
 }
 

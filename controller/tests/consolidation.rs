@@ -18,6 +18,7 @@ const GIB: i64 = 1 << 30;
 const RULES: Rules = Rules {
     min_saving: 0.01,
     spot_to_spot: false,
+    balanced: None,
 };
 
 /// A node `name` with `cpu_milli` and `memory` left and `pods` on it, and
@@ -35,7 +36,9 @@ fn candidate(
         node: name.into(),
         price,
         spot: false,
+        disruption: 1.0 + pods.len() as f64,
         pods,
+        pool: "default".into(),
     };
     (existing, movable)
 }
@@ -60,7 +63,7 @@ fn nodes_whose_pods_fit_elsewhere_are_deleted_together() {
     let (n2, b) = candidate("b", 3500, 7 * GIB, vec![small("b1")], 0.192);
     let big = node("big", &[], 8000, 16 * GIB, vec![]);
     let world = World::new(vec![n1, n2, big], vec![pool("default")]);
-    let command = multi_node(&world, &[&a, &b], RULES).expect("both can go");
+    let command = multi_node(&world, &[&a, &b], &RULES).expect("both can go");
     assert_eq!(command.claims, ["claim-a", "claim-b"]);
     assert!(matches!(command.action, Action::Delete));
     assert!((command.saving - 0.384).abs() < 1e-9);
@@ -73,7 +76,7 @@ fn several_full_price_nodes_are_replaced_by_one_cheaper_node() {
     let (n2, b) = candidate("b", 0, 0, vec![small("b1")], 0.192);
     let (n3, c) = candidate("c", 0, 0, vec![small("c1")], 0.192);
     let world = World::new(vec![n1, n2, n3], vec![on_demand()]);
-    let command = multi_node(&world, &[&a, &b, &c], RULES).expect("one node holds all three");
+    let command = multi_node(&world, &[&a, &b, &c], &RULES).expect("one node holds all three");
     assert_eq!(command.claims.len(), 3);
     let Action::Replace(new) = &command.action else {
         panic!("expected a replacement, got {:?}", command.action);
@@ -92,20 +95,20 @@ fn a_replacement_must_save_the_minimum() {
     let (n1, mut a) = candidate("a", 0, 0, pods, 0.0);
     let world = World::new(vec![n1], vec![pool("default")]);
     a.price = 10.0;
-    let Ok(cheap) = evaluate(&world, &[&a], RULES) else {
+    let Ok(cheap) = evaluate(&world, &[&a], &RULES) else {
         panic!("a $10/h node is replaced");
     };
     let Action::Replace(new) = cheap.action else {
         panic!("a replacement")
     };
     a.price = new.price + RULES.min_saving / 2.0;
-    let refused = evaluate(&world, &[&a], RULES).unwrap_err();
+    let refused = evaluate(&world, &[&a], &RULES).unwrap_err();
     assert!(refused.contains("costs less than"), "{refused}");
     let relaxed = Rules {
         min_saving: RULES.min_saving / 4.0,
         ..RULES
     };
-    assert!(evaluate(&world, &[&a], relaxed).is_ok());
+    assert!(evaluate(&world, &[&a], &relaxed).is_ok());
 }
 
 #[test]
@@ -113,14 +116,14 @@ fn spot_nodes_are_replaced_only_with_spot_to_spot_but_always_deleted() {
     let (n1, mut a) = candidate("a", 0, 0, vec![small("a1")], 0.5);
     a.spot = true;
     let world = World::new(vec![n1], vec![pool("default")]);
-    let refused = evaluate(&world, &[&a], RULES).unwrap_err();
+    let refused = evaluate(&world, &[&a], &RULES).unwrap_err();
     assert!(refused.contains("SpotToSpotConsolidation"), "{refused}");
     let gated = Rules {
         spot_to_spot: true,
         ..RULES
     };
     assert!(matches!(
-        evaluate(&world, &[&a], gated).unwrap().action,
+        evaluate(&world, &[&a], &gated).unwrap().action,
         Action::Replace(_)
     ));
     let room = node("room", &[], 4000, 8 * GIB, vec![]);
@@ -131,7 +134,7 @@ fn spot_nodes_are_replaced_only_with_spot_to_spot_but_always_deleted() {
         ..a_again
     };
     assert!(matches!(
-        evaluate(&world, &[&spot], RULES).unwrap().action,
+        evaluate(&world, &[&spot], &RULES).unwrap().action,
         Action::Delete
     ));
 }
@@ -152,10 +155,10 @@ fn the_longest_prefix_that_can_go_is_chosen_and_single_node_finds_the_rest() {
     let (n4, d) = candidate("d", 0, 0, vec![small("d1")], 0.2);
     let room = node("room", &[], 1000, 2 * GIB, vec![]);
     let world = World::new(vec![n1, n2, n3, n4, room], vec![pool("default")]);
-    let command = multi_node(&world, &[&a, &b, &c, &d], RULES).unwrap();
+    let command = multi_node(&world, &[&a, &b, &c, &d], &RULES).unwrap();
     assert_eq!(command.claims, ["claim-a", "claim-b"]);
     assert!(matches!(command.action, Action::Delete));
-    let single = single_node(&world, [&c, &d], RULES).unwrap();
+    let single = single_node(&world, [&c, &d], &RULES).unwrap();
     assert_eq!(single.claims, ["claim-d"]);
     assert_eq!(single.kind(), "single");
 }
@@ -170,7 +173,7 @@ fn a_full_node_is_replaced_by_one_cheaper_node_not_several_small_ones() {
     let (n1, a) = candidate("a", 0, 0, pods, 0.384);
     let other = node("b", &[], 1000, 2 * GIB, vec![]);
     let world = World::new(vec![n1, other], vec![on_demand()]);
-    let command = evaluate(&world, &[&a], RULES).unwrap();
+    let command = evaluate(&world, &[&a], &RULES).unwrap();
     let Action::Replace(new) = &command.action else {
         panic!("expected a replacement, got {:?}", command.action);
     };
@@ -186,8 +189,50 @@ fn a_set_with_an_on_demand_node_may_be_replaced_without_spot_to_spot() {
     a.spot = true;
     let world = World::new(vec![n1, n2], vec![pool("default")]);
     assert!(matches!(
-        evaluate(&world, &[&a, &b], RULES).unwrap().action,
+        evaluate(&world, &[&a, &b], &RULES).unwrap().action,
         Action::Replace(_)
     ));
-    assert!(evaluate(&world, &[&a], RULES).is_err());
+    assert!(evaluate(&world, &[&a], &RULES).is_err());
+}
+
+/// Under `Balanced`, a replacement must save at least half as large a share
+/// of the pool's cost as the share of its disruption it causes; the same
+/// move passes under the default policy.
+#[test]
+fn balanced_replaces_a_node_only_when_the_saving_is_worth_the_disruption() {
+    use karpenter_controller::controllers::disruption::balanced::{Balanced, PoolTotals};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    let pods = vec![small("a1"), small("a2"), small("a3")];
+    let (n1, mut a) = candidate("a", 0, 0, pods, 0.0);
+    let world = World::new(vec![n1], vec![pool("default")]);
+    a.price = 10.0;
+    let Action::Replace(cheapest) = evaluate(&world, &[&a], &RULES).unwrap().action else {
+        panic!("a $10/h node is replaced");
+    };
+    // The pool: this node's disruption (1 + 3 pods) is 10% of the pool's.
+    let balanced = |pool_cost: f64| Rules {
+        balanced: Some(Arc::new(Balanced::new(BTreeMap::from([(
+            "default".to_string(),
+            PoolTotals {
+                cost: pool_cost,
+                disruption: 40.0,
+            },
+        )])))),
+        ..RULES
+    };
+    // The node costs `price`; replacing it saves price - cheapest.price.
+    a.price = cheapest.price + 0.2;
+    // In a $2/h pool that saving is 10% of the cost for 10% of the
+    // disruption (score 1): approved.
+    assert!(evaluate(&world, &[&a], &balanced(2.0)).is_ok());
+    // In a $10/h pool it is 2% for 10% (score 0.2): refused, with the numbers.
+    let refused = evaluate(&world, &[&a], &balanced(10.0)).unwrap_err();
+    assert!(
+        refused.contains("NodePool default is Balanced"),
+        "{refused}"
+    );
+    assert!(refused.contains("scores 0.20, under 0.50"), "{refused}");
+    // The default policy takes the same move.
+    assert!(evaluate(&world, &[&a], &RULES).is_ok());
 }

@@ -2,12 +2,13 @@
 //! 200 pods of mixed shapes, a spot interruption drained within its PDB, a
 //! restart in the middle of launches, and leader election between replicas.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_controller::cloud::{CloudProvider, SimEvent};
 use karpenter_controller::demo::Timing;
 use karpenter_controller::metrics::SharedMetrics;
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 mod sim;
 
 use sim::*;
@@ -22,6 +23,15 @@ fn quantity(text: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() {
     let cluster = cluster(Timing::at_speed(40.0)).await;
+    // The web pods run on spot, so a spot interruption always meets their PDB.
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
+    let on_spot = serde_json::json!({"spec": {"template": {"spec": {
+        "nodeSelector": {"karpenter.sh/capacity-type": "spot"}
+    }}}});
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(on_spot))
+        .await
+        .unwrap();
     let (metrics, controller) = start(&cluster, settings("solo", false));
     scale(
         &cluster,
@@ -50,12 +60,12 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
     let text = metrics.encode();
     assert!(
         text.contains(
-            "karpenter_nodeclaims_created_total{reason=\"provisioning\",nodepool=\"default\"}"
+            "karpenter_nodeclaims_created_total{reason=\"provisioned\",nodepool=\"default\",min_values_relaxed=\"false\"}"
         ),
         "{text}"
     );
     assert!(
-        text.contains("karpenter_nodes_created_total{nodepool=\"default\"}"),
+        text.contains("karpenter_nodes_created_total{nodepool=\"default\",zone="),
         "{text}"
     );
 
@@ -94,6 +104,20 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
         .iter()
         .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()) == Some(&victim_node))
         .count();
+    // The first 200 start-ups are observed before any pod is evicted (a
+    // pod deleted before the observer's next pass is never observed).
+    let started = || {
+        let text = metrics.encode();
+        text.lines()
+            .find_map(|l| l.strip_prefix("karpenter_pods_startup_duration_seconds_count "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let waited = Instant::now();
+    while started() < 200 && waited.elapsed() < DEADLINE {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(started(), 200, "the first pods' start-ups");
     let sent = Instant::now();
     cluster
         .interrupt(SimEvent::SpotInterruption, &provider_id)
@@ -159,13 +183,7 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
     consistent(&cluster).await;
     // Every pod's start-up was observed: the 200 first ones and the evicted
     // ones again (new pods), each once.
-    let started = || {
-        let text = metrics.encode();
-        text.lines()
-            .find_map(|l| l.strip_prefix("karpenter_pods_startup_duration_seconds_count "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    all_running(&cluster, 200).await;
     let waited = Instant::now();
     while started() < 200 + evicted as u64 && waited.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -180,7 +198,7 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
     );
     assert!(
         text.contains(
-            "karpenter_nodeclaims_terminated_total{reason=\"interruption\",nodepool=\"default\"} 1"
+            "karpenter_nodeclaims_disrupted_total{reason=\"spot_interrupted\",nodepool=\"default\",capacity_type=\"spot\"} 1"
         ),
         "{text}"
     );
@@ -223,13 +241,13 @@ async fn a_restart_in_the_middle_of_launches_leaks_nothing() {
     second.abort();
 }
 
-/// Whether the replica's `karpenter_leader` gauge reads 1 (a sample line,
+/// Whether the replica's `leader_election_master_status` gauge reads 1 (a sample line,
 /// not the HELP text, which mentions "1" too).
 fn leads(metrics: &SharedMetrics) -> bool {
     metrics
         .encode()
         .lines()
-        .any(|line| line == "karpenter_leader 1")
+        .any(|line| line == "leader_election_master_status{name=\"karpenter-leader-election\"} 1")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

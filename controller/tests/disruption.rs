@@ -351,7 +351,7 @@ async fn a_new_ami_drifts_every_node_and_each_is_replaced_before_it_goes() {
     let text = metrics.encode();
     assert!(
         text.contains(
-            "karpenter_nodeclaims_created_total{reason=\"drifted\",nodepool=\"default\"}"
+            "karpenter_nodeclaims_created_total{reason=\"drifted\",nodepool=\"default\","
         ),
         "replacements are created as such:\n{text}"
     );
@@ -454,7 +454,7 @@ async fn an_under_used_on_demand_node_is_replaced_by_a_cheaper_one_first() {
     let text = metrics.encode();
     assert!(
         text.contains(
-            "karpenter_nodeclaims_created_total{reason=\"underutilized\",nodepool=\"default\"} 1"
+            "karpenter_nodeclaims_created_total{reason=\"underutilized\",nodepool=\"default\",min_values_relaxed=\"false\"} 1"
         ),
         "one replacement launched:\n{text}"
     );

@@ -165,7 +165,7 @@ fn refused(metrics: &karpenter_controller::metrics::SharedMetrics) -> u64 {
     metrics
         .encode()
         .lines()
-        .find(|l| l.starts_with("karpenter_pods_evicted_total") && l.contains("blocked_by_pdb"))
+        .find(|l| l.starts_with("karpenter_pods_eviction_requests_total{code=\"429\"} "))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)

@@ -91,6 +91,10 @@ const DELIBERATE: &[(&str, &str)] = &[
         "settings: extra SYSTEM_NAMESPACE",
         "upstream reads it too, from the downward API the chart sets; not an option in its table",
     ),
+    (
+        "metrics: extra karpenter_disruption_estimated_savings_dollars_per_hour_total",
+        "the saving consolidation promised, by NodePool: CONSOLIDATION_MIN_SAVING_PER_HOUR's effect, which no upstream metric shows",
+    ),
 ];
 
 /// The upstream files; `None` (after a loud skip; a failure under
@@ -494,31 +498,132 @@ fn settings(upstream: &Path) -> Vec<String> {
 
 // ---------------------------------------------------------------- metrics
 
+/// Upstream's well-known labels (`WellKnownLabels`, core and aws, v1.14.1),
+/// whose snake-case names label every node series.
+const UPSTREAM_WELL_KNOWN: &[&str] = &[
+    "karpenter.sh/nodepool",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "node.kubernetes.io/instance-type",
+    "kubernetes.io/arch",
+    "kubernetes.io/os",
+    "karpenter.sh/capacity-type",
+    "node.kubernetes.io/windows-build",
+    "karpenter.k8s.aws/capacity-reservation-id",
+    "karpenter.k8s.aws/capacity-reservation-type",
+    "karpenter.k8s.aws/capacity-reservation-interruptible",
+    "karpenter.k8s.aws/instance-hypervisor",
+    "karpenter.k8s.aws/instance-encryption-in-transit-supported",
+    "karpenter.k8s.aws/instance-category",
+    "karpenter.k8s.aws/instance-capability-flex",
+    "karpenter.k8s.aws/instance-family",
+    "karpenter.k8s.aws/instance-generation",
+    "karpenter.k8s.aws/instance-size",
+    "karpenter.k8s.aws/instance-local-nvme",
+    "karpenter.k8s.aws/instance-cpu",
+    "karpenter.k8s.aws/instance-cpu-manufacturer",
+    "karpenter.k8s.aws/instance-cpu-sustained-clock-speed-mhz",
+    "karpenter.k8s.aws/instance-memory",
+    "karpenter.k8s.aws/instance-ebs-bandwidth",
+    "karpenter.k8s.aws/instance-network-bandwidth",
+    "karpenter.k8s.aws/instance-gpu-name",
+    "karpenter.k8s.aws/instance-gpu-manufacturer",
+    "karpenter.k8s.aws/instance-gpu-count",
+    "karpenter.k8s.aws/instance-gpu-memory",
+    "karpenter.k8s.aws/instance-accelerator-name",
+    "karpenter.k8s.aws/instance-accelerator-manufacturer",
+    "karpenter.k8s.aws/instance-accelerator-count",
+    "topology.k8s.aws/zone-id",
+    "karpenter.k8s.aws/instance-tenancy",
+    "karpenter.k8s.aws/placement-group-id",
+    "karpenter.k8s.aws/placement-group-partition",
+];
+
+/// Upstream's label set of each metric, from `upstream_metric_labels.tsv`
+/// (`@node` expanded).
+fn upstream_metric_labels() -> BTreeMap<String, BTreeSet<String>> {
+    let mut node: BTreeSet<String> = UPSTREAM_WELL_KNOWN
+        .iter()
+        .map(|k| k.rsplit('/').next().unwrap().replace('-', "_"))
+        .collect();
+    node.extend(["node_name", "node_phase", "managed"].map(String::from));
+    let text = include_str!("upstream_metric_labels.tsv");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let mut columns = line.split('\t');
+            let name = columns.next().unwrap_or_default().to_string();
+            let mut labels = BTreeSet::new();
+            for label in columns.nth(1).unwrap_or_default().split(',') {
+                match label {
+                    "" => {}
+                    "@node" => labels.extend(node.iter().cloned()),
+                    other => {
+                        labels.insert(other.to_string());
+                    }
+                }
+            }
+            (name, labels)
+        })
+        .collect()
+}
+
 fn metrics(upstream: &Path) -> Vec<String> {
-    let ours: BTreeMap<String, String> = karpenter_controller::metrics::Metrics::new("aws")
+    let registry = karpenter_controller::metrics::Metrics::new("aws");
+    let ours: BTreeMap<&str, (&str, BTreeSet<String>)> = registry
         .families()
         .iter()
-        .map(|(name, kind)| (name.clone(), kind.to_string()))
+        .map(|f| {
+            let labels = f.labels.iter().map(|l| l.to_string()).collect();
+            (f.name.as_str(), (f.kind, labels))
+        })
         .collect();
     let theirs: BTreeMap<String, String> = tsv(&upstream.join("metrics.tsv"))
         .into_iter()
         .map(|row| (row[0].clone(), row[1].clone()))
         .collect();
+    let their_labels = upstream_metric_labels();
     let mut out = Vec::new();
     for (name, kind) in &theirs {
-        match ours.get(name) {
-            None => out.push(format!("metrics: missing {name}")),
-            Some(k) if k != kind => {
-                out.push(format!("metrics: type of {name}: upstream {kind} ours {k}"))
+        let Some((our_kind, our_labels)) = ours.get(name.as_str()) else {
+            out.push(format!("metrics: missing {name}"));
+            continue;
+        };
+        if our_kind != kind {
+            out.push(format!(
+                "metrics: type of {name}: upstream {kind} ours {our_kind}"
+            ));
+        }
+        match their_labels.get(name) {
+            None => out.push(format!(
+                "metrics: no upstream label set for {name} (regenerate the table)"
+            )),
+            Some(labels) if labels != our_labels => {
+                let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+                out.push(format!(
+                    "metrics: labels of {name}: upstream {{{}}} ours {{{}}}",
+                    join(labels),
+                    join(our_labels)
+                ));
             }
             Some(_) => {}
         }
     }
-    for name in ours.keys().filter(|n| !theirs.contains_key(*n)) {
-        out.push(format!("metrics: extra {name}"));
+    for (name, (_, labels)) in ours.iter().filter(|(n, _)| !theirs.contains_key(**n)) {
+        let from_controller_runtime = CONTROLLER_RUNTIME_FAMILIES.iter().any(|(n, l)| {
+            n == name && l.split(',').map(String::from).collect::<BTreeSet<_>>() == *labels
+        });
+        if !from_controller_runtime {
+            out.push(format!("metrics: extra {name}"));
+        }
     }
     out
 }
+
+/// Families upstream exports through controller-runtime and client-go
+/// rather than under `karpenter_` (so outside metrics.tsv), with their
+/// label names: the ones this project exports too, for the same dashboards.
+const CONTROLLER_RUNTIME_FAMILIES: &[(&str, &str)] = &[("leader_election_master_status", "name")];
 
 // ---------------------------------------------------------------- labels
 

@@ -402,8 +402,15 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
         }
         if !is_true(claim, cond::REGISTERED) {
             ctx.metrics
+                .lifecycle
                 .nodes_created
-                .get_or_create(&vec![("nodepool", pool_label(claim))])
+                .get_or_create(&vec![
+                    ("nodepool", pool_label(claim)),
+                    (
+                        "zone",
+                        crate::state::label(claim, karpenter_api::labels::ZONE),
+                    ),
+                ])
                 .inc();
             ctx.event(
                 claim,

@@ -20,6 +20,7 @@ pub mod nodeclass;
 pub mod nodepool_status;
 pub mod pod_metrics;
 pub mod provisioning;
+pub mod state_metrics;
 pub mod termination;
 pub mod writes;
 

@@ -6,9 +6,9 @@
 //! passes is not missed.
 
 use crate::controllers::Context;
+use crate::metrics::summary::Summaries;
 use crate::state::{CachedPod, Interest};
 use k8s_openapi::jiff::Timestamp;
-use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +54,7 @@ impl PodStartup {
     pub fn observe<'a>(
         &mut self,
         pods: impl IntoIterator<Item = &'a CachedPod>,
-        histogram: &Histogram,
+        summary: &Summaries,
     ) -> usize {
         let now = Timestamp::now();
         let (mut waiting, mut running) = (HashSet::new(), HashSet::new());
@@ -75,7 +75,7 @@ impl PodStartup {
                     && (self.waiting.contains(uid) || created.0 >= self.since);
                 if new {
                     let seconds = running_since(pod, now).duration_since(created.0);
-                    histogram.observe(seconds.as_secs_f64().max(0.0));
+                    summary.observe(&Vec::new(), seconds.as_secs_f64().max(0.0));
                     observed += 1;
                 }
                 running.insert(uid.clone());
@@ -98,7 +98,7 @@ pub async fn run<C: Send + Sync + 'static>(ctx: Arc<Context<C>>) {
         let pods = ctx.state.pods.state();
         startup.observe(
             pods.iter().map(|p| p.as_ref()),
-            &ctx.metrics.pods_startup_duration,
+            &ctx.metrics.lifecycle.pods_startup_duration,
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
         if !changes.wait(Duration::from_secs(60)).await {
@@ -124,11 +124,9 @@ mod tests {
         .unwrap()
     }
 
-    fn sum_and_count(histogram: &Histogram) -> (f64, u64) {
+    fn sum_and_count(summary: &Summaries) -> (f64, u64) {
         let mut text = String::new();
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register("h", "h", histogram.clone());
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        summary.encode("h", "h", &mut text);
         let value = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name))
@@ -140,7 +138,7 @@ mod tests {
 
     #[test]
     fn observes_each_waiting_pod_once_when_it_runs() {
-        let histogram = Histogram::new([1.0, 10.0, 100.0]);
+        let histogram = Summaries::default();
         let mut startup = PodStartup::new("2026-11-23T10:00:01Z".parse().unwrap());
         let t0 = "2026-11-23T10:00:00Z";
         // a ran before this replica started: never counted.
@@ -170,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_pod_created_in_the_second_this_replica_started_counts() {
-        let histogram = Histogram::new([1.0, 10.0]);
+        let histogram = Summaries::default();
         // Started at .7 s; the pod, created at .9 s, carries the second only.
         let mut startup = PodStartup::new("2026-11-23T10:00:00.7Z".parse().unwrap());
         assert_eq!(startup.observe(&[], &histogram), 0);

@@ -14,7 +14,7 @@
 use crate::cloud::{CloudError, CloudProvider};
 use crate::controllers::Context;
 use crate::controllers::writes::remove_finalizer;
-use crate::state::{CachedPod, Interest, deleting, pool_label};
+use crate::state::{CachedPod, Interest, deleting, label, pool_label};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
@@ -133,6 +133,8 @@ pub struct Termination<C> {
     instance_seen: Mutex<HashMap<String, Instant>>,
     /// Pods (uid) whose eviction was refused: when to ask again, and how many refusals.
     eviction_backoff: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Nodes counted in `karpenter_nodes_drained_total` (until released).
+    drained: Mutex<std::collections::HashSet<String>>,
 }
 
 impl<C: CloudProvider + 'static> Termination<C> {
@@ -142,6 +144,7 @@ impl<C: CloudProvider + 'static> Termination<C> {
             ctx,
             instance_seen: Mutex::new(HashMap::new()),
             eviction_backoff: Mutex::new(HashMap::new()),
+            drained: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -296,6 +299,19 @@ impl<C: CloudProvider + 'static> Termination<C> {
         if !self.drain(&name, forced).await? {
             return Ok(());
         }
+        if self
+            .drained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone())
+        {
+            self.ctx
+                .metrics
+                .lifecycle
+                .nodes_drained
+                .get_or_create(&vec![("nodepool", pool_label(node))])
+                .inc();
+        }
         if !forced && self.volumes_attached(&name).await? {
             return Ok(());
         }
@@ -309,12 +325,35 @@ impl<C: CloudProvider + 'static> Termination<C> {
         claim: Option<&NodeClaim>,
     ) -> Result<(), TerminationError> {
         remove_finalizer(&self.ctx.client, node, labels::TERMINATION_FINALIZER).await?;
+        if let Some(name) = node.metadata.name.as_ref() {
+            self.drained
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+        }
         let pool = claim.map(pool_label).unwrap_or_else(|| pool_label(node));
-        self.ctx
-            .metrics
+        let metrics = &self.ctx.metrics.lifecycle;
+        metrics
             .nodes_terminated
-            .get_or_create(&vec![("nodepool", pool)])
+            .get_or_create(&vec![
+                ("nodepool", pool.clone()),
+                ("zone", label(node, labels::ZONE)),
+            ])
             .inc();
+        if let Some(since) = node.metadata.deletion_timestamp.as_ref() {
+            let took = k8s_openapi::jiff::Timestamp::now().duration_since(since.0);
+            metrics.nodes_termination_duration.observe(
+                &vec![("nodepool", pool.clone())],
+                took.as_secs_f64().max(0.0),
+            );
+        }
+        if let Some(created) = node.metadata.creation_timestamp.as_ref() {
+            let lived = k8s_openapi::jiff::Timestamp::now().duration_since(created.0);
+            metrics
+                .nodes_lifetime_duration
+                .get_or_create(&vec![("nodepool", pool)])
+                .observe(lived.as_secs_f64().max(0.0));
+        }
         if let Some(claim) = claim
             && !deleting(claim)
         {
@@ -421,21 +460,29 @@ impl<C: CloudProvider + 'static> Termination<C> {
                 backoff.remove(&uid);
             }
         }
-        let outcome = match result {
-            Ok(()) if forced => "forced",
-            Ok(()) => "evicted",
-            Err(kube::Error::Api(e)) if e.code == 429 => "blocked_by_pdb",
-            Err(kube::Error::Api(e)) if e.code == 404 => "gone",
+        let metrics = &self.ctx.metrics.lifecycle;
+        let code = match &result {
+            Ok(()) => 200,
+            Err(kube::Error::Api(e)) => e.code,
             Err(e) => {
                 tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "eviction failed");
-                "error"
+                0
             }
         };
-        self.ctx
-            .metrics
-            .pods_evicted
-            .get_or_create(&vec![("outcome", outcome.into())])
-            .inc();
+        if !forced {
+            // Upstream counts eviction calls by their HTTP status (0: no answer).
+            metrics
+                .pods_eviction_requests
+                .get_or_create(&vec![("code", code.to_string())])
+                .inc();
+        }
+        if result.is_ok() {
+            let reason = if forced { "forced" } else { "evicted" };
+            metrics
+                .pods_drained
+                .get_or_create(&vec![("reason", reason.to_string())])
+                .inc();
+        }
     }
 
     /// Whether volumes are still attached to the node.

@@ -3,7 +3,8 @@
 
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
-use crate::state::pool_label;
+use crate::state::{label, pool_label};
+use karpenter_api::labels;
 use karpenter_api::v1::{Condition, NodeClaim, set_condition};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource};
@@ -92,7 +93,8 @@ where
 }
 
 /// Deletes a NodeClaim (its finalizer then drains and terminates it),
-/// counting `reason` in `karpenter_nodeclaims_terminated_total`.
+/// logging `reason` and counting it in `karpenter_nodeclaims_terminated_total`
+/// (by NodePool, capacity type and zone, as upstream labels it).
 pub async fn delete_claim<C: CloudProvider>(
     ctx: &Context<C>,
     claim: &NodeClaim,
@@ -105,11 +107,14 @@ pub async fn delete_claim<C: CloudProvider>(
     let name = claim.metadata.name.as_deref().unwrap_or_default();
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => {
+            tracing::info!(nodeclaim = name, reason, "NodeClaim deleted");
             ctx.metrics
+                .lifecycle
                 .nodeclaims_terminated
                 .get_or_create(&vec![
-                    ("reason", reason.to_string()),
                     ("nodepool", pool_label(claim)),
+                    ("capacity_type", label(claim, labels::CAPACITY_TYPE)),
+                    ("zone", label(claim, labels::ZONE)),
                 ])
                 .inc();
             Ok(())

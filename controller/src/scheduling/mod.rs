@@ -35,6 +35,7 @@ mod volumes;
 pub use claim::MAX_INSTANCE_TYPES;
 pub(crate) use pod::selector as label_selector;
 pub use pod::{PodInfo, Preference};
+pub(crate) use pod::{limits_of, requests_of};
 pub use pool::{Candidate, OfferingFilter, Pool};
 pub use resources::Resources;
 pub use solve::{ExistingNode, NewClaim, Solution, solve, solve_on};

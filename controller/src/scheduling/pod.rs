@@ -67,7 +67,9 @@ fn container_requests(
         .flat_map(|r| r.requests.iter().map(|(n, q)| (n, q)))
 }
 
-fn requests_of(spec: &CachedPodSpec) -> Resources {
+/// A pod's effective requests: its containers' summed, or an init
+/// container's when larger, plus the pod overhead, and one pod slot.
+pub(crate) fn requests_of(spec: &CachedPodSpec) -> Resources {
     let mut requests = Resources::default();
     for container in &spec.containers {
         requests.add(&quantities(container_requests(container)));
@@ -78,6 +80,26 @@ fn requests_of(spec: &CachedPodSpec) -> Resources {
     requests.add(&quantities(spec.overhead.iter().flatten()));
     requests.pods = 1;
     requests
+}
+
+/// A pod's effective limits, summed as requests are (for the node metrics).
+pub(crate) fn limits_of(spec: &CachedPodSpec) -> Resources {
+    let limits = |c: &CachedContainer| {
+        quantities(
+            c.resources
+                .iter()
+                .flat_map(|r| r.limits.iter().map(|(n, q)| (n, q))),
+        )
+    };
+    let mut total = Resources::default();
+    for container in &spec.containers {
+        total.add(&limits(container));
+    }
+    for init in spec.init_containers.iter().flatten() {
+        total.max(&limits(init));
+    }
+    total.add(&quantities(spec.overhead.iter().flatten()));
+    total
 }
 
 /// A label selector as requirements on pod labels; `None` (a null selector) matches nothing.

@@ -67,8 +67,8 @@ pub struct CachedContainer {
     /// Container name.
     #[serde(default)]
     pub name: String,
-    /// Requests (limits are not read: the API server defaults missing
-    /// requests from them).
+    /// Requests and limits (limits only feed the node metrics: the API
+    /// server defaults missing requests from them).
     pub resources: Option<CachedResources>,
     /// Ports (host ports matter).
     pub ports: Option<Vec<ContainerPort>>,
@@ -84,6 +84,9 @@ pub struct CachedResources {
     /// Resource name and amount, as in `resources.requests`.
     #[serde(default, deserialize_with = "map_as_list")]
     pub requests: Vec<(String, Quantity)>,
+    /// Resource name and amount, as in `resources.limits`.
+    #[serde(default, deserialize_with = "map_as_list")]
+    pub limits: Vec<(String, Quantity)>,
 }
 
 /// A JSON object (absent or null: empty) as its entries in key order.

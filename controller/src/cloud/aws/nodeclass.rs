@@ -421,12 +421,18 @@ mod tests {
         });
         let (reason, message) = unsupported_fields(&class).unwrap_err();
         assert_eq!(reason, "UnsupportedField");
-        assert!(message.starts_with("spec.placementGroupSelector: "), "{message}");
+        assert!(
+            message.starts_with("spec.placementGroupSelector: "),
+            "{message}"
+        );
         class.spec.placement_group_selector = None;
         class.spec.cpu_options = Some(CpuOptions {
             nested_virtualization: Some("enabled".into()),
         });
         let (_, message) = unsupported_fields(&class).unwrap_err();
-        assert!(message.starts_with("spec.cpuOptions.nestedVirtualization: "), "{message}");
+        assert!(
+            message.starts_with("spec.cpuOptions.nestedVirtualization: "),
+            "{message}"
+        );
     }
 }

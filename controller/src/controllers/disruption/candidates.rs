@@ -52,6 +52,9 @@ pub struct PoolNodes {
     pub nodes: usize,
     /// Those being deleted or already tainted for disruption.
     pub disrupting: usize,
+    /// What disrupting all its nodes would cost: 1 a node plus its pods'
+    /// [`eviction_cost`]s (`Balanced`'s denominator).
+    pub disruption: f64,
 }
 
 /// The cluster as disruption sees it.
@@ -272,6 +275,7 @@ pub async fn gather<C: CloudProvider>(ctx: &Context<C>, now: Timestamp) -> Candi
                 pool: p,
                 nodes: 0,
                 disrupting: 0,
+                disruption: 0.0,
             };
             (name, nodes)
         })
@@ -287,6 +291,10 @@ pub async fn gather<C: CloudProvider>(ctx: &Context<C>, now: Timestamp) -> Candi
             .as_ref()
             .and_then(|s| s.node_name.as_deref())
             .and_then(|n| ctx.state.node(n));
+        if let Some(name) = node.as_ref().and_then(|n| n.metadata.name.as_ref()) {
+            pool.disruption +=
+                super::balanced::NODE_BASE_COST + pods.cost.get(name).copied().unwrap_or(0.0);
+        }
         let disrupting = deleting(claim.as_ref())
             || node
                 .as_ref()

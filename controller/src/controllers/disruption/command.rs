@@ -11,6 +11,9 @@
 //! - [`single_node`]: one node at a time, for what the multi-node search
 //!   misses (its prefixes fail on the first node that cannot go).
 //!
+//! Under `consolidationPolicy: Balanced` a move must also score high enough
+//! in each Balanced NodePool it touches ([`super::balanced`]).
+//!
 //! Less churn than upstream: a replacement must save at least
 //! [`Rules::min_saving`] per hour over the nodes it replaces (so a node is
 //! never replaced by the same instance type at the same price), and a set
@@ -18,8 +21,11 @@
 //! it (a set with an on-demand node may be replaced by spot capacity, as
 //! upstream allows on-demand to spot).
 
+use super::balanced::{Balanced, PoolShare};
 use super::world::{Launch, World};
 use crate::scheduling::{NewClaim, OfferingFilter, PodInfo};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Most candidates one multi-node search looks at (upstream's number).
 pub const MULTI_NODE_MAX: usize = 100;
@@ -37,6 +43,10 @@ pub struct Movable {
     pub spot: bool,
     /// Its workload pods (what a drain would move).
     pub pods: Vec<PodInfo>,
+    /// Its NodePool.
+    pub pool: String,
+    /// What disrupting it costs: 1 for the node, plus its pods' eviction costs.
+    pub disruption: f64,
 }
 
 /// What happens to the nodes a command takes away.
@@ -75,18 +85,36 @@ impl Command {
 }
 
 /// What makes a replacement worth its disruption.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Rules {
     /// The least a replacement must save per hour.
     pub min_saving: f64,
     /// Whether sets of spot nodes only may be replaced.
     pub spot_to_spot: bool,
+    /// The Balanced NodePools' scoring, when there are any.
+    pub balanced: Option<Arc<Balanced>>,
+}
+
+impl Rules {
+    /// Whether the Balanced pools among `set`'s approve a move saving `saving`.
+    fn balanced_approve(&self, set: &[&Movable], saving: f64) -> Result<(), String> {
+        let Some(balanced) = &self.balanced else {
+            return Ok(());
+        };
+        let mut shares: BTreeMap<String, PoolShare> = BTreeMap::new();
+        for m in set {
+            let share = shares.entry(m.pool.clone()).or_default();
+            share.price += m.price;
+            share.disruption += m.disruption;
+        }
+        balanced.approve(saving, &shares)
+    }
 }
 
 /// Whether the nodes in `set` can go together: deleted when their pods fit
 /// on the other nodes, else replaced by one node cheaper (by at least the
 /// minimum saving) than all of them. The error says why not.
-pub fn evaluate(world: &World, set: &[&Movable], rules: Rules) -> Result<Command, String> {
+pub fn evaluate(world: &World, set: &[&Movable], rules: &Rules) -> Result<Command, String> {
     let pods: Vec<PodInfo> = set.iter().flat_map(|m| m.pods.iter().cloned()).collect();
     let leaving: Vec<&str> = set.iter().map(|m| m.node.as_str()).collect();
     let price: f64 = set.iter().map(|m| m.price).sum();
@@ -98,7 +126,10 @@ pub fn evaluate(world: &World, set: &[&Movable], rules: Rules) -> Result<Command
         moves,
     };
     let no_room = match world.place(&pods, &leaving, Launch::Nothing) {
-        Ok(placed) => return Ok(command(Action::Delete, price, placed.nominations)),
+        Ok(placed) => {
+            rules.balanced_approve(set, price)?;
+            return Ok(command(Action::Delete, price, placed.nominations));
+        }
         Err(why) => why,
     };
     if set.iter().all(|m| m.spot) && !rules.spot_to_spot {
@@ -118,6 +149,7 @@ pub fn evaluate(world: &World, set: &[&Movable], rules: Rules) -> Result<Command
         )
     })?;
     let saving = price - cheaper.price;
+    rules.balanced_approve(set, saving)?;
     Ok(command(
         Action::Replace(cheaper),
         saving,
@@ -150,7 +182,7 @@ fn cheaper_than(world: &World, planned: &NewClaim, ceiling: f64) -> Option<NewCl
 
 /// The most nodes, from the front of `ordered`, that can go together (two
 /// at least), by binary search over the prefix length.
-pub fn multi_node(world: &World, ordered: &[&Movable], rules: Rules) -> Option<Command> {
+pub fn multi_node(world: &World, ordered: &[&Movable], rules: &Rules) -> Option<Command> {
     let mut low = 2;
     let mut high = ordered.len().min(MULTI_NODE_MAX);
     let mut best = None;
@@ -171,7 +203,7 @@ pub fn multi_node(world: &World, ordered: &[&Movable], rules: Rules) -> Option<C
 pub fn single_node<'a>(
     world: &World,
     ordered: impl IntoIterator<Item = &'a Movable>,
-    rules: Rules,
+    rules: &Rules,
 ) -> Option<Command> {
     ordered
         .into_iter()
@@ -184,7 +216,7 @@ pub fn decide<'a>(
     world: &World,
     multi: &[&Movable],
     single: impl IntoIterator<Item = &'a Movable>,
-    rules: Rules,
+    rules: &Rules,
 ) -> Option<Command> {
     multi_node(world, multi, rules).or_else(|| single_node(world, single, rules))
 }

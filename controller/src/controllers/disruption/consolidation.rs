@@ -11,6 +11,7 @@
 //! [`validation_delay`] against the cluster as it is then, and dropped if
 //! anything changed its answer.
 
+use super::balanced::{Balanced, NODE_BASE_COST, PoolTotals};
 use super::candidates::{Candidate, Candidates, workload};
 use super::command::{self, Action, Command, MULTI_NODE_MAX, Movable, Rules};
 use super::replace::Why;
@@ -20,7 +21,9 @@ use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::state::Changes;
 use karpenter_api::labels::CAPACITY_TYPE_SPOT;
-use karpenter_api::v1::CONSOLIDATION_WHEN_EMPTY;
+use karpenter_api::v1::{CONSOLIDATION_BALANCED, CONSOLIDATION_WHEN_EMPTY};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -68,11 +71,40 @@ impl Quiet {
     }
 }
 
-/// What makes a replacement worth it, from the settings.
-pub fn rules<C: CloudProvider>(ctx: &Context<C>) -> Rules {
+/// A NodePool's consolidation policy (upstream's default when unset).
+fn policy<'a>(candidates: &'a Candidates, pool: &str) -> &'a str {
+    candidates
+        .pools
+        .get(pool)
+        .and_then(|p| p.pool.spec.disruption.as_ref())
+        .and_then(|d| d.consolidation_policy.as_deref())
+        .unwrap_or(karpenter_api::defaults::CONSOLIDATION_POLICY)
+}
+
+/// What makes a replacement worth it, from the settings, and the Balanced
+/// NodePools' totals (their candidates' prices, all their nodes' disruption).
+pub fn rules<C: CloudProvider>(ctx: &Context<C>, candidates: &Candidates) -> Rules {
+    let mut totals: BTreeMap<String, PoolTotals> = candidates
+        .pools
+        .iter()
+        .filter(|(name, _)| policy(candidates, name) == CONSOLIDATION_BALANCED)
+        .map(|(name, pool)| {
+            let totals = PoolTotals {
+                cost: 0.0,
+                disruption: pool.disruption,
+            };
+            (name.clone(), totals)
+        })
+        .collect();
+    for c in &candidates.nodes {
+        if let Some(t) = totals.get_mut(&c.pool) {
+            t.cost += c.price;
+        }
+    }
     Rules {
         min_saving: ctx.settings.consolidation_min_saving_per_hour,
         spot_to_spot: ctx.settings.feature_enabled("SpotToSpotConsolidation"),
+        balanced: (!totals.is_empty()).then(|| Arc::new(Balanced::new(totals))),
     }
 }
 
@@ -142,6 +174,8 @@ pub fn movable<C: CloudProvider>(
         price: candidate.price,
         spot: candidate.capacity_type == CAPACITY_TYPE_SPOT,
         pods: workload(ctx, &candidate.node)?,
+        pool: candidate.pool.clone(),
+        disruption: NODE_BASE_COST + candidate.disruption_cost,
     })
 }
 
@@ -151,7 +185,15 @@ impl<C: CloudProvider + 'static> Disruption<C> {
     pub(super) async fn consolidate(&self, candidates: &Candidates) -> Vec<Decision> {
         let ctx = &self.ctx;
         let now = Instant::now();
-        let eligible = underutilized(ctx, &candidates.nodes, self.started, now);
+        let rules = rules(ctx, candidates);
+        let eligible: Vec<&Candidate> = underutilized(ctx, &candidates.nodes, self.started, now)
+            .into_iter()
+            .filter(|c| {
+                rules.balanced.as_ref().is_none_or(|b| {
+                    b.can_pass(&c.pool, c.price, NODE_BASE_COST + c.disruption_cost)
+                })
+            })
+            .collect();
         let eligible = self.within_budgets(candidates, eligible, Reason::Underutilized);
         let delay = validation_delay(ctx.settings.disruption_poll_interval);
         let waiting = self.validating.lock().expect("validating").clone();
@@ -182,8 +224,9 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                     .collect::<Result<Vec<_>, _>>()
                     .and_then(|movables| {
                         let refs: Vec<&Movable> = movables.iter().collect();
-                        command::evaluate(&world, &refs, rules(ctx))
+                        command::evaluate(&world, &refs, &rules)
                     });
+                self.record_scores(candidates, &rules, validated.as_ref().ok());
                 match validated {
                     Ok(command) => self.act(&set, command).await,
                     Err(why) => {
@@ -200,7 +243,8 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                     return Vec::new();
                 }
                 let world = World::now(ctx).await;
-                let decided = self.decide(&world, &eligible);
+                let decided = self.decide(&world, &eligible, &rules);
+                self.record_scores(candidates, &rules, decided.as_ref());
                 *self.quiet.lock().expect("quiet") = match &decided {
                     Some(_) => None,
                     None => Some(Quiet::after(last, changes, eligible.len())),
@@ -218,7 +262,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
     /// [`MULTI_NODE_MAX`], else single-node over a bounded window that
     /// resumes where the last pass stopped (at 1k nodes every look is a
     /// solve).
-    fn decide(&self, world: &World, eligible: &[&Candidate]) -> Option<Command> {
+    fn decide(&self, world: &World, eligible: &[&Candidate], rules: &Rules) -> Option<Command> {
         let ctx = &self.ctx;
         let usable = |c: &&Candidate| movable(ctx, c).ok();
         let multi: Vec<Movable> = eligible
@@ -237,7 +281,55 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             .filter_map(usable)
             .collect();
         let multi: Vec<&Movable> = multi.iter().collect();
-        command::decide(world, &multi, &single, rules(ctx))
+        command::decide(world, &multi, &single, rules)
+    }
+
+    /// `karpenter_consolidation_score` and `karpenter_consolidation_moves_total`
+    /// for the moves the Balanced pools scored, and the decided move's
+    /// other pools (approved without a score).
+    fn record_scores(&self, candidates: &Candidates, rules: &Rules, decided: Option<&Command>) {
+        let metrics = &self.ctx.metrics;
+        let labels = |decision: &str, pool: &str| {
+            vec![
+                ("decision", decision.to_string()),
+                ("nodepool", pool.to_string()),
+                ("policy", policy(candidates, pool).to_string()),
+            ]
+        };
+        let balanced = rules.balanced.as_deref();
+        for score in balanced.map(Balanced::take_scores).unwrap_or_default() {
+            let decision = if score.approved {
+                "approved"
+            } else {
+                "rejected"
+            };
+            let series = labels(decision, &score.pool);
+            metrics
+                .disruption
+                .consolidation_moves
+                .get_or_create(&series)
+                .inc();
+            metrics
+                .disruption
+                .consolidation_score
+                .get_or_create(&series)
+                .observe(score.value);
+        }
+        let pools: std::collections::BTreeSet<&str> = decided
+            .iter()
+            .flat_map(|c| c.claims.iter())
+            .filter_map(|claim| candidates.nodes.iter().find(|c| &c.name() == claim))
+            .map(|c| c.pool.as_str())
+            .filter(|pool| balanced.is_none_or(|b| !b.scores_pool(pool)))
+            .collect();
+        for pool in pools {
+            let series = labels("approved", pool);
+            metrics
+                .disruption
+                .consolidation_moves
+                .get_or_create(&series)
+                .inc();
+        }
     }
 
     /// Carries the validated command out: deletes the nodes, or launches
@@ -265,9 +357,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                     };
                     decisions.extend(self.remove_underutilized(candidate, note).await);
                 }
-                if !decisions.is_empty() {
-                    self.decided("delete", "underutilized", kind);
-                }
+                self.decided(&decisions, "delete", "underutilized", kind);
                 decisions
             }
             Action::Replace(planned) => {

@@ -10,7 +10,7 @@
 //! - `emptiness`: nodes without workload pods (DaemonSet and static pods do
 //!   not count) for the NodePool's `consolidateAfter`.
 //! - `consolidation`: under-used nodes, cheapest to disrupt per dollar
-//!   first; `command` decides whether several of them (multi-node) or one
+//!   first (under `Balanced`, only moves worth their disruption: [`balanced`]); `command` decides whether several of them (multi-node) or one
 //!   (single-node) can go, deleted when their pods fit on the other nodes,
 //!   else replaced by one cheaper node; `world` is the cluster those
 //!   decisions are simulated against (validated again before acting).
@@ -26,6 +26,7 @@
 //! and recorded as an event on the NodeClaim and the Node, with its reason
 //! and the hourly saving.
 
+pub mod balanced;
 pub mod budgets;
 mod candidates;
 pub mod command;
@@ -110,7 +111,12 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             self.pass().await;
             self.ctx
                 .metrics
-                .disruption_evaluation_duration
+                .disruption
+                .evaluation_duration
+                .get_or_create(&vec![
+                    ("reason", "all".to_string()),
+                    ("consolidation_type", String::new()),
+                ])
                 .observe(began.elapsed().as_secs_f64());
         }
     }
@@ -130,7 +136,8 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             emptiness::eligible(ctx, &candidates.nodes, &mut since, Instant::now())
         };
         ctx.metrics
-            .disruption_eligible_nodes
+            .disruption
+            .eligible_nodes
             .get_or_create(&vec![("reason", Reason::Empty.as_str().to_lowercase())])
             .set(empty.len() as i64);
         // A replacement under way finishes (or is given up) whatever else
@@ -212,12 +219,22 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             let left = allowed.saturating_sub(pool.disrupting);
             self.ctx
                 .metrics
+                .disruption
                 .allowed_disruptions
                 .get_or_create(&vec![
                     ("nodepool", name.clone()),
                     ("reason", reason.as_str().to_lowercase()),
                 ])
                 .set(i64::try_from(left).unwrap_or(i64::MAX));
+            self.ctx
+                .metrics
+                .disruption
+                .nodes_consuming_budgets
+                .get_or_create(&vec![
+                    ("nodepool", name.clone()),
+                    ("reason", reason.as_str().to_lowercase()),
+                ])
+                .set(i64::try_from(pool.disrupting).unwrap_or(i64::MAX));
             room.insert(name, left);
         }
         eligible
@@ -247,16 +264,39 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         let decision = self
             .disrupt(Target::of(candidate, &claim), "empty", note)
             .await?;
-        self.decided("delete", "empty", "");
+        self.decided(std::slice::from_ref(&decision), "delete", "empty", "");
         Some(decision)
     }
 
-    /// Counts a voluntary decision (one per command, however many nodes it
-    /// takes away; expiration is forceful and not counted here).
-    fn decided(&self, decision: &str, reason: &str, consolidation_type: &str) {
-        self.ctx
-            .metrics
-            .disruption_decisions
+    /// Counts a voluntary decision carried out on `decisions` (one per
+    /// command however many nodes it takes away, and one per NodePool it
+    /// touches; expiration is forceful and not counted here).
+    fn decided(
+        &self,
+        decisions: &[Decision],
+        decision: &str,
+        reason: &str,
+        consolidation_type: &str,
+    ) {
+        if decisions.is_empty() {
+            return;
+        }
+        let disruption = &self.ctx.metrics.disruption;
+        let pools: std::collections::BTreeSet<&str> =
+            decisions.iter().map(|d| d.pool.as_str()).collect();
+        for pool in pools {
+            disruption
+                .decisions_by_nodepool
+                .get_or_create(&vec![
+                    ("nodepool", pool.to_string()),
+                    ("decision", decision.to_string()),
+                    ("reason", reason.to_string()),
+                    ("consolidation_type", consolidation_type.to_string()),
+                ])
+                .inc();
+        }
+        disruption
+            .decisions
             .get_or_create(&vec![
                 ("decision", decision.to_string()),
                 ("reason", reason.to_string()),
@@ -289,6 +329,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         }
         let metrics = &ctx.metrics;
         metrics
+            .lifecycle
             .nodeclaims_disrupted
             .get_or_create(&vec![
                 ("reason", reason.to_string()),
@@ -297,7 +338,8 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             ])
             .inc();
         metrics
-            .disruption_savings
+            .disruption
+            .savings
             .get_or_create(&vec![("nodepool", target.pool.clone())])
             .inc_by(target.price);
         Some(Decision {

@@ -181,9 +181,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                             .await,
                     );
                 }
-                if !decisions.is_empty() {
-                    self.decided("replace", &why.reason, why.consolidation_type);
-                }
+                self.decided(&decisions, "replace", &why.reason, why.consolidation_type);
                 decisions
             }
         }

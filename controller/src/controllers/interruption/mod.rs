@@ -76,7 +76,9 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
             if let Ok(waited) = Duration::try_from(waited) {
                 self.ctx
                     .metrics
+                    .disruption
                     .interruption_queue_duration
+                    .get_or_create(&Vec::new())
                     .observe(waited.as_secs_f64());
             }
         }
@@ -92,7 +94,12 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
         }
         match self.queue.delete(&message.receipt).await {
             Ok(()) => {
-                self.ctx.metrics.interruption_deleted.inc();
+                self.ctx
+                    .metrics
+                    .disruption
+                    .interruption_deleted
+                    .get_or_create(&Vec::new())
+                    .inc();
             }
             Err(e) => tracing::warn!(error = %e, "deleting interruption message failed"),
         }
@@ -105,6 +112,7 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
             Ok(message) => message,
             Err(why) => {
                 metrics
+                    .disruption
                     .interruption_received
                     .get_or_create(&vec![("message_type", "unparseable".into())])
                     .inc();
@@ -112,20 +120,11 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
             }
         };
         metrics
+            .disruption
             .interruption_received
             .get_or_create(&vec![("message_type", message.kind.metric_label().into())])
             .inc();
-        let action = self.act(&message).await;
-        let label = match &action {
-            Action::Drained(_) => "CordonAndDrain",
-            Action::Failed(_) => "Failed",
-            _ => "NoAction",
-        };
-        metrics
-            .interruption_actions
-            .get_or_create(&vec![("action", label.into())])
-            .inc();
-        action
+        self.act(&message).await
     }
 
     async fn act(&self, message: &Message) -> Action {
@@ -167,6 +166,16 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
             }
             match delete_claim(ctx, &claim, "interruption").await {
                 Ok(()) => {
+                    let label = |key: &str| crate::state::label(claim.as_ref(), key);
+                    ctx.metrics
+                        .lifecycle
+                        .nodeclaims_disrupted
+                        .get_or_create(&vec![
+                            ("reason", message.kind.metric_label().to_string()),
+                            ("nodepool", label(labels::NODEPOOL)),
+                            ("capacity_type", label(labels::CAPACITY_TYPE)),
+                        ])
+                        .inc();
                     tracing::info!(nodeclaim = %name, kind = ?message.kind, "interrupted; draining");
                     drained.push(name);
                 }

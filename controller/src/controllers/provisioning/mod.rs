@@ -201,12 +201,40 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         let claims = self.claims();
         let pools = inputs::pools(ctx, &claims).await;
         let nodes = inputs::existing_nodes(ctx, &pools, &claims);
+        let metrics = &ctx.metrics.scheduling;
+        let controller = || {
+            vec![(
+                "controller",
+                crate::metrics::scheduling::PROVISIONER.to_string(),
+            )]
+        };
+        let round = {
+            let mut labels = controller();
+            static ROUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let id = ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            labels.push(("scheduling_id", id.to_string()));
+            labels
+        };
+        metrics
+            .queue_depth
+            .get_or_create(&round)
+            .set(pods.len() as i64);
+        metrics
+            .ignored_pods
+            .get_or_create(&Vec::new())
+            .set(i64::try_from(pending.len().saturating_sub(pods.len())).unwrap_or(i64::MAX));
         let started = Instant::now();
         let solution = solve(&pods, nodes, pools);
         let solve_time = started.elapsed();
-        ctx.metrics
-            .scheduling_duration
+        metrics.queue_depth.remove(&round);
+        metrics
+            .duration
+            .get_or_create(&controller())
             .observe(solve_time.as_secs_f64());
+        metrics
+            .unschedulable_pods
+            .get_or_create(&controller())
+            .set(i64::try_from(solution.unschedulable.len()).unwrap_or(i64::MAX));
         ctx.unplaceable
             .set(solution.unschedulable.iter().map(|(pod, _)| pod.clone()));
         let created = self.create_claims(&solution).await?;
@@ -230,7 +258,7 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         let results: Vec<_> = futures::stream::iter(solution.claims.iter().cloned().enumerate())
             .map(|(i, planned)| {
                 let ctx = self.ctx.clone();
-                async move { (i, nodeclaim::create(&ctx, &planned, "provisioning").await) }
+                async move { (i, nodeclaim::create(&ctx, &planned, "provisioned").await) }
             })
             .buffer_unordered(32)
             .collect()

@@ -127,10 +127,13 @@ pub async fn create<C: CloudProvider>(
         .create(&PostParams::default(), &build(&pool, planned))
         .await?;
     ctx.metrics
+        .lifecycle
         .nodeclaims_created
         .get_or_create(&vec![
             ("reason", reason.to_string()),
             ("nodepool", planned.pool.clone()),
+            // minValues are never relaxed here (MIN_VALUES_POLICY=Strict).
+            ("min_values_relaxed", "false".to_string()),
         ])
         .inc();
     ctx.event(
