@@ -68,6 +68,23 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
         text.contains("karpenter_nodes_created_total{nodepool=\"default\",zone="),
         "{text}"
     );
+    assert!(
+        text.contains("karpenter_cloudprovider_instance_type_offering_price_estimate{instance_type=\"m5.large\",capacity_type=\"on-demand\",zone=\"us-east-1a\"} 0.096"),
+        "the offerings are published:\n{text}"
+    );
+    // The state gauges are recomputed every 5 s: the pool's cost shows its nodes.
+    let cost = || {
+        let text = metrics.encode();
+        text.lines()
+            .find_map(|l| l.strip_prefix("karpenter_nodepools_cost_total{nodepool=\"default\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let waited = Instant::now();
+    while cost() == 0.0 && waited.elapsed() < DEADLINE {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cost() > 0.0, "the default pool's hourly cost");
 
     // A spot node running web pods (PDB maxUnavailable 2) is reclaimed.
     let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
@@ -199,6 +216,12 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
     assert!(
         text.contains(
             "karpenter_nodeclaims_disrupted_total{reason=\"spot_interrupted\",nodepool=\"default\",capacity_type=\"spot\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "karpenter_nodeclaims_termination_duration_seconds_count{nodepool=\"default\"} 1"
         ),
         "{text}"
     );

@@ -300,6 +300,24 @@ impl InstanceType {
     }
 }
 
+/// The offering a launched node runs on, from its labels (instance type,
+/// zone, capacity type), among `types`.
+pub fn offering_of<'a>(
+    types: &'a [InstanceType],
+    labels: Option<&BTreeMap<String, String>>,
+) -> Option<&'a Offering> {
+    let get = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    types
+        .iter()
+        .find(|t| Some(t.name.as_str()) == get(karpenter_api::labels::INSTANCE_TYPE))?
+        .offerings
+        .iter()
+        .find(|o| {
+            Some(o.zone.as_str()) == get(karpenter_api::labels::ZONE)
+                && Some(o.capacity_type.label()) == get(karpenter_api::labels::CAPACITY_TYPE)
+        })
+}
+
 /// A set of instance types, by name.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {

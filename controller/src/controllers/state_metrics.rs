@@ -2,6 +2,8 @@
 //! pod and cluster gauges ([`crate::metrics::state`]) are recomputed from
 //! the caches, whole families at a time, so deleted objects leave no series.
 
+use crate::catalog::offering_of;
+use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::metrics::Labels;
 use crate::metrics::state::{
@@ -285,10 +287,51 @@ fn pod_state(
     replace(&m.pods_unstarted_time, unstarted);
 }
 
+/// `karpenter_nodepools_cost_total`: the hourly price of each NodePool's
+/// NodeClaims, from their offerings; a claim whose offering is unknown
+/// counts in `karpenter_nodepools_cost_tracker_errors_total`.
+pub async fn cost<C: CloudProvider>(ctx: &Context<C>) {
+    let claims = ctx.state.claims.state();
+    let mut costs = Vec::new();
+    for pool in ctx.state.pools.state() {
+        let name = pool.metadata.name.clone().unwrap_or_default();
+        let launched: Vec<_> = claims
+            .iter()
+            .filter(|c| pool_label(c.as_ref()) == name)
+            .filter(|c| !label(c.as_ref(), labels::INSTANCE_TYPE).is_empty())
+            .collect();
+        let types = match ctx.state.class_of(&pool) {
+            Some(class) if !launched.is_empty() => {
+                ctx.cloud.instance_types(&pool, &class).await.ok()
+            }
+            _ => None,
+        };
+        let mut total = 0.0;
+        for claim in &launched {
+            match types
+                .as_deref()
+                .and_then(|t| offering_of(t, claim.metadata.labels.as_ref()))
+            {
+                Some(offering) => total += offering.price,
+                None => {
+                    ctx.metrics
+                        .state
+                        .nodepools_cost_errors
+                        .get_or_create(&vec![("nodepool", name.clone())])
+                        .inc();
+                }
+            }
+        }
+        costs.push((vec![("nodepool", name)], total));
+    }
+    replace(&ctx.metrics.state.nodepools_cost, costs);
+}
+
 /// Recomputes the gauges every [`INTERVAL`] until the task is dropped.
-pub async fn run<C: Send + Sync + 'static>(ctx: Arc<Context<C>>) {
+pub async fn run<C: CloudProvider + 'static>(ctx: Arc<Context<C>>) {
     loop {
         refresh(&ctx);
+        cost(&ctx).await;
         tokio::time::sleep(INTERVAL).await;
     }
 }

@@ -203,21 +203,46 @@ impl<C: CloudProvider + 'static> Termination<C> {
             // The Node's finalizer drains and terminates; come back when it is gone.
             return Ok(());
         }
-        match provider_id {
-            Some(id) => self.terminate(&id).await?,
-            None => {
-                // Never launched as far as the status says: a launch a crashed
-                // process made may still have left an instance tagged for it.
-                let name = claim.metadata.name.as_deref().unwrap_or_default();
-                for instance in ctx.metrics.cloud_call("List", ctx.cloud.list()).await? {
-                    if instance.tags.get(labels::NODECLAIM).map(String::as_str) == Some(name) {
-                        self.terminate(&instance.provider_id).await?;
-                    }
-                }
-            }
+        let terminated = match provider_id {
+            Some(id) => self.terminate(&id).await,
+            None => self.terminate_untracked(claim).await,
+        };
+        if let Err(e) = terminated {
+            self.ctx
+                .metrics
+                .cloud
+                .termination_failures
+                .get_or_create(&vec![
+                    ("zone", label(claim, labels::ZONE)),
+                    ("zone_id", label(claim, labels::ZONE_ID)),
+                ])
+                .inc();
+            return Err(e.into());
         }
         remove_finalizer(&ctx.client, claim, labels::TERMINATION_FINALIZER).await?;
+        if let Some(since) = claim.metadata.deletion_timestamp.as_ref() {
+            let took = k8s_openapi::jiff::Timestamp::now().duration_since(since.0);
+            ctx.metrics
+                .lifecycle
+                .nodeclaims_termination_duration
+                .get_or_create(&vec![("nodepool", pool_label(claim))])
+                .observe(took.as_secs_f64().max(0.0));
+        }
         tracing::info!(nodeclaim = ?claim.metadata.name, "terminated");
+        Ok(())
+    }
+
+    /// Terminates what a claim without a provider ID may have launched.
+    async fn terminate_untracked(&self, claim: &NodeClaim) -> Result<(), CloudError> {
+        // Never launched as far as the status says: a launch a crashed
+        // process made may still have left an instance tagged for it.
+        let ctx = &self.ctx;
+        let name = claim.metadata.name.as_deref().unwrap_or_default();
+        for instance in ctx.metrics.cloud_call("List", ctx.cloud.list()).await? {
+            if instance.tags.get(labels::NODECLAIM).map(String::as_str) == Some(name) {
+                self.terminate(&instance.provider_id).await?;
+            }
+        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Cloud-provider calls, launch and termination failures, instance types.
 
 use super::{Counters, FloatGauges, Gauges, Histograms, Registrar, duration_buckets};
+use crate::catalog::{InstanceType, KubeletSettings};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 fn batch_size_buckets() -> Histogram {
@@ -89,6 +90,35 @@ impl CloudMetrics {
                 "Instance type offering estimated hourly price, by instance type, capacity type and zone",
                 offering,
             ),
+        }
+    }
+}
+
+impl CloudMetrics {
+    /// Publishes what the cloud offers: each instance type's CPU and memory
+    /// (its capacity under `kubelet`: memory less the VM overhead, as the
+    /// scheduler sees it) and each offering's availability and price.
+    pub fn record_instance_types(&self, types: &[InstanceType], kubelet: &KubeletSettings) {
+        for it in types {
+            let name = vec![("instance_type", it.name.clone())];
+            self.instance_type_cpu
+                .get_or_create(&name)
+                .set(i64::from(it.vcpu));
+            let memory = it.capacity(kubelet).get("memory").map_or(0, |q| q.value());
+            self.instance_type_memory.get_or_create(&name).set(memory);
+            for offering in &it.offerings {
+                let labels = vec![
+                    ("instance_type", it.name.clone()),
+                    ("capacity_type", offering.capacity_type.label().to_string()),
+                    ("zone", offering.zone.clone()),
+                ];
+                self.offering_available
+                    .get_or_create(&labels)
+                    .set(i64::from(offering.available));
+                self.offering_price
+                    .get_or_create(&labels)
+                    .set(offering.price);
+            }
         }
     }
 }

@@ -359,17 +359,8 @@ async fn price<C: CloudProvider>(
             }
         };
         for candidate in candidates.iter_mut().filter(|c| &c.pool == name) {
-            let labels = candidate.claim.metadata.labels.as_ref();
-            let get = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-            let offering = types
-                .iter()
-                .find(|t| Some(t.name.as_str()) == get(labels::INSTANCE_TYPE))
-                .and_then(|t| {
-                    t.offerings.iter().find(|o| {
-                        Some(o.zone.as_str()) == get(labels::ZONE)
-                            && Some(o.capacity_type.label()) == get(labels::CAPACITY_TYPE)
-                    })
-                });
+            let offering =
+                crate::catalog::offering_of(&types, candidate.claim.metadata.labels.as_ref());
             candidate.price = offering.map(|o| o.price).unwrap_or(0.0);
         }
     }

@@ -360,9 +360,10 @@ pub async fn pools<C: CloudProvider>(ctx: &Context<C>, claims: &[Arc<NodeClaim>]
                 continue;
             }
         };
+        let kubelet = ctx.kubelet(&class);
+        ctx.metrics.cloud.record_instance_types(&types, &kubelet);
         let catalog = Catalog::new(types);
         let overhead = daemon_overhead(ctx, &pool);
-        let kubelet = ctx.kubelet(&class);
         match Pool::new(
             &pool,
             &catalog,
