@@ -30,6 +30,7 @@
 //! assert!(validation::nodepool(&pool).is_ok());
 //! ```
 
+pub mod autoscaling;
 pub mod crd;
 pub mod defaults;
 pub mod duration;
@@ -38,4 +39,5 @@ pub mod quantity;
 pub mod requirements;
 pub mod schedule;
 pub mod v1;
+pub mod v1alpha1;
 pub mod validation;

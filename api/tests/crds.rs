@@ -18,23 +18,56 @@ fn committed_crds_are_fresh() {
 
 #[test]
 fn crds_are_structural_cluster_scoped_with_status() {
+    // name, kind, version, scope, category: upstream's.
     let expected = [
-        ("nodepools.karpenter.sh", "NodePool"),
-        ("nodeclaims.karpenter.sh", "NodeClaim"),
-        ("ec2nodeclasses.karpenter.k8s.aws", "EC2NodeClass"),
+        (
+            "nodepools.karpenter.sh",
+            "NodePool",
+            "v1",
+            "Cluster",
+            "karpenter",
+        ),
+        (
+            "nodeclaims.karpenter.sh",
+            "NodeClaim",
+            "v1",
+            "Cluster",
+            "karpenter",
+        ),
+        (
+            "ec2nodeclasses.karpenter.k8s.aws",
+            "EC2NodeClass",
+            "v1",
+            "Cluster",
+            "karpenter",
+        ),
+        (
+            "nodeoverlays.karpenter.sh",
+            "NodeOverlay",
+            "v1alpha1",
+            "Cluster",
+            "karpenter",
+        ),
+        (
+            "capacitybuffers.autoscaling.x-k8s.io",
+            "CapacityBuffer",
+            "v1beta1",
+            "Namespaced",
+            "autoscaling",
+        ),
     ];
     let all = crd::all();
     assert_eq!(all.len(), expected.len());
-    for ((_, crd), (name, kind)) in all.iter().zip(expected) {
+    for ((_, crd), (name, kind, version_name, scope, category)) in all.iter().zip(expected) {
         assert_eq!(crd.metadata.name.as_deref(), Some(name));
         assert_eq!(crd.spec.names.kind, kind);
-        assert_eq!(crd.spec.scope, "Cluster");
+        assert_eq!(crd.spec.scope, scope);
         assert_eq!(
             crd.spec.names.categories.as_deref(),
-            Some(&["karpenter".to_string()][..])
+            Some(&[category.to_string()][..])
         );
         let version = &crd.spec.versions[0];
-        assert!(version.served && version.storage && version.name == "v1");
+        assert!(version.served && version.storage && version.name == version_name);
         assert!(
             version
                 .subresources

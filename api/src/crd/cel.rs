@@ -105,6 +105,8 @@ pub fn rules(kind: &str) -> Vec<Rule> {
         "NodePool" => nodepool(),
         "NodeClaim" => nodeclaim(),
         "EC2NodeClass" => ec2nodeclass(),
+        "NodeOverlay" => nodeoverlay(),
+        "CapacityBuffer" => capacitybuffer(),
         _ => Vec::new(),
     }
 }
@@ -170,6 +172,85 @@ fn nodepool() -> Vec<Rule> {
         "label \"karpenter.sh/nodepool\" is restricted",
     ));
     rules
+}
+
+/// The AWS labels a NodeOverlay may select by (upstream's list for
+/// overlays, which predates the tenancy and reservation labels).
+const OVERLAY_AWS_LABELS: &[&str] = &[
+    "karpenter.k8s.aws/ec2nodeclass",
+    "karpenter.k8s.aws/instance-encryption-in-transit-supported",
+    "karpenter.k8s.aws/instance-category",
+    "karpenter.k8s.aws/instance-hypervisor",
+    "karpenter.k8s.aws/instance-family",
+    "karpenter.k8s.aws/instance-generation",
+    "karpenter.k8s.aws/instance-local-nvme",
+    "karpenter.k8s.aws/instance-size",
+    "karpenter.k8s.aws/instance-cpu",
+    "karpenter.k8s.aws/instance-cpu-manufacturer",
+    "karpenter.k8s.aws/instance-cpu-sustained-clock-speed-mhz",
+    "karpenter.k8s.aws/instance-memory",
+    "karpenter.k8s.aws/instance-ebs-bandwidth",
+    "karpenter.k8s.aws/instance-network-bandwidth",
+    "karpenter.k8s.aws/instance-gpu-name",
+    "karpenter.k8s.aws/instance-gpu-manufacturer",
+    "karpenter.k8s.aws/instance-gpu-count",
+    "karpenter.k8s.aws/instance-gpu-memory",
+    "karpenter.k8s.aws/instance-accelerator-name",
+    "karpenter.k8s.aws/instance-accelerator-manufacturer",
+    "karpenter.k8s.aws/instance-accelerator-count",
+    "karpenter.k8s.aws/instance-capability-flex",
+];
+
+fn nodeoverlay() -> Vec<Rule> {
+    let list = "spec.requirements";
+    let mut rules: Vec<Rule> = vec![
+        (
+            "spec",
+            "!has(self.price) || !has(self.priceAdjustment)".into(),
+            "cannot set both 'price' and 'priceAdjustment'",
+        ),
+        (
+            "spec.capacity",
+            "self.all(x, !(x in ['cpu', 'memory', 'ephemeral-storage', 'pods']))".into(),
+            "invalid resource restricted",
+        ),
+        (
+            list,
+            "self.all(x, x.operator == 'NotIn' ? x.values.size() != 0 : true)".into(),
+            "requirements with operator 'NotIn' must have a value defined",
+        ),
+        (
+            list,
+            "self.all(x, x.operator == 'In' ? x.values.size() != 0 : true)".into(),
+            "requirements with operator 'In' must have a value defined",
+        ),
+        (
+            list,
+            "self.all(x, (x.operator == 'Gt' || x.operator == 'Lt' || x.operator == 'Gte' || x.operator == 'Lte') ? (x.values.size() == 1 && int(x.values[0]) >= 0) : true)".into(),
+            "requirements operator 'Gt', 'Lt', 'Gte' or 'Lte' must have a single positive integer value",
+        ),
+    ];
+    rules.extend(label_domain_rules(
+        "spec.requirements[].key",
+        "self",
+        OVERLAY_AWS_LABELS,
+    ));
+    rules
+}
+
+fn capacitybuffer() -> Vec<Rule> {
+    vec![
+        (
+            "spec",
+            "!has(self.podTemplateRef) || has(self.replicas) || has(self.limits)".into(),
+            "If podTemplateRef is set, replicas or limits must also be set",
+        ),
+        (
+            "spec",
+            "!(has(self.podTemplateRef) && has(self.scalableRef))".into(),
+            "You must define either PodTemplateRef or ScalableRef, but not both",
+        ),
+    ]
 }
 
 fn nodeclaim() -> Vec<Rule> {
@@ -488,5 +569,7 @@ mod tests {
         assert_eq!(rules("NodePool").len(), 20);
         assert_eq!(rules("NodeClaim").len(), 10);
         assert_eq!(rules("EC2NodeClass").len(), 54);
+        assert_eq!(rules("NodeOverlay").len(), 8);
+        assert_eq!(rules("CapacityBuffer").len(), 2);
     }
 }

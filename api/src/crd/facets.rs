@@ -160,6 +160,22 @@ fn facets(kind: &str) -> Vec<(String, Facet)> {
                 DefaultValue(json!("active")),
             ));
         }
+        "NodeOverlay" => {
+            let list = "spec.requirements";
+            out.push((list.into(), ListType("atomic")));
+            out.push((format!("{list}[].key"), Pattern(QUALIFIED_NAME)));
+            // Upstream puts these on the array, where the API server ignores them.
+            out.push((format!("{list}[].values"), Pattern(LABEL_VALUE)));
+            out.push((format!("{list}[].values"), MaxLength(63)));
+            out.push(("spec.capacity{}".into(), Pattern(QUANTITY)));
+        }
+        "CapacityBuffer" => {
+            out.push(("spec.limits{}".into(), Pattern(QUANTITY)));
+            out.push((
+                "spec.provisioningStrategy".into(),
+                DefaultValue(json!("buffer.x-k8s.io/active-capacity")),
+            ));
+        }
         _ => {}
     }
     out

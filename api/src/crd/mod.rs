@@ -15,8 +15,10 @@ mod facets;
 
 pub use cel::{Rule, rules as cel_rules};
 
+use crate::autoscaling::CapacityBuffer;
 use crate::defaults::schema_defaults;
 use crate::v1::{EC2NodeClass, NodeClaim, NodePool};
+use crate::v1alpha1::NodeOverlay;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSON, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
     ValidationRule,
@@ -39,6 +41,14 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
             "karpenter.k8s.aws_ec2nodeclasses.yaml",
             finish(EC2NodeClass::crd(), "EC2NodeClass"),
         ),
+        (
+            "karpenter.sh_nodeoverlays.yaml",
+            finish(NodeOverlay::crd(), "NodeOverlay"),
+        ),
+        (
+            "autoscaling.x-k8s.io_capacitybuffers.yaml",
+            finish(CapacityBuffer::crd(), "CapacityBuffer"),
+        ),
     ]
 }
 
@@ -58,6 +68,12 @@ fn kind_description(kind: &str) -> &'static str {
         }
         "NodeClaim" => {
             "NodeClaim is the Schema for the NodeClaims API: one node Karpenter launched or is launching."
+        }
+        "NodeOverlay" => {
+            "NodeOverlay is the Schema for the NodeOverlays API: price and capacity adjustments for the instance types it selects (alpha; stored, not applied: upstream's NodeOverlay feature gate is off by default and not supported here)."
+        }
+        "CapacityBuffer" => {
+            "CapacityBuffer is the configuration that an autoscaler can use to provision buffer capacity within a cluster (stored, not acted on: upstream's CapacityBuffer feature gate is off by default and not supported here)."
         }
         _ => {
             "EC2NodeClass is the Schema for the EC2NodeClass API: how EC2 instances are launched (AMIs, subnets, security groups, IAM, storage)."

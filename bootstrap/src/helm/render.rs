@@ -325,7 +325,7 @@ mod tests {
                 .iter()
                 .filter(|k| **k == "CustomResourceDefinition")
                 .count(),
-            3
+            5
         );
         assert!(kinds.contains(&"ServiceMonitor"));
         assert!(!kinds.contains(&"ClusterRole"));
