@@ -47,6 +47,16 @@ pub const CAPACITY_TYPE_RESERVED: &str = "reserved";
 
 /// Pod or node annotation that blocks voluntary disruption.
 pub const DO_NOT_DISRUPT_ANNOTATION: &str = "karpenter.sh/do-not-disrupt";
+/// NodeClaim annotation: whether the scheduler relaxed a requirement's
+/// `minValues` to launch it (`"true"`/`"false"`).
+pub const MIN_VALUES_RELAXED_ANNOTATION: &str = "karpenter.sh/nodeclaim-min-values-relaxed";
+/// NodeClaim annotation: when its node's pods are forced off and the instance
+/// terminated whatever PDBs say (RFC 3339), written when the claim is deleted
+/// with a `terminationGracePeriod`.
+pub const TERMINATION_TIMESTAMP_ANNOTATION: &str = "karpenter.sh/nodeclaim-termination-timestamp";
+/// NodeClaim annotation: the instance profile its instance was launched
+/// with (the EC2NodeClass status's, at launch).
+pub const INSTANCE_PROFILE_ANNOTATION: &str = "karpenter.k8s.aws/instance-profile-name";
 /// NodeClaim annotation holding the hash of its NodePool template.
 pub const NODEPOOL_HASH_ANNOTATION: &str = "karpenter.sh/nodepool-hash";
 /// Version of the NodePool hash algorithm.

@@ -43,6 +43,20 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
 
     // The default NodePool's limits (cpu 1000, memory 1000Gi) hold.
     let claims_now = claims(&cluster).await;
+    for claim in &claims_now {
+        let annotations = claim.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations
+                .get("karpenter.sh/nodeclaim-min-values-relaxed")
+                .map(String::as_str),
+            Some("false"),
+            "as upstream annotates a claim launched without relaxing minValues"
+        );
+        assert!(
+            annotations.contains_key("karpenter.k8s.aws/instance-profile-name"),
+            "the instance profile it launched with: {annotations:?}"
+        );
+    }
     let (mut cpu, mut memory) = (0.0, 0.0);
     for claim in &claims_now {
         let capacity = claim

@@ -201,3 +201,47 @@ async fn refused_evictions_back_off_while_the_cluster_churns() {
     // 10 s (two web pods may share the node); without it, one every pass.
     assert!(asked <= 10, "{asked} refused evictions in 10 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_termination_grace_period_is_written_on_the_claim_and_ends_a_blocked_drain() {
+    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
+    sim::patch_spec::<karpenter_api::v1::NodePool>(
+        &cluster,
+        "default",
+        json!({"template": {"spec": {"terminationGracePeriod": "3s"}}}),
+    )
+    .await;
+    let (_, _controller) = sim::start(&cluster, sim::settings("termination", false));
+    sim::scale(&cluster, &[("web", 2)]).await;
+    sim::all_running(&cluster, 2).await;
+    // A budget that allows no eviction: only the grace period ends the drain.
+    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}});
+    cluster.apply(&pdb.to_string()).await.unwrap();
+    let (name, provider_id) = delete_one_claim(&cluster).await;
+    let claims: Api<NodeClaim> = Api::all(cluster.client());
+    let deadline_of = |claim: &NodeClaim| {
+        claim.metadata.annotations.as_ref().and_then(|a| {
+            a.get("karpenter.sh/nodeclaim-termination-timestamp")
+                .cloned()
+        })
+    };
+    eventually("the claim carries its termination deadline", || async {
+        claims
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_some_and(|c| deadline_of(&c).is_some())
+    })
+    .await;
+    let claim = claims.get(&name).await.unwrap();
+    let written = Some((
+        deadline_of(&claim).unwrap(),
+        claim.metadata.deletion_timestamp.unwrap().0,
+    ));
+    let (deadline, deleted) = written.unwrap();
+    let expected = k8s_openapi::jiff::Timestamp::from_second(deleted.as_second() + 3).unwrap();
+    assert_eq!(deadline, expected.to_string(), "deletion + 3s, RFC 3339");
+    terminated(&cluster, &name, &provider_id).await;
+}

@@ -308,11 +308,21 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             instance.capacity_type.label().into(),
         );
         claim_labels.extend(claim.metadata.labels.clone().unwrap_or_default());
+        let mut annotations = BTreeMap::new();
+        let profile = ctx
+            .state
+            .class_of_claim(claim)
+            .and_then(|c| c.status.as_ref()?.instance_profile.clone());
+        if let Some(profile) = profile {
+            annotations.insert(labels::INSTANCE_PROFILE_ANNOTATION, profile);
+        }
         let api: Api<NodeClaim> = Api::all(ctx.client.clone());
         api.patch(
             &name,
             &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"labels": claim_labels}})),
+            &Patch::Merge(
+                &json!({"metadata": {"labels": claim_labels, "annotations": annotations}}),
+            ),
         )
         .await?;
         let wire = |r: &crate::catalog::Resources| -> BTreeMap<String, String> {

@@ -18,6 +18,7 @@ use crate::state::{CachedPod, Interest, deleting, label, pool_label};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use karpenter_api::labels;
 use karpenter_api::v1::NodeClaim;
 use kube::Api;
@@ -295,6 +296,62 @@ impl<C: CloudProvider + 'static> Termination<C> {
         }
     }
 
+    /// When the claim's node is forced empty: its termination-timestamp
+    /// annotation, written first (as upstream does) from the claim's deletion
+    /// and `terminationGracePeriod`, so a restart or the next leader keeps
+    /// the same deadline. `None` without a grace period.
+    async fn termination_deadline(
+        &self,
+        claim: &NodeClaim,
+    ) -> Result<Option<Timestamp>, kube::Error> {
+        let annotation = claim
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::TERMINATION_TIMESTAMP_ANNOTATION));
+        if let Some(value) = annotation {
+            return Ok(match value.parse::<Timestamp>() {
+                Ok(deadline) => Some(deadline),
+                Err(e) => {
+                    tracing::warn!(nodeclaim = ?claim.metadata.name, value = %value, error = %e,
+                        "{} is not an RFC 3339 time; not forcing", labels::TERMINATION_TIMESTAMP_ANNOTATION);
+                    None
+                }
+            });
+        }
+        let grace = claim
+            .spec
+            .template
+            .termination_grace_period
+            .as_deref()
+            .and_then(|g| karpenter_api::duration::parse(g).ok());
+        let (Some(grace), Some(deleted)) = (grace, claim.metadata.deletion_timestamp.as_ref())
+        else {
+            return Ok(None);
+        };
+        let deadline = deleted.0 + SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
+        let deadline = Timestamp::from_second(deadline.as_second()).unwrap_or(deadline);
+        // Conditional on the version read: a deadline another writer set wins.
+        let patch = json!({"metadata": {
+            "resourceVersion": claim.metadata.resource_version,
+            "annotations": {labels::TERMINATION_TIMESTAMP_ANNOTATION: deadline.to_string()},
+        }});
+        let claims: Api<NodeClaim> = Api::all(self.ctx.client.clone());
+        let name = claim.metadata.name.as_deref().unwrap_or_default();
+        match claims
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(nodeclaim = %name, deadline = %deadline, "termination grace period: pods are forced off at the deadline");
+                Ok(Some(deadline))
+            }
+            // Changed meanwhile (or gone): the next pass reads it again.
+            Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn finalize_node(&self, node: &Node) -> Result<(), TerminationError> {
         let ctx = &self.ctx;
         let name = node.metadata.name.clone().unwrap_or_default();
@@ -309,17 +366,12 @@ impl<C: CloudProvider + 'static> Termination<C> {
             return self.release(node, claim.as_deref()).await;
         }
         self.taint(node).await?;
-        let grace = claim
-            .as_deref()
-            .and_then(|c| c.spec.template.termination_grace_period.as_deref())
-            .and_then(|g| karpenter_api::duration::parse(g).ok());
-        let deleted_at = node.metadata.deletion_timestamp.as_ref().map(|t| t.0);
-        let forced = match (grace, deleted_at) {
-            (Some(grace), Some(at)) => {
-                let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(at);
-                Duration::try_from(elapsed).is_ok_and(|e| e >= grace)
-            }
-            _ => false,
+        let forced = match claim.as_deref() {
+            Some(claim) => self
+                .termination_deadline(claim)
+                .await?
+                .is_some_and(|deadline| Timestamp::now() >= deadline),
+            None => false,
         };
         if !self.drain(&name, forced).await? {
             return Ok(());

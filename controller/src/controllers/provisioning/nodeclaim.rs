@@ -77,6 +77,8 @@ pub fn build(pool: &NodePool, planned: &NewClaim) -> NodeClaim {
         labels::NODEPOOL_HASH_ANNOTATION.into(),
         pool.template_hash(),
     );
+    // minValues are never relaxed here (MIN_VALUES_POLICY=Strict).
+    annotations.insert(labels::MIN_VALUES_RELAXED_ANNOTATION.into(), "false".into());
     annotations.insert(
         labels::NODEPOOL_HASH_VERSION_ANNOTATION.into(),
         NODEPOOL_HASH_VERSION.into(),
@@ -132,8 +134,7 @@ pub async fn create<C: CloudProvider>(
         .get_or_create(&vec![
             ("reason", reason.to_string()),
             ("nodepool", planned.pool.clone()),
-            // minValues are never relaxed here (MIN_VALUES_POLICY=Strict).
-            ("min_values_relaxed", "false".to_string()),
+            ("min_values_relaxed", relaxed(&claim)),
         ])
         .inc();
     ctx.event(
@@ -148,4 +149,15 @@ pub async fn create<C: CloudProvider>(
         ),
     );
     Ok(Some(claim))
+}
+
+/// The claim's min-values-relaxed annotation, as its metric label.
+fn relaxed(claim: &NodeClaim) -> String {
+    claim
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::MIN_VALUES_RELAXED_ANNOTATION))
+        .cloned()
+        .unwrap_or_else(|| "false".into())
 }
