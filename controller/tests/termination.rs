@@ -236,11 +236,10 @@ async fn the_termination_grace_period_is_written_on_the_claim_and_ends_a_blocked
     })
     .await;
     let claim = claims.get(&name).await.unwrap();
-    let written = Some((
+    let (deadline, deleted) = (
         deadline_of(&claim).unwrap(),
         claim.metadata.deletion_timestamp.unwrap().0,
-    ));
-    let (deadline, deleted) = written.unwrap();
+    );
     let expected = k8s_openapi::jiff::Timestamp::from_second(deleted.as_second() + 3).unwrap();
     assert_eq!(deadline, expected.to_string(), "deletion + 3s, RFC 3339");
     terminated(&cluster, &name, &provider_id).await;
