@@ -57,6 +57,13 @@ pub const TERMINATION_TIMESTAMP_ANNOTATION: &str = "karpenter.sh/nodeclaim-termi
 /// NodeClaim annotation: the instance profile its instance was launched
 /// with (the EC2NodeClass status's, at launch).
 pub const INSTANCE_PROFILE_ANNOTATION: &str = "karpenter.k8s.aws/instance-profile-name";
+/// NodeClaim annotation: its instance carries the `Name`, NodeClaim and
+/// cluster-name tags (`"true"`), written once the tagging is done.
+pub const TAGGED_ANNOTATION: &str = "karpenter.k8s.aws/tagged";
+/// NodeClaim annotation upstream writes with [`TAGGED_ANNOTATION`]: the
+/// instance carries the `eks:eks-cluster-name` tag too (`"true"`).
+pub const CLUSTER_NAME_TAGGED_ANNOTATION: &str =
+    "compatibility.karpenter.k8s.aws/cluster-name-tagged";
 /// NodeClaim annotation holding the hash of its NodePool template.
 pub const NODEPOOL_HASH_ANNOTATION: &str = "karpenter.sh/nodepool-hash";
 /// Version of the NodePool hash algorithm.

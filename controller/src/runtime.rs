@@ -143,6 +143,11 @@ where
     named(&mut tasks, "pod-metrics", pod_metrics::run(ctx.clone()));
     named(
         &mut tasks,
+        "tagging",
+        crate::controllers::tagging::run(ctx.clone()),
+    );
+    named(
+        &mut tasks,
         "state-metrics",
         crate::controllers::state_metrics::run(ctx.clone()),
     );

@@ -270,7 +270,6 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
         ("karpenter.sh/nodepool", "default"),
         ("karpenter.sh/nodeclaim", "web-1"),
         ("karpenter.k8s.aws/ec2nodeclass", "default"),
-        ("Name", "default/web-1"),
         ("team", "platform"),
     ] {
         assert_eq!(
@@ -279,6 +278,10 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
             "tag {key} on the instance"
         );
     }
+    assert!(
+        !tags.contains_key("Name"),
+        "named after its node once registered (the tagging controller), not at launch"
+    );
     assert_eq!(raw.image_id.as_deref(), Some(on_demand.image_id.as_str()));
     let zone = raw.placement.unwrap().availability_zone.unwrap();
     assert_eq!(

@@ -33,6 +33,13 @@ impl CloudProvider for Panicking {
     async fn delete(&self, provider_id: &str) -> Result<(), CloudError> {
         self.0.delete(provider_id).await
     }
+    async fn tag(
+        &self,
+        provider_id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        self.0.tag(provider_id, tags).await
+    }
     async fn instance_types(
         &self,
         pool: &NodePool,

@@ -98,6 +98,14 @@ pub trait CloudProvider: Send + Sync {
     /// Terminates an instance; `NotFound` when it is already gone.
     fn delete(&self, provider_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// Adds (or overwrites) tags on a running instance; `NotFound` when it
+    /// is gone.
+    fn tag(
+        &self,
+        provider_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
     /// The instance types a NodePool may use, with current offerings (prices
     /// and availability).
     fn instance_types(

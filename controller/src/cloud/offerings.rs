@@ -130,8 +130,10 @@ pub fn launch_choices<'a>(
 }
 
 /// The tags every instance (and its volumes and network interfaces) carries,
-/// so it can be found and cleaned up: cluster ownership, NodePool, NodeClaim,
-/// EC2NodeClass and `Name`, after the NodeClass's own tags (ours win).
+/// so it can be found and cleaned up: cluster ownership, NodePool, NodeClaim
+/// and EC2NodeClass, after the NodeClass's own tags (ours win). `Name` is
+/// not among them: as upstream, the tagging controller names the instance
+/// after its node once it registers, unless the NodeClass's tags name it.
 pub fn instance_tags(
     cluster: &str,
     claim: &NodeClaim,
@@ -155,7 +157,6 @@ pub fn instance_tags(
             labels::EC2NODECLASS.to_string(),
             claim.spec.template.node_class_ref.name.clone(),
         ),
-        ("Name".to_string(), format!("{pool}/{name}")),
     ]);
     tags
 }

@@ -391,6 +391,22 @@ impl CloudProvider for SimulatedEc2 {
         }
     }
 
+    async fn tag(
+        &self,
+        provider_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        self.fault("CreateTags")?;
+        let (_, id) = parse_provider_id(provider_id)?;
+        match self.lock().instances.get_mut(id) {
+            Some(instance) => {
+                instance.tags.extend(tags.clone());
+                Ok(())
+            }
+            None => Err(CloudError::NotFound(id.to_string())),
+        }
+    }
+
     async fn instance_types(
         &self,
         pool: &NodePool,

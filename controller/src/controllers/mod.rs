@@ -21,6 +21,7 @@ pub mod nodepool_status;
 pub mod pod_metrics;
 pub mod provisioning;
 pub mod state_metrics;
+pub mod tagging;
 pub mod termination;
 pub mod writes;
 

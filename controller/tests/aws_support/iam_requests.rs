@@ -204,6 +204,25 @@ pub async fn iam_requests(
                     )]),
                 ));
             }
+            "CreateTags" => {
+                // Tags on a running instance (the tagging controller).
+                let tags: BTreeMap<String, String> = (1..)
+                    .map_while(|i| {
+                        let key = param(params, &format!("Tag.{i}.Key"))?;
+                        let value = param(params, &format!("Tag.{i}.Value")).unwrap_or_default();
+                        Some((key.to_string(), value.to_string()))
+                    })
+                    .collect();
+                for id in numbered(params, "ResourceId") {
+                    let mut context = request_tags(&tags);
+                    context.extend(resource_tags(&instance_tags(ec2, id).await));
+                    out.push(request(
+                        "ec2:CreateTags",
+                        ec2_arn(&format!("instance/{id}")),
+                        context,
+                    ));
+                }
+            }
             "TerminateInstances" => {
                 for id in numbered(params, "InstanceId") {
                     let tags = instance_tags(ec2, id).await;

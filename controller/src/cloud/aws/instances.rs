@@ -162,6 +162,35 @@ impl AwsCloudProvider {
         }
     }
 
+    /// `CreateTags` on a running instance (the policy's
+    /// `AllowScopedResourceTagging` allows `Name`, `karpenter.sh/nodeclaim`
+    /// and `eks:eks-cluster-name` on the cluster's instances).
+    pub(super) async fn tag_instance(
+        &self,
+        provider_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let (_, id) = parse_provider_id(provider_id)?;
+        let tags = tags
+            .iter()
+            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+        match self
+            .clients
+            .ec2
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(tags.collect()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e).is_some_and(|c| c.starts_with("InvalidInstanceID")) => {
+                Err(CloudError::NotFound(id.to_string()))
+            }
+            Err(e) => Err(cloud_error("CreateTags", e)),
+        }
+    }
+
     /// Why the claim's instance no longer matches `class`: its AMI, subnet or
     /// security groups are no longer what the NodeClass resolves.
     pub(super) async fn drift(

@@ -29,7 +29,7 @@ use crate::catalog::{CapacityType, InstanceType};
 use crate::userdata::ClusterInfo;
 use instance_types::{Cached, PriceBook};
 use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -129,6 +129,14 @@ impl CloudProvider for AwsCloudProvider {
 
     async fn delete(&self, provider_id: &str) -> Result<(), CloudError> {
         self.terminate(provider_id).await
+    }
+
+    async fn tag(
+        &self,
+        provider_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        self.tag_instance(provider_id, tags).await
     }
 
     async fn instance_types(
