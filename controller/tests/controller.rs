@@ -49,7 +49,7 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
     let node_name = first.status.as_ref().unwrap().node_name.clone().unwrap();
     let claims_api: Api<karpenter_api::v1::NodeClaim> = Api::all(cluster.client());
     test_support::eventually("the first claim's instance is tagged", || async {
-        let tagged = claims_api
+        claims_api
             .get(&first_name)
             .await
             .unwrap()
@@ -57,8 +57,7 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
             .annotations
             .unwrap_or_default()
             .get("karpenter.k8s.aws/tagged")
-            .is_some_and(|v| v == "true");
-        tagged
+            .is_some_and(|v| v == "true")
     })
     .await;
     let tags = cluster.ec2.get(&provider_id).await.unwrap().tags;
