@@ -262,6 +262,13 @@ pub fn boot(
             _ => continue,
         };
         capacity.insert(name.into(), i64::from(device.count));
+        // The Neuron device plugin advertises every device's cores as well.
+        if let (Some(cores), "aws") = (device.cores, device.manufacturer.as_str()) {
+            capacity.insert(
+                "aws.amazon.com/neuroncore".into(),
+                i64::from(device.count) * i64::from(cores),
+            );
+        }
     }
     // kube-reserved: the agent's defaults, replaced key by key by the configuration.
     // nodeadm and bootstrap.sh size memory from their own ENI pod count;

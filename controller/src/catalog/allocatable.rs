@@ -224,6 +224,13 @@ impl InstanceType {
                 resource.into(),
                 Quantity::from_units(i64::from(device.count)),
             );
+            // The Neuron device plugin advertises the devices' cores too.
+            if let (Some(cores), "aws") = (device.cores, device.manufacturer.as_str()) {
+                capacity.insert(
+                    "aws.amazon.com/neuroncore".into(),
+                    Quantity::from_units(i64::from(device.count) * i64::from(cores)),
+                );
+            }
         }
         capacity
     }
@@ -453,5 +460,19 @@ mod tests {
             .unwrap()
             .capacity(&KubeletSettings::default());
         assert_eq!(inf2["aws.amazon.com/neuron"], q("1"));
+        assert_eq!(
+            inf2["aws.amazon.com/neuroncore"],
+            q("2"),
+            "1 device x 2 cores"
+        );
+        let trn1 = catalog
+            .get("trn1.32xlarge")
+            .unwrap()
+            .capacity(&KubeletSettings::default());
+        assert_eq!(
+            trn1["aws.amazon.com/neuroncore"],
+            q("32"),
+            "16 devices x 2 cores"
+        );
     }
 }

@@ -113,6 +113,7 @@ fn device(value: &Value, manufacturer_default: &str) -> Option<Device> {
         ),
         count: value["Count"].as_u64()? as u32,
         memory_mib: value["MemoryInfo"]["SizeInMiB"].as_u64().unwrap_or(0),
+        cores: None,
     })
 }
 
@@ -155,6 +156,14 @@ fn instance_type(info: &Value, zones: &BTreeSet<String>, on_demand: f64) -> Opti
                 .get(0)
                 .and_then(|a| device(a, "aws"))
         });
+    // Neuron cores (upstream reads them from NeuronInfo, whichever field
+    // named the accelerator).
+    let accelerator = accelerator.map(|device| Device {
+        cores: info["NeuronInfo"]["NeuronDevices"][0]["CoreInfo"]["Count"]
+            .as_u64()
+            .map(|c| c as u32),
+        ..device
+    });
     let spot = info["SupportedUsageClasses"]
         .as_array()
         .is_some_and(|c| c.iter().any(|u| u == "spot"));

@@ -69,6 +69,9 @@ pub struct Device {
     pub count: u32,
     /// Memory per device in MiB.
     pub memory_mib: u64,
+    /// Cores per device, for Neuron devices (`aws.amazon.com/neuroncore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
 }
 
 /// An EC2 instance type as the catalog stores it (the generated data's schema).

@@ -37,6 +37,7 @@ fn device(
         manufacturer: label_value(manufacturer.unwrap_or("aws")),
         count: u32::try_from(count?).ok()?,
         memory_mib: memory_mib.and_then(|m| u64::try_from(m).ok()).unwrap_or(0),
+        cores: None,
     })
 }
 
@@ -98,6 +99,24 @@ fn from_sdk(
                     )
                 })
         });
+    // Neuron cores (upstream reads them from NeuronInfo, whichever field
+    // named the accelerator).
+    let neuron_cores = info
+        .neuron_info
+        .as_ref()
+        .and_then(|n| {
+            n.neuron_devices
+                .as_ref()?
+                .first()?
+                .core_info
+                .as_ref()?
+                .count
+        })
+        .and_then(|c| u32::try_from(c).ok());
+    let accelerator = accelerator.map(|device| Device {
+        cores: neuron_cores,
+        ..device
+    });
     let bandwidth_gbps: f64 = network
         .and_then(|n| n.network_cards.as_ref())
         .into_iter()
