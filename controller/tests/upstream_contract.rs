@@ -92,6 +92,22 @@ const DELIBERATE: &[(&str, &str)] = &[
         "upstream reads it too, from the downward API the chart sets; not an option in its table",
     ),
     (
+        "labels: missing compatibility.karpenter.sh/provider (ProviderCompatibilityAnnotationKey)",
+        "declared by upstream v1.14.1 but read and written by none of its controllers (a leftover of the v1beta1 conversion)",
+    ),
+    (
+        "labels: missing karpenter.sh/requested-dra-drivers (DRADriversAnnotationKey)",
+        "upstream writes it only with IGNORE_DRA_REQUESTS=false (DRA scheduling), which is refused at start here; at upstream's default it is never written",
+    ),
+    (
+        "labels: missing eks.amazonaws.com/nip-slots (ResourceNIPSlots)",
+        "no instance type advertises it upstream: only a NodeOverlay's capacity can (alpha, gate off, refused here)",
+    ),
+    (
+        "labels: missing vpc.amazonaws.com/PrivateIPv4Address (ResourcePrivateIPv4Address)",
+        "upstream adds it to Windows instance types only; Windows is not supported here (the catalog is Linux-only and a windows AMI alias is refused in the EC2NodeClass status)",
+    ),
+    (
         "metrics: extra karpenter_disruption_estimated_savings_dollars_per_hour_total",
         "the saving consolidation promised, by NodePool: CONSOLIDATION_MIN_SAVING_PER_HOUR's effect, which no upstream metric shows",
     ),
