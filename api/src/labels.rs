@@ -70,6 +70,9 @@ pub const NODEPOOL_HASH_ANNOTATION: &str = "karpenter.sh/nodepool-hash";
 pub const NODEPOOL_HASH_VERSION_ANNOTATION: &str = "karpenter.sh/nodepool-hash-version";
 /// NodeClaim annotation holding the hash of its EC2NodeClass.
 pub const EC2NODECLASS_HASH_ANNOTATION: &str = "karpenter.k8s.aws/ec2nodeclass-hash";
+/// Version of the EC2NodeClass hash algorithm.
+pub const EC2NODECLASS_HASH_VERSION_ANNOTATION: &str =
+    "karpenter.k8s.aws/ec2nodeclass-hash-version";
 /// Finalizer Karpenter puts on NodeClaims and Nodes it terminates.
 pub const TERMINATION_FINALIZER: &str = "karpenter.sh/termination";
 

@@ -140,6 +140,11 @@ where
         "nodepool-status",
         nodepool_status::run(ctx.clone()),
     );
+    named(
+        &mut tasks,
+        "drift-hash",
+        crate::controllers::hash::run(ctx.clone()),
+    );
     named(&mut tasks, "pod-metrics", pod_metrics::run(ctx.clone()));
     named(
         &mut tasks,

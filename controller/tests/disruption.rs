@@ -13,6 +13,7 @@ mod sim;
 
 use k8s_openapi::api::core::v1::Node;
 use karpenter_api::v1::{NodeClaim, NodePool};
+use karpenter_controller::cloud::CloudProvider;
 use karpenter_controller::demo::Timing;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -639,4 +640,120 @@ async fn a_pod_no_node_can_hold_does_not_hold_scale_down_back() {
         still.spec.and_then(|s| s.node_name).is_none(),
         "the huge pod stays pending"
     );
+}
+
+/// Whether the claim's `Drifted` condition is True, and its reason.
+fn drifted(claim: &NodeClaim) -> Option<String> {
+    claim
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Drifted" && c.status == "True")
+        .map(|c| c.reason.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_upstream_ran_is_taken_over_without_drift_and_a_class_edit_drifts_its_nodes() {
+    let spec = json!({"disruption": {"consolidateAfter": "Never", "budgets": [{"nodes": "100%"}]}});
+    let (cluster, _metrics, first) = started(spec).await;
+    scale(&cluster, &[("worker", 6)]).await;
+    all_running(&cluster, 6).await;
+    first.abort();
+    // The state upstream v1.14.1 leaves: its nodepool.hash controller stamps
+    // the NodePool and, at creation, each NodeClaim with its own hash
+    // (hashstructure, FormatV2) and version v3; its nodeclass.hash controller
+    // and cloudprovider.Create do the same with the EC2NodeClass hash, v5.
+    let upstream_pool = json!({"karpenter.sh/nodepool-hash": "6821555240504101244",
+        "karpenter.sh/nodepool-hash-version": "v3"});
+    let upstream_class = json!({"karpenter.k8s.aws/ec2nodeclass-hash": "15616957348189460630",
+        "karpenter.k8s.aws/ec2nodeclass-hash-version": "v5"});
+    let annotate = |annotations: &serde_json::Value| {
+        Patch::Merge(json!({"metadata": {"annotations": annotations}}))
+    };
+    let pools: Api<NodePool> = Api::all(cluster.client());
+    let classes: Api<karpenter_api::v1::EC2NodeClass> = Api::all(cluster.client());
+    let claims_api: Api<NodeClaim> = Api::all(cluster.client());
+    let params = PatchParams::default();
+    pools
+        .patch("default", &params, &annotate(&upstream_pool))
+        .await
+        .unwrap();
+    classes
+        .patch("default", &params, &annotate(&upstream_class))
+        .await
+        .unwrap();
+    let mut both = upstream_pool.clone();
+    both.as_object_mut()
+        .unwrap()
+        .extend(upstream_class.as_object().unwrap().clone());
+    let before = claim_names(&cluster).await;
+    for name in &before {
+        claims_api
+            .patch(name, &params, &annotate(&both))
+            .await
+            .unwrap();
+    }
+    let instances = cluster.ec2.list().await.unwrap().len();
+
+    // Our controller takes over: claims are re-stamped, none drifts.
+    let mut settings = settings("successor", false);
+    settings.disruption_poll_interval = Duration::from_millis(250);
+    let (_, _second) = start(&cluster, settings);
+    test_support::eventually(
+        "every claim re-stamped with this project's versions",
+        || async {
+            claims(&cluster).await.iter().all(|c| {
+                let a = c.metadata.annotations.clone().unwrap_or_default();
+                a.get("karpenter.sh/nodepool-hash-version")
+                    .map(String::as_str)
+                    == Some(karpenter_api::v1::NODEPOOL_HASH_VERSION)
+                    && a.get("karpenter.k8s.aws/ec2nodeclass-hash-version")
+                        .map(String::as_str)
+                        == Some(karpenter_api::v1::EC2NODECLASS_HASH_VERSION)
+            })
+        },
+    )
+    .await;
+    // Twenty disruption passes later: nothing drifted, deleted or launched.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = claims(&cluster).await;
+    assert_eq!(claim_names(&cluster).await, before, "no claim replaced");
+    assert!(
+        after
+            .iter()
+            .all(|c| drifted(c).is_none() && c.metadata.deletion_timestamp.is_none())
+    );
+    assert_eq!(
+        cluster.ec2.list().await.unwrap().len(),
+        instances,
+        "no instance launched or terminated"
+    );
+    let pool = pools.get("default").await.unwrap();
+    let pool_annotations = pool.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        pool_annotations
+            .get("karpenter.sh/nodepool-hash-version")
+            .map(String::as_str),
+        Some(karpenter_api::v1::NODEPOOL_HASH_VERSION),
+        "a version upstream does not know: after a rollback its hash controller re-stamps, too"
+    );
+
+    // A real change of the class drifts its nodes.
+    classes
+        .patch(
+            "default",
+            &params,
+            &Patch::Merge(json!({"spec": {"tags": {"team": "payments"}}})),
+        )
+        .await
+        .unwrap();
+    test_support::eventually("the class's nodes drift (NodeClassDrift)", || async {
+        claims(&cluster)
+            .await
+            .iter()
+            .any(|c| drifted(c).as_deref() == Some("NodeClassDrift"))
+    })
+    .await;
 }

@@ -136,3 +136,16 @@ pub fn set_condition(
         }
     }
 }
+
+/// FNV-1a (64 bit) over a value's canonical JSON (`serde_json` keeps map
+/// keys sorted), in decimal: the drift hashes of NodePool templates and
+/// EC2NodeClasses.
+pub fn fnv_hash(value: &serde_json::Value) -> String {
+    let hash = value
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    hash.to_string()
+}

@@ -511,3 +511,33 @@ pub mod ec2nodeclass_conditions {
     /// Everything above is true.
     pub const READY: &str = "Ready";
 }
+
+/// The version of [`EC2NodeClass::spec_hash`] (annotation
+/// `karpenter.k8s.aws/ec2nodeclass-hash-version`): this project's own, not
+/// upstream's `v5`, for the reason [`super::NODEPOOL_HASH_VERSION`] gives.
+pub const EC2NODECLASS_HASH_VERSION: &str = "karpenter-rs-v1";
+
+impl EC2NodeClass {
+    /// A hash of the spec fields whose change makes existing nodes stale,
+    /// with the AMI family as resolved (`ami_family`: an alias and the
+    /// family it implies hash alike). Left out as upstream leaves them out:
+    /// the subnet, security-group, AMI and capacity-reservation selectors
+    /// (they drift by what they resolve to), `amiFamily` itself and
+    /// `ipPrefixCount`.
+    pub fn spec_hash(&self, ami_family: &str) -> String {
+        let mut spec = serde_json::to_value(&self.spec).unwrap_or_default();
+        if let Some(fields) = spec.as_object_mut() {
+            for ignored in [
+                "subnetSelectorTerms",
+                "securityGroupSelectorTerms",
+                "capacityReservationSelectorTerms",
+                "amiSelectorTerms",
+                "amiFamily",
+                "ipPrefixCount",
+            ] {
+                fields.remove(ignored);
+            }
+        }
+        fnv_hash(&serde_json::json!({"spec": spec, "amiFamily": ami_family}))
+    }
+}

@@ -188,9 +188,14 @@ pub mod nodepool_conditions {
 }
 
 /// The version of [`NodePool::template_hash`] (annotation
-/// `karpenter.sh/nodepool-hash-version`); a new algorithm gets a new version
-/// so old NodeClaims are not all drifted at once by an upgrade.
-pub const NODEPOOL_HASH_VERSION: &str = "v3";
+/// `karpenter.sh/nodepool-hash-version`). It is this project's own, not
+/// upstream's `v3`: the algorithms differ, and a different version is how
+/// upstream's drift-hash versioning tells a controller to re-stamp the
+/// NodeClaims rather than drift them. Taking over from upstream, the hash
+/// controller ([`crate::labels::NODEPOOL_HASH_VERSION_ANNOTATION`]) re-stamps
+/// claims marked `v3`; after a rollback, upstream's re-stamps claims marked
+/// with this version. Either way no node is replaced for the switch.
+pub const NODEPOOL_HASH_VERSION: &str = "karpenter-rs-v1";
 
 impl NodePool {
     /// A hash of the template fields whose change makes existing nodes stale
@@ -207,13 +212,6 @@ impl NodePool {
             "expireAfter": template.spec.expire_after,
             "terminationGracePeriod": template.spec.termination_grace_period,
         });
-        // FNV-1a over the canonical JSON (serde_json keeps map keys sorted).
-        let hash = hashed
-            .to_string()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
-        hash.to_string()
+        fnv_hash(&hashed)
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::cloud::{CloudError, CloudProvider, Instance};
 use crate::controllers::Context;
+use crate::controllers::hash::class_hash;
 use crate::controllers::writes::{delete_claim, update_claim_status};
 use crate::state::{Interest, deleting, pool_label};
 use futures::StreamExt;
@@ -309,12 +310,20 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
         );
         claim_labels.extend(claim.metadata.labels.clone().unwrap_or_default());
         let mut annotations = BTreeMap::new();
-        let profile = ctx
-            .state
-            .class_of_claim(claim)
-            .and_then(|c| c.status.as_ref()?.instance_profile.clone());
-        if let Some(profile) = profile {
-            annotations.insert(labels::INSTANCE_PROFILE_ANNOTATION, profile);
+        if let Some(class) = ctx.state.class_of_claim(claim) {
+            // What it was launched from, for drift (as upstream's Create stamps it).
+            annotations.insert(labels::EC2NODECLASS_HASH_ANNOTATION, class_hash(&class));
+            annotations.insert(
+                labels::EC2NODECLASS_HASH_VERSION_ANNOTATION,
+                karpenter_api::v1::EC2NODECLASS_HASH_VERSION.to_string(),
+            );
+            if let Some(profile) = class
+                .status
+                .as_ref()
+                .and_then(|s| s.instance_profile.clone())
+            {
+                annotations.insert(labels::INSTANCE_PROFILE_ANNOTATION, profile);
+            }
         }
         let api: Api<NodeClaim> = Api::all(ctx.client.clone());
         api.patch(

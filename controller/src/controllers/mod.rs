@@ -14,6 +14,7 @@
 
 pub mod disruption;
 pub mod garbage;
+pub mod hash;
 pub mod interruption;
 pub mod lifecycle;
 pub mod nodeclass;

@@ -245,22 +245,6 @@ impl AwsCloudProvider {
                 wanted.join(", ")
             )));
         }
-        let annotation = |m: &Option<std::collections::BTreeMap<String, String>>| {
-            m.as_ref()
-                .and_then(|a| a.get(labels::EC2NODECLASS_HASH_ANNOTATION))
-                .cloned()
-        };
-        let (claim_hash, class_hash) = (
-            annotation(&claim.metadata.annotations),
-            annotation(&class.metadata.annotations),
-        );
-        if let (Some(a), Some(b)) = (&claim_hash, &class_hash)
-            && a != b
-        {
-            return Ok(Some(format!(
-                "NodeClassDrift: the EC2NodeClass changed (hash {a} -> {b})"
-            )));
-        }
         Ok(None)
     }
 }

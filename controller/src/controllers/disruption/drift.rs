@@ -5,10 +5,11 @@
 //! - `NodePoolDrifted`: the NodePool's template hash (labels, annotations,
 //!   taints, node class, lifetimes) differs from the one the claim was made
 //!   from (same hash version only, as upstream).
+//! - `NodeClassDrift`: the same for the EC2NodeClass's hash.
 //! - `RequirementsDrifted`: one of the claim's labels is no longer allowed
 //!   by the NodePool's requirements.
-//! - the cloud provider's reason (`AMIDrift`, subnets, security groups, the
-//!   EC2NodeClass hash): asked at most every [`CLOUD_CHECK_POLLS`] poll
+//! - the cloud provider's reason (`AMIDrift`, subnets, security groups):
+//!   asked at most every [`CLOUD_CHECK_POLLS`] poll
 //!   intervals per claim (a minute by default), since on AWS it is an API
 //!   call.
 //!
@@ -20,12 +21,15 @@ use super::world::{Launch, World};
 use super::{Disruption, Reason};
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
+use crate::controllers::hash::class_hash;
 use crate::controllers::lifecycle::is_true;
 use crate::controllers::writes::update_claim_status;
 use crate::state::{deleting, pool_label};
 use karpenter_api::labels;
 use karpenter_api::requirements::Requirements;
-use karpenter_api::v1::{NodeClaim, nodeclaim_conditions as cond};
+use karpenter_api::v1::{
+    EC2NODECLASS_HASH_VERSION, NODEPOOL_HASH_VERSION, NodeClaim, nodeclaim_conditions as cond,
+};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -45,14 +49,9 @@ fn pool_drift<C: CloudProvider>(ctx: &Context<C>, claim: &NodeClaim) -> Option<S
     let pool = ctx.state.pool(&pool_label(claim))?;
     let annotations = claim.metadata.annotations.as_ref();
     let get = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
-    let current_version = pool
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(labels::NODEPOOL_HASH_VERSION_ANNOTATION))
-        .map(String::as_str);
-    let same_version = current_version.is_none()
-        || get(labels::NODEPOOL_HASH_VERSION_ANNOTATION) == current_version;
+    // Only a hash of this version compares; the hash controller re-stamps
+    // claims of another (upstream's `v3`) instead of drifting them.
+    let same_version = get(labels::NODEPOOL_HASH_VERSION_ANNOTATION) == Some(NODEPOOL_HASH_VERSION);
     let hash = pool.template_hash();
     if same_version
         && let Some(claimed) = get(labels::NODEPOOL_HASH_ANNOTATION)
@@ -61,6 +60,17 @@ fn pool_drift<C: CloudProvider>(ctx: &Context<C>, claim: &NodeClaim) -> Option<S
         return Some(format!(
             "NodePoolDrifted: the NodePool's template changed (hash {claimed} -> {hash})"
         ));
+    }
+    if let Some(class) = ctx.state.class_of_claim(claim)
+        && get(labels::EC2NODECLASS_HASH_VERSION_ANNOTATION) == Some(EC2NODECLASS_HASH_VERSION)
+        && let Some(claimed) = get(labels::EC2NODECLASS_HASH_ANNOTATION)
+    {
+        let hash = class_hash(&class);
+        if claimed != hash {
+            return Some(format!(
+                "NodeClassDrift: the EC2NodeClass changed (hash {claimed} -> {hash})"
+            ));
+        }
     }
     let requirements = Requirements::from_api(&pool.spec.template.spec.requirements).ok()?;
     let claim_labels = claim.metadata.labels.clone().unwrap_or_default();
