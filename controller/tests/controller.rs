@@ -178,6 +178,12 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(started(), 200, "the first pods' start-ups");
+    let bound = metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix("karpenter_pods_bound_duration_seconds_count{} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(bound, Some(200), "each pod's binding observed once");
     let sent = Instant::now();
     cluster
         .interrupt(SimEvent::SpotInterruption, &provider_id)

@@ -1,9 +1,10 @@
-//! Pod metrics: `karpenter_pods_startup_duration_seconds`, the time from a
-//! pod's creation until it became Ready. Observed once per pod that this
-//! replica saw waiting or that was created after it started; pods already
-//! running before it started are not counted (as upstream), so a restart
-//! never observes the same pod twice and a pod that starts between two
-//! passes is not missed.
+//! Pod metrics: `karpenter_pods_startup_duration_seconds` (pod creation
+//! until Ready) and `karpenter_pods_bound_duration_seconds` (creation until
+//! bound to a node). Each is observed once per pod that this replica saw
+//! before it got there or that was created after the replica started; pods
+//! already there before it started are not counted (as upstream), so a
+//! restart never observes the same pod twice and a pod that gets there
+//! between two passes is not missed.
 
 use crate::controllers::Context;
 use crate::metrics::summary::Summaries;
@@ -13,51 +14,66 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Which pods were seen waiting and which were already observed, by UID.
+/// One point in a pod's life (running, bound): which pods were seen before
+/// it and which were already observed at it, by UID.
 #[derive(Debug)]
-pub struct PodStartup {
+pub struct Milestone {
     since: Timestamp,
     waiting: HashSet<String>,
-    running: HashSet<String>,
+    reached: HashSet<String>,
 }
 
 fn is_running(pod: &CachedPod) -> bool {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
 }
 
-/// When the pod became Ready (its condition's transition), else `now`.
-fn running_since(pod: &CachedPod, now: Timestamp) -> Timestamp {
+/// When the condition `type_` of the pod turned True, else `now`.
+fn condition_since(pod: &CachedPod, type_: &str, now: Timestamp) -> Timestamp {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+        .and_then(|c| c.iter().find(|c| c.type_ == type_ && c.status == "True"))
         .and_then(|c| c.last_transition_time.as_ref())
         .map_or(now, |t| t.0)
 }
 
-impl PodStartup {
+/// When the pod became Ready, if it runs.
+pub fn running_at(pod: &CachedPod, now: Timestamp) -> Option<Timestamp> {
+    is_running(pod).then(|| condition_since(pod, "Ready", now))
+}
+
+/// When the pod was bound (its `PodScheduled` condition), if it is.
+pub fn bound_at(pod: &CachedPod, now: Timestamp) -> Option<Timestamp> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_ref())
+        .map(|_| condition_since(pod, "PodScheduled", now))
+}
+
+impl Milestone {
     /// Counts pods created from `since` (when this replica started) on.
     /// Creation timestamps have whole seconds, so `since` is rounded down
-    /// to its second: a pod created later in that second (and running
-    /// before the next pass) still counts.
+    /// to its second: a pod created later in that second (and there before
+    /// the next pass) still counts.
     pub fn new(since: Timestamp) -> Self {
         let since = Timestamp::from_second(since.as_second()).unwrap_or(since);
-        PodStartup {
+        Milestone {
             since,
             waiting: HashSet::new(),
-            running: HashSet::new(),
+            reached: HashSet::new(),
         }
     }
 
-    /// Observes every pod that runs now and was not running on the last
-    /// pass; returns how many were observed.
+    /// Records, for every pod that `at` says got there since the last pass,
+    /// the seconds from its creation; returns how many were recorded.
     pub fn observe<'a>(
         &mut self,
         pods: impl IntoIterator<Item = &'a CachedPod>,
-        summary: &Summaries,
+        at: impl Fn(&CachedPod, Timestamp) -> Option<Timestamp>,
+        mut record: impl FnMut(f64),
     ) -> usize {
         let now = Timestamp::now();
-        let (mut waiting, mut running) = (HashSet::new(), HashSet::new());
+        let (mut waiting, mut reached) = (HashSet::new(), HashSet::new());
         let mut observed = 0;
         for pod in pods {
             let (Some(uid), Some(created)) = (
@@ -70,36 +86,44 @@ impl PodStartup {
                 pod.status.as_ref().and_then(|s| s.phase.as_deref()),
                 Some("Succeeded" | "Failed")
             );
-            if is_running(pod) {
-                let new = !self.running.contains(uid)
+            if let Some(when) = at(pod, now) {
+                let new = !self.reached.contains(uid)
                     && (self.waiting.contains(uid) || created.0 >= self.since);
                 if new {
-                    let seconds = running_since(pod, now).duration_since(created.0);
-                    summary.observe(&Vec::new(), seconds.as_secs_f64().max(0.0));
+                    record(when.duration_since(created.0).as_secs_f64().max(0.0));
                     observed += 1;
                 }
-                running.insert(uid.clone());
+                reached.insert(uid.clone());
             } else if !terminal && pod.metadata.deletion_timestamp.is_none() {
                 waiting.insert(uid.clone());
             }
         }
         self.waiting = waiting;
-        self.running = running;
+        self.reached = reached;
         observed
     }
 }
 
-/// Observes pod start-ups on every pod change, at most once a second (and
-/// once a minute without one).
+/// Observes pod start-ups and bindings on every pod change, at most once a
+/// second (and once a minute without one).
 pub async fn run<C: Send + Sync + 'static>(ctx: Arc<Context<C>>) {
-    let mut startup = PodStartup::new(Timestamp::now());
+    let started = Timestamp::now();
+    let (mut running, mut bound) = (Milestone::new(started), Milestone::new(started));
+    let metrics = &ctx.metrics.lifecycle;
+    let startup: &Summaries = &metrics.pods_startup_duration;
+    let binding = metrics
+        .pods_bound_duration
+        .get_or_create(&Vec::new())
+        .clone();
     let mut changes = ctx.state.waiter(Interest::Everything);
     loop {
         let pods = ctx.state.pods.state();
-        startup.observe(
-            pods.iter().map(|p| p.as_ref()),
-            &ctx.metrics.lifecycle.pods_startup_duration,
-        );
+        running.observe(pods.iter().map(|p| p.as_ref()), running_at, |s| {
+            startup.observe(&Vec::new(), s)
+        });
+        bound.observe(pods.iter().map(|p| p.as_ref()), bound_at, |s| {
+            binding.observe(s)
+        });
         tokio::time::sleep(Duration::from_secs(1)).await;
         if !changes.wait(Duration::from_secs(60)).await {
             return;
@@ -139,7 +163,7 @@ mod tests {
     #[test]
     fn observes_each_waiting_pod_once_when_it_runs() {
         let histogram = Summaries::default();
-        let mut startup = PodStartup::new("2026-11-23T10:00:01Z".parse().unwrap());
+        let mut startup = Milestone::new("2026-11-23T10:00:01Z".parse().unwrap());
         let t0 = "2026-11-23T10:00:00Z";
         // a ran before this replica started: never counted.
         let first = [
@@ -147,7 +171,10 @@ mod tests {
             pod("b", "Pending", t0, None),
             pod("c", "Pending", t0, None),
         ];
-        assert_eq!(startup.observe(&first, &histogram), 0);
+        assert_eq!(
+            startup.observe(&first, running_at, |s| histogram.observe(&Vec::new(), s)),
+            0
+        );
         // b was seen waiting; d was created after the start and ran before a pass.
         let second = [
             pod("a", "Running", t0, Some("2026-11-23T10:00:05Z")),
@@ -160,9 +187,15 @@ mod tests {
                 Some("2026-11-23T10:00:04Z"),
             ),
         ];
-        assert_eq!(startup.observe(&second, &histogram), 2);
+        assert_eq!(
+            startup.observe(&second, running_at, |s| histogram.observe(&Vec::new(), s)),
+            2
+        );
         // Both again: already observed.
-        assert_eq!(startup.observe(&second, &histogram), 0);
+        assert_eq!(
+            startup.observe(&second, running_at, |s| histogram.observe(&Vec::new(), s)),
+            0
+        );
         assert_eq!(sum_and_count(&histogram), (14.0, 2));
     }
 
@@ -170,14 +203,41 @@ mod tests {
     fn a_pod_created_in_the_second_this_replica_started_counts() {
         let histogram = Summaries::default();
         // Started at .7 s; the pod, created at .9 s, carries the second only.
-        let mut startup = PodStartup::new("2026-11-23T10:00:00.7Z".parse().unwrap());
-        assert_eq!(startup.observe(&[], &histogram), 0);
+        let mut startup = Milestone::new("2026-11-23T10:00:00.7Z".parse().unwrap());
+        assert_eq!(
+            startup.observe(&[], running_at, |s| histogram.observe(&Vec::new(), s)),
+            0
+        );
         let pods = [pod(
             "e",
             "Running",
             "2026-11-23T10:00:00Z",
             Some("2026-11-23T10:00:01Z"),
         )];
-        assert_eq!(startup.observe(&pods, &histogram), 1);
+        assert_eq!(
+            startup.observe(&pods, running_at, |s| histogram.observe(&Vec::new(), s)),
+            1
+        );
+    }
+
+    #[test]
+    fn a_binding_is_observed_once_from_the_scheduled_condition() {
+        let histogram = Summaries::default();
+        let mut bound = Milestone::new("2026-11-23T10:00:00Z".parse().unwrap());
+        let pod = |node: Option<&str>| -> CachedPod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "p", "uid": "p", "creationTimestamp": "2026-11-23T10:00:01Z"},
+                "spec": {"nodeName": node},
+                "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled",
+                    "status": if node.is_some() { "True" } else { "False" },
+                    "lastTransitionTime": "2026-11-23T10:00:04Z"}]},
+            }))
+            .unwrap()
+        };
+        let record = |s| histogram.observe(&Vec::new(), s);
+        assert_eq!(bound.observe(&[pod(None)], bound_at, record), 0);
+        assert_eq!(bound.observe(&[pod(Some("n1"))], bound_at, record), 1);
+        assert_eq!(bound.observe(&[pod(Some("n1"))], bound_at, record), 0);
+        assert_eq!(sum_and_count(&histogram), (3.0, 1));
     }
 }
