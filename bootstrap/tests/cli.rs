@@ -191,23 +191,28 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
             serde_json::from_slice::<Value>(&out.stdout).unwrap()
         })
     };
+    // Ten AWS resources, the CRDs, the Helm release.
+    let total = 10 + karpenter_api::crd::all().len() + 1;
     let applied = run("apply").await.unwrap();
-    assert_eq!(actions(&applied), ["create"; 14]);
+    assert_eq!(actions(&applied), vec!["create"; total]);
     let resources = applied["resources"].as_array().unwrap();
     assert_eq!(
-        resources[13]["resource"],
+        resources[total - 1]["resource"],
         "helm-release kube-system/karpenter"
     );
-    let crds = resources[10..13]
+    let crds = resources[10..total - 1]
         .iter()
         .map(|r| r["resource"].as_str().unwrap().to_string())
         .collect::<Vec<_>>();
-    assert!(
-        crds.contains(&"crd nodepools.karpenter.sh".to_string()),
-        "{crds:?}"
-    );
+    for crd in [
+        "nodepools.karpenter.sh",
+        "nodeoverlays.karpenter.sh",
+        "capacitybuffers.autoscaling.x-k8s.io",
+    ] {
+        assert!(crds.contains(&format!("crd {crd}")), "{crds:?}");
+    }
     let again = run("apply").await.unwrap();
-    assert_eq!(actions(&again), ["unchanged"; 14]);
+    assert_eq!(actions(&again), vec!["unchanged"; total]);
 
     // Destroy: the NodePool first, then everything the bootstrap made.
     let pools: kube::Api<karpenter_api::v1::NodePool> = kube::Api::all(sim.client());
