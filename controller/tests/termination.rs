@@ -25,6 +25,14 @@ async fn running(replicas: i32) -> (SimCluster, tokio::task::JoinHandle<()>) {
     (cluster, controller)
 }
 
+/// A PodDisruptionBudget that allows no eviction of the web pods.
+async fn block_evictions(cluster: &SimCluster) {
+    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}});
+    cluster.apply(&pdb.to_string()).await.unwrap();
+}
+
 /// Deletes one NodeClaim; returns its name and instance.
 async fn delete_one_claim(cluster: &SimCluster) -> (String, String) {
     let claim = sim::claims(cluster).await.remove(0);
@@ -93,10 +101,7 @@ async fn a_node_running_daemonsets_that_tolerate_every_taint_is_terminated() {
 async fn an_instance_reclaimed_mid_drain_releases_its_node_and_claim() {
     let (cluster, _controller) = running(2).await;
     // A budget that allows no eviction: the drain stalls.
-    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}});
-    cluster.apply(&pdb.to_string()).await.unwrap();
+    block_evictions(&cluster).await;
     let (name, provider_id) = delete_one_claim(&cluster).await;
     let claims: Api<NodeClaim> = Api::all(cluster.client());
     eventually("the drain has started (the node is tainted)", || async {
@@ -177,10 +182,7 @@ async fn refused_evictions_back_off_while_the_cluster_churns() {
     let (metrics, _controller) = sim::start(&cluster, sim::settings("backoff", false));
     sim::scale(&cluster, &[("web", 2)]).await;
     sim::all_running(&cluster, 2).await;
-    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}});
-    cluster.apply(&pdb.to_string()).await.unwrap();
+    block_evictions(&cluster).await;
     let (_name, _) = delete_one_claim(&cluster).await;
     eventually("the first refused eviction", || async {
         refused(&metrics) >= 1
@@ -215,10 +217,7 @@ async fn the_termination_grace_period_is_written_on_the_claim_and_ends_a_blocked
     sim::scale(&cluster, &[("web", 2)]).await;
     sim::all_running(&cluster, 2).await;
     // A budget that allows no eviction: only the grace period ends the drain.
-    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}});
-    cluster.apply(&pdb.to_string()).await.unwrap();
+    block_evictions(&cluster).await;
     let (name, provider_id) = delete_one_claim(&cluster).await;
     let claims: Api<NodeClaim> = Api::all(cluster.client());
     let deadline_of = |claim: &NodeClaim| {

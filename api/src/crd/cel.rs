@@ -174,32 +174,19 @@ fn nodepool() -> Vec<Rule> {
     rules
 }
 
-/// The AWS labels a NodeOverlay may select by (upstream's list for
-/// overlays, which predates the tenancy and reservation labels).
-const OVERLAY_AWS_LABELS: &[&str] = &[
-    "karpenter.k8s.aws/ec2nodeclass",
-    "karpenter.k8s.aws/instance-encryption-in-transit-supported",
-    "karpenter.k8s.aws/instance-category",
-    "karpenter.k8s.aws/instance-hypervisor",
-    "karpenter.k8s.aws/instance-family",
-    "karpenter.k8s.aws/instance-generation",
-    "karpenter.k8s.aws/instance-local-nvme",
-    "karpenter.k8s.aws/instance-size",
-    "karpenter.k8s.aws/instance-cpu",
-    "karpenter.k8s.aws/instance-cpu-manufacturer",
-    "karpenter.k8s.aws/instance-cpu-sustained-clock-speed-mhz",
-    "karpenter.k8s.aws/instance-memory",
-    "karpenter.k8s.aws/instance-ebs-bandwidth",
-    "karpenter.k8s.aws/instance-network-bandwidth",
-    "karpenter.k8s.aws/instance-gpu-name",
-    "karpenter.k8s.aws/instance-gpu-manufacturer",
-    "karpenter.k8s.aws/instance-gpu-count",
-    "karpenter.k8s.aws/instance-gpu-memory",
-    "karpenter.k8s.aws/instance-accelerator-name",
-    "karpenter.k8s.aws/instance-accelerator-manufacturer",
-    "karpenter.k8s.aws/instance-accelerator-count",
-    "karpenter.k8s.aws/instance-capability-flex",
-];
+/// The AWS labels a NodeOverlay may select by: the NodeClass label and
+/// the `instance-*` ones, in upstream's order (its list for overlays
+/// predates the tenancy and reservation labels).
+fn overlay_aws_labels() -> Vec<&'static str> {
+    std::iter::once(crate::labels::EC2NODECLASS)
+        .chain(
+            crate::labels::AWS_WELL_KNOWN
+                .iter()
+                .copied()
+                .filter(|k| k.starts_with("karpenter.k8s.aws/instance-")),
+        )
+        .collect()
+}
 
 fn nodeoverlay() -> Vec<Rule> {
     let list = "spec.requirements";
@@ -233,7 +220,7 @@ fn nodeoverlay() -> Vec<Rule> {
     rules.extend(label_domain_rules(
         "spec.requirements[].key",
         "self",
-        OVERLAY_AWS_LABELS,
+        &overlay_aws_labels(),
     ));
     rules
 }

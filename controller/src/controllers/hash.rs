@@ -11,6 +11,7 @@
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
 use crate::controllers::lifecycle::is_true;
+use crate::controllers::writes::annotate;
 use crate::state::{Interest, pool_label};
 use crate::userdata::AmiFamily;
 use karpenter_api::labels;
@@ -18,9 +19,7 @@ use karpenter_api::v1::{
     EC2NODECLASS_HASH_VERSION, EC2NodeClass, NODEPOOL_HASH_VERSION, NodeClaim, NodePool,
     nodeclaim_conditions as cond,
 };
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource};
-use serde_json::json;
+use kube::Resource;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,27 +57,6 @@ fn annotation<'a, K: Resource>(object: &'a K, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// Merge-patches annotations onto a cluster-scoped object; a vanished one is
-/// no error.
-async fn annotate<K>(
-    api: &Api<K>,
-    name: &str,
-    values: BTreeMap<&str, String>,
-) -> Result<(), kube::Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = json!({"metadata": {"annotations": values}});
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// Stamps `owner` (a NodePool or EC2NodeClass named `name`) with `hash`
 /// and, when its version was another, first re-stamps its claims.
 async fn stamp<C, K>(
@@ -89,12 +67,14 @@ async fn stamp<C, K>(
     claims: &[Arc<NodeClaim>],
 ) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
     let name = owner.meta().name.clone().unwrap_or_default();
     let ours = annotation(owner, stamp.version_key) == Some(stamp.version);
     if !ours {
-        let claims_api: Api<NodeClaim> = Api::all(ctx.client.clone());
         for claim in claims
             .iter()
             .filter(|c| annotation(c.as_ref(), stamp.version_key) != Some(stamp.version))
@@ -105,17 +85,16 @@ where
                 values.insert(stamp.hash_key, hash.clone());
             }
             let claim_name = claim.metadata.name.as_deref().unwrap_or_default();
-            annotate(&claims_api, claim_name, values).await?;
+            annotate::<NodeClaim>(&ctx.client, claim_name, &values).await?;
             tracing::info!(nodeclaim = %claim_name, owner = %name, "hash version changed; NodeClaim re-stamped, not drifted");
         }
     }
     if !ours || annotation(owner, stamp.hash_key) != Some(hash.as_str()) {
-        let api: Api<K> = Api::all(ctx.client.clone());
         let values = BTreeMap::from([
             (stamp.hash_key, hash),
             (stamp.version_key, stamp.version.to_string()),
         ]);
-        annotate(&api, &name, values).await?;
+        annotate::<K>(&ctx.client, &name, &values).await?;
     }
     Ok(())
 }

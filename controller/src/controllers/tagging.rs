@@ -10,12 +10,10 @@
 use crate::cloud::offerings::EKS_CLUSTER_NAME_TAG;
 use crate::cloud::{CloudError, CloudProvider};
 use crate::controllers::Context;
+use crate::controllers::writes::annotate;
 use crate::state::{Interest, deleting};
 use karpenter_api::labels;
 use karpenter_api::v1::NodeClaim;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,18 +76,13 @@ async fn tag<C: CloudProvider>(ctx: &Context<C>, claim: &NodeClaim) -> Result<bo
             .cloud_call("CreateTags", ctx.cloud.tag(&provider_id, &missing))
             .await?;
     }
-    let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
     let name = claim.metadata.name.as_deref().unwrap_or_default();
-    let patch = json!({"metadata": {"annotations": {
-        labels::TAGGED_ANNOTATION: "true",
-        labels::CLUSTER_NAME_TAGGED_ANNOTATION: "true",
-    }}});
-    match claims
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => tracing::debug!(nodeclaim = %name, tags = ?missing.keys(), "instance tagged"),
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
+    let done = BTreeMap::from([
+        (labels::TAGGED_ANNOTATION, "true".to_string()),
+        (labels::CLUSTER_NAME_TAGGED_ANNOTATION, "true".to_string()),
+    ]);
+    match annotate::<NodeClaim>(&ctx.client, name, &done).await {
+        Ok(()) => tracing::debug!(nodeclaim = %name, tags = ?missing.keys(), "instance tagged"),
         // Tagging again is harmless: the next pass writes the annotations.
         Err(e) => {
             tracing::warn!(nodeclaim = %name, error = %e, "annotating a tagged NodeClaim failed")
@@ -122,6 +115,7 @@ pub async fn run<C: CloudProvider + 'static>(ctx: Arc<Context<C>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn claim(annotations: serde_json::Value, node: Option<&str>, deleting: bool) -> NodeClaim {
         let mut metadata = json!({"name": "web-1", "annotations": annotations});

@@ -11,6 +11,7 @@ use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 /// One condition to set: type, status, reason, message.
@@ -82,6 +83,31 @@ where
     let api: Api<K> = Api::all(client.clone());
     let name = object.meta().name.as_deref().unwrap_or_default();
     let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": object.meta().resource_version}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Merge-patches annotations onto the cluster-scoped object `name` (a
+/// vanished object is no error).
+pub async fn annotate<K>(
+    client: &kube::Client,
+    name: &str,
+    annotations: &BTreeMap<&str, String>,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let patch = json!({"metadata": {"annotations": annotations}});
     match api
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
