@@ -33,9 +33,17 @@ async fn block_evictions(cluster: &SimCluster) {
     cluster.apply(&pdb.to_string()).await.unwrap();
 }
 
-/// Deletes one NodeClaim; returns its name and instance.
+/// Deletes one launched NodeClaim (not one consolidation is still
+/// launching or already deleting); returns its name and instance.
 async fn delete_one_claim(cluster: &SimCluster) -> (String, String) {
-    let claim = sim::claims(cluster).await.remove(0);
+    let claim = sim::claims(cluster)
+        .await
+        .into_iter()
+        .find(|c| {
+            c.metadata.deletion_timestamp.is_none()
+                && c.status.as_ref().is_some_and(|s| s.provider_id.is_some())
+        })
+        .expect("a launched NodeClaim");
     let name = claim.metadata.name.clone().unwrap();
     let provider_id = claim.status.and_then(|s| s.provider_id).unwrap();
     let claims: Api<NodeClaim> = Api::all(cluster.client());
