@@ -81,6 +81,34 @@ pub fn ec2nodeclass(class: &mut EC2NodeClass) {
         .get_or_insert_with(|| HTTP_TOKENS.into());
 }
 
+/// What the API server fills into a NodePool spec that sets nothing
+/// optional (`nodeClassRef` left null): where a spec's block equals this,
+/// a client cannot tell whether it was written or defaulted (the
+/// Terraform provider's import leaves such blocks out).
+pub fn empty_nodepool_spec() -> Value {
+    let mut pool: NodePool = serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "x"},
+        "spec": {"template": {"spec": {"requirements": [], "nodeClassRef": {"group": "", "kind": "", "name": ""}}}}
+    }))
+    .expect("a minimal NodePool");
+    nodepool(&mut pool);
+    let mut spec = serde_json::to_value(&pool.spec).expect("serializes");
+    spec["template"]["spec"]["nodeClassRef"] = Value::Null;
+    spec
+}
+
+/// What the API server fills into an EC2NodeClass spec that sets nothing
+/// optional (see [`empty_nodepool_spec`]).
+pub fn empty_ec2nodeclass_spec() -> Value {
+    let mut class: EC2NodeClass = serde_json::from_value(json!({
+        "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "x"},
+        "spec": {"subnetSelectorTerms": [], "securityGroupSelectorTerms": [], "amiSelectorTerms": []}
+    }))
+    .expect("a minimal EC2NodeClass");
+    ec2nodeclass(&mut class);
+    serde_json::to_value(&class.spec).expect("serializes")
+}
+
 /// Schema defaults per kind: a property path (`[]` steps into list items) and its value.
 /// Parents come before children, as structural defaulting needs.
 pub fn schema_defaults(kind: &str) -> Vec<(&'static str, Value)> {

@@ -18,6 +18,7 @@
 pub mod aws;
 mod change;
 pub mod cluster;
+pub mod convert;
 pub mod helm;
 pub mod inputs;
 

@@ -9,7 +9,7 @@ use karpenter_bootstrap::aws::eks::ServiceAccount;
 use karpenter_bootstrap::aws::steps::{Identity, Options};
 use karpenter_bootstrap::aws::{Account, Clients, queue, roles, steps, teardown};
 use karpenter_bootstrap::cluster::release::{self, ReleaseSpec};
-use karpenter_bootstrap::cluster::{crds, nodepools};
+use karpenter_bootstrap::cluster::{crds, leftovers, nodepools};
 use karpenter_bootstrap::helm::render::{check_values_shape, merge_values};
 use karpenter_bootstrap::inputs::Inputs;
 use karpenter_bootstrap::{Action, Change, Mode};
@@ -21,7 +21,9 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "karpenter-bootstrap", version, about)]
 struct Cli {
-    /// How to report: a line per resource, or one JSON document.
+    /// How to report: a line per resource, or one JSON document; for
+    /// `convert`, the v1 objects as `yaml` (the default), `json` or
+    /// `terraform`.
     #[arg(long, value_enum, default_value = "text", global = true)]
     output: Output,
     #[command(subcommand)]
@@ -32,6 +34,8 @@ struct Cli {
 enum Output {
     Text,
     Json,
+    Yaml,
+    Terraform,
 }
 
 #[derive(Subcommand)]
@@ -48,9 +52,80 @@ enum Command {
     /// release, then what the bootstrap created; never what it did not
     /// create.
     Destroy(Destroy),
+    /// Convert old manifests (v1alpha5 Provisioner and AWSNodeTemplate,
+    /// v1beta1 NodePool, EC2NodeClass, NodeClaim) to v1 NodePools and
+    /// EC2NodeClasses on standard output; what needs a decision goes to
+    /// standard error. Exits 0 when everything converted, 2 when some
+    /// finding needs action, 1 when the input cannot be read.
+    Convert(ConvertArgs),
     /// Print the least-privilege IAM policy whoever runs this tool needs
     /// (JSON, to attach to the operator's role); calls nothing.
     Policy(PolicyArgs),
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// YAML files (several documents each, `List`s too); `-` reads
+    /// standard input.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The cluster's name, for what a class the input does not hold must
+    /// name (the discovery tag, the node role); `CLUSTER_NAME` otherwise.
+    #[arg(long, env = "CLUSTER_NAME")]
+    cluster_name: Option<String>,
+}
+
+/// Reads, converts, writes; `Ok(false)` when a finding needs action.
+fn convert(args: &ConvertArgs, output: Output) -> Result<bool, String> {
+    use karpenter_bootstrap::convert::{self, Options};
+    use std::io::Read;
+    let mut docs = Vec::new();
+    for file in &args.files {
+        let (origin, text) = if file.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("standard input: {e}"))?;
+            ("-".to_string(), text)
+        } else {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            (file.display().to_string(), text)
+        };
+        docs.extend(convert::read_documents(&origin, &text).map_err(|e| e.to_string())?);
+    }
+    let options = Options {
+        cluster_name: args.cluster_name.clone(),
+    };
+    let conversion = convert::convert(docs, &options);
+    if conversion.objects.is_empty() {
+        for finding in &conversion.findings {
+            eprintln!("{finding}");
+        }
+        return Err(
+            "nothing to convert: no v1alpha5 or v1beta1 NodePool-like objects in the input".into(),
+        );
+    }
+    let text = match output {
+        Output::Text | Output::Yaml => conversion.to_yaml(),
+        Output::Json => conversion.to_json(),
+        Output::Terraform => convert::terraform::render(&conversion),
+    };
+    print!("{text}");
+    for finding in &conversion.findings {
+        eprintln!("{finding}");
+    }
+    let actions = conversion
+        .findings
+        .iter()
+        .filter(|f| f.severity == convert::Severity::Action)
+        .count();
+    if actions > 0 {
+        eprintln!(
+            "{actions} finding(s) need action before the output is applied (marked `action:`, and as TODO comments in the output)"
+        );
+    }
+    Ok(actions == 0)
 }
 
 #[derive(Args)]
@@ -269,7 +344,12 @@ impl Target {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let for_convert = matches!(cli.output, Output::Yaml | Output::Terraform);
     let result = match cli.command {
+        Command::Convert(c) => convert(&c, cli.output),
+        _ if for_convert => {
+            Err("--output yaml and --output terraform are for `convert`; use text or json".into())
+        }
         Command::Plan(t) => run(Mode::Plan, &t, cli.output).await.map(|_| true),
         Command::Apply(t) => run(Mode::Apply, &t, cli.output).await.map(|_| true),
         Command::Status(t) => status(&t, cli.output).await,
@@ -347,9 +427,18 @@ async fn run(mode: Mode, target: &Target, output: Output) -> Result<(), String> 
             println!("{change}");
         }
     };
-    let (account, clients, changes, _) = reconcile(mode, target, print).await?;
+    let done = reconcile(mode, target, print).await?;
     let what = if mode == Mode::Plan { "plan" } else { "apply" };
-    report(what, &account, &clients, &changes, output, None);
+    let leftovers = print_leftovers(&done.leftovers, output);
+    let extra = json!({ "oldApiObjects": leftovers });
+    report(
+        what,
+        &done.account,
+        &done.clients,
+        &done.changes,
+        output,
+        Some(extra),
+    );
     Ok(())
 }
 
@@ -365,7 +454,13 @@ struct Health {
 /// `missing`, `drifted` or `not ours` (used as it is, which counts as ok),
 /// and whether the controller is available.
 async fn status(target: &Target, output: Output) -> Result<bool, String> {
-    let (account, clients, changes, kube) = reconcile(Mode::Plan, target, |_| {}).await?;
+    let Reconciled {
+        account,
+        clients,
+        changes,
+        kube,
+        leftovers: old_objects,
+    } = reconcile(Mode::Plan, target, |_| {}).await?;
     let state = |change: &Change| match &change.action {
         Action::Unchanged => "ok".to_string(),
         Action::Foreign => "ok (not ours)".to_string(),
@@ -388,7 +483,8 @@ async fn status(target: &Target, output: Output) -> Result<bool, String> {
         .all(|c| matches!(c.action, Action::Unchanged | Action::Foreign));
     let controller_ok =
         kube.is_none() || health.controller.as_ref().is_some_and(|a| a.is_available());
-    let healthy = in_place && controller_ok;
+    let migrated = old_objects.is_empty();
+    let healthy = in_place && controller_ok && migrated;
     if output == Output::Text {
         for change in &changes {
             println!("{:<64} {}", change.resource, state(change));
@@ -402,17 +498,23 @@ async fn status(target: &Target, output: Output) -> Result<bool, String> {
         if let Some(n) = health.queue_backlog {
             println!("interruption queue: {n} messages waiting");
         }
+    }
+    let old_api = print_leftovers(&old_objects, output);
+    if output == Output::Text {
         println!(
             "{}",
-            match (in_place, controller_ok) {
-                (true, true) => "everything is in place",
-                (false, _) => "not in place: `apply` would fix what is listed",
-                (true, false) => "in place, but the controller is not available: see its pods",
+            match (in_place, controller_ok, migrated) {
+                (true, true, true) => "everything is in place",
+                (false, _, _) => "not in place: `apply` would fix what is listed",
+                (true, false, _) => "in place, but the controller is not available: see its pods",
+                (true, true, false) =>
+                    "in place, but objects of old Karpenter APIs remain: see `old API:` above",
             }
         );
     }
     let extra = json!({
         "healthy": healthy,
+        "oldApiObjects": old_api,
         "controller": health.controller.as_ref().map(|a| json!({"available": a.available, "wanted": a.wanted})),
         "queueBacklog": health.queue_backlog,
         "states": changes.iter().map(|c| json!({"resource": c.resource, "state": state(c)})).collect::<Vec<_>>(),
@@ -421,29 +523,55 @@ async fn status(target: &Target, output: Output) -> Result<bool, String> {
     Ok(healthy)
 }
 
+/// What a reconcile did and found.
+struct Reconciled {
+    account: Account,
+    clients: Clients,
+    changes: Vec<Change>,
+    /// The cluster's client and the release, unless `--aws-only`.
+    kube: Option<(kube::Client, ReleaseSpec)>,
+    /// Objects of the old APIs still in the cluster.
+    leftovers: Vec<leftovers::Leftover>,
+}
+
+/// Each leftover as a line of text, or all of them as JSON.
+fn print_leftovers(found: &[leftovers::Leftover], output: Output) -> Value {
+    if output == Output::Text {
+        for l in found {
+            println!("old API: {}: {}; {}", l.resource, l.found, l.hint);
+        }
+    }
+    json!(
+        found
+            .iter()
+            .map(|l| json!({"resource": l.resource, "found": l.found, "hint": l.hint}))
+            .collect::<Vec<_>>()
+    )
+}
+
 /// Reconciles the AWS side and then (unless `--aws-only`) the cluster side
 /// in `mode`, telling `print` about each resource as it is done.
 async fn reconcile(
     mode: Mode,
     target: &Target,
     mut print: impl FnMut(&Change),
-) -> Result<
-    (
-        Account,
-        Clients,
-        Vec<Change>,
-        Option<(kube::Client, ReleaseSpec)>,
-    ),
-    String,
-> {
+) -> Result<Reconciled, String> {
     let mut resolved = target.resolve()?;
     let (account, clients) = connect(&mut resolved).await?;
     let mut changes = steps::reconcile(&account, &clients, mode, &resolved.options, &mut print)
         .await
         .map_err(|e| e.to_string())?;
     let Some(kube) = kube_client(target).await? else {
-        return Ok((account, clients, changes, None));
+        return Ok(Reconciled {
+            account,
+            clients,
+            changes,
+            kube: None,
+            leftovers: Vec::new(),
+        });
     };
+    // Before the CRDs: an old stored version makes their update fail.
+    let leftovers = leftovers::find(&kube).await.map_err(|e| e.to_string())?;
     for change in crds::reconcile(&kube, mode)
         .await
         .map_err(|e| e.to_string())?
@@ -467,7 +595,13 @@ async fn reconcile(
         .await
         .map_err(|e| e.to_string())?;
     }
-    Ok((account, clients, changes, Some((kube, spec))))
+    Ok(Reconciled {
+        account,
+        clients,
+        changes,
+        kube: Some((kube, spec)),
+        leftovers,
+    })
 }
 
 async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
@@ -544,7 +678,8 @@ fn report(
     extra: Option<Value>,
 ) {
     match output {
-        Output::Text => println!(
+        // `main` refuses yaml and terraform for every command but convert.
+        Output::Text | Output::Yaml | Output::Terraform => println!(
             "{} AWS calls, {} of them changes",
             clients.calls.reads() + clients.calls.writes(),
             clients.calls.writes()

@@ -191,9 +191,24 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
             serde_json::from_slice::<Value>(&out.stdout).unwrap()
         })
     };
+    // A Provisioner of v0.x is still there: reported with the command that converts it.
+    old_provisioner(&sim).await;
     // Ten AWS resources, the CRDs, the Helm release.
     let total = 10 + karpenter_api::crd::all().len() + 1;
     let applied = run("apply").await.unwrap();
+    let old = &applied["oldApiObjects"];
+    assert_eq!(old[0]["resource"], "provisioners.karpenter.sh", "{old}");
+    assert_eq!(
+        old[0]["found"], "1 object(s), karpenter.sh/v1alpha5",
+        "{old}"
+    );
+    assert!(
+        old[0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("| karpenter-bootstrap convert -"),
+        "{old}"
+    );
     assert_eq!(actions(&applied), vec!["create"; total]);
     let resources = applied["resources"].as_array().unwrap();
     assert_eq!(
@@ -323,4 +338,42 @@ fn destroy_without_the_cluster_never_terminates_running_nodes_undrained() {
     );
     let report: Value = serde_json::from_slice(&forced.stdout).unwrap();
     assert!(report.to_string().contains(&node), "{report}");
+}
+
+/// The v1alpha5 Provisioner CRD (its schema left open, as this test only
+/// lists the objects) and one Provisioner.
+async fn old_provisioner(sim: &kubesim::Kubesim) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, PostParams};
+    let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "provisioners.karpenter.sh"},
+        "spec": {
+            "group": "karpenter.sh", "scope": "Cluster",
+            "names": {"kind": "Provisioner", "plural": "provisioners", "singular": "provisioner", "listKind": "ProvisionerList"},
+            "versions": [{"name": "v1alpha5", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    }))
+    .unwrap();
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(sim.client());
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let resource = ApiResource {
+        group: "karpenter.sh".into(),
+        version: "v1alpha5".into(),
+        api_version: "karpenter.sh/v1alpha5".into(),
+        kind: "Provisioner".into(),
+        plural: "provisioners".into(),
+    };
+    let provisioners: kube::Api<DynamicObject> = kube::Api::all_with(sim.client(), &resource);
+    let provisioner: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "karpenter.sh/v1alpha5", "kind": "Provisioner",
+        "metadata": {"name": "default"},
+        "spec": {"providerRef": {"name": "default"}}
+    }))
+    .unwrap();
+    provisioners
+        .create(&PostParams::default(), &provisioner)
+        .await
+        .unwrap();
 }

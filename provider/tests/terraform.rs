@@ -542,3 +542,60 @@ provider "karpenter" {{
     assert!(pools.get_opt("default").await.unwrap().is_none());
     let _ = std::fs::remove_dir_all(&ws.dir);
 }
+
+/// What `karpenter-bootstrap convert --output terraform` wrote for the old
+/// manifests in `examples/migration/` (its tests keep the files current):
+/// with the converted objects in the cluster, the `import` blocks adopt
+/// every one of them and nothing else changes, and the next plan is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converted_manifests_import_and_plan_clean_with_terraform_1_15() {
+    use serde::Deserialize;
+    let env = DevEnv::load();
+    let Some(terraform) = env.require(Part::Terraform1_15, "terraform converted import") else {
+        return;
+    };
+    let converted = test_support::repo_path("examples/migration/converted");
+    for input in ["v1alpha5-provisioner", "v1alpha5-full", "v1beta1"] {
+        let ws = Workspace::new(terraform.clone(), &format!("converted {input}"));
+        let (sim, served) = cluster(&ws.dir).await;
+        let yaml = std::fs::read_to_string(converted.join(format!("{input}.yaml"))).unwrap();
+        let mut objects = 0;
+        for doc in serde_norway::Deserializer::from_str(&yaml) {
+            let doc = serde_json::Value::deserialize(doc).unwrap();
+            let params = PatchParams::apply("kubectl");
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            if doc["kind"] == "NodePool" {
+                let pools: Api<karpenter_api::v1::NodePool> = Api::all(sim.client());
+                pools
+                    .patch(&name, &params, &Patch::Apply(&doc))
+                    .await
+                    .unwrap();
+            } else {
+                let classes: Api<karpenter_api::v1::EC2NodeClass> = Api::all(sim.client());
+                classes
+                    .patch(&name, &params, &Patch::Apply(&doc))
+                    .await
+                    .unwrap();
+            }
+            objects += 1;
+        }
+        let tf = std::fs::read_to_string(converted.join(format!("{input}.tf"))).unwrap();
+        ws.write(&config(&served.kubeconfig, &tf));
+        let ws2 = ws.clone();
+        let applied = tokio::task::spawn_blocking(move || ws2.ok(&["apply", "-auto-approve"]))
+            .await
+            .unwrap();
+        assert!(
+            applied.contains(&format!(
+                "Resources: {objects} imported, 0 added, 0 changed, 0 destroyed"
+            )),
+            "{input}: the import changed something:\n{applied}"
+        );
+        let ws2 = ws.clone();
+        let (code, text) = tokio::task::spawn_blocking(move || ws2.plan())
+            .await
+            .unwrap();
+        assert_eq!(code, 0, "{input}: not clean after the import:\n{text}");
+        let _ = std::fs::remove_dir_all(&ws.dir);
+    }
+}

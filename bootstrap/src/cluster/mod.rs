@@ -2,6 +2,7 @@
 //! Helm release, and the NodePools' deletion that starts a teardown.
 
 pub mod crds;
+pub mod leftovers;
 pub mod nodepools;
 pub mod release;
 

@@ -9,7 +9,7 @@ use crate::cty::Type;
 use crate::mapping::Field;
 use crate::schema::{Nesting, Presence};
 use karpenter_api::v1::EC2NodeClass;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 fn attr(tf: &'static str, json: &'static str, ty: Type, description: &'static str) -> Field {
     Field::Attr {
@@ -341,16 +341,6 @@ fn check(object: &Json) -> Result<Json, Problems> {
     serde_json::to_value(&class).map_err(spec_error)
 }
 
-fn default_spec() -> Json {
-    let mut class: EC2NodeClass = serde_json::from_value(json!({
-        "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "x"},
-        "spec": {"subnetSelectorTerms": [], "securityGroupSelectorTerms": [], "amiSelectorTerms": []}
-    }))
-    .expect("a minimal EC2NodeClass");
-    karpenter_api::defaults::ec2nodeclass(&mut class);
-    serde_json::to_value(&class.spec).expect("serializes")
-}
-
 /// The selector lists upstream requires, even empty.
 fn complete(spec: &mut Json) {
     if let Some(spec) = spec.as_object_mut() {
@@ -379,7 +369,7 @@ pub fn kind() -> Kind {
         description: "A Karpenter EC2NodeClass (`karpenter.k8s.aws/v1`): how nodes are launched on EC2 (subnets, security groups, AMIs, role, kubelet, volumes).",
         fields,
         check,
-        default_spec,
+        default_spec: karpenter_api::defaults::empty_ec2nodeclass_spec,
         complete,
         nodeclaim_label: None,
         status: || {

@@ -8,7 +8,7 @@ use crate::cty::Value;
 use crate::mapping::Field;
 use crate::schema::{Nesting, Presence};
 use karpenter_api::v1::NodePool;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 fn string(
     tf: &'static str,
@@ -238,19 +238,6 @@ fn check(object: &Json) -> Result<Json, Vec<(String, String)>> {
     serde_json::to_value(&pool).map_err(|e| vec![(String::from("spec"), e.to_string())])
 }
 
-/// What the API server fills into a NodePool that sets nothing optional.
-fn default_spec() -> Json {
-    let mut pool: NodePool = serde_json::from_value(json!({
-        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "x"},
-        "spec": {"template": {"spec": {"requirements": [], "nodeClassRef": {"group": "", "kind": "", "name": ""}}}}
-    }))
-    .expect("a minimal NodePool");
-    karpenter_api::defaults::nodepool(&mut pool);
-    let mut spec = serde_json::to_value(&pool.spec).expect("serializes");
-    spec["template"]["spec"]["nodeClassRef"] = Json::Null;
-    spec
-}
-
 /// Upstream requires `template.spec.requirements`, even empty.
 fn complete(spec: &mut Json) {
     if let Some(template_spec) = spec
@@ -274,7 +261,7 @@ pub fn kind() -> Kind {
         description: "A Karpenter NodePool (`karpenter.sh/v1`): which nodes Karpenter may launch for pending pods, and how they are disrupted.",
         fields,
         check,
-        default_spec,
+        default_spec: karpenter_api::defaults::empty_nodepool_spec,
         complete,
         nodeclaim_label: Some(karpenter_api::labels::NODEPOOL),
         status: || {
