@@ -184,6 +184,19 @@ impl SimulatedEc2 {
         self.lock().image_id = image_id.to_string();
     }
 
+    /// The AMI a class resolves to. Simplified: an `id` term selects that
+    /// id (any id exists here, where EC2 would check it and its
+    /// architecture); any other selector (alias, tags, name) resolves to the
+    /// published image.
+    fn image_of(&self, class: &EC2NodeClass) -> String {
+        class
+            .spec
+            .ami_selector_terms
+            .iter()
+            .find_map(|t| t.id.clone())
+            .unwrap_or_else(|| self.lock().image_id.clone())
+    }
+
     /// The EventBridge message AWS would put on the interruption queue for
     /// `event` on an instance. A spot interruption also marks the instance's
     /// offering unavailable (AWS is taking the capacity back); spot warnings
@@ -290,6 +303,7 @@ impl SimulatedEc2 {
             },
         );
         let family = AmiFamily::of(class);
+        let image_id = self.image_of(class);
         let mut state = self.lock();
         let mut tried = Vec::new();
         for (t, o) in choices {
@@ -329,7 +343,7 @@ impl SimulatedEc2 {
                 instance_type: t.name.clone(),
                 zone: o.zone.clone(),
                 capacity_type: o.capacity_type,
-                image_id: state.image_id.clone(),
+                image_id: image_id.clone(),
                 capacity: t.capacity(&kubelet),
                 allocatable: t.allocatable(&kubelet),
                 tags: instance_tags(&self.config.cluster_name, claim, class.spec.tags.as_ref()),
@@ -427,11 +441,11 @@ impl CloudProvider for SimulatedEc2 {
     async fn is_drifted(
         &self,
         claim: &NodeClaim,
-        _class: &EC2NodeClass,
+        class: &EC2NodeClass,
     ) -> Result<Option<String>, CloudError> {
         let provider_id = claim_provider_id(claim)?;
         let instance = self.get(provider_id).await?;
-        let current = self.lock().image_id.clone();
+        let current = self.image_of(class);
         Ok((instance.image_id != current).then(|| {
             format!(
                 "AMIDrift: the instance runs {}, the EC2NodeClass now resolves {current}",
@@ -519,7 +533,7 @@ impl CloudProvider for SimulatedEc2 {
             }]),
             capacity_reservations: None,
             amis: Some(vec![AmiStatus {
-                id: self.lock().image_id.clone(),
+                id: self.image_of(class),
                 name: Some("simulated".into()),
                 requirements: Vec::new(),
                 deprecated: None,
