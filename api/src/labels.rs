@@ -76,6 +76,11 @@ pub const EC2NODECLASS_HASH_VERSION_ANNOTATION: &str =
 /// Finalizer Karpenter puts on NodeClaims and Nodes it terminates.
 pub const TERMINATION_FINALIZER: &str = "karpenter.sh/termination";
 
+/// The Elastic Fabric Adapters a node offers pods (the EFA device plugin's
+/// resource); a NodeClaim that asks for it is launched with every adapter
+/// its instance type can attach.
+pub const RESOURCE_EFA: &str = "vpc.amazonaws.com/efa";
+
 /// Taint key put on a node until it registers.
 pub const UNREGISTERED_TAINT_KEY: &str = "karpenter.sh/unregistered";
 /// Taint key put on a node that is being disrupted.

@@ -560,6 +560,54 @@ async fn network_interfaces_prefixes_and_connection_tracking_reach_the_launch_te
     env.assert_iam_allowed().await;
 }
 
+/// A NodeClaim asking for `vpc.amazonaws.com/efa` is launched from a
+/// template attaching one `efa` interface per adapter the type takes (the
+/// first card's device 0, the others device 1, each with the security
+/// groups), and its instance reports the adapters; one that does not ask
+/// gets the plain template and no EFA resource.
+#[tokio::test]
+async fn a_claim_asking_for_efa_gets_every_adapter_of_its_type() {
+    let Some(env) = AwsEnv::start("efa").await else {
+        return;
+    };
+    let efa_type = "c6in.32xlarge";
+    let adapters = karpenter_controller::catalog::Catalog::us_east_1()
+        .get(efa_type)
+        .unwrap()
+        .efas;
+    assert!(adapters >= 2, "{efa_type} takes {adapters} adapters");
+    let mut asking = claim("efa-1", "on-demand");
+    asking.spec.template.requirements[0].values = Some(vec![efa_type.into()]);
+    asking.spec.resources =
+        Some(serde_json::from_value(json!({"requests": {"vpc.amazonaws.com/efa": "1"}})).unwrap());
+    let instance = env.cloud.create(&asking, &env.class).await.unwrap();
+    assert_eq!(
+        instance.capacity["vpc.amazonaws.com/efa"],
+        adapters.to_string().parse().unwrap()
+    );
+    let [template] = launch_templates(&env).await.try_into().unwrap();
+    let data = template_data(&env, template.launch_template_name.as_deref().unwrap()).await;
+    let interfaces = data.network_interfaces.unwrap();
+    assert_eq!(interfaces.len(), adapters as usize);
+    for (i, ni) in interfaces.iter().enumerate() {
+        assert_eq!(ni.interface_type.as_deref(), Some("efa"));
+        assert_eq!(ni.network_card_index, Some(i as i32));
+        assert_eq!(ni.device_index, Some(if i == 0 { 0 } else { 1 }));
+        assert_eq!(ni.groups.as_ref().map(Vec::len), Some(1));
+    }
+
+    let mut plain = claim("efa-2", "on-demand");
+    plain.spec.template.requirements[0].values = Some(vec![efa_type.into()]);
+    let instance = env.cloud.create(&plain, &env.class).await.unwrap();
+    assert!(!instance.capacity.contains_key("vpc.amazonaws.com/efa"));
+    assert_eq!(
+        launch_templates(&env).await.len(),
+        2,
+        "a template without EFA interfaces"
+    );
+    env.assert_iam_allowed().await;
+}
+
 async fn template_data(env: &AwsEnv, name: &str) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
     env.clients
         .ec2

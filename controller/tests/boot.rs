@@ -153,6 +153,7 @@ fn machine(t: &InstanceType, class: &EC2NodeClass) -> Machine {
         region: "us-east-1".into(),
         instance_type: t.clone(),
         volumes: boot::launch_volumes(class),
+        efa_interfaces: 0,
     }
 }
 
@@ -179,7 +180,9 @@ fn planned_allocatable_is_what_the_booted_node_reports() {
     for case in 0..400 {
         let class = class(&mut rng);
         let t = types[rng.below(types.len() as u64) as usize];
-        let planned = t.allocatable(&KubeletSettings::for_class(&class));
+        // The claim asks for no EFA, so none is attached or planned.
+        let (_, planned) =
+            karpenter_controller::cloud::node_resources(t, &KubeletSettings::for_class(&class), 0);
         let node = booted(&class, t, &user_data(&class, &claim(false), t))
             .unwrap_or_else(|e| panic!("case {case}: {e}"));
         let reported = node.status.unwrap().allocatable.unwrap();

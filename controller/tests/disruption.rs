@@ -407,8 +407,16 @@ async fn a_replacement_that_cannot_launch_leaves_the_drifted_node_untouched() {
         assert!(began.elapsed() < DEADLINE, "no replacement was tried");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Give failed attempts time to be noticed and abandoned.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The failed attempt is noticed, given up and counted.
+    let failed = "karpenter_voluntary_disruption_queue_failures_total{decision=\"replace\",reason=\"drifted\",consolidation_type=\"\"}";
+    while !metrics.encode().contains(failed) {
+        assert!(
+            began.elapsed() < DEADLINE,
+            "no failed replacement counted:\n{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let nodes: Api<Node> = Api::all(cluster.client());
     for claim in claims(&cluster).await {
         let name = claim.metadata.name.clone().unwrap();

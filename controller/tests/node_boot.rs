@@ -83,7 +83,63 @@ async fn nodes_register_the_allocatable_labels_and_taints_of_their_user_data() {
             );
         }
         assert_eq!(reported["pods"].0, "30");
+        assert!(
+            !reported.contains_key("vpc.amazonaws.com/efa"),
+            "no pod asked for EFA, so no adapter is attached"
+        );
     }
+}
+
+/// A pod asking for `vpc.amazonaws.com/efa` gets a node of a type with
+/// adapters, launched with all of them (the device plugin advertises what
+/// is attached), which registers and is Initialized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_asking_for_efa_runs_on_a_node_launched_with_every_adapter() {
+    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
+    let _controller = sim::start(&cluster, sim::settings("efa", false));
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "default");
+    let pod = serde_json::from_value(json!({
+        "metadata": {"name": "mpi-worker"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {
+            "requests": {"cpu": "4", "vpc.amazonaws.com/efa": "1"},
+            "limits": {"vpc.amazonaws.com/efa": "1"}}}]}
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &pod).await.unwrap();
+    sim::all_running(&cluster, 1).await;
+    let node_name = pods
+        .get("mpi-worker")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .node_name
+        .unwrap();
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let node = nodes.get(&node_name).await.unwrap();
+    let instance_type =
+        node.metadata.labels.as_ref().unwrap()["node.kubernetes.io/instance-type"].clone();
+    let t = karpenter_controller::catalog::Catalog::us_east_1()
+        .get(&instance_type)
+        .unwrap()
+        .clone();
+    assert!(t.efas > 0, "{instance_type} has no EFA");
+    let allocatable = node.status.unwrap().allocatable.unwrap();
+    assert_eq!(allocatable["vpc.amazonaws.com/efa"].0, t.efas.to_string());
+    let claim = sim::claims(&cluster).await.remove(0);
+    let status = claim.status.unwrap();
+    assert_eq!(
+        status.capacity.unwrap()["vpc.amazonaws.com/efa"].0,
+        t.efas.to_string()
+    );
+    assert!(
+        status
+            .conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Initialized" && c.status == "True"),
+        "the node registered its adapters, so the claim is Initialized"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

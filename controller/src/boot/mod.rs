@@ -74,6 +74,9 @@ pub struct Machine {
     pub instance_type: crate::catalog::InstanceType,
     /// EBS volumes attached at launch: device name and size in bytes.
     pub volumes: Vec<(String, i64)>,
+    /// Elastic Fabric Adapters attached at launch (the EFA device plugin
+    /// advertises them as `vpc.amazonaws.com/efa`).
+    pub efa_interfaces: u32,
 }
 
 /// The cluster a node must join: what its API server and CA really are.
@@ -253,6 +256,12 @@ pub fn boot(
         ("pods".into(), pods),
         ("ephemeral-storage".into(), storage),
     ]);
+    if machine.efa_interfaces > 0 {
+        capacity.insert(
+            karpenter_api::labels::RESOURCE_EFA.into(),
+            i64::from(machine.efa_interfaces),
+        );
+    }
     for device in [&t.gpu, &t.accelerator].into_iter().flatten() {
         let name = match device.manufacturer.as_str() {
             "nvidia" => "nvidia.com/gpu",
@@ -396,6 +405,8 @@ pub struct BootMedia {
     pub user_data: String,
     /// Device name and size in bytes of each EBS volume.
     pub volumes: Vec<(String, i64)>,
+    /// Elastic Fabric Adapters its launch attaches.
+    pub efa_interfaces: u32,
 }
 
 /// A fixed CA certificate that identifies the simulated cluster (the demo's

@@ -212,6 +212,15 @@ impl InstanceType {
             settings.root_volume
         };
         capacity.insert("ephemeral-storage".into(), storage);
+        // The EFA device plugin advertises the adapters attached; a launch
+        // attaches them all when the NodeClaim asks for EFA (upstream's
+        // instance type capacity and `instance.go` `getEFACountForInstance`).
+        if self.efas > 0 {
+            capacity.insert(
+                karpenter_api::labels::RESOURCE_EFA.into(),
+                Quantity::from_units(i64::from(self.efas)),
+            );
+        }
         for device in [&self.gpu, &self.accelerator].into_iter().flatten() {
             let resource = match (device.manufacturer.as_str(), device.name.as_str()) {
                 ("nvidia", _) => "nvidia.com/gpu",

@@ -194,6 +194,9 @@ fn instance_type(info: &Value, zones: &BTreeSet<String>, on_demand: f64) -> Opti
         hypervisor: info["Hypervisor"].as_str().unwrap_or_default().to_string(),
         enis: network["MaximumNetworkInterfaces"].as_u64().unwrap_or(1) as u32,
         ipv4_per_eni: network["Ipv4AddressesPerInterface"].as_u64().unwrap_or(1) as u32,
+        efas: network["EfaInfo"]["MaximumEfaInterfaces"]
+            .as_u64()
+            .unwrap_or(0) as u32,
         encryption_in_transit: network["EncryptionInTransitSupported"]
             .as_bool()
             .unwrap_or(false),

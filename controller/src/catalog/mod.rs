@@ -74,6 +74,10 @@ pub struct Device {
     pub cores: Option<u32>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// An EC2 instance type as the catalog stores it (the generated data's schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceType {
@@ -108,6 +112,10 @@ pub struct InstanceType {
     pub enis: u32,
     /// IPv4 addresses per interface.
     pub ipv4_per_eni: u32,
+    /// Elastic Fabric Adapters the type can attach (`MaximumEfaInterfaces`;
+    /// 0 when it has none): its `vpc.amazonaws.com/efa` capacity.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub efas: u32,
     /// Encrypts traffic between instances.
     pub encryption_in_transit: bool,
     /// Bare-metal instance.

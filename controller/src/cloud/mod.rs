@@ -42,6 +42,37 @@ pub struct Instance {
     pub tags: BTreeMap<String, String>,
 }
 
+/// The Elastic Fabric Adapters a launch of `t` for `claim` attaches: all
+/// the type can take when the NodeClaim asks for EFA, else none (upstream's
+/// `getEFACountForInstance`).
+pub fn efa_interfaces(t: &InstanceType, claim: &NodeClaim) -> u32 {
+    let asks = claim
+        .spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .is_some_and(|r| r.contains_key(karpenter_api::labels::RESOURCE_EFA));
+    if asks { t.efas } else { 0 }
+}
+
+/// A node's capacity and allocatable on `t` with `efas` adapters attached:
+/// the type's, with `vpc.amazonaws.com/efa` only when adapters are attached
+/// (a node without them never advertises it, and a NodeClaim that expected
+/// it would never be Initialized).
+pub fn node_resources(
+    t: &InstanceType,
+    kubelet: &crate::catalog::KubeletSettings,
+    efas: u32,
+) -> (Resources, Resources) {
+    let mut capacity = t.capacity(kubelet);
+    let mut allocatable = t.allocatable(kubelet);
+    if efas == 0 {
+        capacity.remove(karpenter_api::labels::RESOURCE_EFA);
+        allocatable.remove(karpenter_api::labels::RESOURCE_EFA);
+    }
+    (capacity, allocatable)
+}
+
 /// Why a cloud call failed; each message says what to do about it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CloudError {

@@ -337,6 +337,8 @@ impl SimulatedEc2 {
             )
             .map_err(|e| CloudError::NodeClassNotReady(e.to_string()))?;
             let id = Self::next_id(&mut state);
+            let efas = super::efa_interfaces(t, claim);
+            let (capacity, allocatable) = super::node_resources(t, &kubelet, efas);
             let instance = Instance {
                 provider_id: format!("aws:///{}/{id}", o.zone),
                 id: id.clone(),
@@ -344,8 +346,8 @@ impl SimulatedEc2 {
                 zone: o.zone.clone(),
                 capacity_type: o.capacity_type,
                 image_id: image_id.clone(),
-                capacity: t.capacity(&kubelet),
-                allocatable: t.allocatable(&kubelet),
+                capacity,
+                allocatable,
                 tags: instance_tags(&self.config.cluster_name, claim, class.spec.tags.as_ref()),
             };
             let claim_name = claim.metadata.name.clone().unwrap_or_default();
@@ -355,6 +357,7 @@ impl SimulatedEc2 {
                 family,
                 user_data,
                 volumes: crate::boot::launch_volumes(class),
+                efa_interfaces: efas,
             };
             return Ok((instance, media));
         }

@@ -87,6 +87,7 @@ pub fn registering_ec2(
             region: "us-east-1".into(),
             instance_type,
             volumes: media.volumes.clone(),
+            efa_interfaces: media.efa_interfaces,
         };
         let node = match crate::boot::boot(media.family, &media.user_data, &cluster, &machine) {
             Ok(node) => node,

@@ -252,6 +252,8 @@ pub async fn boot_instance(
         region: "us-east-1".into(),
         instance_type,
         volumes: boot::launch_volumes(class),
+        // The suites that boot instances launch none with EFA.
+        efa_interfaces: 0,
     };
     boot::boot(
         karpenter_controller::userdata::AmiFamily::of(class),

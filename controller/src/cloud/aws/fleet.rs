@@ -131,6 +131,8 @@ fn metadata_options(class: &EC2NodeClass) -> karpenter_api::v1::MetadataOptions 
 struct TemplateConfig<'a> {
     image_id: String,
     max_pods: i64,
+    /// EFA interfaces the template attaches (upstream groups by this too).
+    efas: u32,
     name: String,
     overrides: Vec<(&'a InstanceType, &'a Offering)>,
 }
@@ -236,11 +238,17 @@ impl AwsCloudProvider {
             {
                 Outcome::Launched(id, launched) => {
                     let t = types.iter().find(|t| t.name == launched.instance_type);
+                    let (capacity, allocatable) = t
+                        .map(|t| {
+                            let efas = crate::cloud::efa_interfaces(t, claim);
+                            crate::cloud::node_resources(t, &kubelet, efas)
+                        })
+                        .unwrap_or_default();
                     return Ok(Instance {
                         provider_id: format!("aws:///{}/{id}", launched.zone),
                         id,
-                        capacity: t.map(|t| t.capacity(&kubelet)).unwrap_or_default(),
-                        allocatable: t.map(|t| t.allocatable(&kubelet)).unwrap_or_default(),
+                        capacity,
+                        allocatable,
                         instance_type: launched.instance_type,
                         zone: launched.zone,
                         capacity_type: launched.capacity_type,
@@ -309,9 +317,10 @@ impl AwsCloudProvider {
                 continue;
             };
             let max_pods = t.max_pods(&kubelet);
+            let efas = crate::cloud::efa_interfaces(t, claim);
             match configs
                 .iter_mut()
-                .find(|c| c.image_id == ami.id && c.max_pods == max_pods)
+                .find(|c| c.image_id == ami.id && c.max_pods == max_pods && c.efas == efas)
             {
                 Some(config) => config.overrides.push((t, o)),
                 None => {
@@ -349,7 +358,7 @@ impl AwsCloudProvider {
                         metadata: metadata_options(class),
                         detailed_monitoring: class.spec.detailed_monitoring.unwrap_or(false),
                         associate_public_ip: class.spec.associate_public_ip_address,
-                        network: NetworkSettings::of(&class.spec),
+                        network: NetworkSettings::of(&class.spec, efas),
                         // The NodePool's tag too: the controller policy only lets
                         // CreateLaunchTemplate and CreateFleet use templates that carry it.
                         tags: template_tags(class, claim),
@@ -358,6 +367,7 @@ impl AwsCloudProvider {
                     configs.push(TemplateConfig {
                         image_id: ami.id.clone(),
                         max_pods,
+                        efas,
                         name,
                         overrides: vec![(t, o)],
                     });

@@ -165,6 +165,11 @@ fn from_sdk(
             .and_then(|n| n.ipv4_addresses_per_interface)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(1),
+        efas: network
+            .and_then(|n| n.efa_info.as_ref())
+            .and_then(|e| e.maximum_efa_interfaces)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
         encryption_in_transit: network
             .and_then(|n| n.encryption_in_transit_supported)
             .unwrap_or(false),

@@ -57,11 +57,21 @@ impl AwsCloudProvider {
         let kubelet = KubeletSettings::default();
         let book = self.price_book().await?;
         let t = book.types.iter().find(|t| t.name == instance_type);
+        // EFA counts when the instance has adapters attached (upstream reads
+        // the same from the instance's interfaces).
+        let efas = raw
+            .network_interfaces()
+            .iter()
+            .filter(|ni| ni.interface_type() == Some("efa"))
+            .count() as u32;
+        let (capacity, allocatable) = t
+            .map(|t| crate::cloud::node_resources(t, &kubelet, efas))
+            .unwrap_or_default();
         Ok(Instance {
             provider_id: format!("aws:///{zone}/{id}"),
             id,
-            capacity: t.map(|t| t.capacity(&kubelet)).unwrap_or_default(),
-            allocatable: t.map(|t| t.allocatable(&kubelet)).unwrap_or_default(),
+            capacity,
+            allocatable,
             instance_type,
             zone,
             capacity_type,

@@ -67,13 +67,20 @@ pub(super) struct NetworkSettings {
     pub ip_prefix_count: Option<i32>,
     /// `spec.connectionTracking`: on every interface that carries IP traffic.
     pub connection_tracking: Option<ConnectionTracking>,
+    /// EFA interfaces to attach when the NodeClass names no interfaces (a
+    /// NodeClaim asking for `vpc.amazonaws.com/efa`): one per network card.
+    pub efas: u32,
 }
 
 impl NetworkSettings {
-    /// The network settings of a NodeClass spec.
-    pub fn of(spec: &karpenter_api::v1::EC2NodeClassSpec) -> Self {
+    /// The network settings of a NodeClass spec, with `efas` EFA
+    /// interfaces (ignored when the spec names its interfaces, as upstream
+    /// does).
+    pub fn of(spec: &karpenter_api::v1::EC2NodeClassSpec, efas: u32) -> Self {
+        let interfaces = spec.network_interfaces.clone().unwrap_or_default();
         NetworkSettings {
-            interfaces: spec.network_interfaces.clone().unwrap_or_default(),
+            efas: if interfaces.is_empty() { efas } else { 0 },
+            interfaces,
             ip_prefix_count: spec.ip_prefix_count,
             connection_tracking: spec.connection_tracking.clone(),
         }
@@ -83,6 +90,7 @@ impl NetworkSettings {
     /// public IP rule) will do, or the interfaces must be spelled out.
     fn is_default(&self) -> bool {
         self.interfaces.is_empty()
+            && self.efas == 0
             && self.ip_prefix_count.is_none()
             && self.connection_tracking.is_none()
     }
@@ -175,10 +183,21 @@ fn network_interfaces(
         device_index: 0,
         interface_type: "interface".into(),
     };
-    let interfaces = if input.network.interfaces.is_empty() {
-        std::slice::from_ref(&primary)
-    } else {
+    // EFA: one `efa` interface per network card, the first card's primary
+    // (device 0), the others device 1 (upstream's launch template).
+    let efa: Vec<NetworkInterface> = (0..input.network.efas as i32)
+        .map(|card| NetworkInterface {
+            network_card_index: card,
+            device_index: if card == 0 { 0 } else { 1 },
+            interface_type: "efa".into(),
+        })
+        .collect();
+    let interfaces = if !input.network.interfaces.is_empty() {
         input.network.interfaces.as_slice()
+    } else if !efa.is_empty() {
+        efa.as_slice()
+    } else {
+        std::slice::from_ref(&primary)
     };
     let tracking = input.network.connection_tracking.as_ref().map(|t| {
         ConnectionTrackingSpecificationRequest::builder()
@@ -197,6 +216,11 @@ fn network_interfaces(
             if ni.interface_type == "efa-only" {
                 return builder.interface_type("efa-only").build();
             }
+            let builder = if ni.interface_type == "efa" {
+                builder.interface_type("efa")
+            } else {
+                builder
+            };
             let builder = builder
                 .set_groups(Some(input.security_groups.clone()))
                 .set_connection_tracking_specification(tracking.clone());

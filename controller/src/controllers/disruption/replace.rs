@@ -147,6 +147,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             Progress::Failed(why) => {
                 *self.replacing.lock().expect("replacing") = None;
                 abandon(ctx, &replacement).await;
+                self.queue_failed(&replacement.why);
                 for old in &replacement.old {
                     tracing::warn!(nodeclaim = %old, reason = %why, "replacement failed; the node is left as it was");
                     if let Some(old) = ctx.state.claim(old) {
@@ -192,6 +193,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         let ctx = &self.ctx;
         let detail = why.detail.clone();
         let names: Vec<String> = old.iter().map(|c| c.name()).collect();
+        let counted = why.clone();
         match start(ctx, names.clone(), planned, why).await {
             Ok(replacement) => {
                 tracing::info!(nodeclaims = ?names, replacements = ?replacement.new, "{detail}; launching replacements");
@@ -199,7 +201,24 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             }
             Err(e) => {
                 tracing::warn!(nodeclaims = ?names, error = %e, "could not launch replacements");
+                self.queue_failed(&counted);
             }
         }
+    }
+
+    /// Counts a replacing command that failed and was given up
+    /// (`karpenter_voluntary_disruption_queue_failures_total`, as upstream's
+    /// orchestration queue counts a command it drops).
+    fn queue_failed(&self, why: &Why) {
+        self.ctx
+            .metrics
+            .disruption
+            .queue_failures
+            .get_or_create(&vec![
+                ("decision", "replace".to_string()),
+                ("reason", why.reason.clone()),
+                ("consolidation_type", why.consolidation_type.to_string()),
+            ])
+            .inc();
     }
 }
