@@ -81,6 +81,10 @@ pub const TERMINATION_FINALIZER: &str = "karpenter.sh/termination";
 /// its instance type can attach.
 pub const RESOURCE_EFA: &str = "vpc.amazonaws.com/efa";
 
+/// The branch network interfaces a node offers pods with their own
+/// security groups (the VPC resource controller's resource).
+pub const RESOURCE_POD_ENI: &str = "vpc.amazonaws.com/pod-eni";
+
 /// Taint key put on a node until it registers.
 pub const UNREGISTERED_TAINT_KEY: &str = "karpenter.sh/unregistered";
 /// Taint key put on a node that is being disrupted.

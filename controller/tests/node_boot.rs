@@ -182,3 +182,41 @@ async fn user_data_the_family_cannot_merge_keeps_the_class_not_ready_and_launche
     assert!(sim::claims(&cluster).await.is_empty(), "no NodeClaim");
     assert!(cluster.ec2.list().await.unwrap().is_empty(), "no instance");
 }
+
+/// A pod asking for a branch interface (security groups for pods) runs on
+/// a trunking-compatible type, whose node advertises the type's branch
+/// interfaces; the claim waits for what its pods asked for only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_asking_for_a_pod_eni_runs_on_a_trunking_compatible_node() {
+    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
+    let _controller = sim::start(&cluster, sim::settings("pod-eni", false));
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "default");
+    let pod = serde_json::from_value(json!({
+        "metadata": {"name": "payments"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {
+            "requests": {"cpu": "1", "vpc.amazonaws.com/pod-eni": "1"},
+            "limits": {"vpc.amazonaws.com/pod-eni": "1"}}}]}
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &pod).await.unwrap();
+    sim::all_running(&cluster, 1).await;
+    let node_name = pods
+        .get("payments")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .node_name
+        .unwrap();
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let node = nodes.get(&node_name).await.unwrap();
+    let instance_type =
+        node.metadata.labels.as_ref().unwrap()["node.kubernetes.io/instance-type"].clone();
+    let branches = karpenter_controller::catalog::branch_interfaces(&instance_type);
+    assert!(branches > 0, "{instance_type} cannot trunk");
+    let allocatable = node.status.unwrap().allocatable.unwrap();
+    assert_eq!(
+        allocatable["vpc.amazonaws.com/pod-eni"].0,
+        branches.to_string()
+    );
+}

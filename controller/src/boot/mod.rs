@@ -256,6 +256,15 @@ pub fn boot(
         ("pods".into(), pods),
         ("ephemeral-storage".into(), storage),
     ]);
+    // The VPC resource controller (security groups for pods enabled, as the
+    // simulated clusters assume) advertises the type's branch interfaces.
+    let branches = crate::catalog::branch_interfaces(&t.name);
+    if branches > 0 {
+        capacity.insert(
+            karpenter_api::labels::RESOURCE_POD_ENI.into(),
+            i64::from(branches),
+        );
+    }
     if machine.efa_interfaces > 0 {
         capacity.insert(
             karpenter_api::labels::RESOURCE_EFA.into(),

@@ -215,6 +215,15 @@ impl InstanceType {
         // The EFA device plugin advertises the adapters attached; a launch
         // attaches them all when the NodeClaim asks for EFA (upstream's
         // instance type capacity and `instance.go` `getEFACountForInstance`).
+        // Security groups for pods: the VPC resource controller advertises
+        // the branch interfaces of trunking-compatible types.
+        let branches = super::branch_interfaces(&self.name);
+        if branches > 0 {
+            capacity.insert(
+                karpenter_api::labels::RESOURCE_POD_ENI.into(),
+                Quantity::from_units(i64::from(branches)),
+            );
+        }
         if self.efas > 0 {
             capacity.insert(
                 karpenter_api::labels::RESOURCE_EFA.into(),

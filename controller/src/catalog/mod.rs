@@ -13,9 +13,11 @@
 
 mod allocatable;
 pub mod generate;
+mod pod_eni;
 mod pricing;
 
 pub use allocatable::{KubeletSettings, NodeOverheads, ReservedMemoryPods, Resources};
+pub use pod_eni::branch_interfaces;
 pub use pricing::spot_price;
 
 use serde::{Deserialize, Serialize};

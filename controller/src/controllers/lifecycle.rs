@@ -2,7 +2,7 @@
 //! `Launched`), registration (a Node with the claim's provider ID joined:
 //! labels, taints, finalizer and owner reference synced, the
 //! `karpenter.sh/unregistered` taint removed; `Registered`), initialization
-//! (Node Ready, start-up taints gone, extended resources present;
+//! (Node Ready, start-up taints gone, requested resources registered;
 //! `Initialized`, `Ready`) and liveness (no launch within 5 minutes, or no
 //! Node within 15 minutes of launch: the claim is deleted, which terminates
 //! whatever was launched).
@@ -586,19 +586,27 @@ fn not_initialized(claim: &NodeClaim, node: &Node) -> Option<String> {
     {
         return Some(format!("start-up taint {} still present", t.key));
     }
+    // What the claim's pods asked for must be registered (upstream's
+    // `RequestedResourcesRegistered`): a device plugin may not have
+    // advertised it yet; what nobody asked for (a GPU of a node launched
+    // for CPU pods, pod ENIs without security groups for pods) is not waited for.
     let allocatable = node
         .status
         .as_ref()
         .and_then(|s| s.allocatable.clone())
         .unwrap_or_default();
-    let capacity = claim
-        .status
+    let zero = |q: &str| {
+        q.parse::<karpenter_api::quantity::Quantity>()
+            .is_ok_and(|q| q.nanos() == 0)
+    };
+    claim
+        .spec
+        .resources
         .as_ref()
-        .and_then(|s| s.capacity.clone())
-        .unwrap_or_default();
-    capacity
-        .iter()
-        .filter(|(name, q)| name.contains('/') && q.0 != "0")
-        .find(|(name, _)| allocatable.get(*name).is_none_or(|q| q.0 == "0"))
-        .map(|(name, _)| format!("extended resource {name} not registered yet"))
+        .and_then(|r| r.requests.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|(_, q)| !zero(&q.0))
+        .find(|(name, _)| allocatable.get(*name).is_none_or(|q| zero(&q.0)))
+        .map(|(name, _)| format!("requested resource {name} not registered yet"))
 }
