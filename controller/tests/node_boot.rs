@@ -189,7 +189,7 @@ async fn user_data_the_family_cannot_merge_keeps_the_class_not_ready_and_launche
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pod_asking_for_a_pod_eni_runs_on_a_trunking_compatible_node() {
     let cluster = sim::cluster(Timing::at_speed(50.0)).await;
-    let _controller = sim::start(&cluster, sim::settings("pod-eni", false));
+    let (metrics, _controller) = sim::start(&cluster, sim::settings("pod-eni", false));
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "default");
     let pod = serde_json::from_value(json!({
         "metadata": {"name": "payments"},
@@ -219,4 +219,15 @@ async fn a_pod_asking_for_a_pod_eni_runs_on_a_trunking_compatible_node() {
         allocatable["vpc.amazonaws.com/pod-eni"].0,
         branches.to_string()
     );
+    // controller-runtime's families count the reconciles that got it there.
+    let text = metrics.encode();
+    for controller in ["provisioner", "nodeclaim.lifecycle", "nodeclass"] {
+        let line = format!(
+            "controller_runtime_reconcile_total{{controller=\"{controller}\",result=\"success\"}}"
+        );
+        assert!(text.contains(&line), "{line} missing");
+    }
+    assert!(text.contains(
+        "controller_runtime_max_concurrent_reconciles{controller=\"nodeclaim.lifecycle\"} 16"
+    ));
 }

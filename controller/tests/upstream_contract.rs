@@ -639,7 +639,14 @@ fn metrics(upstream: &Path) -> Vec<String> {
 /// Families upstream exports through controller-runtime and client-go
 /// rather than under `karpenter_` (so outside metrics.tsv), with their
 /// label names: the ones this project exports too, for the same dashboards.
-const CONTROLLER_RUNTIME_FAMILIES: &[(&str, &str)] = &[("leader_election_master_status", "name")];
+const CONTROLLER_RUNTIME_FAMILIES: &[(&str, &str)] = &[
+    ("leader_election_master_status", "name"),
+    ("controller_runtime_reconcile_total", "controller,result"),
+    ("controller_runtime_reconcile_errors_total", "controller"),
+    ("controller_runtime_reconcile_time_seconds", "controller"),
+    ("controller_runtime_active_workers", "controller"),
+    ("controller_runtime_max_concurrent_reconciles", "controller"),
+];
 
 // ---------------------------------------------------------------- labels
 

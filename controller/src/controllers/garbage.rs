@@ -32,7 +32,12 @@ impl<C: CloudProvider + 'static> GarbageCollector<C> {
     pub async fn run(self: Arc<Self>, every: Duration) {
         loop {
             tokio::time::sleep(every).await;
-            if let Err(e) = self.pass().await {
+            let runtime = &self.ctx.metrics.runtime;
+            runtime.workers("instance.garbagecollection", 1);
+            if let Err(e) = runtime
+                .reconcile("instance.garbagecollection", self.pass())
+                .await
+            {
                 tracing::warn!(error = %e, "garbage collection failed");
             }
         }

@@ -83,6 +83,7 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
         // Launches run beside the passes; they belong to this future, so
         // stopping the controller (lost leadership) stops them too.
         let mut launches = tokio::task::JoinSet::new();
+        self.ctx.metrics.runtime.workers("nodeclaim.lifecycle", 16);
         loop {
             for claim in self.pass().await {
                 let this = self.clone();
@@ -104,7 +105,8 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             .for_each_concurrent(16, |claim| {
                 let to_launch = &to_launch;
                 async move {
-                    match self.reconcile(&claim).await {
+                    let runtime = &self.ctx.metrics.runtime;
+                    match runtime.reconcile("nodeclaim.lifecycle", self.reconcile(&claim)).await {
                         Ok(true) => to_launch.lock().expect("launches").push(claim),
                         Ok(false) => {}
                         Err(e) => tracing::warn!(nodeclaim = %claim.metadata.name.as_deref().unwrap_or_default(), error = %e, "lifecycle"),

@@ -146,7 +146,9 @@ pub async fn run<C: CloudProvider + 'static>(ctx: std::sync::Arc<super::Context<
             if !due {
                 continue;
             }
-            match reconcile(&ctx.client, ctx.cloud.as_ref(), &name).await {
+            ctx.metrics.runtime.workers("nodeclass", 1);
+            let work = reconcile(&ctx.client, ctx.cloud.as_ref(), &name);
+            match ctx.metrics.runtime.reconcile("nodeclass", work).await {
                 Ok(Reconciled::Resolved { ready }) => {
                     if !ready {
                         tracing::warn!(ec2nodeclass = %name, "not ready; see its status conditions");

@@ -163,6 +163,11 @@ impl<C: CloudProvider + 'static> Termination<C> {
     /// One pass over every deleted NodeClaim and Node we hold.
     pub async fn pass(&self) {
         let state = &self.ctx.state;
+        self.ctx
+            .metrics
+            .runtime
+            .workers("nodeclaim.termination", 16);
+        self.ctx.metrics.runtime.workers("node.termination", 16);
         let claims = state
             .claims
             .state_filter(|c| deleting(c) && has_finalizer(&c.metadata.finalizers));
@@ -171,14 +176,18 @@ impl<C: CloudProvider + 'static> Termination<C> {
             .state_filter(|n| deleting(n) && has_finalizer(&n.metadata.finalizers));
         futures::stream::iter(claims)
             .for_each_concurrent(16, |claim| async move {
-                if let Err(e) = self.finalize_claim(&claim).await {
+                let runtime = &self.ctx.metrics.runtime;
+                let done = runtime.reconcile("nodeclaim.termination", self.finalize_claim(&claim));
+                if let Err(e) = done.await {
                     tracing::warn!(nodeclaim = ?claim.metadata.name, error = %e, "termination");
                 }
             })
             .await;
         futures::stream::iter(nodes)
             .for_each_concurrent(16, |node| async move {
-                if let Err(e) = self.finalize_node(&node).await {
+                let runtime = &self.ctx.metrics.runtime;
+                let done = runtime.reconcile("node.termination", self.finalize_node(&node));
+                if let Err(e) = done.await {
                     tracing::warn!(node = ?node.metadata.name, error = %e, "termination");
                 }
             })

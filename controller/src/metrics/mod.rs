@@ -14,6 +14,7 @@
 pub mod cloud;
 pub mod disruption;
 pub mod lifecycle;
+pub mod runtime;
 pub mod scheduling;
 pub mod state;
 pub mod summary;
@@ -169,6 +170,8 @@ pub struct Metrics {
     pub cloud: cloud::CloudMetrics,
     /// Gauges recomputed from the cluster state.
     pub state: state::StateMetrics,
+    /// controller-runtime's reconcile families.
+    pub runtime: runtime::RuntimeMetrics,
     /// `leader_election_master_status{name}`: 1 while this replica leads
     /// (controller-runtime's family, which upstream's alerts use).
     pub leader: Gauges,
@@ -218,6 +221,7 @@ impl Metrics {
         let disruption = disruption::DisruptionMetrics::register(&mut r);
         let cloud = cloud::CloudMetrics::register(&mut r);
         let state = state::StateMetrics::register(&mut r);
+        let runtime = runtime::RuntimeMetrics::register(&mut r);
         let leader = r.gauge(
             "leader_election_master_status",
             "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name.",
@@ -233,6 +237,7 @@ impl Metrics {
             disruption,
             cloud,
             state,
+            runtime,
             leader,
         }
     }

@@ -108,7 +108,10 @@ impl<C: CloudProvider + 'static> Disruption<C> {
         loop {
             tokio::time::sleep(self.ctx.settings.disruption_poll_interval).await;
             let began = Instant::now();
-            self.pass().await;
+            let runtime = &self.ctx.metrics.runtime;
+            runtime.workers("disruption", 1);
+            let pass = async { Ok::<_, std::convert::Infallible>(self.pass().await) };
+            let _ = runtime.reconcile("disruption", pass).await;
             self.ctx
                 .metrics
                 .disruption

@@ -70,7 +70,9 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
     }
 
     async fn handle_received(&self, message: &Received) {
-        let action = self.handle(&message.body).await;
+        let runtime = &self.ctx.metrics.runtime;
+        let handled = async { Ok::<_, std::convert::Infallible>(self.handle(&message.body).await) };
+        let Ok(action) = runtime.reconcile("interruption", handled).await;
         if let Some(sent) = message.sent {
             let waited = k8s_openapi::jiff::Timestamp::now().duration_since(sent);
             if let Ok(waited) = Duration::try_from(waited) {

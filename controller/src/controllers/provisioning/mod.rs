@@ -169,7 +169,9 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
                     }
                 }
             }
-            match self.provision().await {
+            let runtime = &self.ctx.metrics.runtime;
+            runtime.workers("provisioner", 1);
+            match runtime.reconcile("provisioner", self.provision()).await {
                 Ok(outcome) if outcome.pods > 0 => tracing::info!(
                     pods = outcome.pods,
                     nodeclaims = outcome.created.len(),
