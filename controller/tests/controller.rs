@@ -274,6 +274,12 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
         ),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "karpenter_nodeclaims_instance_termination_duration_seconds_count{nodepool=\"default\"} 1"
+        ),
+        "{text}"
+    );
     // A bad message is counted and does not stop the loop.
     cluster.queue.send("{not json".into());
     let start = Instant::now();

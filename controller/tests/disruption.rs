@@ -417,6 +417,11 @@ async fn a_replacement_that_cannot_launch_leaves_the_drifted_node_untouched() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let text = metrics.encode();
+    assert!(
+        text.contains("karpenter_cloudprovider_instance_launch_failures_total{zone=\"us-east-1"),
+        "the offerings the launch found without capacity are counted:\n{text}"
+    );
     let nodes: Api<Node> = Api::all(cluster.client());
     for claim in claims(&cluster).await {
         let name = claim.metadata.name.clone().unwrap();

@@ -256,6 +256,9 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
             Err(
                 e @ (CloudError::InsufficientCapacity { .. } | CloudError::NoCompatibleOffering(_)),
             ) => {
+                if let CloudError::InsufficientCapacity { tried } = &e {
+                    count_launch_failures(ctx, tried);
+                }
                 ctx.event(claim, true, "LaunchFailed", e.to_string());
                 tracing::warn!(nodeclaim = %name, error = %e, "cannot launch; deleting the claim so its pods are provisioned again");
                 return delete_claim(ctx, claim, "insufficient_capacity")
@@ -566,6 +569,30 @@ fn desired_node(claim: &NodeClaim, node: &Node) -> NodeFields {
         "blockOwnerDeletion": true,
     })];
     (node_labels, taints, finalizers, owners)
+}
+
+/// `karpenter_cloudprovider_instance_launch_failures_total`: one per
+/// offering (`type/zone/capacity-type`) a launch found without capacity,
+/// with EC2's reason, as upstream counts CreateFleet's errors. The zone id
+/// is left empty: the offerings name zones only.
+fn count_launch_failures<C: CloudProvider>(ctx: &Context<C>, tried: &[String]) {
+    for offering in tried {
+        let mut parts = offering.split('/');
+        let (_, Some(zone), Some(capacity_type)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        ctx.metrics
+            .cloud
+            .launch_failures
+            .get_or_create(&vec![
+                ("zone", zone.to_string()),
+                ("zone_id", String::new()),
+                ("capacity_type", capacity_type.to_string()),
+                ("reason", "InsufficientInstanceCapacity".to_string()),
+            ])
+            .inc();
+    }
 }
 
 /// What the node still waits for before it counts as initialized, if anything.

@@ -213,6 +213,7 @@ impl<C: CloudProvider + 'static> Termination<C> {
             // The Node's finalizer drains and terminates; come back when it is gone.
             return Ok(());
         }
+        let terminating = Instant::now();
         let terminated = match provider_id {
             Some(id) => self.terminate(&id).await,
             None => self.terminate_untracked(claim).await,
@@ -229,6 +230,12 @@ impl<C: CloudProvider + 'static> Termination<C> {
                 .inc();
             return Err(e.into());
         }
+        // The cloud's termination (the call; EC2 takes the instance down after it).
+        ctx.metrics
+            .lifecycle
+            .nodeclaims_instance_termination_duration
+            .get_or_create(&vec![("nodepool", pool_label(claim))])
+            .observe(terminating.elapsed().as_secs_f64());
         remove_finalizer(&ctx.client, claim, labels::TERMINATION_FINALIZER).await?;
         if let Some(since) = claim.metadata.deletion_timestamp.as_ref() {
             let took = k8s_openapi::jiff::Timestamp::now().duration_since(since.0);
