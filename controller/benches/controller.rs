@@ -111,6 +111,7 @@ async fn batch(pods: i32) -> (Duration, Duration, usize) {
         metrics: Arc::new(Metrics::new("simulated")),
         settings: Settings::defaults("demo"),
         unplaceable: Default::default(),
+        decisions: Default::default(),
     });
     let provisioner = Provisioner::new(ctx);
     let started = Instant::now();

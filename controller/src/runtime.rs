@@ -211,6 +211,7 @@ where
         settings,
         events,
         unplaceable: Default::default(),
+        decisions: Default::default(),
     });
     let lead = async {
         loop {

@@ -493,6 +493,7 @@ async fn controller_context(
         metrics: std::sync::Arc::new(karpenter_controller::metrics::Metrics::new("aws")),
         settings: karpenter_controller::settings::Settings::defaults("demo"),
         unplaceable: Default::default(),
+        decisions: Default::default(),
     });
     (ctx, reflectors)
 }

@@ -230,4 +230,19 @@ async fn a_pod_asking_for_a_pod_eni_runs_on_a_trunking_compatible_node() {
     assert!(text.contains(
         "controller_runtime_max_concurrent_reconciles{controller=\"nodeclaim.lifecycle\"} 16"
     ));
+    // The pod's scheduling decision, and its binding and start after it, are timed.
+    eventually("the pod's provisioning times are observed", || async {
+        let text = metrics.encode();
+        [
+            "karpenter_pods_scheduling_decision_duration_seconds_count",
+            "karpenter_pods_provisioning_bound_duration_seconds_count",
+            "karpenter_pods_provisioning_startup_duration_seconds_count",
+        ]
+        .iter()
+        .all(|name| {
+            text.lines()
+                .any(|l| l.starts_with(name) && l.ends_with(" 1"))
+        })
+    })
+    .await;
 }

@@ -52,6 +52,8 @@ pub struct Context<C> {
     pub events: EventSink,
     /// The pending pods provisioning could place nowhere.
     pub unplaceable: provisioning::Unplaceable,
+    /// When pending pods were first seen and decided.
+    pub decisions: provisioning::PodDecisions,
 }
 
 impl<C: CloudProvider> Context<C> {

@@ -124,9 +124,46 @@ pub async fn run<C: Send + Sync + 'static>(ctx: Arc<Context<C>>) {
         bound.observe(pods.iter().map(|p| p.as_ref()), bound_at, |s| {
             binding.observe(s)
         });
+        provisioned(&ctx, &pods);
         tokio::time::sleep(Duration::from_secs(1)).await;
         if !changes.wait(Duration::from_secs(60)).await {
             return;
+        }
+    }
+}
+
+/// `karpenter_pods_provisioning_{bound,startup}_duration_seconds`: for
+/// each pod a scheduling round placed, the seconds from that decision to
+/// its binding and to its start (observed once each; then it is forgotten).
+fn provisioned<C>(ctx: &Context<C>, pods: &[Arc<CachedPod>]) {
+    let by_key: std::collections::HashMap<String, &CachedPod> = pods
+        .iter()
+        .map(|p| (crate::state::key(p.as_ref()), p.as_ref()))
+        .collect();
+    let metrics = &ctx.metrics.lifecycle;
+    let now = Timestamp::now();
+    for (key, decision) in ctx.decisions.snapshot() {
+        let (Some(decided), true, Some(pod)) =
+            (decision.decided, decision.placed, by_key.get(&key))
+        else {
+            continue;
+        };
+        let since = |at: Timestamp| at.duration_since(decided).as_secs_f64().max(0.0);
+        if !decision.bound_observed
+            && let Some(at) = bound_at(pod, now)
+        {
+            metrics
+                .pods_provisioning_bound_duration
+                .get_or_create(&Vec::new())
+                .observe(since(at));
+            ctx.decisions.bound_observed(&key);
+        }
+        if let Some(at) = running_at(pod, now) {
+            metrics
+                .pods_provisioning_startup_duration
+                .get_or_create(&Vec::new())
+                .observe(since(at));
+            ctx.decisions.forget(&key);
         }
     }
 }

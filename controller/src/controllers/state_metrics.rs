@@ -184,6 +184,7 @@ pub fn refresh<C>(ctx: &Context<C>) {
     m.unsynced_time.get_or_create(&Vec::new()).set(0.0);
     pools(ctx, m);
     pod_state(&pods, &nodes, m, now);
+    pod_decisions(&ctx.decisions, &pods, m, now);
 }
 
 /// `karpenter_nodepools_usage` (the pool's NodeClaims' capacity, as its
@@ -212,6 +213,47 @@ fn pools<C>(ctx: &Context<C>, m: &StateMetrics) {
     }
     replace(&m.nodepools_usage, usage);
     replace(&m.nodepools_limit, limits);
+}
+
+/// The `karpenter_pods_provisioning_*_time_seconds` gauges: pods no round
+/// has decided (since first seen), and pods a round placed that are not
+/// bound or not running yet (since the decision). Forgets pods that are gone.
+fn pod_decisions(
+    decisions: &crate::controllers::provisioning::PodDecisions,
+    pods: &[Arc<CachedPod>],
+    m: &StateMetrics,
+    now: k8s_openapi::jiff::Timestamp,
+) {
+    let by_key: HashMap<String, &CachedPod> = pods
+        .iter()
+        .map(|p| (crate::state::key(p.as_ref()), p.as_ref()))
+        .collect();
+    decisions.retain(&by_key.keys().cloned().collect());
+    let (mut undecided, mut unbound, mut unstarted) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, decision) in decisions.snapshot() {
+        let Some(pod) = by_key.get(&key) else {
+            continue;
+        };
+        let labels = vec![
+            ("name", pod.metadata.name.clone().unwrap_or_default()),
+            (
+                "namespace",
+                pod.metadata.namespace.clone().unwrap_or_default(),
+            ),
+        ];
+        let since = |t: k8s_openapi::jiff::Timestamp| now.duration_since(t).as_secs_f64().max(0.0);
+        let bound = pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        match decision.decided {
+            None => undecided.push((labels, since(decision.seen))),
+            Some(at) if decision.placed && !bound => unbound.push((labels, since(at))),
+            Some(at) if decision.placed && !running => unstarted.push((labels, since(at))),
+            Some(_) => {}
+        }
+    }
+    replace(&m.pods_scheduling_undecided_time, undecided);
+    replace(&m.pods_provisioning_unbound_time, unbound);
+    replace(&m.pods_provisioning_unstarted_time, unstarted);
 }
 
 /// `karpenter_pods_state` and the waiting-time gauges of pending and starting pods.

@@ -10,10 +10,12 @@
 //! option has, and so do the claims this provisioner created that the cache
 //! has not shown yet (under load the NodeClaim watch can lag by seconds).
 
+mod decisions;
 mod inputs;
 mod nodeclaim;
 mod unplaceable;
 
+pub use decisions::{PodDecision, PodDecisions};
 pub use inputs::pools;
 pub use inputs::{
     existing_nodes, is_active, is_daemon_pod, is_provisionable, pod_infos, resources_of,
@@ -199,6 +201,11 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         if pending.is_empty() {
             return Ok(Outcome::default());
         }
+        let seen_at = k8s_openapi::jiff::Timestamp::now();
+        ctx.decisions.seen(
+            pending.iter().map(|p| crate::state::key(p.as_ref())),
+            seen_at,
+        );
         let pods = inputs::pod_infos(ctx, &pending);
         let claims = self.claims();
         let pools = inputs::pools(ctx, &claims).await;
@@ -241,6 +248,7 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             .set(solution.unschedulable.iter().map(|(pod, _)| pod.clone()));
         let created = self.create_claims(&solution).await?;
         self.record(&pending, &solution, &created);
+        self.time_decisions(&solution, &created);
         Ok(Outcome {
             pods: pods.len(),
             nominated: solution.nominations.len(),
@@ -287,6 +295,35 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         match (created.is_empty(), first_error) {
             (true, Some(e)) => Err(e),
             _ => Ok(created),
+        }
+    }
+
+    /// Records the round's decisions and observes how long each pod
+    /// decided for the first time waited for one.
+    fn time_decisions(&self, solution: &Solution, created: &[(String, usize)]) {
+        let mut placed: std::collections::HashSet<String> = solution
+            .nominations
+            .iter()
+            .map(|(pod, _)| pod.clone())
+            .collect();
+        for (_, i) in created {
+            placed.extend(solution.claims[*i].pods.iter().cloned());
+        }
+        let unplaced = solution.unschedulable.iter().map(|(pod, _)| pod.clone());
+        let decided: Vec<String> = placed.iter().cloned().chain(unplaced).collect();
+        let waits =
+            self.ctx
+                .decisions
+                .decided(decided, &placed, k8s_openapi::jiff::Timestamp::now());
+        let histogram = self
+            .ctx
+            .metrics
+            .scheduling
+            .decision_duration
+            .get_or_create(&Vec::new())
+            .clone();
+        for wait in waits {
+            histogram.observe(wait);
         }
     }
 
