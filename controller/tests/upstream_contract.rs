@@ -646,6 +646,16 @@ const CONTROLLER_RUNTIME_FAMILIES: &[(&str, &str)] = &[
     ("controller_runtime_reconcile_time_seconds", "controller"),
     ("controller_runtime_active_workers", "controller"),
     ("controller_runtime_max_concurrent_reconciles", "controller"),
+    ("workqueue_depth", "controller,name"),
+    ("workqueue_adds_total", "controller,name"),
+    ("workqueue_queue_duration_seconds", "controller,name"),
+    ("workqueue_work_duration_seconds", "controller,name"),
+    ("workqueue_retries_total", "controller,name"),
+    ("workqueue_unfinished_work_seconds", "controller,name"),
+    (
+        "workqueue_longest_running_processor_seconds",
+        "controller,name",
+    ),
 ];
 
 // ---------------------------------------------------------------- labels

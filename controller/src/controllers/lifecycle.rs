@@ -98,15 +98,23 @@ impl<C: CloudProvider + 'static> Lifecycle<C> {
 
     /// One pass over every NodeClaim; returns the claims to launch.
     pub async fn pass(self: &Arc<Self>) -> Vec<Arc<NodeClaim>> {
-        let claims = self.ctx.state.claims.state();
+        let claims: Vec<_> = self
+            .ctx
+            .state
+            .claims
+            .state()
+            .into_iter()
+            .filter(|c| !deleting(c.as_ref()))
+            .collect();
+        let runtime = &self.ctx.metrics.runtime;
+        let queued = runtime.enqueue("nodeclaim.lifecycle", claims.len());
         let to_launch = Mutex::new(Vec::new());
         futures::stream::iter(claims)
-            .filter(|c| std::future::ready(!deleting(c.as_ref())))
             .for_each_concurrent(16, |claim| {
                 let to_launch = &to_launch;
                 async move {
-                    let runtime = &self.ctx.metrics.runtime;
-                    match runtime.reconcile("nodeclaim.lifecycle", self.reconcile(&claim)).await {
+                    let work = self.reconcile(&claim);
+                    match runtime.reconcile_queued("nodeclaim.lifecycle", queued, work).await {
                         Ok(true) => to_launch.lock().expect("launches").push(claim),
                         Ok(false) => {}
                         Err(e) => tracing::warn!(nodeclaim = %claim.metadata.name.as_deref().unwrap_or_default(), error = %e, "lifecycle"),

@@ -174,10 +174,13 @@ impl<C: CloudProvider + 'static> Termination<C> {
         let nodes = state
             .nodes
             .state_filter(|n| deleting(n) && has_finalizer(&n.metadata.finalizers));
+        let runtime = &self.ctx.metrics.runtime;
+        let claims_queued = runtime.enqueue("nodeclaim.termination", claims.len());
+        let nodes_queued = runtime.enqueue("node.termination", nodes.len());
         futures::stream::iter(claims)
             .for_each_concurrent(16, |claim| async move {
-                let runtime = &self.ctx.metrics.runtime;
-                let done = runtime.reconcile("nodeclaim.termination", self.finalize_claim(&claim));
+                let work = self.finalize_claim(&claim);
+                let done = runtime.reconcile_queued("nodeclaim.termination", claims_queued, work);
                 if let Err(e) = done.await {
                     tracing::warn!(nodeclaim = ?claim.metadata.name, error = %e, "termination");
                 }
@@ -185,8 +188,8 @@ impl<C: CloudProvider + 'static> Termination<C> {
             .await;
         futures::stream::iter(nodes)
             .for_each_concurrent(16, |node| async move {
-                let runtime = &self.ctx.metrics.runtime;
-                let done = runtime.reconcile("node.termination", self.finalize_node(&node));
+                let work = self.finalize_node(&node);
+                let done = runtime.reconcile_queued("node.termination", nodes_queued, work);
                 if let Err(e) = done.await {
                     tracing::warn!(node = ?node.metadata.name, error = %e, "termination");
                 }
