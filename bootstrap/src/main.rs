@@ -18,8 +18,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The crate version and the git revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("KARPENTER_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "karpenter-bootstrap", version, about)]
+#[command(name = "karpenter-bootstrap", version = VERSION, about)]
 struct Cli {
     /// How to report: a line per resource, or one JSON document; for
     /// `convert`, the v1 objects as `yaml` (the default), `json` or

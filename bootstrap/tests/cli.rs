@@ -377,3 +377,20 @@ async fn old_provisioner(sim: &kubesim::Kubesim) {
         .await
         .unwrap();
 }
+
+#[test]
+fn version_names_the_crate_version_and_revision_and_the_chart_follows_it() {
+    test_support::version::assert_version(
+        env!("CARGO_BIN_EXE_karpenter-bootstrap"),
+        "karpenter-bootstrap",
+    );
+    // The chart's version and appVersion (the image tag's default) come from the same source.
+    let root = test_support::repo_path(".");
+    let version = test_support::version::workspace_version(&root);
+    let chart: Value = serde_norway::from_str(
+        &std::fs::read_to_string(root.join("charts/karpenter/Chart.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(chart["version"], version.as_str());
+    assert_eq!(chart["appVersion"], version.as_str());
+}

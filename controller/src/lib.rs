@@ -31,3 +31,12 @@ pub mod scheduling;
 pub mod settings;
 pub mod state;
 pub mod userdata;
+
+/// The crate version and the git revision it was built from
+/// (`0.1.0 (0123456789ab)`), as every binary's `--version` prints it.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("KARPENTER_COMMIT"),
+    ")"
+);

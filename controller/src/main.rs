@@ -26,7 +26,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[derive(Parser)]
 #[command(
     name = "karpenter-controller",
-    version,
+    version = karpenter_controller::VERSION,
     about = "Kubernetes node autoscaler for AWS"
 )]
 struct Cli {

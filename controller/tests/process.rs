@@ -82,3 +82,11 @@ async fn sigterm_releases_the_lease_and_exits_cleanly() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn version_names_the_crate_version_and_revision() {
+    test_support::version::assert_version(
+        env!("CARGO_BIN_EXE_karpenter-controller"),
+        "karpenter-controller",
+    );
+}

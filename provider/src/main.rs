@@ -35,6 +35,15 @@ const MAGIC_COOKIE_VALUE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a2
 
 #[tokio::main]
 async fn main() {
+    // Terraform never passes arguments; a person asking gets the version.
+    if std::env::args().nth(1).as_deref() == Some("--version") {
+        println!(
+            "terraform-provider-karpenter {} ({})",
+            env!("CARGO_PKG_VERSION"),
+            env!("KARPENTER_COMMIT")
+        );
+        return;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

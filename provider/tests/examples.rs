@@ -95,3 +95,11 @@ async fn examples_and_module_with_terraform_1_0() {
 async fn examples_and_module_with_terraform_1_15() {
     examples(Part::Terraform1_15, "terraform 1.15 examples").await;
 }
+
+#[test]
+fn version_names_the_crate_version_and_revision() {
+    test_support::version::assert_version(
+        env!("CARGO_BIN_EXE_terraform-provider-karpenter"),
+        "terraform-provider-karpenter",
+    );
+}

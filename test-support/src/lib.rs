@@ -12,6 +12,7 @@
 mod devenv;
 pub mod iam;
 mod moto;
+pub mod version;
 mod wait;
 
 #[cfg(feature = "aws")]

@@ -208,12 +208,7 @@ impl Metrics {
                     format!("rust{}", env!("CARGO_PKG_RUST_VERSION")),
                 ),
                 ("goarch", std::env::consts::ARCH.to_string()),
-                (
-                    "commit",
-                    option_env!("KARPENTER_COMMIT")
-                        .unwrap_or("unknown")
-                        .to_string(),
-                ),
+                ("commit", env!("KARPENTER_COMMIT").to_string()),
             ])
             .set(1);
         let lifecycle = lifecycle::LifecycleMetrics::register(&mut r);
