@@ -66,6 +66,23 @@ fn documents(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// kubesim with the v1 CRDs applied (admission by their schemas and rules).
+async fn cluster_with_v1_crds() -> (kubesim::Kubesim, Api<CustomResourceDefinition>) {
+    let sim = kubesim::Kubesim::new();
+    let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
+    for (_, crd) in karpenter_api::crd::all() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    (sim, crds)
+}
+
 #[test]
 fn yaml_terraform_and_findings_match_the_converted_examples() {
     for (input, code) in INPUTS {
@@ -220,18 +237,7 @@ fn every_mapped_field_is_in_the_inputs_and_what_v1_lacks_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_converted_objects_apply_to_a_cluster_with_the_v1_crds() {
-    let sim = kubesim::Kubesim::new();
-    let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
-    for (_, crd) in karpenter_api::crd::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-    }
+    let (sim, _) = cluster_with_v1_crds().await;
     let mut applied = 0;
     for (input, _) in INPUTS {
         let text = std::fs::read_to_string(
@@ -273,18 +279,7 @@ async fn the_converted_objects_apply_to_a_cluster_with_the_v1_crds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crd_still_storing_v1beta1_is_reported_with_the_convert_command() {
-    let sim = kubesim::Kubesim::new();
-    let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
-    for (_, crd) in karpenter_api::crd::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-    }
+    let (sim, crds) = cluster_with_v1_crds().await;
     let client = sim.client();
     assert_eq!(
         karpenter_bootstrap::cluster::leftovers::find(&client)

@@ -90,25 +90,25 @@ async fn nodes_register_the_allocatable_labels_and_taints_of_their_user_data() {
     }
 }
 
-/// A pod asking for `vpc.amazonaws.com/efa` gets a node of a type with
-/// adapters, launched with all of them (the device plugin advertises what
-/// is attached), which registers and is Initialized.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_pod_asking_for_efa_runs_on_a_node_launched_with_every_adapter() {
-    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
-    let _controller = sim::start(&cluster, sim::settings("efa", false));
+/// Creates a pod asking for `cpu` and one `resource`, waits until it runs;
+/// returns its Node and the Node's instance type.
+async fn run_pod(
+    cluster: &karpenter_controller::demo::SimCluster,
+    name: &str,
+    cpu: &str,
+    resource: &str,
+) -> (Node, String) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "default");
     let pod = serde_json::from_value(json!({
-        "metadata": {"name": "mpi-worker"},
+        "metadata": {"name": name},
         "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {
-            "requests": {"cpu": "4", "vpc.amazonaws.com/efa": "1"},
-            "limits": {"vpc.amazonaws.com/efa": "1"}}}]}
+            "requests": {"cpu": cpu, resource: "1"}, "limits": {resource: "1"}}}]}
     }))
     .unwrap();
     pods.create(&Default::default(), &pod).await.unwrap();
-    sim::all_running(&cluster, 1).await;
+    sim::all_running(cluster, 1).await;
     let node_name = pods
-        .get("mpi-worker")
+        .get(name)
         .await
         .unwrap()
         .spec
@@ -119,6 +119,17 @@ async fn a_pod_asking_for_efa_runs_on_a_node_launched_with_every_adapter() {
     let node = nodes.get(&node_name).await.unwrap();
     let instance_type =
         node.metadata.labels.as_ref().unwrap()["node.kubernetes.io/instance-type"].clone();
+    (node, instance_type)
+}
+
+/// A pod asking for `vpc.amazonaws.com/efa` gets a node of a type with
+/// adapters, launched with all of them (the device plugin advertises what
+/// is attached), which registers and is Initialized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_asking_for_efa_runs_on_a_node_launched_with_every_adapter() {
+    let cluster = sim::cluster(Timing::at_speed(50.0)).await;
+    let _controller = sim::start(&cluster, sim::settings("efa", false));
+    let (node, instance_type) = run_pod(&cluster, "mpi-worker", "4", "vpc.amazonaws.com/efa").await;
     let t = karpenter_controller::catalog::Catalog::us_east_1()
         .get(&instance_type)
         .unwrap()
@@ -190,28 +201,8 @@ async fn user_data_the_family_cannot_merge_keeps_the_class_not_ready_and_launche
 async fn a_pod_asking_for_a_pod_eni_runs_on_a_trunking_compatible_node() {
     let cluster = sim::cluster(Timing::at_speed(50.0)).await;
     let (metrics, _controller) = sim::start(&cluster, sim::settings("pod-eni", false));
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "default");
-    let pod = serde_json::from_value(json!({
-        "metadata": {"name": "payments"},
-        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {
-            "requests": {"cpu": "1", "vpc.amazonaws.com/pod-eni": "1"},
-            "limits": {"vpc.amazonaws.com/pod-eni": "1"}}}]}
-    }))
-    .unwrap();
-    pods.create(&Default::default(), &pod).await.unwrap();
-    sim::all_running(&cluster, 1).await;
-    let node_name = pods
-        .get("payments")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .node_name
-        .unwrap();
-    let nodes: Api<Node> = Api::all(cluster.client());
-    let node = nodes.get(&node_name).await.unwrap();
-    let instance_type =
-        node.metadata.labels.as_ref().unwrap()["node.kubernetes.io/instance-type"].clone();
+    let (node, instance_type) =
+        run_pod(&cluster, "payments", "1", "vpc.amazonaws.com/pod-eni").await;
     let branches = karpenter_controller::catalog::branch_interfaces(&instance_type);
     assert!(branches > 0, "{instance_type} cannot trunk");
     let allocatable = node.status.unwrap().allocatable.unwrap();

@@ -43,17 +43,22 @@ const V1_CRDS: &[&str] = &[
     "ec2nodeclasses.karpenter.k8s.aws",
 ];
 
+/// The CRD called `name`, if the cluster has it.
+async fn crd(
+    crds: &Api<CustomResourceDefinition>,
+    name: &str,
+) -> Result<Option<CustomResourceDefinition>, Error> {
+    crds.get_opt(name)
+        .await
+        .map_err(|e| Error::kube(&format!("crd {name}"), "get", e))
+}
+
 /// Every old-API leftover in the cluster.
 pub async fn find(client: &kube::Client) -> Result<Vec<Leftover>, Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut found = Vec::new();
     for (name, hint) in OLD_KINDS {
-        let resource = format!("crd {name}");
-        let Some(crd) = crds
-            .get_opt(name)
-            .await
-            .map_err(|e| Error::kube(&resource, "get", e))?
-        else {
+        let Some(crd) = crd(&crds, name).await? else {
             continue;
         };
         let Some(version) = crd.spec.versions.iter().find(|v| v.storage) else {
@@ -84,12 +89,7 @@ pub async fn find(client: &kube::Client) -> Result<Vec<Leftover>, Error> {
         });
     }
     for name in V1_CRDS {
-        let resource = format!("crd {name}");
-        let Some(crd) = crds
-            .get_opt(name)
-            .await
-            .map_err(|e| Error::kube(&resource, "get", e))?
-        else {
+        let Some(crd) = crd(&crds, name).await? else {
             continue;
         };
         let old: Vec<String> = crd
