@@ -143,14 +143,21 @@ async fn a_pod_asking_for_efa_runs_on_a_node_launched_with_every_adapter() {
         status.capacity.unwrap()["vpc.amazonaws.com/efa"].0,
         t.efas.to_string()
     );
-    assert!(
-        status
-            .conditions
-            .unwrap()
-            .iter()
-            .any(|c| c.type_ == "Initialized" && c.status == "True"),
-        "the node registered its adapters, so the claim is Initialized"
-    );
+    // The pod may run a moment before the lifecycle pass marks the claim.
+    eventually(
+        "the node registered its adapters, so the claim is Initialized",
+        || async {
+            sim::claims(&cluster).await[0]
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Initialized" && c.status == "True")
+                })
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
