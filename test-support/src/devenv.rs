@@ -23,6 +23,8 @@ pub enum Part {
     KubectlOld,
     /// `@cloud-copilot/iam-simulate`'s `node_modules` folder (an IAM policy evaluator).
     IamSimulate,
+    /// podman (Debian's package), which builds the controller image.
+    Podman,
 }
 
 impl Part {
@@ -37,6 +39,7 @@ impl Part {
             Part::Kubectl => "KARPENTER_KUBECTL",
             Part::KubectlOld => "KARPENTER_KUBECTL_OLD",
             Part::IamSimulate => "KARPENTER_IAM_SIMULATE",
+            Part::Podman => "KARPENTER_PODMAN",
         }
     }
 }

@@ -6,12 +6,15 @@
 //! - [`MotoServer`] starts an isolated moto server on a free loopback port and
 //!   stops it when dropped, or when the test process exits.
 //! - [`eventually`] waits on a condition with a deadline.
+//! - [`provider_package::ProviderPackage`] packages the Terraform provider
+//!   as users install it (`scripts/package-provider`).
 //! - [`iam::evaluate`] evaluates AWS requests against an IAM policy, conditions
 //!   included (`@cloud-copilot/iam-simulate`).
 
 mod devenv;
 pub mod iam;
 mod moto;
+pub mod provider_package;
 pub mod version;
 mod wait;
 

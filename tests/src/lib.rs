@@ -1,0 +1,82 @@
+//! End-to-end checks that drive the shipped programs as a platform team
+//! does, not their libraries: the controller image as `scripts/build-image`
+//! builds it (`tests/image.rs`), and the whole journey from `terraform apply`
+//! to `terraform destroy` (`tests/journey.rs`).
+//!
+//! The binaries are the workspace's own builds; [`binaries`] builds them
+//! first, so a test run after a change never drives a stale program.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The three programs, built for this run (`cargo build --bins`), in the
+/// target directory of the running test.
+pub struct Binaries {
+    /// `terraform-provider-karpenter`.
+    pub provider: PathBuf,
+    /// `karpenter-bootstrap`.
+    pub bootstrap: PathBuf,
+    /// `karpenter-controller`.
+    pub controller: PathBuf,
+}
+
+/// Builds the three binaries (a no-op when `cargo test --workspace` just
+/// did) and returns their paths.
+pub fn binaries() -> Binaries {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--locked", "--bins"])
+        .args(["-p", "karpenter-controller", "-p", "karpenter-bootstrap"])
+        .args(["-p", "terraform-provider-karpenter"])
+        .current_dir(test_support::repo_path("."))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --bins failed");
+    // target/<profile>/deps/<this test> -> target/<profile>/
+    let exe = std::env::current_exe().expect("the test's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the profile directory")
+        .to_path_buf();
+    Binaries {
+        provider: dir.join("terraform-provider-karpenter"),
+        bootstrap: dir.join("karpenter-bootstrap"),
+        controller: dir.join("karpenter-controller"),
+    }
+}
+
+/// Prints a step of a journey with how long it took, as it ends.
+pub struct Steps {
+    started: std::time::Instant,
+    step: std::time::Instant,
+}
+
+impl Default for Steps {
+    fn default() -> Self {
+        let now = std::time::Instant::now();
+        Steps {
+            started: now,
+            step: now,
+        }
+    }
+}
+
+impl Steps {
+    /// Says that `what` (done by `program`) finished, and how long it took.
+    pub fn done(&mut self, program: &str, what: &str) {
+        let took = self.step.elapsed();
+        self.step = std::time::Instant::now();
+        eprintln!(
+            "  [{:>6.1} s] {:<22} {what} ({:.1} s)",
+            self.started.elapsed().as_secs_f64(),
+            program,
+            took.as_secs_f64()
+        );
+    }
+
+    /// Time since the first step began.
+    pub fn total(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}
