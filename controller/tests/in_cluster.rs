@@ -31,17 +31,9 @@ use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use test_support::pod::{ServiceAccountFiles, start_in_cluster};
 use test_support::{DevEnv, Part, eventually_within, repo_path};
-
-/// The controller process; killed when the test ends.
-struct Controller(Child);
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A scratch directory removed when the test ends.
 struct Scratch(std::path::PathBuf);
@@ -76,39 +68,6 @@ fn helm_install(python: &Path, kubeconfig: &Path, values: &Value) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The container's environment as the kubelet gives it: values, and the
-/// pod's name and namespace for field references.
-fn container_env(deployment: &Deployment, pod_name: &str) -> Vec<(String, String)> {
-    let spec = deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
-    let container = &spec.containers[0];
-    container
-        .env
-        .iter()
-        .flatten()
-        .map(|e| {
-            let value = match (&e.value, &e.value_from) {
-                (Some(v), _) => v.clone(),
-                (None, Some(from)) => {
-                    match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
-                        Some("metadata.name") => pod_name.to_string(),
-                        Some("metadata.namespace") => "kube-system".to_string(),
-                        other => panic!("{}: unsupported field reference {other:?}", e.name),
-                    }
-                }
-                (None, None) => String::new(),
-            };
-            (e.name.clone(), value)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -156,7 +115,7 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
     // kubesim over TLS, Karpenter's CRDs, and the chart installed by real Helm.
     let (sim, _controllers) = control_plane(&Timing::at_speed(20.0)).await.unwrap();
     let dir = std::env::temp_dir().join(format!("in-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("sa")).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let _scratch = Scratch(dir.clone());
     let kubeconfig = dir.join("kubeconfig");
     let served = sim
@@ -183,8 +142,6 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
         .get("karpenter")
         .await
         .expect("Helm made the Deployment");
-    let pod_spec = deployment.spec.clone().unwrap().template.spec.unwrap();
-    let container = &pod_spec.containers[0];
 
     // The service account's files, as the kubelet mounts them.
     let kubeconfig_doc: Value =
@@ -196,9 +153,11 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
                 .unwrap(),
         )
         .unwrap();
-    std::fs::write(dir.join("sa/ca.crt"), ca_pem).unwrap();
-    std::fs::write(dir.join("sa/token"), &served.token).unwrap();
-    std::fs::write(dir.join("sa/namespace"), "kube-system").unwrap();
+    let account = ServiceAccountFiles {
+        token: served.token.clone(),
+        ca_pem,
+        namespace: "kube-system".into(),
+    };
 
     // The NodePool, an EC2NodeClass for this account, one pending pod.
     let pool = karpenter_controller::demo::DEFAULT_MANIFESTS
@@ -219,37 +178,24 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
         .unwrap();
 
     // The real binary, as the container runs it, with in-cluster configuration.
-    let binary = env!("CARGO_BIN_EXE_karpenter-controller");
-    let mut argv: Vec<String> = container.command.clone().unwrap_or_default();
-    argv.extend(container.args.clone().unwrap_or_default());
-    if argv
-        .first()
-        .is_some_and(|c| c.ends_with("karpenter-controller"))
-    {
-        argv.remove(0);
-    }
-    let script = r#"mount -t tmpfs tmpfs /var/run && mkdir -p /var/run/secrets/kubernetes.io/serviceaccount && cp "$SA_DIR"/* /var/run/secrets/kubernetes.io/serviceaccount/ && exec "$@""#;
-    let port = served.address.port().to_string();
-    let mut command = Command::new("unshare");
-    command
-        .args(["-m", "sh", "-c", script, "sh", binary])
-        .args(&argv)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &dir)
-        .env("SA_DIR", dir.join("sa"))
-        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-        .env("KUBERNETES_SERVICE_PORT", &port)
-        .envs(container_env(&deployment, "karpenter-6d4f9-abcde"))
+    let aws = [
         // What EKS Pod Identity injects, pointed at moto.
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", &env.proxy.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    let _controller = Controller(command.spawn().expect("unshare runs"));
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", env.proxy.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let _controller = start_in_cluster(
+        Path::new(env!("CARGO_BIN_EXE_karpenter-controller")),
+        &deployment,
+        "karpenter-6d4f9-abcde",
+        served.address,
+        &account,
+        &dir,
+        &aws,
+    );
 
     // Every instance boots from the user data EC2 holds for it, against EKS's facts.
     let nodes: Api<Node> = Api::all(client.clone());

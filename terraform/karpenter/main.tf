@@ -25,8 +25,10 @@ resource "karpenter_ec2nodeclass" "this" {
   name = var.nodeclass_name
   role = local.node_role_name
 
+  ami_family = var.ami_id != null ? var.ami_family : null
   ami_selector_term {
-    alias = var.ami_alias
+    alias = var.ami_id == null ? var.ami_alias : null
+    id    = var.ami_id
   }
   subnet_selector_term {
     tags = { "karpenter.sh/discovery" = var.cluster_name }

@@ -45,6 +45,22 @@ variable "ami_alias" {
   default     = "al2023@latest"
 }
 
+variable "ami_id" {
+  description = <<-EOT
+    Pin one AMI by id instead of following `ami_alias` (for accounts that
+    build their own images, or to hold a version). With it, `ami_family`
+    says how its user data is written.
+  EOT
+  type        = string
+  default     = null
+}
+
+variable "ami_family" {
+  description = "The family of `ami_id`'s image (`AL2023`, `Bottlerocket`, `AL2`); used only with `ami_id`."
+  type        = string
+  default     = "AL2023"
+}
+
 variable "root_volume_size" {
   description = "The root volume's size."
   type        = string

@@ -8,12 +8,15 @@
 //! - [`eventually`] waits on a condition with a deadline.
 //! - [`provider_package::ProviderPackage`] packages the Terraform provider
 //!   as users install it (`scripts/package-provider`).
+//! - [`pod::start_in_cluster`] starts a binary as a Deployment's container
+//!   would run, with in-cluster configuration.
 //! - [`iam::evaluate`] evaluates AWS requests against an IAM policy, conditions
 //!   included (`@cloud-copilot/iam-simulate`).
 
 mod devenv;
 pub mod iam;
 mod moto;
+pub mod pod;
 pub mod provider_package;
 pub mod version;
 mod wait;
