@@ -631,6 +631,24 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
                 d.drain_timeout
             ));
         }
+        let (deleted, left) = nodepools::delete_node_classes(kube, mode, d.drain_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        changes.extend(deleted);
+        if left > 0 && mode == Mode::Apply {
+            let message = format!(
+                "{left} EC2NodeClasses are still being finalized after {:?}; the controller \
+                 removes their instance profiles and finalizers while it runs",
+                d.drain_timeout
+            );
+            if !d.force_terminate {
+                return Err(format!(
+                    "{message}: the controller was left installed. Run destroy again to wait \
+                     longer (--drain-timeout), or pass --force-terminate to go on without them"
+                ));
+            }
+            eprintln!("warning: {message}; going on (--force-terminate)");
+        }
     } else if mode == Mode::Apply && !d.force_terminate {
         // Without the cluster, nothing can be drained: refuse to terminate running nodes.
         let running = teardown::terminate_instances(&account, &clients, Mode::Plan)
@@ -656,6 +674,9 @@ async fn destroy(d: &Destroy, output: Output) -> Result<(), String> {
             .map_err(|e| e.to_string())?
     {
         changes.push(change);
+    }
+    if let Some(kube) = &kube {
+        changes.extend(crds::remove(kube, mode).await.map_err(|e| e.to_string())?);
     }
     changes.extend(
         teardown::remove_resources(&account, &clients, mode, &resolved.options)

@@ -239,6 +239,16 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
     }))
     .unwrap();
     pools.create(&Default::default(), &pool).await.unwrap();
+    let classes: kube::Api<karpenter_api::v1::EC2NodeClass> = kube::Api::all(sim.client());
+    let class = serde_json::from_value(serde_json::json!({
+        "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "default"},
+        "spec": {"role": "KarpenterNodeRole-demo",
+            "amiSelectorTerms": [{"alias": "al2023@latest"}],
+            "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "demo"}}],
+            "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "demo"}}]}
+    }))
+    .unwrap();
+    classes.create(&Default::default(), &class).await.unwrap();
     let destroyed = run("destroy").await.unwrap();
     let deleted: Vec<&str> = destroyed["resources"]
         .as_array()
@@ -257,15 +267,30 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
         deleted.contains(&"eks-pod-identity kube-system/karpenter"),
         "{deleted:?}"
     );
-    assert_eq!(deleted.len(), 1 + 1 + 5 + 1 + 2 + 2, "{deleted:?}");
+    assert!(deleted.contains(&"ec2nodeclass default"), "{deleted:?}");
     assert!(
-        pools
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
+        deleted.contains(&"crd nodepools.karpenter.sh"),
+        "{deleted:?}"
     );
+    let crd_count = karpenter_api::crd::all().len();
+    assert_eq!(
+        deleted.len(),
+        2 + 1 + 5 + 1 + 2 + 2 + crd_count,
+        "{deleted:?}"
+    );
+    let crds: kube::Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = kube::Api::all(sim.client());
+    let left: Vec<String> = crds
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    // The v1alpha5 Provisioner's CRD was not the bootstrap's: it stays.
+    assert_eq!(left, ["provisioners.karpenter.sh"], "{left:?}");
     let nothing = run("destroy").await.unwrap();
     assert!(
         nothing["resources"].as_array().unwrap().is_empty(),

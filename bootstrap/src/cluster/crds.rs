@@ -67,3 +67,71 @@ pub async fn reconcile(client: &kube::Client, mode: Mode) -> Result<Vec<Change>,
     }
     Ok(out)
 }
+
+/// Removes the CRDs this bootstrap applied (they carry [`HASH_ANNOTATION`])
+/// once no object of theirs is left: the last step of a teardown, after the
+/// NodePools and EC2NodeClasses are gone and the controller is uninstalled.
+/// A CRD that still has objects (a NodeOverlay someone kept, say) is left
+/// with them, and so is one the bootstrap did not apply.
+pub async fn remove(client: &kube::Client, mode: Mode) -> Result<Vec<Change>, Error> {
+    use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut out = Vec::new();
+    for (_, desired) in karpenter_api::crd::all() {
+        let name = desired.metadata.name.clone().unwrap_or_default();
+        let resource = format!("crd {name}");
+        let err = |call: &'static str, e: kube::Error| Error::kube(&resource, call, e);
+        let Some(existing) = api.get_opt(&name).await.map_err(|e| err("get", e))? else {
+            continue;
+        };
+        let ours = existing
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(HASH_ANNOTATION));
+        if !ours {
+            out.push(Change {
+                resource,
+                action: Action::Foreign,
+            });
+            continue;
+        }
+        let spec = &existing.spec;
+        let version = spec
+            .versions
+            .iter()
+            .find(|v| v.storage)
+            .map(|v| v.name.clone())
+            .unwrap_or_default();
+        let gvk = GroupVersionKind::gvk(&spec.group, &version, &spec.names.kind);
+        let objects: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &ApiResource::from_gvk_with_plural(&gvk, &spec.names.plural),
+        );
+        let left = objects
+            .list(&ListParams::default().limit(1))
+            .await
+            .map_err(|e| err("list objects", e))?
+            .items
+            .len();
+        if left > 0 {
+            out.push(Change {
+                resource: format!("{resource} (kept: {} objects are left)", spec.names.plural),
+                action: Action::Unchanged,
+            });
+            continue;
+        }
+        if mode == Mode::Apply {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(err("delete", e)),
+            }
+        }
+        out.push(Change {
+            resource,
+            action: Action::Delete,
+        });
+    }
+    Ok(out)
+}
