@@ -195,6 +195,7 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
         &account,
         &dir,
         &aws,
+        false,
     );
 
     // Every instance boots from the user data EC2 holds for it, against EKS's facts.

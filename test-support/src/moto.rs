@@ -1,6 +1,8 @@
 //! An isolated moto server (the AWS API emulator) per test binary or test,
 //! with a labelled fake for the two EKS APIs moto lacks (`fake_eks.py`:
-//! access entries and Pod Identity associations).
+//! access entries and Pod Identity associations) and labelled fixes where
+//! moto answers otherwise than EC2 (`moto_fixes.py`: CreateFleet's
+//! security groups).
 
 use crate::devenv::{DevEnv, Part};
 use serde::Deserialize;
@@ -96,6 +98,8 @@ impl MotoServer {
             .arg("-c")
             .arg(concat!(
                 include_str!("fake_eks.py"),
+                "\n",
+                include_str!("moto_fixes.py"),
                 "\n",
                 include_str!("moto_runner.py")
             ))

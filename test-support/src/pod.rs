@@ -107,7 +107,9 @@ pub fn container_env(
 /// Starts `binary` as `deployment`'s first container in pod `pod_name`,
 /// against the API server at `api`, with `account`'s files mounted and
 /// `extra` added to the environment. `scratch` holds the files (and is the
-/// process's HOME); stderr is inherited so the process's errors show.
+/// process's HOME); its output (the logs) goes to `scratch/output.log` when
+/// `log_to_file`, else its stderr to the test's and its stdout nowhere.
+#[allow(clippy::too_many_arguments)]
 pub fn start_in_cluster(
     binary: &Path,
     deployment: &Deployment,
@@ -116,6 +118,7 @@ pub fn start_in_cluster(
     account: &ServiceAccountFiles,
     scratch: &Path,
     extra: &[(String, String)],
+    log_to_file: bool,
 ) -> ContainerProcess {
     let sa: PathBuf = scratch.join("serviceaccount");
     std::fs::create_dir_all(&sa).unwrap();
@@ -139,5 +142,11 @@ pub fn start_in_cluster(
         .envs(extra.iter().cloned())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    if log_to_file {
+        let log = std::fs::File::create(scratch.join("output.log")).unwrap();
+        command
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+    }
     ContainerProcess(command.spawn().expect("unshare runs"))
 }

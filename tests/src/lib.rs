@@ -6,10 +6,16 @@
 //! The binaries are the workspace's own builds; [`binaries`] builds them
 //! first, so a test run after a change never drives a stale program.
 
+pub mod account;
+pub mod cluster;
+pub mod nodes;
+pub mod terraform;
+pub mod workload;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The three programs, built for this run (`cargo build --bins`), in the
+/// The three programs, built for this run, in the
 /// target directory of the running test.
 pub struct Binaries {
     /// `terraform-provider-karpenter`.
@@ -20,18 +26,17 @@ pub struct Binaries {
     pub controller: PathBuf,
 }
 
-/// Builds the three binaries (a no-op when `cargo test --workspace` just
-/// did) and returns their paths.
+/// Builds the three binaries and returns their paths. They are built as
+/// `cargo test --workspace` builds them (the same command, so the same
+/// features): a no-op right after it, as in `scripts/test`.
 pub fn binaries() -> Binaries {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "--locked", "--bins"])
-        .args(["-p", "karpenter-controller", "-p", "karpenter-bootstrap"])
-        .args(["-p", "terraform-provider-karpenter"])
+        .args(["test", "--workspace", "--no-run", "--quiet", "--locked"])
         .current_dir(test_support::repo_path("."))
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "cargo build --bins failed");
+    assert!(status.success(), "cargo test --workspace --no-run failed");
     // target/<profile>/deps/<this test> -> target/<profile>/
     let exe = std::env::current_exe().expect("the test's path");
     let dir = exe

@@ -18,6 +18,7 @@
 //! a Custom AMI's own bootstrap (it cannot be simulated: it is refused).
 
 mod bottlerocket;
+pub mod ec2;
 mod eks_bootstrap;
 mod nodeadm;
 

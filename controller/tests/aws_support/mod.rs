@@ -215,51 +215,19 @@ impl AwsEnv {
     }
 }
 
-/// Boots `instance` the way its AMI family's agent would: reads the user
-/// data EC2 holds for it (`DescribeInstanceAttribute userData`, what IMDS
-/// serves), checks it against `cluster`, and returns the Node the kubelet
-/// would register (volumes from `class`'s launch template).
+/// Boots `instance` the way its AMI family's agent would
+/// (`karpenter_controller::boot::ec2`), in us-east-1.
 pub async fn boot_instance(
     ec2: &aws_sdk_ec2::Client,
     instance: &karpenter_controller::cloud::Instance,
     class: &EC2NodeClass,
     cluster: &karpenter_controller::boot::ClusterIdentity,
 ) -> Result<k8s_openapi::api::core::v1::Node, String> {
-    use base64::Engine;
-    use karpenter_controller::boot;
-    let attribute = ec2
-        .describe_instance_attribute()
-        .instance_id(&instance.id)
-        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
-        .send()
-        .await
-        .map_err(|e| format!("DescribeInstanceAttribute: {e:?}"))?;
-    let encoded = attribute
-        .user_data
-        .and_then(|u| u.value)
-        .ok_or("the instance has no user data")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|e| format!("user data is not base64: {e}"))?;
-    let user_data = String::from_utf8(bytes).map_err(|e| e.to_string())?;
-    let instance_type = karpenter_controller::catalog::Catalog::us_east_1()
-        .get(&instance.instance_type)
-        .cloned()
-        .ok_or("unknown instance type")?;
-    let machine = boot::Machine {
-        instance_id: instance.id.clone(),
+    let launched = karpenter_controller::boot::ec2::LaunchedInstance {
+        id: instance.id.clone(),
+        instance_type: instance.instance_type.clone(),
         zone: instance.zone.clone(),
         region: "us-east-1".into(),
-        instance_type,
-        volumes: boot::launch_volumes(class),
-        // The suites that boot instances launch none with EFA.
-        efa_interfaces: 0,
     };
-    boot::boot(
-        karpenter_controller::userdata::AmiFamily::of(class),
-        &user_data,
-        cluster,
-        &machine,
-    )
-    .map_err(|e| e.to_string())
+    karpenter_controller::boot::ec2::boot_instance(ec2, &launched, class, cluster).await
 }
