@@ -71,7 +71,7 @@ const STUCK_TERMINATING_AFTER: Duration = Duration::from_secs(60);
 /// Whether the pod tolerates `karpenter.sh/disrupted:NoSchedule`: it would
 /// be scheduled straight back (DaemonSet pods that tolerate every taint, as
 /// aws-node, kube-proxy and CSI node plugins do), so the drain leaves it.
-fn tolerates_disruption(pod: &CachedPod) -> bool {
+pub(crate) fn tolerates_disruption(pod: &CachedPod) -> bool {
     pod.spec
         .as_ref()
         .and_then(|s| s.tolerations.as_ref())

@@ -34,12 +34,68 @@ pub fn is_provisionable(pod: &CachedPod) -> bool {
         .and_then(|s| s.node_name.as_deref())
         .is_some_and(|n| !n.is_empty());
     let daemon = is_daemon_pod(pod);
-    let mirror = pod
-        .metadata
+    unschedulable && !bound && !daemon && !is_mirror_pod(pod) && !deleting(pod)
+}
+
+/// Whether the kubelet made the pod from a static manifest.
+fn is_mirror_pod(pod: &CachedPod) -> bool {
+    pod.metadata
         .annotations
         .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
-    unschedulable && !bound && !daemon && !mirror && !deleting(pod)
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+}
+
+/// Pods the drain of a leaving node will evict (upstream's reschedulable
+/// pods): bound to a node that is being deleted, carries the
+/// `karpenter.sh/disrupted` taint, or whose NodeClaim is being deleted;
+/// running, not terminating, neither a DaemonSet's nor a mirror pod, and not
+/// tolerating the disruption taint (the drain leaves those). They are
+/// planned with the pending pods, so the capacity a spot interruption takes
+/// away is launched in one batch, not one eviction at a time as a
+/// PodDisruptionBudget lets the pods go.
+pub fn reschedulable<C: CloudProvider>(ctx: &Context<C>) -> Vec<Arc<CachedPod>> {
+    let state = &ctx.state;
+    let leaving: std::collections::HashSet<String> = state
+        .nodes
+        .state()
+        .into_iter()
+        .filter(|node| {
+            let taints = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_deref())
+                .unwrap_or_default();
+            let claim_deleting = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.provider_id.as_deref())
+                .and_then(|id| state.claim_for_provider_id(id))
+                .is_some_and(|c| deleting(c.as_ref()));
+            deleting(node.as_ref()) || disrupted(taints) || claim_deleting
+        })
+        .filter_map(|node| node.metadata.name.clone())
+        .collect();
+    if leaving.is_empty() {
+        return Vec::new();
+    }
+    state
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .is_some_and(|n| leaving.contains(n))
+        })
+        .filter(|pod| {
+            is_active(pod)
+                && !deleting(pod.as_ref())
+                && !is_daemon_pod(pod)
+                && !is_mirror_pod(pod)
+                && !crate::controllers::termination::tolerates_disruption(pod)
+        })
+        .collect()
 }
 
 /// Whether a DaemonSet owns the pod.

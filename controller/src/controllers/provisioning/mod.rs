@@ -134,6 +134,7 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             .state()
             .iter()
             .filter(|p| is_provisionable(p))
+            .chain(inputs::reschedulable(&self.ctx).iter())
             .filter(|p| match nominations.get(&key(p.as_ref())) {
                 None => true,
                 Some((target, at)) => at.elapsed() > window || !self.exists(target, &unseen),
@@ -198,7 +199,8 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             .into_iter()
             .filter(|p| is_provisionable(p))
             .collect();
-        if pending.is_empty() {
+        let leaving = inputs::reschedulable(ctx);
+        if pending.is_empty() && leaving.is_empty() {
             return Ok(Outcome::default());
         }
         let seen_at = k8s_openapi::jiff::Timestamp::now();
@@ -206,6 +208,7 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             pending.iter().map(|p| crate::state::key(p.as_ref())),
             seen_at,
         );
+        let pending: Vec<_> = pending.into_iter().chain(leaving).collect();
         let pods = inputs::pod_infos(ctx, &pending);
         let claims = self.claims();
         let pools = inputs::pools(ctx, &claims).await;
