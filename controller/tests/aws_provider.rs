@@ -394,7 +394,7 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
     );
     let deleted: std::collections::BTreeSet<String> = env
         .cloud
-        .delete_launch_templates()
+        .delete_launch_templates(Some("default"))
         .await
         .unwrap()
         .into_iter()
@@ -855,6 +855,12 @@ async fn the_nodeclass_controller_writes_status_and_cleans_up_on_deletion() {
     assert_eq!(status.amis.unwrap().len(), 2);
     let profile = status.instance_profile.unwrap();
 
+    // A launch made a launch template for the class.
+    env.cloud
+        .create(&claim("launched", "on-demand"), &env.class)
+        .await
+        .unwrap();
+    assert!(!launch_templates(&env).await.is_empty());
     // A node of the class still runs: deleting the class waits for it, and
     // its instance profile (the node's IAM) stays.
     let claims: Api<NodeClaim> = Api::all(client.clone());
@@ -913,6 +919,10 @@ async fn the_nodeclass_controller_writes_status_and_cleans_up_on_deletion() {
             .is_err()
     );
     assert!(classes.get_opt("default").await.unwrap().is_none());
+    assert!(
+        launch_templates(&env).await.is_empty(),
+        "the class's launch templates go with it"
+    );
     assert_eq!(
         reconcile(&client, &env.cloud, "default").await.unwrap(),
         Reconciled::Absent

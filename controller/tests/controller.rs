@@ -184,6 +184,11 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
         .find_map(|l| l.strip_prefix("karpenter_pods_bound_duration_seconds_count{} "))
         .and_then(|v| v.parse::<u64>().ok());
     assert_eq!(bound, Some(200), "each pod's binding observed once");
+    let before: std::collections::HashSet<String> = claims(&cluster)
+        .await
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
     let sent = Instant::now();
     cluster
         .interrupt(SimEvent::SpotInterruption, &provider_id)
@@ -246,6 +251,19 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
         cluster.ec2.get(&provider_id).await,
         Err(karpenter_controller::cloud::CloudError::NotFound(_))
     ));
+    // The pods the drain evicts are planned together as soon as the node
+    // leaves (upstream's reschedulable pods), not one PDB-paced eviction
+    // at a time: a few replacements for the victim's pods, not one each.
+    let replacements = claims(&cluster)
+        .await
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| !before.contains(n))
+        .count();
+    assert!(
+        replacements <= 3,
+        "{replacements} NodeClaims launched for the {evicted} pods of the interrupted node"
+    );
     consistent(&cluster).await;
     // Every pod's start-up was observed: the 200 first ones and the evicted
     // ones again (new pods), each once.

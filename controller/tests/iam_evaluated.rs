@@ -55,7 +55,7 @@ async fn every_request_of_the_ec2_provider_is_allowed_by_the_shipped_policy() {
     for instance in &launched {
         env.cloud.delete(&instance.provider_id).await.unwrap();
     }
-    env.cloud.delete_launch_templates().await.unwrap();
+    env.cloud.delete_launch_templates(None).await.unwrap();
     env.cloud.delete_instance_profile(&class).await.unwrap();
 
     let seen = env.proxy.with(|f| f.requests.clone());

@@ -422,8 +422,10 @@ async fn journey(version: &str, part: Part) {
     assert_eq!(put.failed_entry_count(), 0, "EventBridge refused the event");
     let web_replicas = want["web"];
     let fewest_web = std::sync::Mutex::new(web_replicas);
+    // The drain is paced by web's PDB and the eviction back-off (up to 15 s
+    // a pod while a replacement starts): about 80 s for 8 pods.
     eventually_within(
-        Duration::from_secs(120),
+        Duration::from_secs(180),
         "karpenter-controller: the interrupted node drained, terminated and its pods Running elsewhere",
         || async {
             let running = running_by_app(&pods).await;
@@ -499,7 +501,10 @@ async fn journey(version: &str, part: Part) {
         "drift: karpenter_nodepool general changed, its nodes replaced, pods Running",
     );
 
-    // 7. Teardown: the bootstrap (while the controller runs), then Terraform.
+    // 7. Teardown: the application teams' objects first (a PodDisruptionBudget
+    // would hold the last node's drain for ever once no NodePool is left to
+    // replace it), then the bootstrap while the controller runs, then Terraform.
+    block_in_place(|| cluster.kubectl(&kubectl, &["delete", "-f", &manifests_arg]));
     block_in_place(|| {
         let mut args = vec!["destroy"];
         args.extend(target);
@@ -515,7 +520,7 @@ async fn journey(version: &str, part: Part) {
     drop(agents);
     steps.done(
         "karpenter-bootstrap",
-        "destroy: NodePools drained, EC2NodeClass finalized, release, CRDs, queue, rules, EKS access removed",
+        "workloads deleted; destroy: NodePools drained, EC2NodeClass finalized, release, CRDs, queue, rules, EKS access removed",
     );
     block_in_place(|| tf.run(&["destroy"]));
     steps.done(

@@ -164,8 +164,8 @@ pub trait CloudProvider: Send + Sync {
         class: &EC2NodeClass,
     ) -> impl Future<Output = EC2NodeClassStatus> + Send;
 
-    /// Removes what the provider made for a deleted EC2NodeClass (its managed
-    /// instance profile).
+    /// Removes what the provider made for a deleted EC2NodeClass (its launch
+    /// templates and its managed instance profile).
     fn finalize_node_class(
         &self,
         class: &EC2NodeClass,

@@ -353,22 +353,29 @@ impl AwsCloudProvider {
             .remove(name);
     }
 
-    /// Deletes every launch template of the cluster (tagged [`CLUSTER_TAG`]),
-    /// for teardown; returns their names.
-    pub async fn delete_launch_templates(&self) -> Result<Vec<String>, CloudError> {
+    /// Deletes the cluster's launch templates (tagged [`CLUSTER_TAG`]) made
+    /// for `node_class` (every class's with `None`), as upstream does when an
+    /// EC2NodeClass goes; returns their names.
+    pub async fn delete_launch_templates(
+        &self,
+        node_class: Option<&str>,
+    ) -> Result<Vec<String>, CloudError> {
         let mut names = Vec::new();
-        let mut pages = self
-            .clients
-            .ec2
-            .describe_launch_templates()
-            .filters(
+        let mut describe = self.clients.ec2.describe_launch_templates().filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{CLUSTER_TAG}"))
+                .values(&self.settings.cluster.name)
+                .build(),
+        );
+        if let Some(class) = node_class {
+            describe = describe.filters(
                 aws_sdk_ec2::types::Filter::builder()
-                    .name(format!("tag:{CLUSTER_TAG}"))
-                    .values(&self.settings.cluster.name)
+                    .name(format!("tag:{}", labels::EC2NODECLASS))
+                    .values(class)
                     .build(),
-            )
-            .into_paginator()
-            .send();
+            );
+        }
+        let mut pages = describe.into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| cloud_error("DescribeLaunchTemplates", e))?;
             names.extend(
@@ -379,13 +386,21 @@ impl AwsCloudProvider {
             );
         }
         for name in &names {
-            self.clients
+            let deleted = self
+                .clients
                 .ec2
                 .delete_launch_template()
                 .launch_template_name(name)
                 .send()
-                .await
-                .map_err(|e| cloud_error("DeleteLaunchTemplate", e))?;
+                .await;
+            match deleted {
+                Ok(_) => {}
+                // Gone already (another replica, an earlier attempt).
+                Err(e)
+                    if super::sdk::error_code(&e)
+                        == Some("InvalidLaunchTemplateName.NotFoundException") => {}
+                Err(e) => return Err(cloud_error("DeleteLaunchTemplate", e)),
+            }
             self.forget_template(name);
         }
         Ok(names)

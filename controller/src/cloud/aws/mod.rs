@@ -170,6 +170,8 @@ impl CloudProvider for AwsCloudProvider {
     }
 
     async fn finalize_node_class(&self, class: &EC2NodeClass) -> Result<(), CloudError> {
+        let name = class.metadata.name.as_deref().unwrap_or_default();
+        self.delete_launch_templates(Some(name)).await?;
         self.delete_instance_profile(class).await
     }
 }
