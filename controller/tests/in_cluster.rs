@@ -43,14 +43,6 @@ impl Drop for Scratch {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Real Helm installs the chart into kubesim.
 fn helm_install(python: &Path, kubeconfig: &Path, values: &Value) {
     let out = Command::new(python)
@@ -125,7 +117,7 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
         })
         .await
         .unwrap();
-    let (metrics_port, probe_port) = (free_port(), free_port());
+    let (metrics_port, probe_port) = (test_support::free_port(), test_support::free_port());
     helm_install(
         &helm_python,
         &kubeconfig,

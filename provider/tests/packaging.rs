@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use test_support::command::run_checked;
 use test_support::provider_package::{ProviderPackage, SOURCE};
 use test_support::{DevEnv, Part};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -133,27 +134,17 @@ fn init_from_mirror(
     .unwrap();
     std::fs::write(work.join("terraformrc"), cli_config).unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(terraform)
-            .args(args)
-            .arg("-no-color")
-            .current_dir(work)
-            .env("TF_CLI_CONFIG_FILE", work.join("terraformrc"))
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1")
-            .envs(extra_env.iter().map(|(k, v)| (*k, *v)))
-            .output()
-            .expect("terraform runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success(),
-            "terraform {args:?} in {}:\n{text}",
-            work.display()
-        );
-        text
+        run_checked(
+            "terraform",
+            Command::new(terraform)
+                .args(args)
+                .arg("-no-color")
+                .current_dir(work)
+                .env("TF_CLI_CONFIG_FILE", work.join("terraformrc"))
+                .env("TF_IN_AUTOMATION", "1")
+                .env("CHECKPOINT_DISABLE", "1")
+                .envs(extra_env.iter().map(|(k, v)| (*k, *v))),
+        )
     };
     run(&["init", "-input=false"]);
     let lock = std::fs::read_to_string(work.join(".terraform.lock.hcl")).expect("a lock file");

@@ -5,6 +5,7 @@
 //!   makes a test skip with a loud message locally and fail under `CI=true`.
 //! - [`MotoServer`] starts an isolated moto server on a free loopback port and
 //!   stops it when dropped, or when the test process exits.
+//! - [`command::run_checked`] runs a program and fails naming it, with its output.
 //! - [`eventually`] waits on a condition with a deadline.
 //! - [`provider_package::ProviderPackage`] packages the Terraform provider
 //!   as users install it (`scripts/package-provider`).
@@ -13,6 +14,7 @@
 //! - [`iam::evaluate`] evaluates AWS requests against an IAM policy, conditions
 //!   included (`@cloud-copilot/iam-simulate`).
 
+pub mod command;
 mod devenv;
 pub mod iam;
 mod moto;
@@ -26,3 +28,11 @@ pub mod aws;
 pub use devenv::{DevEnv, Part, repo_path, shared_path};
 pub use moto::{LoggedRequest, MotoError, MotoServer};
 pub use wait::{DEADLINE, eventually, eventually_within};
+
+/// A loopback port free right now (for a server the test starts next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use test_support::command::run_checked;
 use test_support::pod::ServiceAccountFiles;
 
 /// kubesim, served.
@@ -91,22 +92,12 @@ impl Cluster {
     /// `kubectl ARGS...` against the cluster (blocking); panics with
     /// kubectl's output when it fails.
     pub fn kubectl(&self, kubectl: &Path, args: &[&str]) -> String {
-        let out = Command::new(kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.served.kubeconfig)
-            .output()
-            .expect("kubectl runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success(),
-            "kubectl {}: failed\n{text}",
-            args.join(" ")
-        );
-        text
+        run_checked(
+            "kubectl",
+            Command::new(kubectl)
+                .args(args)
+                .env("KUBECONFIG", &self.served.kubeconfig),
+        )
     }
 
     /// The releases Helm's library lists in `namespace` (blocking).

@@ -26,10 +26,16 @@ pub struct Binaries {
     pub controller: PathBuf,
 }
 
-/// Builds the three binaries and returns their paths. They are built as
+/// Builds the three binaries (once per test process) and returns their
+/// paths. They are built as
 /// `cargo test --workspace` builds them (the same command, so the same
 /// features): a no-op right after it, as in `scripts/test`.
-pub fn binaries() -> Binaries {
+pub fn binaries() -> &'static Binaries {
+    static BUILT: std::sync::OnceLock<Binaries> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build)
+}
+
+fn build() -> Binaries {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["test", "--workspace", "--no-run", "--quiet", "--locked"])

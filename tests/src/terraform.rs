@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use test_support::command::run_checked;
 use test_support::provider_package::ProviderPackage;
 
 /// What the root configuration is written from.
@@ -150,21 +151,6 @@ impl Workspace {
         if matches!(args[0], "apply" | "destroy") {
             command.args(["-input=false", "-auto-approve"]);
         }
-        let out = command
-            .current_dir(&self.dir)
-            .envs(self.env())
-            .output()
-            .expect("terraform runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success(),
-            "terraform {}: failed\n{text}",
-            args.join(" ")
-        );
-        text
+        run_checked("terraform", command.current_dir(&self.dir).envs(self.env()))
     }
 }

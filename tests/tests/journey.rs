@@ -46,6 +46,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use test_support::command::run_checked;
 use test_support::pod::start_in_cluster;
 use test_support::provider_package::ProviderPackage;
 use test_support::{DevEnv, MotoServer, Part, eventually_within};
@@ -66,32 +67,12 @@ async fn the_journey_with_terraform_1_0_3() {
     journey("1.0.3", Part::Terraform1_0).await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs `binary ARGS...` with `env`; panics naming the program when it fails.
 fn run(program: &str, binary: &Path, args: &[&str], env: &[(String, String)]) -> String {
-    let out = Command::new(binary)
-        .args(args)
-        .envs(env.iter().cloned())
-        .output()
-        .unwrap_or_else(|e| panic!("{program} does not start: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{program} {}: failed\n{text}",
-        args.join(" ")
-    );
-    text
+    run_checked(
+        program,
+        Command::new(binary).args(args).envs(env.iter().cloned()),
+    )
 }
 
 /// Pods Running (and not being deleted), by their `app` label.
@@ -241,8 +222,8 @@ async fn journey(version: &str, part: Part) {
             "logLevel": "info",
             "settings": {"isolatedVPC": true},
             "controller": {
-                "metrics": {"port": free_port()},
-                "healthProbe": {"port": free_port()},
+                "metrics": {"port": test_support::free_port()},
+                "healthProbe": {"port": test_support::free_port()},
                 "env": [{"name": "DISRUPTION_POLL_INTERVAL", "value": "1s"}],
             },
         })
