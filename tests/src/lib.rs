@@ -78,16 +78,30 @@ impl Steps {
     pub fn done(&mut self, program: &str, what: &str) {
         let took = self.step.elapsed();
         self.step = std::time::Instant::now();
-        eprintln!(
+        say(&format!(
             "  [{:>6.1} s] {:<22} {what} ({:.1} s)",
             self.started.elapsed().as_secs_f64(),
             program,
             took.as_secs_f64()
-        );
+        ));
     }
 
     /// Time since the first step began.
     pub fn total(&self) -> std::time::Duration {
         self.started.elapsed()
+    }
+}
+
+/// Writes a line to the terminal even while the test harness captures the
+/// test's output (it captures `print!`/`eprint!` only), so a passing run
+/// shows its steps too, in the suite's log as in CI's.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/stderr")
+        .and_then(|mut terminal| writeln!(terminal, "{line}"));
+    if written.is_err() {
+        eprintln!("{line}");
     }
 }

@@ -55,7 +55,7 @@ fn the_image_holds_only_the_static_controller_and_runs_as_non_root() {
         "scripts/build-image failed:\n{printed}{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    eprintln!("{printed}");
+    karpenter_e2e::say(printed.trim_end());
 
     // The tag is the chart's default image.
     let values = std::fs::read_to_string(repo_path("charts/karpenter/values.yaml")).unwrap();
@@ -155,10 +155,10 @@ fn the_image_holds_only_the_static_controller_and_runs_as_non_root() {
     let binary = std::fs::metadata(root.join("karpenter-controller"))
         .unwrap()
         .len();
-    eprintln!(
+    karpenter_e2e::say(&format!(
         "controller image (dev profile): binary {:.1} MiB; {}",
         binary as f64 / 1048576.0,
         printed.lines().nth(1).unwrap_or_default().trim()
-    );
+    ));
     let _ = std::fs::remove_dir_all(&scratch);
 }

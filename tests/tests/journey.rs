@@ -38,7 +38,7 @@ use karpenter_e2e::account::Account;
 use karpenter_e2e::cluster::Cluster;
 use karpenter_e2e::nodes::NodeAgents;
 use karpenter_e2e::terraform::{Config, Workspace};
-use karpenter_e2e::{Steps, binaries, workload};
+use karpenter_e2e::{Steps, binaries, say, workload};
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::{Value, json};
@@ -148,7 +148,7 @@ async fn journey(version: &str, part: Part) {
         return;
     };
     let _alone = ONE_AT_A_TIME.lock().await;
-    eprintln!("== the journey with Terraform {version}");
+    say(&format!("== the journey with Terraform {version}"));
     let dir = std::env::temp_dir().join(format!(
         "karpenter-journey-{}-{}",
         version.replace('.', "-"),
@@ -157,7 +157,7 @@ async fn journey(version: &str, part: Part) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // Kept when the journey fails: the controller's log is controller/output.log.
-    eprintln!("   working directory: {}", dir.display());
+    say(&format!("   working directory: {}", dir.display()));
     let mut steps = Steps::default();
 
     let bins = block_in_place(binaries);
@@ -576,9 +576,9 @@ async fn journey(version: &str, part: Part) {
         "checks",
         "moto and kubesim hold nothing the journey made; helm list is empty",
     );
-    eprintln!(
+    say(&format!(
         "== the journey with Terraform {version}: {:.1} s",
         steps.total().as_secs_f64()
-    );
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }
