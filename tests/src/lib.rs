@@ -26,16 +26,25 @@ pub struct Binaries {
     pub controller: PathBuf,
 }
 
-/// Builds the three binaries (once per test process) and returns their
-/// paths. They are built as
+/// Builds the three binaries (once per test process; not under
+/// `scripts/test`, which sets `KARPENTER_E2E_PREBUILT` after building them
+/// itself) and returns their paths. They are built as
 /// `cargo test --workspace` builds them (the same command, so the same
-/// features): a no-op right after it, as in `scripts/test`.
+/// features), so a test run after a change never drives a stale program.
 pub fn binaries() -> &'static Binaries {
     static BUILT: std::sync::OnceLock<Binaries> = std::sync::OnceLock::new();
     BUILT.get_or_init(build)
 }
 
 fn build() -> Binaries {
+    // `scripts/test` has just built the workspace's tests and binaries.
+    if std::env::var_os("KARPENTER_E2E_PREBUILT").is_none() {
+        cargo_build();
+    }
+    binaries_here()
+}
+
+fn cargo_build() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["test", "--workspace", "--no-run", "--quiet", "--locked"])
@@ -43,6 +52,9 @@ fn build() -> Binaries {
         .status()
         .expect("cargo runs");
     assert!(status.success(), "cargo test --workspace --no-run failed");
+}
+
+fn binaries_here() -> Binaries {
     // target/<profile>/deps/<this test> -> target/<profile>/
     let exe = std::env::current_exe().expect("the test's path");
     let dir = exe
@@ -98,7 +110,9 @@ impl Steps {
 pub fn say(line: &str) {
     use std::io::Write;
     let written = std::fs::OpenOptions::new()
-        .write(true)
+        // Append: when stderr is a file (a redirected CI log), a fresh
+        // description would write from its start, over what is there.
+        .append(true)
         .open("/dev/stderr")
         .and_then(|mut terminal| writeln!(terminal, "{line}"));
     if written.is_err() {
