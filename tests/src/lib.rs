@@ -104,18 +104,12 @@ impl Steps {
     }
 }
 
-/// Writes a line to the terminal even while the test harness captures the
-/// test's output (it captures `print!`/`eprint!` only), so a passing run
-/// shows its steps too, in the suite's log as in CI's.
+/// Writes a line to the test's stderr even while the test harness captures
+/// the test's output (it captures the `print!`/`eprint!` macros, not writes
+/// to the `std::io::stderr()` handle), so a passing run shows its steps too,
+/// in the suite's log as in CI's.
 pub fn say(line: &str) {
     use std::io::Write;
-    let written = std::fs::OpenOptions::new()
-        // Append: when stderr is a file (a redirected CI log), a fresh
-        // description would write from its start, over what is there.
-        .append(true)
-        .open("/dev/stderr")
-        .and_then(|mut terminal| writeln!(terminal, "{line}"));
-    if written.is_err() {
-        eprintln!("{line}");
-    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{line}");
 }
