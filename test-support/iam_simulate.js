@@ -1,6 +1,6 @@
 // Evaluates AWS requests against an identity policy with
 // @cloud-copilot/iam-simulate (conditions included).
-// stdin: {"principal": ARN, "account": ID, "policy": {...},
+// stdin: {"principal": ARN, "account": ID, "policies": [{...}, ...],
 //         "requests": [{"action", "resource", "context": {key: string | [string]}}]}
 // stdout: one JSON array, a {"action", "resource", "result"} per request.
 const { runSimulation } = require("@cloud-copilot/iam-simulate");
@@ -8,7 +8,8 @@ const { runSimulation } = require("@cloud-copilot/iam-simulate");
 let input = "";
 process.stdin.on("data", (chunk) => (input += chunk));
 process.stdin.on("end", async () => {
-  const { principal, account, policy, requests } = JSON.parse(input);
+  const { principal, account, policies, requests } = JSON.parse(input);
+  const identityPolicies = policies.map((policy, i) => ({ name: `policy-${i}`, policy }));
   const out = [];
   for (const r of requests) {
     const simulation = {
@@ -18,7 +19,7 @@ process.stdin.on("end", async () => {
         resource: { resource: r.resource, accountId: account },
         contextVariables: r.context,
       },
-      identityPolicies: [{ name: "controller", policy }],
+      identityPolicies,
       serviceControlPolicies: [],
       resourceControlPolicies: [],
     };

@@ -26,6 +26,7 @@ mod common;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
+use test_support::aws_requests::{numbered, param};
 use test_support::iam::{Decision, IamRequest, request_tags};
 use test_support::{DevEnv, LoggedRequest, MotoServer, Part};
 
@@ -75,20 +76,6 @@ fn decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Values of `prefix.N` for N = 1, 2, ...
-fn numbered<'a>(params: &'a [(String, String)], prefix: &str) -> Vec<&'a str> {
-    (1..)
-        .map_while(|i| param(params, &format!("{prefix}.{i}")))
-        .collect()
 }
 
 /// `<prefix>.N.Key` / `.Value` pairs.

@@ -56,6 +56,24 @@ pub fn evaluate(
     policy: &Value,
     requests: &[IamRequest],
 ) -> Vec<Decision> {
+    evaluate_policies(
+        node_modules,
+        principal,
+        account,
+        std::slice::from_ref(policy),
+        requests,
+    )
+}
+
+/// Evaluates `requests` made by `principal` of `account` under all of
+/// `policies` (a role's inline and attached policies, say).
+pub fn evaluate_policies(
+    node_modules: &Path,
+    principal: &str,
+    account: &str,
+    policies: &[Value],
+    requests: &[IamRequest],
+) -> Vec<Decision> {
     let script = crate::repo_path("test-support/iam_simulate.js");
     let mut child = Command::new("node")
         .arg(script)
@@ -65,8 +83,7 @@ pub fn evaluate(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("node runs");
-    let input =
-        json!({"principal": principal, "account": account, "policy": policy, "requests": requests});
+    let input = json!({"principal": principal, "account": account, "policies": policies, "requests": requests});
     child
         .stdin
         .take()

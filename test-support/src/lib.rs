@@ -12,7 +12,8 @@
 //! - [`pod::start_in_cluster`] starts a binary as a Deployment's container
 //!   would run, with in-cluster configuration.
 //! - [`iam::evaluate`] evaluates AWS requests against an IAM policy, conditions
-//!   included (`@cloud-copilot/iam-simulate`).
+//!   included (`@cloud-copilot/iam-simulate`); [`aws_requests`] turns the
+//!   controller's recorded AWS calls into the requests IAM authorizes.
 
 pub mod command;
 mod devenv;
@@ -25,6 +26,8 @@ mod wait;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
+pub mod aws_requests;
 pub use devenv::{DevEnv, Part, repo_path, shared_path};
 pub use moto::{LoggedRequest, MotoError, MotoServer};
 pub use wait::{DEADLINE, eventually, eventually_within};

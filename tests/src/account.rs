@@ -5,7 +5,7 @@
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use base64::Engine;
 use karpenter_controller::boot::ClusterIdentity;
-use test_support::MotoServer;
+use test_support::{LoggedRequest, MotoServer};
 
 /// The region everything runs in.
 pub const REGION: &str = "us-east-1";
@@ -22,8 +22,8 @@ pub struct Account {
     pub image_id: String,
     /// The cluster as EKS describes it: what nodes must join.
     pub cluster: ClusterIdentity,
-    /// Dropped last: stops moto.
-    _moto: MotoServer,
+    /// Stops moto when dropped.
+    moto: MotoServer,
 }
 
 fn tagged(resource: ResourceType, key: &str, value: &str) -> TagSpecification {
@@ -123,8 +123,14 @@ impl Account {
             endpoint,
             image_id,
             cluster,
-            _moto: moto,
+            moto,
         }
+    }
+
+    /// Every request moto received so far (when it was started with
+    /// [`MotoServer::start_logging`]); `key` tells who signed each.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.moto.requests()
     }
 
     /// Credentials of `role_arn`, as EKS Pod Identity would hand them to

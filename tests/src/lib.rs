@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod cluster;
+pub mod iam;
 pub mod nodes;
 pub mod terraform;
 pub mod workload;

@@ -11,7 +11,9 @@
 //! 3. `karpenter-controller` starts as the release's Deployment runs it
 //!    (command, environment and service account from the rendered
 //!    Deployment, in-cluster configuration), on AWS (moto) under the
-//!    controller role's credentials;
+//!    controller role's credentials, every call it signs evaluated at the
+//!    end against the policies Terraform gave that role (moto authorizes
+//!    nothing; `karpenter_e2e::iam`);
 //! 4. a GitOps NodePool and pods of three shapes arrive by kubectl; the pods
 //!    run on nodes that booted from the user data EC2 holds;
 //! 5. a spot interruption goes EventBridge `PutEvents` -> the bootstrap's
@@ -139,11 +141,12 @@ async fn instance_states(ec2: &aws_sdk_ec2::Client) -> BTreeMap<String, String> 
 async fn journey(version: &str, part: Part) {
     let env = DevEnv::load();
     let test = format!("journey (Terraform {version})");
-    let (Some(terraform), Some(_), Some(helm), Some(kubectl)) = (
+    let (Some(terraform), Some(_), Some(helm), Some(kubectl), Some(simulator)) = (
         env.require(part, &test),
         env.require(Part::MotoServer, &test),
         env.require(Part::HelmPython, &test),
         env.require(Part::Kubectl, &test),
+        env.require(Part::IamSimulate, &test),
     ) else {
         return;
     };
@@ -164,7 +167,11 @@ async fn journey(version: &str, part: Part) {
     steps.done("cargo", "built the three binaries");
     let package = block_in_place(|| ProviderPackage::build(&bins.provider, &dir.join("dist")));
     steps.done("package-provider", &format!("packaged {}", package.archive));
-    let account = Account::seed(MotoServer::start(&env).expect("moto starts"), CLUSTER).await;
+    let account = Account::seed(
+        MotoServer::start_logging(&env).expect("moto starts"),
+        CLUSTER,
+    )
+    .await;
     let cluster = Cluster::start(&dir).await;
     let ec2 = aws_sdk_ec2::Client::new(&account.config);
     steps.done(
@@ -211,6 +218,13 @@ async fn journey(version: &str, part: Part) {
         .as_str()
         .expect("the controller role")
         .to_string();
+    let node_role = format!(
+        "arn:aws:iam::{}:role/{}",
+        karpenter_e2e::account::ACCOUNT_ID,
+        outputs["node_role_name"]["value"]
+            .as_str()
+            .expect("the node role")
+    );
     steps.done("terraform apply", "the node and controller roles");
 
     // 2. The bootstrap, from Terraform's outputs.
@@ -502,6 +516,28 @@ async fn journey(version: &str, part: Part) {
     steps.done(
         "karpenter-bootstrap",
         "workloads deleted; destroy: NodePools drained, EC2NodeClass finalized, release, CRDs, queue, rules, EKS access removed",
+    );
+    // IAM, while Terraform's roles and policies still exist.
+    let controller_key = credentials
+        .iter()
+        .find(|(k, _)| k == "AWS_ACCESS_KEY_ID")
+        .map(|(_, v)| v.clone())
+        .expect("the controller's access key");
+    let evaluated = karpenter_e2e::iam::assert_controller_allowed(
+        &account,
+        &simulator,
+        &controller_role,
+        &node_role,
+        &controller_key,
+    )
+    .await;
+    steps.done(
+        "iam-simulate",
+        &format!(
+            "{} requests karpenter-controller signed, allowed by its role's policies: {}",
+            evaluated.requests,
+            evaluated.summary()
+        ),
     );
     block_in_place(|| tf.run(&["destroy"]));
     steps.done(

@@ -48,15 +48,7 @@ pub struct Faults {
 }
 
 /// One call the proxy saw.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    /// The access key id that signed it (tells the provider from the test).
-    pub signer: String,
-    /// The action (query `Action` or the JSON target's operation).
-    pub action: String,
-    /// Form fields, and a JSON body's top-level strings.
-    pub params: Vec<(String, String)>,
-}
+pub use test_support::aws_requests::AwsCall as Recorded;
 
 /// The running proxy.
 pub struct FaultProxy {
@@ -156,43 +148,21 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let action = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|t| t.to_str().ok())
-        .and_then(|t| t.rsplit('.').next())
-        .map(str::to_string)
-        .or_else(|| {
-            form.iter()
-                .find(|(k, _)| k == "Action")
-                .map(|(_, v)| v.clone())
-        })
-        .unwrap_or_default();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let call = Recorded::parse(&header("authorization"), &header("x-amz-target"), &body);
+    let action = call.action.clone();
+    let form = call.params.clone();
     let exhausted = {
         let mut f = faults.lock().unwrap();
         f.seen.push(action.clone());
-        let mut params = form.clone();
-        if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(&body) {
-            params.extend(
-                fields
-                    .into_iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string()))),
-            );
-        }
-        let signer = parts
-            .headers
-            .get("authorization")
-            .and_then(|a| a.to_str().ok())
-            .and_then(|a| a.split("Credential=").nth(1))
-            .and_then(|c| c.split('/').next())
-            .unwrap_or_default()
-            .to_string();
-        f.requests.push(Recorded {
-            signer,
-            action: action.clone(),
-            params,
-        });
+        f.requests.push(call);
         if f.deny.contains(&action) {
             return Ok(error(
                 403,
