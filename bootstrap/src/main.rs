@@ -379,9 +379,7 @@ async fn main() -> ExitCode {
 
 /// The account and clients the inputs name; the account id comes from STS.
 async fn connect(r: &mut Resolved) -> Result<(Account, Clients), String> {
-    let mut builder = karpenter_controller::cloud::aws::sdk::load_config()
-        .await
-        .into_builder();
+    let mut builder = karpenter_aws::sdk::load_config().await.into_builder();
     if let Some(region) = &r.inputs.region {
         builder.set_region(Some(aws_config::Region::new(region.clone())));
     }

@@ -406,7 +406,7 @@ async fn what_the_bootstrap_did_not_create_it_neither_adopts_nor_deletes() {
         .unwrap()
         .queue_url
         .unwrap();
-    let rule = karpenter_controller::controllers::interruption::event_rules()[0].name("demo");
+    let rule = karpenter_aws::interruption_rules::event_rules()[0].name("demo");
     c.events
         .put_rule()
         .name(&rule)

@@ -2,9 +2,9 @@
 //!
 //! The autoscaler itself:
 //!
-//! - [`catalog`]: EC2 instance types with their Karpenter labels, capacity and
+//! - [`catalog`]: the `karpenter-catalog` crate (EC2 instance types with their Karpenter labels, capacity and
 //!   allocatable as upstream computes them, and per-zone offerings with prices;
-//!   an embedded us-east-1 catalog generated from real data.
+//!   an embedded us-east-1 catalog generated from real data), re-exported.
 //! - [`scheduling`]: the pure scheduling engine (pending pods to existing
 //!   nodes and new NodeClaims, cheapest first).
 //! - [`cloud`]: the cloud-provider interface, EC2 on the AWS SDK and the
@@ -18,7 +18,7 @@
 
 pub mod api_client;
 pub mod boot;
-pub mod catalog;
+pub use karpenter_catalog as catalog;
 pub mod cloud;
 pub mod controllers;
 pub mod demo;

@@ -36,3 +36,15 @@ pub mod node;
 pub mod queue;
 
 pub use document::{Condition, Statement, parse_document, policy};
+
+/// The partition a region is in (`aws`, `aws-cn` or `aws-us-gov`): the
+/// second field of every ARN these documents name.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}

@@ -10,7 +10,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 /// The SDK configuration the provider block describes.
 pub async fn sdk_config(config: &Value) -> Result<SdkConfig, String> {
     let text = |name: &str| config.get(name).as_str().map(str::to_string);
-    let mut loader = karpenter_controller::cloud::aws::sdk::loader();
+    let mut loader = karpenter_aws::sdk::loader();
     if let Some(region) = text("region") {
         loader = loader.region(aws_config::Region::new(region));
     }
@@ -43,11 +43,5 @@ pub fn partition(config: Option<&Value>) -> &'static str {
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_default();
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
+    karpenter_iam::partition_of(&region)
 }

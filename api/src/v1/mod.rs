@@ -7,11 +7,13 @@
 //! explicitly, as the API server would. Enum-like fields are strings on the wire,
 //! as in Go, and [`crate::validation`] reports every bad value with its path.
 
+mod ami_family;
 mod common;
 mod ec2nodeclass;
 mod nodeclaim;
 mod nodepool;
 
+pub use ami_family::AmiFamily;
 pub use common::*;
 pub use ec2nodeclass::*;
 pub use nodeclaim::*;

@@ -12,16 +12,7 @@ pub mod teardown;
 
 use crate::Calls;
 
-/// The partition a region is in.
-pub fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
+pub use karpenter_iam::partition_of;
 
 /// The cluster the resources are for, and where.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,5 @@
 //! The five EventBridge rules that feed the interruption queue, as the
-//! controller defines them (`karpenter_controller::controllers::interruption::event_rules`,
+//! controller defines them (`karpenter_aws::interruption_rules::event_rules`,
 //! next to the parser, so a rule never delivers a kind the controller
 //! ignores), each with the queue as its one target.
 
@@ -7,7 +7,7 @@ use super::{Account, Clients, cluster_tags, created_here};
 use crate::{Action, Change, Error, Mode};
 use aws_sdk_eventbridge::operation::describe_rule::DescribeRuleOutput;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
-use karpenter_controller::controllers::interruption::{EventRule, event_rules};
+use karpenter_aws::interruption_rules::{EventRule, event_rules};
 
 /// The target id every rule sends to the queue under.
 pub const TARGET_ID: &str = "KarpenterInterruptionQueue";

@@ -20,7 +20,7 @@ use super::steps::{Identity, Options};
 use super::{Account, Clients, created_here, discovery, eks, oidc, queue, roles, rules};
 use crate::{Action, Change, Error, Mode};
 use aws_sdk_ec2::types::Filter;
-use karpenter_controller::controllers::interruption::event_rules;
+use karpenter_aws::interruption_rules::event_rules;
 
 /// Plans or carries out the teardown of the AWS side: the leftover
 /// instances, then [`remove_resources`].

@@ -9,7 +9,7 @@ use super::with;
 use crate::cty::{Type, Value};
 use crate::schema::{Attribute, Block, NestedBlock, Nesting, Presence};
 use karpenter_api::requirements::Requirement;
-use karpenter_controller::catalog::{CapacityType, Catalog, InstanceType};
+use karpenter_catalog::{CapacityType, Catalog, InstanceType};
 use std::collections::BTreeMap;
 
 fn entry_type() -> Type {

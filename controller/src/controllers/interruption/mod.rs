@@ -11,11 +11,10 @@
 
 pub mod messages;
 pub mod queue;
-pub mod rules;
 
+pub use karpenter_aws::interruption_rules::{EventRule, event_rules};
 pub use messages::{Kind, Message, parse};
 pub use queue::{InMemoryQueue, MessageQueue, Received, SqsQueue};
-pub use rules::{EventRule, event_rules};
 
 use crate::catalog::CapacityType;
 use crate::cloud::CloudProvider;
@@ -204,5 +203,28 @@ fn reason(kind: &Kind) -> &'static str {
         Kind::StateChange(_) => "InstanceStateChange",
         Kind::ScheduledChange => "InstanceScheduledChange",
         Kind::CapacityReservationInterruption => "CapacityReservationInterrupted",
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_rule_delivers_a_kind_the_parser_reads() {
+        for rule in event_rules() {
+            let detail = if rule.pattern["source"][0] == "aws.health" {
+                json!({"service": "EC2", "eventTypeCategory": "scheduledChange",
+                       "affectedEntities": [{"entityValue": "i-0abc"}]})
+            } else {
+                json!({"instance-id": "i-0abc", "state": "stopping"})
+            };
+            let event = json!({"id": "1", "source": rule.pattern["source"][0],
+                "detail-type": rule.pattern["detail-type"][0], "detail": detail});
+            let message =
+                parse(&event.to_string()).unwrap_or_else(|e| panic!("rule {}: {e}", rule.suffix));
+            assert_eq!(message.instance_ids, ["i-0abc"], "rule {}", rule.suffix);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Builds the catalog from real data: moto's copy of `DescribeInstanceTypes`
 //! (`moto/ec2/resources/instance_types.json.gz`) and per-AZ offerings
 //! (`instance_type_offerings/availability-zone/<region>.json.gz`), and a table
-//! of on-demand prices (`controller/data/ec2-on-demand-prices-us-east-1.csv`,
+//! of on-demand prices (`catalog/data/ec2-on-demand-prices-us-east-1.csv`,
 //! from the project's shared data). Offerings, with modelled spot prices
 //! ([`super::spot_price`]), are built from the stored zones when the catalog loads.
 //!
@@ -86,7 +86,7 @@ fn prices(path: &Path) -> Result<BTreeMap<String, f64>, GenerateError> {
 }
 
 /// A label-safe lower-case name: `RTX PRO 4500` -> `rtx-pro-4500`.
-pub(crate) fn label_value(text: &str) -> String {
+pub fn label_value(text: &str) -> String {
     let mapped: String = text
         .to_lowercase()
         .chars()
@@ -118,7 +118,7 @@ fn device(value: &Value, manufacturer_default: &str) -> Option<Device> {
 }
 
 /// The `kubernetes.io/arch` of a type supporting `archs` (EC2 names), if Linux nodes can use it.
-pub(crate) fn kubernetes_architecture(archs: &[&str]) -> Option<&'static str> {
+pub fn kubernetes_architecture(archs: &[&str]) -> Option<&'static str> {
     if archs.contains(&"x86_64") {
         Some("amd64")
     } else if archs.contains(&"arm64") {

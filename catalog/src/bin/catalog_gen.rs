@@ -1,7 +1,7 @@
-//! Regenerates `controller/data/us-east-1.json` from moto's instance data and the
+//! Regenerates `catalog/data/us-east-1.json` from moto's instance data and the
 //! on-demand price table.
 //!
-//! Usage: `cargo run -p karpenter-controller --bin karpenter-catalog-gen -- [MOTO_EC2_RESOURCES_DIR]`
+//! Usage: `cargo run -p karpenter-catalog --bin karpenter-catalog-gen -- [MOTO_EC2_RESOURCES_DIR]`
 //! (default: the moto installed by `scripts/dev-env`).
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ fn main() {
     let moto = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .or_else(|| karpenter_controller::catalog::generate::dev_env_moto_resources(crate_dir));
+        .or_else(|| karpenter_catalog::generate::dev_env_moto_resources(crate_dir));
     let Some(moto) = moto else {
         eprintln!(
             "error: moto's EC2 resources not found\nhint: run scripts/dev-env, or pass the path to moto/ec2/resources"
@@ -21,13 +21,10 @@ fn main() {
         std::process::exit(1);
     };
     let prices = crate_dir.join("data/ec2-on-demand-prices-us-east-1.csv");
-    match karpenter_controller::catalog::generate::from_moto(&moto, "us-east-1", &prices) {
+    match karpenter_catalog::generate::from_moto(&moto, "us-east-1", &prices) {
         Ok(types) => {
             let out = crate_dir.join("data/us-east-1.json");
-            if let Err(e) = std::fs::write(
-                &out,
-                karpenter_controller::catalog::generate::to_json(&types),
-            ) {
+            if let Err(e) = std::fs::write(&out, karpenter_catalog::generate::to_json(&types)) {
                 eprintln!("error: writing {}: {e}", out.display());
                 std::process::exit(1);
             }

@@ -3,12 +3,12 @@
 //! (`ENIs x (IPs per ENI - 1) + 2`) unless kubelet settings say otherwise,
 //! kube-reserved CPU by ranges and memory as `11Mi x pods + 255Mi`, and the
 //! hard eviction thresholds (`memory.available` 100Mi, `nodefs.available` 10 %).
-//! [`crate::boot`] computes the same figures independently, the way the node
+//! `karpenter_controller::boot` computes the same figures independently, the way the node
 //! agents and the kubelet do, and a test holds the two together.
 
 use super::InstanceType;
-use crate::userdata::AmiFamily;
 use karpenter_api::quantity::Quantity;
+use karpenter_api::v1::AmiFamily;
 use karpenter_api::v1::{BlockDeviceMapping, EC2NodeClass, KubeletConfiguration};
 use std::collections::BTreeMap;
 
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn reserved_enis_lower_max_pods_but_not_kube_reserved() {
-        let catalog = crate::catalog::Catalog::us_east_1();
+        let catalog = crate::Catalog::us_east_1();
         let m5 = catalog.get("m5.large").unwrap();
         let plain = KubeletSettings::default();
         let reserved = KubeletSettings {
@@ -392,7 +392,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::Catalog;
 
     fn q(text: &str) -> Quantity {
         text.parse().unwrap()

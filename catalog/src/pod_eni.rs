@@ -1,13 +1,13 @@
 //! Branch network interfaces per instance type: what security groups for
 //! pods can give pods (`vpc.amazonaws.com/pod-eni`). EC2 has no API for
-//! them, so the table is data (`controller/data/pod-eni-branch-interfaces.csv`,
+//! them, so the table is data (`catalog/data/pod-eni-branch-interfaces.csv`,
 //! whose header says where it comes from); a type not in it is not
 //! trunking-compatible and offers none.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-const TABLE: &str = include_str!("../../data/pod-eni-branch-interfaces.csv");
+const TABLE: &str = include_str!("../data/pod-eni-branch-interfaces.csv");
 
 fn table() -> &'static BTreeMap<&'static str, u32> {
     static PARSED: OnceLock<BTreeMap<&'static str, u32>> = OnceLock::new();

@@ -1,7 +1,7 @@
 //! The embedded catalog is current with its sources, and carries the labels
 //! Karpenter users select on.
 
-use karpenter_controller::catalog::{CapacityType, Catalog, generate};
+use karpenter_catalog::{CapacityType, Catalog, generate};
 use test_support::{DevEnv, Part};
 
 #[test]
@@ -12,7 +12,7 @@ fn embedded_catalog_is_fresh() {
     {
         return;
     }
-    let crate_dir = &test_support::repo_path("controller");
+    let crate_dir = &test_support::repo_path("catalog");
     let moto =
         generate::dev_env_moto_resources(crate_dir).expect("moto's EC2 resources in .dev-env");
     let types = generate::from_moto(
@@ -24,7 +24,7 @@ fn embedded_catalog_is_fresh() {
     let committed = std::fs::read_to_string(crate_dir.join("data/us-east-1.json")).unwrap();
     assert!(
         committed == generate::to_json(&types),
-        "controller/data/us-east-1.json is stale: run `cargo run -p karpenter-controller --bin karpenter-catalog-gen` and commit it"
+        "catalog/data/us-east-1.json is stale: run `cargo run -p karpenter-catalog --bin karpenter-catalog-gen` and commit it"
     );
     assert!(types.len() > 1300, "{} types", types.len());
 }

@@ -1,8 +1,8 @@
 //! The EventBridge rules that feed the interruption queue: one per event
-//! kind the parser in [`super::messages`] understands (upstream's five).
-//! The bootstrap creates them; tests create them against moto. Keeping the
-//! patterns here, next to the parser, means a rule can never deliver a kind
-//! the controller does not read.
+//! kind the controller's interruption parser understands (upstream's five).
+//! The bootstrap creates them, the controller's tests against moto too; a
+//! test beside the parser (`controllers::interruption` in
+//! `karpenter-controller`) checks every rule delivers a kind it reads.
 
 use serde_json::{Value, json};
 
@@ -62,24 +62,6 @@ pub fn event_rules() -> Vec<EventRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::interruption::parse;
-
-    #[test]
-    fn every_rule_delivers_a_kind_the_parser_reads() {
-        for rule in event_rules() {
-            let detail = if rule.pattern["source"][0] == "aws.health" {
-                json!({"service": "EC2", "eventTypeCategory": "scheduledChange",
-                       "affectedEntities": [{"entityValue": "i-0abc"}]})
-            } else {
-                json!({"instance-id": "i-0abc", "state": "stopping"})
-            };
-            let event = json!({"id": "1", "source": rule.pattern["source"][0],
-                "detail-type": rule.pattern["detail-type"][0], "detail": detail});
-            let message =
-                parse(&event.to_string()).unwrap_or_else(|e| panic!("rule {}: {e}", rule.suffix));
-            assert_eq!(message.instance_ids, ["i-0abc"], "rule {}", rule.suffix);
-        }
-    }
 
     #[test]
     fn names_fit_eventbridge_limits() {

@@ -1,7 +1,7 @@
 //! The instance catalog: what each EC2 instance type offers, where, and at what price.
 //!
 //! ```
-//! use karpenter_controller::catalog::{Catalog, CapacityType};
+//! use karpenter_catalog::{Catalog, CapacityType};
 //! let catalog = Catalog::us_east_1();
 //! let m5 = catalog.get("m5.large").unwrap();
 //! assert_eq!((m5.vcpu, m5.memory_mib), (2, 8192));
@@ -338,7 +338,7 @@ pub struct Catalog {
 }
 
 /// The generated us-east-1 data (see [`generate`]).
-pub const US_EAST_1_JSON: &str = include_str!("../../data/us-east-1.json");
+pub const US_EAST_1_JSON: &str = include_str!("../data/us-east-1.json");
 
 impl Catalog {
     /// A catalog of the given types.
