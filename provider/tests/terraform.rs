@@ -206,21 +206,25 @@ async fn lifecycle(part: Part, name: &str) {
     }))
     .unwrap();
     claims.create(&Default::default(), &claim).await.unwrap();
-    let began = std::time::Instant::now();
-    let destroy = run(Box::new(|ws| {
+    let mut destroy = run(Box::new(|ws| {
         ws.ok(&["destroy", "-auto-approve", "-input=false"])
     }));
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // The pool is deleted first; then the destroy waits on its NodeClaim.
+    test_support::eventually("terraform destroy deleted the NodePool", || async {
+        pools.get_opt("default").await.unwrap().is_none()
+    })
+    .await;
+    // Two of the provider's polls (every 2 s) find the claim: still waiting.
+    let early = tokio::time::timeout(std::time::Duration::from_secs(5), &mut destroy).await;
     assert!(
-        !destroy.is_finished(),
-        "destroy waits for the pool's NodeClaims"
+        early.is_err(),
+        "destroy finished while a NodeClaim of the pool was left: {early:?}"
     );
     claims
         .delete("default-abcde", &DeleteParams::default())
         .await
         .unwrap();
     destroy.await.unwrap();
-    assert!(began.elapsed() >= std::time::Duration::from_secs(3));
     assert!(pools.get_opt("default").await.unwrap().is_none());
     let _ = std::fs::remove_dir_all(&ws.dir);
 }

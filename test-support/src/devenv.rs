@@ -74,15 +74,37 @@ impl DevEnv {
         if let Some(path) = self.path(part) {
             return Some(path);
         }
-        let message = format!(
+        skip(&format!(
             "{test}: {part:?} is not installed ({} unset or missing); run scripts/dev-env",
             part.variable()
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message}");
-        }
-        eprintln!("\n*** SKIPPED *** {message}\n");
+        ));
         None
+    }
+}
+
+/// A test skips for want of a part: under `CI=true` this panics (no test
+/// may skip in CI); otherwise it prints a loud message and, when
+/// `KARPENTER_SKIP_LOG` names a file, appends the message to it, so
+/// `scripts/test` can list every skip at the end (cargo hides a passing
+/// test's output, so a skip would look like a pass).
+pub fn skip(message: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("\n*** SKIPPED *** {message}\n");
+    if let Some(log) = std::env::var_os("KARPENTER_SKIP_LOG") {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| writeln!(f, "{message}"));
+        if let Err(e) = appended {
+            eprintln!(
+                "could not record the skip in {}: {e}",
+                log.to_string_lossy()
+            );
+        }
     }
 }
 
@@ -116,11 +138,9 @@ pub fn shared_path(relative: &str, test: &str) -> Option<PathBuf> {
         .and_then(|root| root.parent().map(|p| p.join("shared").join(relative)))
         .filter(|p| p.exists());
     if path.is_none() {
-        let message = format!("{test}: ../shared/{relative} is missing beside the clone");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message}");
-        }
-        eprintln!("\n*** SKIPPED *** {message}\n");
+        skip(&format!(
+            "{test}: ../shared/{relative} is missing beside the clone"
+        ));
     }
     path
 }

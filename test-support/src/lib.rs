@@ -28,7 +28,7 @@ mod wait;
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod aws_requests;
-pub use devenv::{DevEnv, Part, repo_path, shared_path};
+pub use devenv::{DevEnv, Part, repo_path, shared_path, skip};
 pub use moto::{LoggedRequest, MotoError, MotoServer};
 pub use wait::{DEADLINE, eventually, eventually_within};
 
