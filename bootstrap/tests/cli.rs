@@ -158,13 +158,9 @@ async fn with_a_kubeconfig_the_crds_are_part_of_the_run() {
     .await
     .unwrap();
     let sim = kubesim::Kubesim::new();
-    let dir = std::env::temp_dir().join(format!("karpenter-bootstrap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_support::scratch_dir("karpenter-bootstrap");
     let served = sim
-        .serve(kubesim::ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
+        .serve(kubesim::ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .unwrap();
     let run = |command: &'static str| {

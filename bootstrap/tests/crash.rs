@@ -61,13 +61,9 @@ async fn an_apply_killed_part_way_converges_on_the_next_run() {
     let config = test_support::aws::sdk_config(&endpoint).await;
     common::eks_cluster(&config, "demo").await;
     let sim = kubesim::Kubesim::new();
-    let dir = std::env::temp_dir().join(format!("bootstrap-crash-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_support::scratch_dir("bootstrap-crash");
     let served = sim
-        .serve(kubesim::ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
+        .serve(kubesim::ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .unwrap();
     let kubeconfig = served.kubeconfig.clone();

@@ -92,10 +92,7 @@ async fn cluster(test: &str) -> Option<Cluster> {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let served = sim
-        .serve(kubesim::ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
+        .serve(kubesim::ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .unwrap();
     let kubeconfig = served.kubeconfig.clone();

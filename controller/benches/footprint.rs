@@ -191,13 +191,9 @@ async fn running(client: &kube::Client) -> usize {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let (sim, _controllers) = control_plane(&Timing::at_speed(100.0)).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("karpenter-footprint-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_support::scratch_dir("karpenter-footprint");
     let served = sim
-        .serve(kubesim::ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
+        .serve(kubesim::ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .unwrap();
     let client = sim.client();

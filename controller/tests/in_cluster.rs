@@ -106,15 +106,11 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
 
     // kubesim over TLS, Karpenter's CRDs, and the chart installed by real Helm.
     let (sim, _controllers) = control_plane(&Timing::at_speed(20.0)).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("in-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_support::scratch_dir("in-cluster");
     let _scratch = Scratch(dir.clone());
     let kubeconfig = dir.join("kubeconfig");
     let served = sim
-        .serve(kubesim::ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: kubeconfig.clone(),
-        })
+        .serve(kubesim::ServeOptions::loopback(kubeconfig.clone()))
         .await
         .unwrap();
     let (metrics_port, probe_port) = (test_support::free_port(), test_support::free_port());

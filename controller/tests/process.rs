@@ -23,13 +23,9 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_lease_and_exits_cleanly() {
     let (sim, _controllers) = control_plane(&Timing::at_speed(100.0)).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("karpenter-process-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_support::scratch_dir("karpenter-process");
     let served = sim
-        .serve(ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
+        .serve(ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_karpenter-controller"))

@@ -20,6 +20,17 @@ pub struct ServeOptions {
     pub kubeconfig: PathBuf,
 }
 
+impl ServeOptions {
+    /// A free loopback port, the kubeconfig written to `kubeconfig`: what
+    /// tests and the demo want.
+    pub fn loopback(kubeconfig: PathBuf) -> ServeOptions {
+        ServeOptions {
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig,
+        }
+    }
+}
+
 /// A running TLS server.
 pub struct Served {
     /// The address it listens on.

@@ -271,10 +271,7 @@ async fn client_from_the_served_kubeconfig_over_tls() {
     let dir = std::env::temp_dir().join(format!("kubesim-tls-{}", std::process::id()));
     let path = dir.join("kubeconfig");
     let served = sim
-        .serve(ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: path.clone(),
-        })
+        .serve(ServeOptions::loopback(path.clone()))
         .await
         .unwrap();
     #[cfg(unix)]
@@ -369,10 +366,7 @@ async fn watcher_recovers_from_a_dropped_connection() {
     let sim = Kubesim::new();
     let dir = std::env::temp_dir().join(format!("kubesim-drop-{}", std::process::id()));
     let served = sim
-        .serve(ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
+        .serve(ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .unwrap();
     let proxy = CuttableProxy::start(served.address).await;

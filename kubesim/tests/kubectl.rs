@@ -93,10 +93,7 @@ async fn setup(part: Part, test: &str, controllers: bool) -> Option<Cluster> {
     };
     let controllers = controllers.then(|| sim.start_controllers(options));
     let served = sim
-        .serve(ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
+        .serve(ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .expect("serves");
     let kubectl = Kubectl {

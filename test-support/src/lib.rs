@@ -32,6 +32,19 @@ pub use devenv::{DevEnv, Part, repo_path, shared_path, skip};
 pub use moto::{LoggedRequest, MotoError, MotoServer};
 pub use wait::{DEADLINE, eventually, eventually_within};
 
+/// A fresh, empty directory under the system's temporary directory for
+/// this test process (`karpenter-test-<label>-<pid>-<n>`); tests that keep
+/// it on failure remove it themselves when they pass.
+pub fn scratch_dir(label: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("karpenter-test-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
 /// A loopback port free right now (for a server the test starts next).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

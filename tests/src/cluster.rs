@@ -30,10 +30,7 @@ impl Cluster {
             pod_shutdown: Duration::ZERO,
         });
         let served = sim
-            .serve(kubesim::ServeOptions {
-                address: "127.0.0.1:0".parse().unwrap(),
-                kubeconfig: dir.join("kubeconfig"),
-            })
+            .serve(kubesim::ServeOptions::loopback(dir.join("kubeconfig")))
             .await
             .expect("kubesim serves");
         let resources = BTreeMap::from([

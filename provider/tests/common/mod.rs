@@ -132,10 +132,7 @@ impl Workspace {
 pub async fn cluster(dir: &Path) -> (kubesim::Kubesim, kubesim::Served) {
     let sim = kubesim::Kubesim::new();
     let served = sim
-        .serve(kubesim::ServeOptions {
-            address: "127.0.0.1:0".parse().unwrap(),
-            kubeconfig: dir.join("kubeconfig"),
-        })
+        .serve(kubesim::ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(sim.client());
