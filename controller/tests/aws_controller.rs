@@ -30,7 +30,8 @@ use kube::api::{ListParams, PostParams};
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use test_support::eventually_some;
 
 const QUEUE: &str = "Karpenter-demo";
 const REPLICAS: usize = 8;
@@ -163,22 +164,6 @@ fn running_on(pods: &[Pod]) -> BTreeMap<String, usize> {
     per_node
 }
 
-/// Polls `check` every 100 ms until it returns `Some`, or fails after `limit`.
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// (instance id, type, zone, state) of every instance moto has.
 async fn ec2_instances(ec2: &aws_sdk_ec2::Client) -> Vec<(String, String, String, String)> {
     let out = ec2.describe_instances().send().await.expect("instances");
@@ -253,7 +238,7 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let claims: Api<NodeClaim> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client.clone());
-    eventually("all pods running", Duration::from_secs(120), || async {
+    eventually_some(Duration::from_secs(120), "all pods running", || async {
         let list = pods.list(&ListParams::default()).await.ok()?.items;
         let running: usize = running_on(&list).values().sum();
         (running == REPLICAS).then_some(())
@@ -324,9 +309,9 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
         .expect("PutEvents");
     assert_eq!(put.failed_entry_count(), 0);
 
-    eventually(
-        "the victim's NodeClaim gone",
+    eventually_some(
         Duration::from_secs(90),
+        "the victim's NodeClaim gone",
         || async {
             claims
                 .get_opt(&victim_name)
@@ -337,9 +322,9 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
         },
     )
     .await;
-    eventually(
-        "the victim's instance terminated",
+    eventually_some(
         Duration::from_secs(30),
+        "the victim's instance terminated",
         || async {
             let instances = ec2_instances(&env.clients.ec2).await;
             let state = instances.iter().find(|i| i.0 == victim_id)?.3.clone();
@@ -347,9 +332,9 @@ async fn provisions_through_ec2_and_drains_on_a_real_spot_interruption() {
         },
     )
     .await;
-    eventually(
-        "every pod running again",
+    eventually_some(
         Duration::from_secs(120),
+        "every pod running again",
         || async {
             let per_node = running_on(&pods.list(&ListParams::default()).await.ok()?.items);
             let running: usize = per_node.values().sum();

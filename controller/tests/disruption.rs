@@ -185,14 +185,10 @@ async fn a_budget_window_with_no_nodes_blocks_emptiness_until_it_is_lifted() {
         json!({"disruption": {"budgets": [{"nodes": "100%"}]}}),
     )
     .await;
-    let lifted = Instant::now();
-    while claim_counts(&cluster).await.0 > 0 {
-        assert!(
-            lifted.elapsed() < DEADLINE,
-            "nodes left after the budget lifted"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    test_support::eventually("every node gone after the budget lifted", || async {
+        claim_counts(&cluster).await.0 == 0
+    })
+    .await;
     consistent(&cluster).await;
 }
 
@@ -402,22 +398,17 @@ async fn a_replacement_that_cannot_launch_leaves_the_drifted_node_untouched() {
         }
     }
     cluster.ec2.release_image("ami-0000000000000sim2");
-    let began = Instant::now();
     let tried = "karpenter_nodeclaims_created_total{reason=\"drifted\"";
-    while !metrics.encode().contains(tried) {
-        assert!(began.elapsed() < DEADLINE, "no replacement was tried");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    test_support::eventually("a replacement tried", || async {
+        metrics.encode().contains(tried)
+    })
+    .await;
     // The failed attempt is noticed, given up and counted.
     let failed = "karpenter_voluntary_disruption_queue_failures_total{decision=\"replace\",reason=\"drifted\",consolidation_type=\"\"}";
-    while !metrics.encode().contains(failed) {
-        assert!(
-            began.elapsed() < DEADLINE,
-            "no failed replacement counted:\n{}",
-            metrics.encode()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    test_support::eventually("the failed replacement counted", || async {
+        metrics.encode().contains(failed)
+    })
+    .await;
     let text = metrics.encode();
     assert!(
         text.contains("karpenter_cloudprovider_instance_launch_failures_total{zone=\"us-east-1"),
@@ -476,15 +467,10 @@ async fn an_under_used_on_demand_node_is_replaced_by_a_cheaper_one_first() {
     scale(&cluster, &[("cache", 2)]).await;
     all_running(&cluster, 2).await;
     let replaced = "karpenter_voluntary_disruption_decisions_total{decision=\"replace\",reason=\"underutilized\",consolidation_type=\"single\"}";
-    let began = Instant::now();
-    while !metrics.encode().contains(replaced) {
-        assert!(
-            began.elapsed() < DEADLINE,
-            "no replacement after {DEADLINE:?}:\n{}",
-            metrics.encode()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    test_support::eventually("an underutilized node replaced", || async {
+        metrics.encode().contains(replaced)
+    })
+    .await;
     let text = metrics.encode();
     assert!(
         text.contains(
@@ -492,13 +478,10 @@ async fn an_under_used_on_demand_node_is_replaced_by_a_cheaper_one_first() {
         ),
         "one replacement launched:\n{text}"
     );
-    while claim_counts(&cluster).await.1 > 0 {
-        assert!(
-            began.elapsed() < DEADLINE,
-            "the replaced node is still draining"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    test_support::eventually("the replaced node drained and gone", || async {
+        claim_counts(&cluster).await.1 == 0
+    })
+    .await;
     all_running(&cluster, 2).await;
     let after = hourly_cost(&claims(&cluster).await);
     assert!(after < before, "${after:.4}/h after, ${before:.4}/h before");

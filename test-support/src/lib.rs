@@ -30,7 +30,7 @@ pub mod aws;
 pub mod aws_requests;
 pub use devenv::{DevEnv, Part, repo_path, shared_path, skip};
 pub use moto::{LoggedRequest, MotoError, MotoServer};
-pub use wait::{DEADLINE, eventually, eventually_within};
+pub use wait::{DEADLINE, eventually, eventually_some, eventually_within};
 
 /// A fresh, empty directory under the system's temporary directory for
 /// this test process (`karpenter-test-<label>-<pid>-<n>`); tests that keep

@@ -22,10 +22,25 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    eventually_some(limit, what, || {
+        let checked = check();
+        async move { checked.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, and returns what it
+/// found; panics naming `what` after `limit`. (`?` inside `check` reads
+/// "not yet".)
+pub async fn eventually_some<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
+        if let Some(found) = check().await {
+            return found;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

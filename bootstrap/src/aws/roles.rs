@@ -99,10 +99,7 @@ pub fn controller_role(account: &Account, trust: &ControllerTrust) -> RoleSpec {
 }
 
 fn iam_tags(account: &Account) -> Vec<Tag> {
-    cluster_tags(&account.cluster)
-        .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
-        .collect()
+    karpenter_aws::iam::tags(cluster_tags(&account.cluster))
 }
 
 /// The role named `name`, if there is one.
@@ -112,16 +109,9 @@ pub(crate) async fn find(
     name: &str,
 ) -> Result<Option<aws_sdk_iam::types::Role>, Error> {
     c.calls.read();
-    match c.iam.get_role().role_name(name).send().await {
-        Ok(out) => Ok(out.role),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(Error::aws(resource, "iam:GetRole", e.into_service_error())),
-    }
+    karpenter_aws::iam::find_role(&c.iam, name)
+        .await
+        .map_err(|e| Error::aws(resource, "iam:GetRole", e.into_service_error()))
 }
 
 /// Whether the bootstrap created the role (it carries [`super::MANAGED_BY`]).
@@ -291,22 +281,9 @@ pub async fn reconcile_instance_profile(
     let resource = format!("iam-instance-profile {name}");
     let err = |call: &'static str, e: aws_sdk_iam::Error| Error::aws(&resource, call, e);
     c.calls.read();
-    let profile = match c
-        .iam
-        .get_instance_profile()
-        .instance_profile_name(&name)
-        .send()
+    let profile = karpenter_aws::iam::find_instance_profile(&c.iam, &name)
         .await
-    {
-        Ok(out) => out.instance_profile,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(e) => return Err(err("iam:GetInstanceProfile", e.into())),
-    };
+        .map_err(|e| err("iam:GetInstanceProfile", e.into()))?;
     let action = match &profile {
         None => Action::Create,
         Some(p) if !created_here(p.tags().iter().map(|t| (t.key(), t.value()))) => {

@@ -24,9 +24,7 @@ pub(super) fn tags(value: &Value) -> BTreeMap<String, String> {
 
 /// The tags as IAM wants them.
 pub(super) fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
-        .collect()
+    karpenter_aws::iam::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// An IAM error, with the permission to grant when access was denied.
@@ -44,16 +42,9 @@ pub(super) async fn find(
     iam: &Client,
     name: &str,
 ) -> Result<Option<aws_sdk_iam::types::Role>, String> {
-    match iam.get_role().role_name(name).send().await {
-        Ok(out) => Ok(out.role),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(aws_err("GetRole", e.into_service_error())),
-    }
+    karpenter_aws::iam::find_role(iam, name)
+        .await
+        .map_err(|e| aws_err("GetRole", e.into_service_error()))
 }
 
 /// Puts the role's tags as `planned` has them, untagging what `prior` had.

@@ -259,23 +259,10 @@ async fn delete_ipv6_policy(iam: &Client, name: &str) -> Result<(), String> {
 
 /// Whether the instance profile named like the role exists and holds it.
 async fn profile_holds(iam: &Client, name: &str) -> Result<bool, String> {
-    match iam
-        .get_instance_profile()
-        .instance_profile_name(name)
-        .send()
+    let profile = karpenter_aws::iam::find_instance_profile(iam, name)
         .await
-    {
-        Ok(out) => Ok(out
-            .instance_profile()
-            .is_some_and(|p| p.roles().iter().any(|r| r.role_name() == name))),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(aws_err("GetInstanceProfile", e.into_service_error())),
-    }
+        .map_err(|e| aws_err("GetInstanceProfile", e.into_service_error()))?;
+    Ok(profile.is_some_and(|p| p.roles().iter().any(|r| r.role_name() == name)))
 }
 
 async fn create_profile(

@@ -8,6 +8,7 @@ use crate::cloud::CloudError;
 use crate::cloud::offerings::{EKS_CLUSTER_NAME_TAG, cluster_tag};
 use karpenter_api::labels;
 use karpenter_api::v1::EC2NodeClass;
+use karpenter_aws::iam::ProfileRoleError;
 use sha2::{Digest, Sha256};
 
 /// The profile name for a role-based NodeClass: `<cluster>_<hash>`, stable for
@@ -56,16 +57,9 @@ pub async fn ensure(
         CloudError::Invalid("spec: one of role or instanceProfile is required".into())
     })?;
     let name = profile_name(cluster, region, class);
-    let existing = match iam
-        .get_instance_profile()
-        .instance_profile_name(&name)
-        .send()
+    let existing = karpenter_aws::iam::find_instance_profile(iam, &name)
         .await
-    {
-        Ok(found) => found.instance_profile,
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => return Err(cloud_error("GetInstanceProfile", e)),
-    };
+        .map_err(|e| cloud_error("GetInstanceProfile", e))?;
     let roles: Vec<String> = match existing {
         Some(profile) => profile.roles.into_iter().map(|r| r.role_name).collect(),
         None => {
@@ -92,24 +86,13 @@ pub async fn ensure(
             Vec::new()
         }
     };
-    if roles.iter().any(|r| r == role) {
-        return Ok(name);
-    }
-    // A profile holds one role: replace whatever the NodeClass used before.
-    for old in roles {
-        iam.remove_role_from_instance_profile()
-            .instance_profile_name(&name)
-            .role_name(&old)
-            .send()
-            .await
-            .map_err(|e| cloud_error("RemoveRoleFromInstanceProfile", e))?;
-    }
-    iam.add_role_to_instance_profile()
-        .instance_profile_name(&name)
-        .role_name(role)
-        .send()
+    // A profile holds one role: whatever the NodeClass used before is replaced.
+    karpenter_aws::iam::put_profile_role(iam, &name, &roles, role)
         .await
-        .map_err(|e| cloud_error("AddRoleToInstanceProfile", e))?;
+        .map_err(|e| match e {
+            ProfileRoleError::Remove(e) => cloud_error("RemoveRoleFromInstanceProfile", e),
+            ProfileRoleError::Add(e) => cloud_error("AddRoleToInstanceProfile", e),
+        })?;
     Ok(name)
 }
 
