@@ -14,7 +14,7 @@ pub mod queue;
 
 pub use karpenter_aws::interruption_rules::{EventRule, event_rules};
 pub use messages::{Kind, Message, parse};
-pub use queue::{InMemoryQueue, MessageQueue, Received, SqsQueue};
+pub use queue::{InMemoryQueue, MessageQueue, QueueError, Received, SqsQueue};
 
 use crate::catalog::CapacityType;
 use crate::cloud::CloudProvider;
@@ -58,7 +58,7 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
             let received = match self.queue.receive().await {
                 Ok(received) => received,
                 Err(e) => {
-                    tracing::error!(error = %e, "receiving interruption messages failed; retrying in 5s");
+                    tracing::error!(error = %e, retryable = e.is_retryable(), "receiving interruption messages failed; retrying in 5s");
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     continue;
                 }

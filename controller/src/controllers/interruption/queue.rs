@@ -2,6 +2,7 @@
 //! poll, 10 messages, 20 s), or an in-memory queue for the offline demo and
 //! fast tests (no SQS exists offline; the simulated EC2's messages go there).
 
+use crate::cloud::CloudError;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::{HashMap, VecDeque};
@@ -21,12 +22,35 @@ pub struct Received {
     pub sent: Option<Timestamp>,
 }
 
+/// Why a queue call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The AWS call failed; its code and message, and whether the
+    /// credentials may not make it ([`CloudError::Unauthorized`]: retrying
+    /// does not help until the policy changes) or it may pass on a retry.
+    #[error(transparent)]
+    Aws(#[from] CloudError),
+    /// The queue named in `INTERRUPTION_QUEUE` has no URL (it does not exist
+    /// in this account and region).
+    #[error("GetQueueUrl: no URL for queue {0:?}")]
+    NotFound(String),
+}
+
+impl QueueError {
+    /// Whether the same call may succeed later without a change by anyone
+    /// (a throttle, a timeout, a 5xx), as opposed to a missing queue or
+    /// permission.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, QueueError::Aws(CloudError::Api { .. }))
+    }
+}
+
 /// A source of interruption messages.
 pub trait MessageQueue: Send + Sync {
     /// Waits for up to 10 messages (returns empty after the long-poll wait).
-    fn receive(&self) -> impl Future<Output = Result<Vec<Received>, String>> + Send;
+    fn receive(&self) -> impl Future<Output = Result<Vec<Received>, QueueError>> + Send;
     /// Deletes a handled (or unreadable) message.
-    fn delete(&self, receipt: &str) -> impl Future<Output = Result<(), String>> + Send;
+    fn delete(&self, receipt: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// The SQS interruption queue.
@@ -36,17 +60,17 @@ pub struct SqsQueue {
 }
 
 /// AWS's code and message for a failed SQS call (the operation named).
-fn describe<E, R>(operation: &'static str, err: aws_sdk_sqs::error::SdkError<E, R>) -> String
+fn describe<E, R>(operation: &'static str, err: aws_sdk_sqs::error::SdkError<E, R>) -> QueueError
 where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    crate::cloud::aws::sdk::cloud_error(operation, err).to_string()
+    QueueError::Aws(crate::cloud::aws::sdk::cloud_error(operation, err))
 }
 
 impl SqsQueue {
     /// Looks the queue up by name (`INTERRUPTION_QUEUE`).
-    pub async fn connect(config: &aws_config::SdkConfig, name: &str) -> Result<Self, String> {
+    pub async fn connect(config: &aws_config::SdkConfig, name: &str) -> Result<Self, QueueError> {
         let client = aws_sdk_sqs::Client::new(config);
         let url = client
             .get_queue_url()
@@ -55,13 +79,13 @@ impl SqsQueue {
             .await
             .map_err(|e| describe("GetQueueUrl", e))?
             .queue_url
-            .ok_or_else(|| format!("GetQueueUrl: no URL for queue {name:?}"))?;
+            .ok_or_else(|| QueueError::NotFound(name.to_string()))?;
         Ok(SqsQueue { client, url })
     }
 }
 
 impl MessageQueue for SqsQueue {
-    async fn receive(&self) -> Result<Vec<Received>, String> {
+    async fn receive(&self) -> Result<Vec<Received>, QueueError> {
         let out = self
             .client
             .receive_message()
@@ -89,7 +113,7 @@ impl MessageQueue for SqsQueue {
             .collect())
     }
 
-    async fn delete(&self, receipt: &str) -> Result<(), String> {
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         self.client
             .delete_message()
             .queue_url(&self.url)
@@ -167,7 +191,7 @@ impl InMemoryQueue {
 }
 
 impl MessageQueue for InMemoryQueue {
-    async fn receive(&self) -> Result<Vec<Received>, String> {
+    async fn receive(&self) -> Result<Vec<Received>, QueueError> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let notified = self.arrived.notified();
@@ -210,8 +234,32 @@ impl MessageQueue for InMemoryQueue {
         }
     }
 
-    async fn delete(&self, receipt: &str) -> Result<(), String> {
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         self.lock().in_flight.remove(receipt);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_call_or_a_missing_queue_is_not_retryable_a_throttle_is() {
+        let throttled = QueueError::Aws(CloudError::Api {
+            operation: "ReceiveMessage",
+            code: "ThrottlingException".into(),
+            message: "slow down".into(),
+        });
+        assert!(throttled.is_retryable());
+        let denied = QueueError::Aws(CloudError::Unauthorized(
+            "ReceiveMessage: AccessDenied".into(),
+        ));
+        assert!(!denied.is_retryable());
+        assert!(!QueueError::NotFound("Karpenter-demo".into()).is_retryable());
+        assert_eq!(
+            QueueError::NotFound("Karpenter-demo".into()).to_string(),
+            "GetQueueUrl: no URL for queue \"Karpenter-demo\""
+        );
     }
 }
