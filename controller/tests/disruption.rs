@@ -168,8 +168,8 @@ async fn a_budget_window_with_no_nodes_blocks_emptiness_until_it_is_lifted() {
     scale(&cluster, &[("worker", 0)]).await;
     all_running(&cluster, 0).await;
 
-    // Well past consolidateAfter, nothing has gone.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Well past consolidateAfter, with disruption passes made, nothing has gone.
+    after_disruption_passes(&metrics, 8, Duration::from_secs(2)).await;
     assert_eq!(claim_counts(&cluster).await, (launched, 0));
     let text = metrics.encode();
     assert!(
@@ -185,9 +185,11 @@ async fn a_budget_window_with_no_nodes_blocks_emptiness_until_it_is_lifted() {
         json!({"disruption": {"budgets": [{"nodes": "100%"}]}}),
     )
     .await;
-    test_support::eventually("every node gone after the budget lifted", || async {
-        claim_counts(&cluster).await.0 == 0
-    })
+    test_support::eventually_within(
+        DEADLINE,
+        "every node gone after the budget lifted",
+        || async { claim_counts(&cluster).await.0 == 0 },
+    )
     .await;
     consistent(&cluster).await;
 }
@@ -399,13 +401,13 @@ async fn a_replacement_that_cannot_launch_leaves_the_drifted_node_untouched() {
     }
     cluster.ec2.release_image("ami-0000000000000sim2");
     let tried = "karpenter_nodeclaims_created_total{reason=\"drifted\"";
-    test_support::eventually("a replacement tried", || async {
+    test_support::eventually_within(DEADLINE, "a replacement tried", || async {
         metrics.encode().contains(tried)
     })
     .await;
     // The failed attempt is noticed, given up and counted.
     let failed = "karpenter_voluntary_disruption_queue_failures_total{decision=\"replace\",reason=\"drifted\",consolidation_type=\"\"}";
-    test_support::eventually("the failed replacement counted", || async {
+    test_support::eventually_within(DEADLINE, "the failed replacement counted", || async {
         metrics.encode().contains(failed)
     })
     .await;
@@ -467,7 +469,7 @@ async fn an_under_used_on_demand_node_is_replaced_by_a_cheaper_one_first() {
     scale(&cluster, &[("cache", 2)]).await;
     all_running(&cluster, 2).await;
     let replaced = "karpenter_voluntary_disruption_decisions_total{decision=\"replace\",reason=\"underutilized\",consolidation_type=\"single\"}";
-    test_support::eventually("an underutilized node replaced", || async {
+    test_support::eventually_within(DEADLINE, "an underutilized node replaced", || async {
         metrics.encode().contains(replaced)
     })
     .await;
@@ -478,7 +480,7 @@ async fn an_under_used_on_demand_node_is_replaced_by_a_cheaper_one_first() {
         ),
         "one replacement launched:\n{text}"
     );
-    test_support::eventually("the replaced node drained and gone", || async {
+    test_support::eventually_within(DEADLINE, "the replaced node drained and gone", || async {
         claim_counts(&cluster).await.1 == 0
     })
     .await;

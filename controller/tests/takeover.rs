@@ -262,7 +262,7 @@ async fn a_cluster_upstream_ran_is_taken_over_without_drift_and_an_ami_edit_drif
 
     // Our controller takes over: claims re-stamped with this project's versions.
     settings.pod_name = "successor".into();
-    let (_, _second) = start(&cluster, settings);
+    let (metrics, _second) = start(&cluster, settings);
     test_support::eventually(
         "every claim re-stamped with this project's versions",
         || async {
@@ -280,7 +280,7 @@ async fn a_cluster_upstream_ran_is_taken_over_without_drift_and_an_ami_edit_drif
     .await;
     // Twenty disruption passes (consolidation after 2 s, drift, expiry,
     // emptiness) later: nothing drifted, deleted, launched or terminated.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    after_disruption_passes(&metrics, 20, Duration::from_secs(3)).await;
     assert_eq!(claims_by_pool(&cluster).await, before, "no claim replaced");
     assert!(
         claims(&cluster)

@@ -6,7 +6,9 @@ use std::time::Duration;
 /// How long [`eventually`] waits before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
-/// Polls `check` every 25 ms until it holds; panics naming `what` after [`DEADLINE`].
+/// Polls `check` until it holds (after 25 ms, then at doubling intervals up
+/// to 200 ms, so a long wait does not load the machine it waits on); panics
+/// naming `what` after [`DEADLINE`].
 pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
@@ -29,7 +31,7 @@ where
     .await
 }
 
-/// Polls `check` every 25 ms until it returns `Some`, and returns what it
+/// Polls `check` (as [`eventually`] does) until it returns `Some`, and returns what it
 /// found; panics naming `what` after `limit`. (`?` inside `check` reads
 /// "not yet".)
 pub async fn eventually_some<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
@@ -38,11 +40,13 @@ where
     Fut: Future<Output = Option<T>>,
 {
     let deadline = tokio::time::Instant::now() + limit;
+    let mut interval = Duration::from_millis(25);
     while tokio::time::Instant::now() < deadline {
         if let Some(found) = check().await {
             return found;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(Duration::from_millis(200));
     }
     panic!("timed out after {limit:?} waiting for {what}");
 }

@@ -44,6 +44,31 @@ pub fn start(cluster: &SimCluster, settings: Settings) -> (SharedMetrics, JoinHa
     (metrics, tokio::spawn(run.map(|r| r.unwrap())))
 }
 
+/// Disruption passes the controller has finished (its controller-runtime
+/// reconcile count for `disruption`, whatever the result).
+pub fn disruption_passes(metrics: &SharedMetrics) -> u64 {
+    metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("controller_runtime_reconcile_total{controller=\"disruption\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits until at least `passes` more disruption passes have finished and
+/// `at_least` has gone by: "nothing happened" then means every method had
+/// its chance, not only that time passed.
+pub async fn after_disruption_passes(metrics: &SharedMetrics, passes: u64, at_least: Duration) {
+    let from = disruption_passes(metrics);
+    let began = Instant::now();
+    test_support::eventually_within(
+        DEADLINE,
+        &format!("{passes} more disruption passes"),
+        || async { began.elapsed() >= at_least && disruption_passes(metrics) >= from + passes },
+    )
+    .await;
+}
+
 /// Merges `spec` into the spec of the cluster-scoped `K` called `name`
 /// (the demo's NodePool or EC2NodeClass, `default`).
 pub async fn patch_spec<K>(cluster: &SimCluster, name: &str, spec: serde_json::Value)
