@@ -14,8 +14,10 @@ use crate::iam::{IamRequest, request_tags, resource_tags};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "us-east-1";
+/// moto's account, in which the calls' ARNs are built.
+pub const ACCOUNT: &str = "123456789012";
+/// The region the tests' AWS clients use.
+pub const REGION: &str = "us-east-1";
 
 type Params = Vec<(String, String)>;
 

@@ -1,10 +1,7 @@
 //! The controller's recorded AWS calls evaluated against the policy
 //! `karpenter-iam` ships (the mapping is `test_support::aws_requests`).
 
-use test_support::aws_requests::{AwsCall, controller_requests};
-
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "us-east-1";
+use test_support::aws_requests::{ACCOUNT, AwsCall, REGION, controller_requests};
 
 /// The node role the tests' account launches with.
 pub const NODE_ROLE: &str = "arn:aws:iam::123456789012:role/KarpenterNodeRole-demo";
