@@ -23,7 +23,7 @@ use karpenter_controller::controllers::disruption::command::{
     self, Action, Command, MULTI_NODE_MAX, Movable, Rules,
 };
 use karpenter_controller::controllers::disruption::world::World;
-use karpenter_controller::scheduling::{ExistingNode, PodInfo, Pool, solve};
+use karpenter_controller::scheduling::{ExistingNode, PodInfo, Pool, pod_info, solve};
 use karpenter_controller::state::CachedPod;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -64,7 +64,7 @@ fn pod(i: usize, rng: &mut Rng) -> PodInfo {
     let memory = *rng.pick(&["256Mi", "512Mi", "1Gi", "2Gi"]);
     let pod = json!({"metadata": {"name": format!("p{i}"), "namespace": "default"},
         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}});
-    PodInfo::from_pod(&serde_json::from_value::<CachedPod>(pod).expect("pod")).expect("pod info")
+    pod_info(&serde_json::from_value::<CachedPod>(pod).expect("pod")).expect("pod info")
 }
 
 /// A node named `name` of the pool's instance type `type_name`, at its

@@ -7,7 +7,9 @@ use common::{node, pod, pool, pool_with};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use karpenter_api::labels::{CAPACITY_TYPE, ZONE};
-use karpenter_controller::scheduling::{PodInfo, Pool, Solution, solve, volume_requirements};
+use karpenter_controller::scheduling::{
+    PodInfo, Pool, Solution, pod_info, solve, volume_requirements,
+};
 use karpenter_controller::state::CachedPod;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -348,7 +350,7 @@ fn running_pods_anti_affinity_keeps_pending_pods_away() {
         let guard: CachedPod = serde_json::from_value(json!({"metadata": {"name": "guard", "namespace": "default", "labels": {"app": "guard"}},
             "spec": {"containers": [{"name": "c"}], "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                 {"topologyKey": key, "labelSelector": {"matchLabels": {"app": "web"}}}]}}}})).unwrap();
-        let guard = PodInfo::from_pod(&guard).unwrap();
+        let guard = pod_info(&guard).unwrap();
         let roomy = node("roomy", &[(ZONE, "us-east-1a")], 8000, 32 * GI, vec![guard]);
         let solution = solve(
             &app("web", 2, json!({})),
@@ -489,7 +491,7 @@ fn volumes_pin_zones() {
         );
         match expected {
             Ok(zone) => {
-                let mut info = PodInfo::from_pod(&pod_with_claim).unwrap();
+                let mut info = pod_info(&pod_with_claim).unwrap();
                 info.restrict(&pinned.unwrap());
                 let solution = solve(&[info], vec![], vec![pool("default")]);
                 let got = solution.claims[0]
@@ -499,7 +501,7 @@ fn volumes_pin_zones() {
                     .unwrap();
                 assert_eq!(got.iter().collect::<Vec<_>>(), vec![zone]);
             }
-            Err(message) => assert_eq!(pinned.unwrap_err(), message),
+            Err(message) => assert_eq!(pinned.unwrap_err().to_string(), message),
         }
     }
 }
@@ -521,7 +523,7 @@ fn malformed_topology_rules_are_named() {
     for (spec, expected) in cases {
         let mut p = json!({"metadata": {"name": "bad", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}});
         json_patch::merge(&mut p, &json!({"spec": spec}));
-        let err = PodInfo::from_pod(&serde_json::from_value::<CachedPod>(p).unwrap()).unwrap_err();
-        assert_eq!(err, expected);
+        let err = pod_info(&serde_json::from_value::<CachedPod>(p).unwrap()).unwrap_err();
+        assert_eq!(err.to_string(), expected);
     }
 }

@@ -13,7 +13,7 @@
 
 use karpenter_api::v1::NodePool;
 use karpenter_controller::catalog::{Catalog, InstanceType, KubeletSettings};
-use karpenter_controller::scheduling::{PodInfo, Pool, Resources, solve};
+use karpenter_controller::scheduling::{PodInfo, Pool, Resources, pod_info, solve};
 use karpenter_controller::state::CachedPod;
 use serde_json::json;
 use std::time::Instant;
@@ -78,7 +78,7 @@ fn pods(
             let mut pod = json!({"metadata": {"name": format!("p{i}"), "namespace": "default"},
                 "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}});
             json_patch::merge(&mut pod, &extra(i, &mut rng));
-            PodInfo::from_pod(&serde_json::from_value::<CachedPod>(pod).unwrap()).unwrap()
+            pod_info(&serde_json::from_value::<CachedPod>(pod).unwrap()).unwrap()
         })
         .collect()
 }

@@ -1,334 +1,74 @@
-//! A pending pod, digested once for the solver: what it requests, where it may
-//! run, the topology rules it owns, and its preferences in the order they are
-//! given up when they cannot be met.
+//! A cached pod as the engine's [`PodInfo`]: the controller knows its cache's
+//! shape; the engine only the facts it is given.
 
-use super::resources::Resources;
-use super::topology::{Kind, TopologyTerm};
 use crate::state::{CachedContainer, CachedPod, CachedPodSpec};
-use k8s_openapi::api::core::v1::{PodAffinityTerm, Taint, Toleration, TopologySpreadConstraint};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use karpenter_api::quantity::Quantity;
-use karpenter_api::requirements::{Requirement, Requirements};
-use std::collections::{BTreeMap, BTreeSet};
+use karpenter_scheduling::{InvalidPod, PodFacts, PodInfo, Resources};
 
-/// A pod as the solver sees it.
-#[derive(Debug, Clone)]
-pub struct PodInfo {
-    /// `namespace/name`, for results and explanations.
-    pub key: String,
-    /// Namespace (topology selectors are namespaced).
-    pub namespace: String,
-    /// Labels (what topology selectors match).
-    pub labels: BTreeMap<String, String>,
-    /// Requests: containers summed, at least the largest init container, plus overhead and one pod slot.
-    pub requests: Resources,
-    /// Node constraints: nodeSelector with each required node-affinity term (OR-ed).
-    pub terms: Vec<Requirements>,
-    /// Tolerations.
-    pub tolerations: Vec<Toleration>,
-    /// Host ports the pod binds (`protocol/port`); two pods with one in common never share a node.
-    pub host_ports: Vec<String>,
-    /// Hard topology rules: `DoNotSchedule` spreads, required pod (anti-)affinity.
-    pub constraints: Vec<TopologyTerm>,
-    /// Soft rules, enforced at first and given up one at a time, in this order
-    /// (upstream's): preferred pod affinity, preferred pod anti-affinity (each
-    /// heaviest first), preferred node affinity (heaviest first), `ScheduleAnyway`
-    /// spreads, and finally tolerating `PreferNoSchedule` taints.
-    pub preferences: Vec<Preference>,
+/// A container's requests.
+fn container_requests(container: &CachedContainer) -> Resources {
+    Resources::from_api(
+        container
+            .resources
+            .iter()
+            .flat_map(|r| r.requests.iter().map(|(n, q)| (n, q))),
+    )
 }
 
-/// A soft scheduling rule.
-#[derive(Debug, Clone)]
-pub enum Preference {
-    /// A preferred pod (anti-)affinity term or a `ScheduleAnyway` spread.
-    Topology(TopologyTerm),
-    /// A preferred node-affinity term; only the heaviest one still held applies.
-    NodeAffinity(Requirements),
-    /// Marks the last step: from here on `PreferNoSchedule` taints are tolerated.
-    AvoidPreferNoSchedule,
+/// A container's limits.
+fn container_limits(container: &CachedContainer) -> Resources {
+    Resources::from_api(
+        container
+            .resources
+            .iter()
+            .flat_map(|r| r.limits.iter().map(|(n, q)| (n, q))),
+    )
 }
 
-fn quantities<'a>(list: impl IntoIterator<Item = (&'a String, &'a ApiQuantity)>) -> Resources {
-    let parsed: Vec<(String, Quantity)> = list
-        .into_iter()
-        .filter_map(|(name, q)| Some((name.clone(), Quantity::try_from(q).ok()?)))
-        .collect();
-    Resources::from_list(parsed.iter().map(|(n, q)| (n, q)))
-}
-
-/// A container's requests as `(name, amount)` pairs.
-fn container_requests(
-    container: &CachedContainer,
-) -> impl Iterator<Item = (&String, &ApiQuantity)> {
-    container
-        .resources
-        .iter()
-        .flat_map(|r| r.requests.iter().map(|(n, q)| (n, q)))
-}
-
-/// A pod's effective requests: its containers' summed, or an init
-/// container's when larger, plus the pod overhead, and one pod slot.
-pub(crate) fn requests_of(spec: &CachedPodSpec) -> Resources {
-    let mut requests = Resources::default();
+/// Containers summed, or an init container's amount when larger, plus the
+/// pod overhead: how Kubernetes sizes a pod from its containers.
+fn effective(spec: &CachedPodSpec, of: fn(&CachedContainer) -> Resources) -> Resources {
+    let mut total = Resources::default();
     for container in &spec.containers {
-        requests.add(&quantities(container_requests(container)));
+        total.add(&of(container));
     }
     for init in spec.init_containers.iter().flatten() {
-        requests.max(&quantities(container_requests(init)));
+        total.max(&of(init));
     }
-    requests.add(&quantities(spec.overhead.iter().flatten()));
+    total.add(&Resources::from_api(spec.overhead.iter().flatten()));
+    total
+}
+
+/// A pod's effective requests, and one pod slot.
+pub fn requests_of(spec: &CachedPodSpec) -> Resources {
+    let mut requests = effective(spec, container_requests);
     requests.pods = 1;
     requests
 }
 
 /// A pod's effective limits, summed as requests are (for the node metrics).
-pub(crate) fn limits_of(spec: &CachedPodSpec) -> Resources {
-    let limits = |c: &CachedContainer| {
-        quantities(
-            c.resources
-                .iter()
-                .flat_map(|r| r.limits.iter().map(|(n, q)| (n, q))),
-        )
-    };
-    let mut total = Resources::default();
-    for container in &spec.containers {
-        total.add(&limits(container));
-    }
-    for init in spec.init_containers.iter().flatten() {
-        total.max(&limits(init));
-    }
-    total.add(&quantities(spec.overhead.iter().flatten()));
-    total
+pub fn limits_of(spec: &CachedPodSpec) -> Resources {
+    effective(spec, container_limits)
 }
 
-/// A label selector as requirements on pod labels; `None` (a null selector) matches nothing.
-pub(crate) fn selector(selector: Option<&LabelSelector>) -> Result<Option<Requirements>, String> {
-    let Some(selector) = selector else {
-        return Ok(None);
-    };
-    let mut out = Requirements::from_labels(selector.match_labels.iter().flatten());
-    for expr in selector.match_expressions.iter().flatten() {
-        let values: Vec<&str> = expr.values.iter().flatten().map(String::as_str).collect();
-        out.add(Requirement::new(&expr.key, &expr.operator, &values)?);
-    }
-    Ok(Some(out))
-}
-
-impl PodInfo {
-    /// Digests a pod; `Err` names what cannot be understood (a malformed affinity).
-    pub fn from_pod(pod: &CachedPod) -> Result<Self, String> {
-        let namespace = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let key = format!("{namespace}/{}", pod.metadata.name.as_deref().unwrap_or(""));
-        let empty = CachedPodSpec::default();
-        let spec = pod.spec.as_ref().unwrap_or(&empty);
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let terms = Requirements::for_pod(spec.node_selector.as_ref(), spec.affinity.as_ref())
-            .map_err(|e| format!("{key}: {e}"))?;
-        let tolerations = spec.tolerations.clone().unwrap_or_default();
-        let host_ports = spec
-            .containers
-            .iter()
-            .flat_map(|c| c.ports.iter().flatten())
-            .filter_map(|p| {
-                p.host_port
-                    .map(|port| format!("{}/{port}", p.protocol.as_deref().unwrap_or("TCP")))
-            })
-            .collect();
-        let mut info = PodInfo {
-            requests: requests_of(spec),
-            namespace,
-            labels,
-            terms,
-            tolerations,
-            host_ports,
-            constraints: Vec::new(),
-            preferences: Vec::new(),
-            key,
-        };
-        info.digest_topology(spec)
-            .map_err(|e| format!("{}: {e}", info.key))?;
-        Ok(info)
-    }
-
-    fn digest_topology(&mut self, spec: &CachedPodSpec) -> Result<(), String> {
-        let affinity = spec.affinity.as_ref();
-        // Required terms become constraints; preferred ones, heaviest first,
-        // preferences (all of pod affinity's before anti-affinity's).
-        let sides = [
-            (
-                Kind::Affinity,
-                affinity.and_then(|a| a.pod_affinity.as_ref()).map(|a| {
-                    (
-                        &a.required_during_scheduling_ignored_during_execution,
-                        &a.preferred_during_scheduling_ignored_during_execution,
-                    )
-                }),
-            ),
-            (
-                Kind::AntiAffinity,
-                affinity
-                    .and_then(|a| a.pod_anti_affinity.as_ref())
-                    .map(|a| {
-                        (
-                            &a.required_during_scheduling_ignored_during_execution,
-                            &a.preferred_during_scheduling_ignored_during_execution,
-                        )
-                    }),
-            ),
-        ];
-        for (kind, side) in sides {
-            let Some((required, preferred)) = side else {
-                continue;
-            };
-            for term in required.iter().flatten() {
-                self.constraints
-                    .push(self.affinity_term(kind.clone(), term)?);
-            }
-            let mut weighted: Vec<_> = preferred.iter().flatten().collect();
-            weighted.sort_by_key(|w| std::cmp::Reverse(w.weight));
-            for w in weighted {
-                let term = self.affinity_term(kind.clone(), &w.pod_affinity_term)?;
-                self.preferences.push(Preference::Topology(term));
-            }
-        }
-        let mut node_preferences: Vec<_> = affinity
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|n| {
-                n.preferred_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-            .into_iter()
-            .flatten()
-            .collect();
-        node_preferences.sort_by_key(|p| std::cmp::Reverse(p.weight));
-        for preferred in node_preferences {
-            let mut requirements = Requirements::default();
-            for expr in preferred.preference.match_expressions.iter().flatten() {
-                requirements.add(Requirement::from_node_selector(expr)?);
-            }
-            self.preferences
-                .push(Preference::NodeAffinity(requirements));
-        }
-        let mut soft_spreads = Vec::new();
-        for (index, spread) in spec
+/// Digests a cached pod for the engine; `Err` names what cannot be understood.
+pub fn pod_info(pod: &CachedPod) -> Result<PodInfo, InvalidPod> {
+    let empty = CachedPodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&empty);
+    let facts = PodFacts {
+        namespace: pod.metadata.namespace.as_deref().unwrap_or("default"),
+        name: pod.metadata.name.as_deref().unwrap_or(""),
+        labels: pod.metadata.labels.as_ref(),
+        node_selector: spec.node_selector.as_ref(),
+        affinity: spec.affinity.as_ref(),
+        tolerations: spec.tolerations.as_deref().unwrap_or_default(),
+        topology_spread_constraints: spec
             .topology_spread_constraints
-            .iter()
-            .flatten()
-            .enumerate()
-        {
-            let term = self.spread_term(index, spread)?;
-            if spread.when_unsatisfiable == "ScheduleAnyway" {
-                soft_spreads.push(Preference::Topology(term));
-            } else {
-                self.constraints.push(term);
-            }
-        }
-        self.preferences.extend(soft_spreads);
-        self.preferences.push(Preference::AvoidPreferNoSchedule);
-        Ok(())
-    }
-
-    fn affinity_term(&self, kind: Kind, term: &PodAffinityTerm) -> Result<TopologyTerm, String> {
-        let mut selector = selector(term.label_selector.as_ref())?;
-        if let Some(selector) = selector.as_mut() {
-            for key in term.match_label_keys.iter().flatten() {
-                if let Some(value) = self.labels.get(key) {
-                    selector.add(Requirement::new(key, "In", &[value])?);
-                }
-            }
-        }
-        // A namespace selector needs namespace labels the solver does not have:
-        // it is read as "every namespace" (conservative for anti-affinity).
-        let namespaces = if term.namespace_selector.is_some() {
-            None
-        } else {
-            let listed: BTreeSet<String> = term.namespaces.iter().flatten().cloned().collect();
-            Some(if listed.is_empty() {
-                [self.namespace.clone()].into()
-            } else {
-                listed
-            })
-        };
-        Ok(TopologyTerm {
-            kind,
-            key: term.topology_key.clone(),
-            selector,
-            namespaces,
-            node_filter: None,
-        })
-    }
-
-    fn spread_term(
-        &self,
-        index: usize,
-        spread: &TopologySpreadConstraint,
-    ) -> Result<TopologyTerm, String> {
-        if spread.max_skew < 1 {
-            return Err(format!(
-                "spec.topologySpreadConstraints[{index}].maxSkew: must be greater than zero (got {})",
-                spread.max_skew
-            ));
-        }
-        let mut selector = selector(spread.label_selector.as_ref())?;
-        if let Some(selector) = selector.as_mut() {
-            for key in spread.match_label_keys.iter().flatten() {
-                if let Some(value) = self.labels.get(key) {
-                    selector.add(Requirement::new(key, "In", &[value])?);
-                }
-            }
-        }
-        let honor_affinity = spread.node_affinity_policy.as_deref() != Some("Ignore");
-        let honor_taints = spread.node_taints_policy.as_deref() == Some("Honor");
-        Ok(TopologyTerm {
-            kind: Kind::Spread {
-                max_skew: spread.max_skew,
-                min_domains: spread.min_domains.unwrap_or(1),
-            },
-            key: spread.topology_key.clone(),
-            selector,
-            namespaces: Some([self.namespace.clone()].into()),
-            node_filter: Some(super::topology::NodeFilter {
-                terms: honor_affinity.then(|| self.terms.clone()),
-                tolerations: honor_taints.then(|| self.tolerations.clone()),
-            }),
-        })
-    }
-
-    /// Restricts every node-affinity term (volume topology: a PVC pins a zone).
-    pub fn restrict(&mut self, requirements: &Requirements) {
-        for term in &mut self.terms {
-            term.extend(requirements);
-        }
-    }
-
-    /// True when the pod tolerates every NoSchedule/NoExecute taint given, and
-    /// `PreferNoSchedule` ones too unless `prefer_ok` says those may be ignored.
-    pub fn tolerates(&self, taints: &[Taint], prefer_ok: bool) -> bool {
-        taints
-            .iter()
-            .filter(|t| !(prefer_ok && t.effect == "PreferNoSchedule"))
-            .all(|taint| self.tolerations.iter().any(|t| tolerates(t, taint)))
-    }
-}
-
-/// Kubernetes' toleration match.
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = toleration
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == taint.effect);
-    let key = toleration.key.as_deref().unwrap_or_default();
-    let exists = toleration.operator.as_deref() == Some("Exists");
-    if key.is_empty() {
-        return exists && effect_ok;
-    }
-    let value_ok = exists
-        || toleration.value.as_deref().unwrap_or_default()
-            == taint.value.as_deref().unwrap_or_default();
-    key == taint.key && value_ok && effect_ok
+            .as_deref()
+            .unwrap_or_default(),
+    };
+    let ports = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten());
+    PodInfo::digest(facts, requests_of(spec), ports)
 }

@@ -8,6 +8,20 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use karpenter_api::requirements::{Requirement, Requirements};
 
+/// Why a pod's volume topology cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeError {
+    /// The pod uses a claim that does not exist (yet): retry once it does.
+    #[error("persistentvolumeclaim {claim} not found")]
+    ClaimNotFound {
+        /// `namespace/name`.
+        claim: String,
+    },
+    /// A volume's node affinity or a class's allowed topologies is malformed.
+    #[error("volume topology: {0}")]
+    Topology(String),
+}
+
 /// The node requirements a pod's volumes impose, found among `claims`,
 /// `volumes` and `classes`; `Err` when a claim the pod uses does not exist.
 pub fn volume_requirements(
@@ -15,7 +29,7 @@ pub fn volume_requirements(
     claims: &[PersistentVolumeClaim],
     volumes: &[PersistentVolume],
     classes: &[StorageClass],
-) -> Result<Requirements, String> {
+) -> Result<Requirements, VolumeError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     let mut out = Requirements::default();
@@ -52,7 +66,7 @@ pub fn volume_requirements(
                 .iter()
                 .flat_map(|t| t.match_expressions.iter().flatten())
             {
-                out.add(Requirement::from_node_selector(expr)?);
+                out.add(Requirement::from_node_selector(expr).map_err(VolumeError::Topology)?);
             }
             continue;
         }
@@ -60,9 +74,9 @@ pub fn volume_requirements(
             (Some(_), _) => spec.and_then(|s| s.storage_class_name.clone()),
             (None, Some(class)) => class,
             (None, None) => {
-                return Err(format!(
-                    "persistentvolumeclaim {namespace}/{claim_name} not found"
-                ));
+                return Err(VolumeError::ClaimNotFound {
+                    claim: format!("{namespace}/{claim_name}"),
+                });
             }
         };
         let class = class_name.and_then(|name| {
@@ -78,7 +92,7 @@ pub fn volume_requirements(
             .flat_map(|t| t.match_label_expressions.iter().flatten())
         {
             let values: Vec<&str> = expr.values.iter().map(String::as_str).collect();
-            out.add(Requirement::new(&expr.key, "In", &values)?);
+            out.add(Requirement::new(&expr.key, "In", &values).map_err(VolumeError::Topology)?);
         }
     }
     Ok(out)

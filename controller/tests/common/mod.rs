@@ -4,7 +4,7 @@
 
 use karpenter_api::v1::NodePool;
 use karpenter_controller::catalog::{Catalog, KubeletSettings};
-use karpenter_controller::scheduling::{ExistingNode, PodInfo, Pool, Resources};
+use karpenter_controller::scheduling::{ExistingNode, PodInfo, Pool, Resources, pod_info};
 use karpenter_controller::state::CachedPod;
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ pub fn pod(name: &str, cpu: &str, memory: &str, extra: Value) -> PodInfo {
         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
     });
     json_patch::merge(&mut p, &extra);
-    PodInfo::from_pod(&serde_json::from_value::<CachedPod>(p).unwrap()).unwrap()
+    pod_info(&serde_json::from_value::<CachedPod>(p).unwrap()).unwrap()
 }
 
 /// A node with room for `cpu` and `memory`, its labels and running pods.

@@ -5,7 +5,7 @@
 use crate::catalog::Catalog;
 use crate::cloud::CloudProvider;
 use crate::controllers::Context;
-use crate::scheduling::{ExistingNode, PodInfo, Pool, Resources};
+use crate::scheduling::{ExistingNode, PodInfo, Pool, Resources, pod_info};
 use crate::state::{CachedPod, deleting, pool_label};
 use k8s_openapi::api::core::v1::{Node, Taint};
 use karpenter_api::labels;
@@ -144,10 +144,10 @@ fn disrupted(taints: &[Taint]) -> bool {
 /// Digests pods, skipping (and reporting) the ones the engine cannot read.
 pub fn pod_infos<C: CloudProvider>(ctx: &Context<C>, pods: &[Arc<CachedPod>]) -> Vec<PodInfo> {
     pods.iter()
-        .filter_map(|pod| match PodInfo::from_pod(pod) {
+        .filter_map(|pod| match pod_info(pod) {
             Ok(info) => Some(info),
             Err(e) => {
-                ctx.event(pod.as_ref(), true, "FailedScheduling", e);
+                ctx.event(pod.as_ref(), true, "FailedScheduling", e.to_string());
                 None
             }
         })
@@ -308,7 +308,7 @@ fn daemon_overhead<C: CloudProvider>(ctx: &Context<C>, pool: &NodePool) -> Resou
                 continue;
             }
         };
-        if let Ok(info) = PodInfo::from_pod(&pod)
+        if let Ok(info) = pod_info(&pod)
             && info.tolerates(&taints, true)
         {
             total.add(&info.requests);

@@ -2,6 +2,7 @@
 //! CPU in millicores, memory and storage in bytes, pods as a count, extended
 //! resources (GPUs, hugepages, ...) in whole units rounded up.
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use karpenter_api::quantity::Quantity;
 use std::collections::BTreeMap;
 
@@ -26,6 +27,18 @@ impl Resources {
         let mut out = Resources::default();
         for (name, q) in list {
             out.set(name, q);
+        }
+        out
+    }
+
+    /// From a Kubernetes API resource list; an amount that does not parse is
+    /// left out (the API server would have rejected it).
+    pub fn from_api<'a>(list: impl IntoIterator<Item = (&'a String, &'a ApiQuantity)>) -> Self {
+        let mut out = Resources::default();
+        for (name, q) in list {
+            if let Ok(q) = Quantity::try_from(q) {
+                out.set(name, &q);
+            }
         }
         out
     }

@@ -3,10 +3,10 @@
 //! allocatable less DaemonSet overhead and the offerings its requirements allow.
 
 use super::resources::Resources;
-use crate::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings, Offering};
 use k8s_openapi::api::core::v1::Taint;
 use karpenter_api::requirements::{Requirement, Requirements};
 use karpenter_api::v1::NodePool;
+use karpenter_catalog::{CapacityType, Catalog, InstanceType, KubeletSettings, Offering};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An instance type a pool may launch.
@@ -263,7 +263,7 @@ fn candidate(
     if !compatible {
         return None;
     }
-    let to_resources = |list: crate::catalog::Resources| Resources::from_list(list.iter());
+    let to_resources = |list: karpenter_catalog::Resources| Resources::from_list(list.iter());
     let mut allocatable = to_resources(t.allocatable(kubelet));
     allocatable.cpu_milli -= overhead.cpu_milli;
     allocatable.memory -= overhead.memory;
