@@ -7,9 +7,10 @@
 
 use karpenter_bootstrap::helm::chart::Chart;
 use karpenter_bootstrap::helm::render::{ReleaseInfo, render};
-use karpenter_controller::cloud::{CloudProvider, SimEvent};
-use karpenter_controller::demo::{self, SimCluster, Timing};
+use karpenter_controller::cloud::CloudProvider;
 use karpenter_controller::settings::Settings;
+use karpenter_sim::demo::{self, SimCluster, Timing};
+use karpenter_sim::ec2::SimEvent;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -9,14 +9,14 @@
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_api::v1::{NodeClaim, NodePool};
-use karpenter_controller::cloud::SimEvent;
 use karpenter_controller::controllers::provisioning::{Provisioner, is_provisionable};
 use karpenter_controller::controllers::{Context, nodeclass};
-use karpenter_controller::demo::{self, SimCluster, Timing};
 use karpenter_controller::events::{EventSink, Reporter};
 use karpenter_controller::metrics::Metrics;
 use karpenter_controller::settings::Settings;
 use karpenter_controller::state::ClusterState;
+use karpenter_sim::demo::{self, SimCluster, Timing};
+use karpenter_sim::ec2::SimEvent;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use std::sync::Arc;

@@ -19,12 +19,12 @@ use karpenter_api::v1::NodeClaim;
 use karpenter_controller::cloud::CloudProvider;
 use karpenter_controller::cloud::aws::AwsCloudProvider;
 use karpenter_controller::controllers::interruption::{SqsQueue, event_rules};
-use karpenter_controller::demo::cluster::{apply_yaml, control_plane};
-use karpenter_controller::demo::{self, Timing};
 use karpenter_controller::endpoints::Health;
 use karpenter_controller::metrics::Metrics;
 use karpenter_controller::runtime::{self, Parts};
 use karpenter_controller::settings::Settings;
+use karpenter_sim::demo::cluster::{apply_yaml, control_plane};
+use karpenter_sim::demo::{self, Timing};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::json;
@@ -138,7 +138,7 @@ async fn kubelets(
                     &ec2,
                     &instance,
                     &class,
-                    &karpenter_controller::boot::sim_cluster_identity(),
+                    &karpenter_sim::boot::sim_cluster_identity(),
                 )
                 .await
                 .unwrap_or_else(|e| panic!("{} does not join: {e}", instance.id));

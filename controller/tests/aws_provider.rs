@@ -339,14 +339,14 @@ async fn launches_tag_instances_and_reuse_one_launch_template() {
     )
     .unwrap();
     // What nodeadm reads from it.
-    let read = karpenter_controller::boot::read(
+    let read = karpenter_sim::boot::read(
         karpenter_controller::userdata::AmiFamily::Al2023,
         &user_data,
     )
     .unwrap_or_else(|e| panic!("{e}\n{user_data}"));
     assert_eq!(
         read.endpoint,
-        karpenter_controller::boot::sim_cluster_identity().endpoint
+        karpenter_sim::boot::sim_cluster_identity().endpoint
     );
     let taints: Vec<String> = read
         .taints

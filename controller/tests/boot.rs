@@ -8,9 +8,9 @@ use base64::Engine;
 use k8s_openapi::api::core::v1::{Node, Taint};
 use karpenter_api::quantity::Quantity;
 use karpenter_api::v1::{EC2NodeClass, KubeletConfiguration, NodeClaim};
-use karpenter_controller::boot::{self, BootError, ClusterIdentity, Machine};
 use karpenter_controller::catalog::{Catalog, InstanceType, KubeletSettings};
 use karpenter_controller::userdata::{AmiFamily, ClusterInfo, NodeBootstrap, render};
+use karpenter_sim::boot::{self, BootError, ClusterIdentity, Machine};
 use serde_json::json;
 use std::collections::BTreeMap;
 

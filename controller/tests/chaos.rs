@@ -11,8 +11,9 @@ mod sim;
 
 use k8s_openapi::api::core::v1::Node;
 use karpenter_api::v1::{NodeClaim, NodePool};
-use karpenter_controller::cloud::{CloudProvider, SimEvent};
-use karpenter_controller::demo::Timing;
+use karpenter_controller::cloud::CloudProvider;
+use karpenter_sim::demo::Timing;
+use karpenter_sim::ec2::SimEvent;
 use kube::Api;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};

@@ -11,10 +11,8 @@ mod aws_support;
 use aws_support::AwsEnv;
 use karpenter_api::v1::{EC2NodeClass, NodeClaim};
 use karpenter_controller::catalog::{CapacityType, Catalog, KubeletSettings};
-use karpenter_controller::cloud::{
-    CloudError, CloudProvider, SimEvent, SimulatedEc2, SimulationConfig, UNAVAILABLE_FOR,
-    parse_provider_id,
-};
+use karpenter_controller::cloud::{CloudError, CloudProvider, UNAVAILABLE_FOR, parse_provider_id};
+use karpenter_sim::ec2::{SimEvent, SimulatedEc2, SimulationConfig};
 use serde_json::json;
 use std::time::Duration;
 

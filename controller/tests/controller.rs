@@ -4,9 +4,10 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use karpenter_controller::cloud::{CloudProvider, SimEvent};
-use karpenter_controller::demo::Timing;
+use karpenter_controller::cloud::CloudProvider;
 use karpenter_controller::metrics::SharedMetrics;
+use karpenter_sim::demo::Timing;
+use karpenter_sim::ec2::SimEvent;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 mod sim;

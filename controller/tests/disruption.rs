@@ -13,7 +13,7 @@ mod sim;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_api::v1::{NodeClaim, NodePool};
-use karpenter_controller::demo::Timing;
+use karpenter_sim::demo::Timing;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Merges `spec` into the default NodePool's spec.
-async fn patch_pool(cluster: &karpenter_controller::demo::SimCluster, spec: serde_json::Value) {
+async fn patch_pool(cluster: &karpenter_sim::demo::SimCluster, spec: serde_json::Value) {
     patch_spec::<NodePool>(cluster, "default", spec).await;
 }
 
@@ -31,7 +31,7 @@ async fn patch_pool(cluster: &karpenter_controller::demo::SimCluster, spec: serd
 async fn started(
     spec: serde_json::Value,
 ) -> (
-    karpenter_controller::demo::SimCluster,
+    karpenter_sim::demo::SimCluster,
     karpenter_controller::metrics::SharedMetrics,
     tokio::task::JoinHandle<()>,
 ) {
@@ -44,7 +44,7 @@ async fn started(
 }
 
 /// Live NodeClaims and those being deleted.
-async fn claim_counts(cluster: &karpenter_controller::demo::SimCluster) -> (usize, usize) {
+async fn claim_counts(cluster: &karpenter_sim::demo::SimCluster) -> (usize, usize) {
     let all: Vec<NodeClaim> = claims(cluster).await;
     let deleting = all
         .iter()
@@ -319,7 +319,7 @@ async fn under_used_nodes_whose_pods_fit_elsewhere_are_consolidated_but_not_a_do
 }
 
 /// Names of the NodeClaims there now.
-async fn claim_names(cluster: &karpenter_controller::demo::SimCluster) -> Vec<String> {
+async fn claim_names(cluster: &karpenter_sim::demo::SimCluster) -> Vec<String> {
     claims(cluster)
         .await
         .iter()

@@ -6,7 +6,7 @@ mod sim;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_api::v1::NodePool;
-use karpenter_controller::demo::Timing;
+use karpenter_sim::demo::Timing;
 use kube::Api;
 use serde_json::json;
 use std::collections::HashSet;

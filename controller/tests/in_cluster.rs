@@ -22,10 +22,10 @@ use aws_support::AwsEnv;
 use base64::Engine;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use karpenter_controller::boot::ClusterIdentity;
 use karpenter_controller::cloud::CloudProvider;
-use karpenter_controller::demo::Timing;
-use karpenter_controller::demo::cluster::{apply_yaml, control_plane};
+use karpenter_sim::boot::ClusterIdentity;
+use karpenter_sim::demo::Timing;
+use karpenter_sim::demo::cluster::{apply_yaml, control_plane};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
@@ -148,7 +148,7 @@ async fn the_chart_deployed_controller_launches_a_node_that_joins_from_its_user_
     };
 
     // The NodePool, an EC2NodeClass for this account, one pending pod.
-    let pool = karpenter_controller::demo::DEFAULT_MANIFESTS
+    let pool = karpenter_sim::demo::DEFAULT_MANIFESTS
         .split("\n---\n")
         .next()
         .unwrap();

@@ -5,9 +5,9 @@
 
 mod sim;
 
-use karpenter_controller::cloud::SimEvent;
 use karpenter_controller::controllers::interruption::InMemoryQueue;
-use karpenter_controller::demo::Timing;
+use karpenter_sim::demo::Timing;
+use karpenter_sim::ec2::SimEvent;
 use std::sync::Arc;
 use std::time::Duration;
 use test_support::eventually_within;

@@ -5,7 +5,7 @@
 mod sim;
 
 use karpenter_controller::cloud::CloudProvider;
-use karpenter_controller::demo::Timing;
+use karpenter_sim::demo::Timing;
 use std::collections::BTreeMap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,6 @@
 //! Nodes on the simulated cluster register what their user data says: the
 //! simulated EC2 renders the launch's user data as the EC2 provider does, the
-//! instance boots it (`karpenter_controller::boot`), and the Node's labels,
+//! instance boots it (`karpenter_sim::boot`), and the Node's labels,
 //! taints and allocatable are the agent's reading of it. User data the
 //! family cannot merge keeps the EC2NodeClass not Ready and launches nothing.
 
@@ -11,13 +11,13 @@ use k8s_openapi::api::events::v1::Event;
 use karpenter_api::quantity::Quantity;
 use karpenter_api::v1::EC2NodeClass;
 use karpenter_controller::cloud::CloudProvider;
-use karpenter_controller::demo::Timing;
+use karpenter_sim::demo::Timing;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use test_support::eventually;
 
-async fn patch_class(cluster: &karpenter_controller::demo::SimCluster, spec: serde_json::Value) {
+async fn patch_class(cluster: &karpenter_sim::demo::SimCluster, spec: serde_json::Value) {
     sim::patch_spec::<EC2NodeClass>(cluster, "default", spec).await;
 }
 
@@ -93,7 +93,7 @@ async fn nodes_register_the_allocatable_labels_and_taints_of_their_user_data() {
 /// Creates a pod asking for `cpu` and one `resource`, waits until it runs;
 /// returns its Node and the Node's instance type.
 async fn run_pod(
-    cluster: &karpenter_controller::demo::SimCluster,
+    cluster: &karpenter_sim::demo::SimCluster,
     name: &str,
     cpu: &str,
     resource: &str,

@@ -6,7 +6,7 @@
 mod sim;
 
 use karpenter_api::v1::{NodeClaim, NodePool, find_condition};
-use karpenter_controller::demo::Timing;
+use karpenter_sim::demo::Timing;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;

@@ -6,11 +6,12 @@ mod sim;
 
 use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};
 use karpenter_controller::catalog::{CapacityType, InstanceType};
-use karpenter_controller::cloud::{CloudError, CloudProvider, Instance, SimulatedEc2};
-use karpenter_controller::demo::Timing;
+use karpenter_controller::cloud::{CloudError, CloudProvider, Instance};
 use karpenter_controller::endpoints::{self, Health};
 use karpenter_controller::metrics::Metrics;
 use karpenter_controller::runtime::{self, Parts, RunError};
+use karpenter_sim::demo::Timing;
+use karpenter_sim::ec2::SimulatedEc2;
 use std::sync::Arc;
 
 /// The simulated EC2, except that resolving an EC2NodeClass panics.

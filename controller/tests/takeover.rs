@@ -11,7 +11,7 @@ mod sim;
 use k8s_openapi::api::core::v1::Node;
 use karpenter_api::v1::{EC2NodeClass, NodeClaim, NodePool};
 use karpenter_controller::cloud::CloudProvider;
-use karpenter_controller::demo::{SimCluster, Timing};
+use karpenter_sim::demo::{SimCluster, Timing};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};

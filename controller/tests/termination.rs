@@ -9,7 +9,7 @@ mod sim;
 use k8s_openapi::api::core::v1::Pod;
 use karpenter_api::v1::NodeClaim;
 use karpenter_controller::cloud::CloudProvider;
-use karpenter_controller::demo::{SimCluster, Timing};
+use karpenter_sim::demo::{SimCluster, Timing};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;

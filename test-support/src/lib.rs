@@ -16,6 +16,7 @@
 //!   controller's recorded AWS calls into the requests IAM authorizes.
 
 pub mod command;
+pub mod deps;
 mod devenv;
 pub mod iam;
 mod moto;

@@ -4,7 +4,7 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use base64::Engine;
-use karpenter_controller::boot::ClusterIdentity;
+use karpenter_sim::boot::ClusterIdentity;
 use test_support::{LoggedRequest, MotoServer};
 
 /// The region everything runs in.

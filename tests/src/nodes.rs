@@ -1,14 +1,14 @@
 //! What the instances do when they start: each running instance of the
 //! cluster's NodePools reads the user data EC2 holds for it with its AMI
-//! family's agent (`karpenter_controller::boot`) and registers the Node it
+//! family's agent (`karpenter_sim::boot`) and registers the Node it
 //! describes. An instance whose user data would not join is recorded, and
 //! the journey fails on it.
 
 use aws_sdk_ec2::types::Filter;
 use k8s_openapi::api::core::v1::Node;
 use karpenter_api::v1::EC2NodeClass;
-use karpenter_controller::boot::ClusterIdentity;
-use karpenter_controller::boot::ec2::{LaunchedInstance, boot_instance};
+use karpenter_sim::boot::ClusterIdentity;
+use karpenter_sim::boot::ec2::{LaunchedInstance, boot_instance};
 use kube::Api;
 use kube::api::PostParams;
 use std::collections::HashSet;

@@ -1,13 +1,10 @@
 //! The cloud-provider interface: everything the controller asks of EC2 goes
 //! through [`CloudProvider`]. Two implementations: [`aws::AwsCloudProvider`]
-//! on the official SDK, and [`SimulatedEc2`], in-process and deterministic,
-//! for the offline demo, load tests and fast controller tests.
+//! on the official SDK, and `karpenter_sim::ec2::SimulatedEc2`, in-process and
+//! deterministic, for the offline demo, load tests and fast controller tests.
 
 pub mod aws;
 pub mod offerings;
-mod simulated;
-
-pub use simulated::{LaunchHook, SimEvent, SimulatedEc2, SimulationConfig, TerminateHook};
 
 use crate::catalog::{CapacityType, InstanceType, Resources};
 use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};

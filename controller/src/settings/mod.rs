@@ -21,6 +21,7 @@ pub enum CloudKind {
     Aws,
     /// The in-process simulated EC2, which registers a Node for every
     /// instance it starts (like upstream's kwok provider; for load tests).
+    /// Served by `karpenter-sim run`; the production binary refuses it.
     Simulated,
 }
 

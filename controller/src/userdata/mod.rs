@@ -8,7 +8,7 @@
 //!   parts;
 //! - Custom: the user's user data, untouched.
 //!
-//! [`crate::boot`] reads what this writes the way the node agents do.
+//! `karpenter_sim::boot` reads what this writes the way the node agents do.
 
 mod bottlerocket;
 mod claim;

@@ -88,7 +88,7 @@ impl AwsEnv {
         let images = seed(&clients).await;
         // The simulated cluster's facts, so a test can boot the instances
         // against the same identity (`boot::sim_cluster_identity`).
-        let cluster = karpenter_controller::boot::sim_cluster_info();
+        let cluster = karpenter_sim::boot::sim_cluster_info();
         let mut settings = AwsSettings::new(cluster, "us-east-1", "1.33");
         settings.ssm_prefix = SSM_PREFIX.into();
         // moto has no Pricing API (its in-process server never answers GetProducts).
@@ -216,18 +216,18 @@ impl AwsEnv {
 }
 
 /// Boots `instance` the way its AMI family's agent would
-/// (`karpenter_controller::boot::ec2`), in us-east-1.
+/// (`karpenter_sim::boot::ec2`), in us-east-1.
 pub async fn boot_instance(
     ec2: &aws_sdk_ec2::Client,
     instance: &karpenter_controller::cloud::Instance,
     class: &EC2NodeClass,
-    cluster: &karpenter_controller::boot::ClusterIdentity,
+    cluster: &karpenter_sim::boot::ClusterIdentity,
 ) -> Result<k8s_openapi::api::core::v1::Node, String> {
-    let launched = karpenter_controller::boot::ec2::LaunchedInstance {
+    let launched = karpenter_sim::boot::ec2::LaunchedInstance {
         id: instance.id.clone(),
         instance_type: instance.instance_type.clone(),
         zone: instance.zone.clone(),
         region: "us-east-1".into(),
     };
-    karpenter_controller::boot::ec2::boot_instance(ec2, &launched, class, cluster).await
+    karpenter_sim::boot::ec2::boot_instance(ec2, &launched, class, cluster).await
 }

@@ -2,10 +2,10 @@
 //! through the EC2 API the way IMDS would serve it on the instance.
 
 use super::{ClusterIdentity, Machine, boot, launch_volumes};
-use crate::userdata::AmiFamily;
 use base64::Engine;
 use k8s_openapi::api::core::v1::Node;
 use karpenter_api::v1::EC2NodeClass;
+use karpenter_controller::userdata::AmiFamily;
 
 /// The instance facts the agent starts from.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub async fn boot_instance(
         .decode(encoded.trim())
         .map_err(|e| format!("user data is not base64: {e}"))?;
     let user_data = String::from_utf8(bytes).map_err(|e| e.to_string())?;
-    let instance_type = crate::catalog::Catalog::us_east_1()
+    let instance_type = karpenter_controller::catalog::Catalog::us_east_1()
         .get(&instance.instance_type)
         .cloned()
         .ok_or_else(|| format!("unknown instance type {}", instance.instance_type))?;

@@ -5,8 +5,8 @@
 //! name, endpoint, CA and CIDR are required (`validation.go`).
 
 use super::{AgentConfig, BootError, agent_error, apply_kubelet_flag};
-use crate::userdata::mime;
 use base64::Engine;
+use karpenter_controller::userdata::mime;
 use serde_json::Value;
 use std::io::Read;
 
@@ -55,7 +55,7 @@ fn merge(into: &mut Value, from: &Value, path: &str) {
 
 fn node_config(text: &str) -> Result<Value, BootError> {
     let text = decode(text);
-    crate::userdata::check_node_config(&text).map_err(|e| agent_error(AGENT, e))
+    karpenter_controller::userdata::check_node_config(&text).map_err(|e| agent_error(AGENT, e))
 }
 
 pub(super) fn read(user_data: &str) -> Result<AgentConfig, BootError> {
@@ -125,7 +125,7 @@ pub(super) fn read(user_data: &str) -> Result<AgentConfig, BootError> {
             .iter()
             .filter_map(|v| v.as_str().map(String::from))
             .collect(),
-        None => crate::userdata::dns_ip_from_cidr(&cidr)
+        None => karpenter_controller::userdata::dns_ip_from_cidr(&cidr)
             .into_iter()
             .collect(),
     };

@@ -11,9 +11,9 @@ pub mod scenario;
 pub use cluster::{SimCluster, Timing};
 pub use scenario::{Scenario, Step};
 
-use crate::cloud::SimEvent;
-use crate::settings::{LogFormat, Settings};
+use crate::ec2::SimEvent;
 use karpenter_api::v1::NodeClaim;
+use karpenter_controller::settings::{LogFormat, Settings};
 use kube::Api;
 use kube::api::ListParams;
 use report::{Handled, Observer, Snapshot, Summary};
@@ -22,9 +22,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The NodePool and EC2NodeClass the demo applies unless told otherwise.
-pub const DEFAULT_MANIFESTS: &str = include_str!("../../../examples/gitops/default.yaml");
+pub const DEFAULT_MANIFESTS: &str = include_str!("../../../../examples/gitops/default.yaml");
 /// The scenario the demo plays unless told otherwise.
-pub const DEFAULT_SCENARIO: &str = include_str!("../../../examples/workloads/demo.yaml");
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../../examples/workloads/demo.yaml");
 
 /// How to run the demo.
 #[derive(Debug, Clone)]
@@ -339,7 +339,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     let mut settings = Settings::defaults("demo");
     settings.log_format = LogFormat::Text;
     settings.log_level = options.log_level.clone();
-    crate::endpoints::init_logging(&settings);
+    karpenter_controller::endpoints::init_logging(&settings);
     settings.metrics_port = 0;
     settings.health_probe_port = 0;
     settings.disruption_poll_interval = Duration::from_secs_f64((10.0 / options.speed).max(0.25));
@@ -352,7 +352,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     let controller = tokio::spawn(controller);
     let observer = Observer::new(
         cluster.client(),
-        crate::catalog::Catalog::us_east_1().clone(),
+        karpenter_controller::catalog::Catalog::us_east_1().clone(),
     );
     let mut player = Player {
         cluster,

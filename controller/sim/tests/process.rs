@@ -1,11 +1,12 @@
-//! The `karpenter-controller run` process as Kubernetes runs it: against an
+//! The controller process (`karpenter-sim run`: the production process code,
+//! `karpenter_controller::process`, with the simulated EC2) as Kubernetes runs it: against an
 //! API server over TLS, stopped with SIGTERM when its pod is deleted. A clean
 //! stop releases the Lease (so the other replica takes over at once instead
 //! of after the lease duration) and exits with status 0.
 
 use k8s_openapi::api::coordination::v1::Lease;
-use karpenter_controller::demo::Timing;
-use karpenter_controller::demo::cluster::control_plane;
+use karpenter_sim::demo::Timing;
+use karpenter_sim::demo::cluster::control_plane;
 use kube::Api;
 use kubesim::ServeOptions;
 use std::process::{Command, Stdio};
@@ -28,7 +29,7 @@ async fn sigterm_releases_the_lease_and_exits_cleanly() {
         .serve(ServeOptions::loopback(dir.join("kubeconfig")))
         .await
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_karpenter-controller"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_karpenter-sim"))
         .arg("run")
         .env("KUBECONFIG", &served.kubeconfig)
         .env("CLUSTER_NAME", "process-test")
@@ -81,8 +82,5 @@ async fn sigterm_releases_the_lease_and_exits_cleanly() {
 
 #[test]
 fn version_names_the_crate_version_and_revision() {
-    test_support::version::assert_version(
-        env!("CARGO_BIN_EXE_karpenter-controller"),
-        "karpenter-controller",
-    );
+    test_support::version::assert_version(env!("CARGO_BIN_EXE_karpenter-sim"), "karpenter-sim");
 }

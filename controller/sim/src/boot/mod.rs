@@ -10,7 +10,7 @@
 //! `/etc/eks/bootstrap.sh` command line, its flags and `--kubelet-extra-args`).
 //! Then [`boot`] checks the cluster facts against the cluster's own and works
 //! out capacity and allocatable the way the agent and the kubelet do,
-//! independently of the planning arithmetic in [`crate::catalog`].
+//! independently of the planning arithmetic in [`karpenter_controller::catalog`].
 //!
 //! Not modelled: containerd and network set-up, the kubelet's TLS bootstrap
 //! and certificate signing, `nodeadm`'s drop-in directory, Bottlerocket's
@@ -22,11 +22,11 @@ pub mod ec2;
 mod eks_bootstrap;
 mod nodeadm;
 
-use crate::userdata::AmiFamily;
 use base64::Engine;
 use k8s_openapi::api::core::v1::{Node, Taint};
 use karpenter_api::labels;
 use karpenter_api::quantity::Quantity;
+use karpenter_controller::userdata::AmiFamily;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -72,7 +72,7 @@ pub struct Machine {
     /// Region.
     pub region: String,
     /// The instance type's facts.
-    pub instance_type: crate::catalog::InstanceType,
+    pub instance_type: karpenter_controller::catalog::InstanceType,
     /// EBS volumes attached at launch: device name and size in bytes.
     pub volumes: Vec<(String, i64)>,
     /// Elastic Fabric Adapters attached at launch (the EFA device plugin
@@ -259,7 +259,7 @@ pub fn boot(
     ]);
     // The VPC resource controller (security groups for pods enabled, as the
     // simulated clusters assume) advertises the type's branch interfaces.
-    let branches = crate::catalog::branch_interfaces(&t.name);
+    let branches = karpenter_controller::catalog::branch_interfaces(&t.name);
     if branches > 0 {
         capacity.insert(
             karpenter_api::labels::RESOURCE_POD_ENI.into(),
@@ -433,9 +433,9 @@ pub fn sim_cluster_identity() -> ClusterIdentity {
 }
 
 /// What the controller knows of the simulated cluster (service CIDR `10.100.0.0/16`).
-pub fn sim_cluster_info() -> crate::userdata::ClusterInfo {
+pub fn sim_cluster_info() -> karpenter_controller::userdata::ClusterInfo {
     let id = sim_cluster_identity();
-    crate::userdata::ClusterInfo {
+    karpenter_controller::userdata::ClusterInfo {
         name: id.name,
         endpoint: id.endpoint,
         ca_bundle: base64::engine::general_purpose::STANDARD.encode(id.ca_pem),
@@ -449,11 +449,9 @@ pub fn sim_cluster_info() -> crate::userdata::ClusterInfo {
 /// launch template gives them to EC2.
 pub fn launch_volumes(class: &karpenter_api::v1::EC2NodeClass) -> Vec<(String, i64)> {
     let family = AmiFamily::of(class);
-    let mappings = class
-        .spec
-        .block_device_mappings
-        .clone()
-        .unwrap_or_else(|| crate::cloud::aws::launch_template::default_block_devices(family));
+    let mappings = class.spec.block_device_mappings.clone().unwrap_or_else(|| {
+        karpenter_controller::cloud::aws::launch_template::default_block_devices(family)
+    });
     mappings
         .iter()
         .filter_map(|m| {

@@ -1,15 +1,15 @@
 //! The controller's memory and CPU while it manages 10k pods on 2k nodes
 //! (target: under 128 MB RSS). The controller runs as its own process (the
-//! real `karpenter-controller run` binary, `CLOUD_PROVIDER=simulated`) against
+//! controller process, `karpenter-sim run` with the simulated EC2) against
 //! kubesim served over TLS by this process, so its RSS and CPU time can be
 //! read from `/proc` alone. Prints a table per phase.
 //!
-//! `cargo bench -p karpenter-controller --bench footprint`
+//! `cargo bench -p karpenter-sim --bench footprint`
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_api::v1::NodeClaim;
-use karpenter_controller::demo::cluster::{apply_yaml, control_plane};
-use karpenter_controller::demo::{self, Timing};
+use karpenter_sim::demo::cluster::{apply_yaml, control_plane};
+use karpenter_sim::demo::{self, Timing};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
@@ -105,7 +105,7 @@ fn usage(pid: u32) -> Usage {
 const USER_HZ: f64 = 100.0;
 
 fn controller(kubeconfig: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_karpenter-controller"))
+    Command::new(env!("CARGO_BIN_EXE_karpenter-sim"))
         .arg("run")
         .env("KUBECONFIG", kubeconfig)
         .env("CLUSTER_NAME", "demo")

@@ -5,7 +5,7 @@
 //! the script would call `eks:DescribeCluster`, which this simulation refuses.
 
 use super::{AgentConfig, BootError, agent_error, apply_kubelet_flag};
-use crate::userdata::mime;
+use karpenter_controller::userdata::mime;
 
 const AGENT: &str = "bootstrap.sh";
 
@@ -127,7 +127,7 @@ pub(super) fn read(user_data: &str) -> Result<AgentConfig, BootError> {
     if config.cluster_dns.is_empty() {
         config.cluster_dns = cidr
             .as_deref()
-            .and_then(crate::userdata::dns_ip_from_cidr)
+            .and_then(karpenter_controller::userdata::dns_ip_from_cidr)
             .map(|d| vec![d])
             .unwrap_or_else(|| vec!["10.100.0.10".into()]);
     }

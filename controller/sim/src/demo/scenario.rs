@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn the_shipped_scenario_parses() {
-        let text = include_str!("../../../examples/workloads/demo.yaml");
+        let text = include_str!("../../../../examples/workloads/demo.yaml");
         let scenario = Scenario::parse(text).unwrap();
         let peak: i32 = scenario
             .steps

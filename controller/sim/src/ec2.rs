@@ -5,15 +5,17 @@
 //! five kinds of EventBridge message the interruption queue carries. No real part exists for this role (the AWS implementation is
 //! tested against moto); it stands in for EC2 in the demo and fast tests only.
 
-use super::offerings::{
-    OfferingKey, UnavailableOfferings, instance_tags, launch_choices, offering_name, type_matches,
-};
-use super::{CloudError, CloudProvider, Instance, claim_provider_id, parse_provider_id};
 use crate::boot::BootMedia;
-use crate::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings};
-use crate::userdata::{AmiFamily, ClusterInfo, NodeBootstrap, render};
 use karpenter_api::requirements::Requirements;
 use karpenter_api::v1::{EC2NodeClass, EC2NodeClassStatus, NodeClaim, NodePool};
+use karpenter_controller::catalog::{CapacityType, Catalog, InstanceType, KubeletSettings};
+use karpenter_controller::cloud::offerings::{
+    OfferingKey, UnavailableOfferings, instance_tags, launch_choices, offering_name, type_matches,
+};
+use karpenter_controller::cloud::{
+    CloudError, CloudProvider, Instance, claim_provider_id, parse_provider_id,
+};
+use karpenter_controller::userdata::{AmiFamily, ClusterInfo, NodeBootstrap, render};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -297,7 +299,7 @@ impl SimulatedEc2 {
         let choices = launch_choices(claim, self.catalog.iter())?;
         let kubelet = KubeletSettings::for_class_with(
             class,
-            crate::catalog::NodeOverheads {
+            karpenter_controller::catalog::NodeOverheads {
                 vm_memory_overhead_percent: self.config.kubelet.vm_memory_overhead_percent,
                 reserved_enis: self.config.kubelet.reserved_enis,
             },
@@ -337,8 +339,9 @@ impl SimulatedEc2 {
             )
             .map_err(|e| CloudError::NodeClassNotReady(e.to_string()))?;
             let id = Self::next_id(&mut state);
-            let efas = super::efa_interfaces(t, claim);
-            let (capacity, allocatable) = super::node_resources(t, &kubelet, efas);
+            let efas = karpenter_controller::cloud::efa_interfaces(t, claim);
+            let (capacity, allocatable) =
+                karpenter_controller::cloud::node_resources(t, &kubelet, efas);
             let instance = Instance {
                 provider_id: format!("aws:///{}/{id}", o.zone),
                 id: id.clone(),
@@ -477,7 +480,8 @@ impl CloudProvider for SimulatedEc2 {
             .as_ref()
             .and_then(|s| s.conditions.clone())
             .unwrap_or_default();
-        let validation = crate::userdata::validate_class(class, &self.config.cluster);
+        let validation =
+            karpenter_controller::userdata::validate_class(class, &self.config.cluster);
         for type_ in [
             cond::SUBNETS_READY,
             cond::SECURITY_GROUPS_READY,

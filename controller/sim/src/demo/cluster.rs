@@ -3,18 +3,19 @@
 //! whose instances register Nodes through the Kubernetes API after a boot
 //! delay, and an in-memory interruption queue. The demo and the controller
 //! tests run on it; the controller itself is the real one
-//! ([`crate::runtime::run`]).
+//! ([`karpenter_controller::runtime::run`]).
 
 use crate::boot::BootMedia;
-use crate::catalog::Catalog;
-use crate::cloud::{CloudError, Instance, SimEvent, SimulatedEc2, SimulationConfig};
-use crate::controllers::interruption::InMemoryQueue;
-use crate::endpoints::Health;
-use crate::metrics::{Metrics, SharedMetrics};
-use crate::runtime::{self, Parts, RunError};
-use crate::settings::Settings;
+use crate::ec2::{SimEvent, SimulatedEc2, SimulationConfig};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use karpenter_controller::catalog::Catalog;
+use karpenter_controller::cloud::{CloudError, Instance};
+use karpenter_controller::controllers::interruption::InMemoryQueue;
+use karpenter_controller::endpoints::Health;
+use karpenter_controller::metrics::{Metrics, SharedMetrics};
+use karpenter_controller::runtime::{self, Parts, RunError};
+use karpenter_controller::settings::Settings;
 use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -117,7 +118,7 @@ pub fn registering_ec2(
     });
     // As the cloud controller manager on EKS: the Node of a terminated
     // instance goes (Karpenter's termination usually deleted it already).
-    let on_terminate: crate::cloud::TerminateHook = Arc::new(move |provider_id: &str| {
+    let on_terminate: crate::ec2::TerminateHook = Arc::new(move |provider_id: &str| {
         terminated
             .lock()
             .unwrap_or_else(|p| p.into_inner())

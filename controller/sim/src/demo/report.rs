@@ -1,10 +1,10 @@
 //! What the demo shows: a snapshot of the cluster for the live progress
 //! line, the record of every node launched, and the closing summary.
 
-use crate::catalog::Catalog;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use karpenter_api::labels;
 use karpenter_api::v1::NodeClaim;
+use karpenter_controller::catalog::Catalog;
 use kube::Api;
 use kube::api::ListParams;
 use std::collections::{BTreeMap, HashMap};
@@ -120,7 +120,7 @@ impl Observer {
             .items
             .iter()
             .map(|n| {
-                let ready = crate::state::node_ready(n);
+                let ready = karpenter_controller::state::node_ready(n);
                 (n.metadata.name.clone().unwrap_or_default(), ready)
             })
             .collect();
