@@ -3,6 +3,7 @@
 //! Upstream restricts these with CRD patterns (`^([0-9]+(s|m|h))+$`, plus `Never`
 //! for `expireAfter` and `consolidateAfter`); budget durations are stricter
 //! (hours and/or minutes only). Parsing here accepts exactly those forms.
+use crate::error::Invalid;
 
 use std::time::Duration;
 
@@ -26,23 +27,23 @@ impl NillableDuration {
 }
 
 /// Parses `expireAfter` / `consolidateAfter` values: `Never` or `([0-9]+(s|m|h))+`.
-pub fn parse_nillable(text: &str) -> Result<NillableDuration, String> {
+pub fn parse_nillable(text: &str) -> Result<NillableDuration, Invalid> {
     if text == "Never" {
         return Ok(NillableDuration::Never);
     }
     parse(text)
         .map(NillableDuration::After)
-        .map_err(|_| format!("must be 'Never' or a duration of hours, minutes and seconds such as '720h' or '1h30m' (got {text:?})"))
+        .map_err(|_| Invalid(format!("must be 'Never' or a duration of hours, minutes and seconds such as '720h' or '1h30m' (got {text:?})")))
 }
 
 /// Parses `([0-9]+(s|m|h))+` (e.g. `terminationGracePeriod`).
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, Invalid> {
     parse_units(text, &['h', 'm', 's'])
-        .ok_or_else(|| format!("must be a duration of hours, minutes and seconds such as '48h' or '1h30m' (got {text:?})"))
+        .ok_or_else(|| Invalid(format!("must be a duration of hours, minutes and seconds such as '48h' or '1h30m' (got {text:?})")))
 }
 
 /// Parses a budget `duration`: hours and/or minutes (`8h`, `30m`, `1h30m`), optionally ending `0s`.
-pub fn parse_budget(text: &str) -> Result<Duration, String> {
+pub fn parse_budget(text: &str) -> Result<Duration, Invalid> {
     let body = text
         .strip_suffix("0s")
         .filter(|b| !b.is_empty())
@@ -50,7 +51,9 @@ pub fn parse_budget(text: &str) -> Result<Duration, String> {
     parse_units(body, &['h', 'm'])
         .filter(|_| is_hours_then_minutes(body))
         .ok_or_else(|| {
-            format!("must be hours and/or minutes such as '8h', '30m' or '1h30m' (got {text:?})")
+            Invalid(format!(
+                "must be hours and/or minutes such as '8h', '30m' or '1h30m' (got {text:?})"
+            ))
         })
 }
 
@@ -90,18 +93,18 @@ fn parse_units(text: &str, units: &[char]) -> Option<Duration> {
 /// upstream reads with it (`BATCH_IDLE_DURATION=500ms`, `1.5s`, `1h30m`,
 /// `0`): decimal numbers each with a unit of `ns`, `us` (`µs`), `ms`, `s`,
 /// `m`, `h`. A negative duration is refused (no setting takes one).
-pub fn parse_go(text: &str) -> Result<Duration, String> {
+pub fn parse_go(text: &str) -> Result<Duration, Invalid> {
     let err = || {
-        format!(
+        Invalid(format!(
             "{text:?} is not a duration such as '500ms', '1.5s' or '1h30m' (units ns, us, ms, s, m, h)"
-        )
+        ))
     };
     let body = text.strip_prefix('+').unwrap_or(text);
     if body == "0" {
         return Ok(Duration::ZERO);
     }
     if body.is_empty() || body.starts_with('-') {
-        return Err(err());
+        return Err(Invalid::from(err()));
     }
     let mut nanos: u128 = 0;
     let mut rest = body;
@@ -121,11 +124,11 @@ pub fn parse_go(text: &str) -> Result<Duration, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => return Err(err()),
+            _ => return Err(Invalid::from(err())),
         };
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-            return Err(err());
+            return Err(Invalid::from(err()));
         }
         let whole: u128 = if whole.is_empty() {
             0

@@ -2,6 +2,7 @@
 //!
 //! The names here are part of the compatibility contract (DESIGN.md §2): users'
 //! node selectors, dashboards and alerts key off them, so they never change.
+use crate::error::Invalid;
 
 /// `karpenter.sh` API group (NodePool, NodeClaim).
 pub const GROUP: &str = "karpenter.sh";
@@ -269,7 +270,7 @@ fn has_domain(domain: &str, parent: &str) -> bool {
 
 /// Checks a label key against Kubernetes' qualified-name syntax
 /// (`[prefix/]name`, prefix a DNS subdomain <= 253, name <= 63). Returns the broken rule.
-pub fn check_key(key: &str) -> Result<(), String> {
+pub fn check_key(key: &str) -> Result<(), Invalid> {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
@@ -278,39 +279,43 @@ pub fn check_key(key: &str) -> Result<(), String> {
         check_dns_subdomain(prefix).map_err(|rule| format!("prefix part {rule}"))?;
     }
     if name.is_empty() {
-        return Err("name part must be non-empty".into());
+        return Err(Invalid::from("name part must be non-empty"));
     }
     if name.len() > 63 {
-        return Err("name part must be no more than 63 characters".into());
+        return Err(Invalid::from(
+            "name part must be no more than 63 characters",
+        ));
     }
     if !is_qualified_name_part(name) {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (got {name:?})"
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Checks a label value: at most 63 characters, alphanumerics with `-_.` inside, or empty.
-pub fn check_value(value: &str) -> Result<(), String> {
+pub fn check_value(value: &str) -> Result<(), Invalid> {
     if value.len() > 63 {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "must be no more than 63 characters (got {})",
             value.len()
-        ));
+        )));
     }
     if !value.is_empty() && !is_qualified_name_part(value) {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "a valid label value must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (got {value:?})"
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Checks a DNS-1123 subdomain (lower-case, dots between labels, <= 253 characters).
-pub fn check_dns_subdomain(value: &str) -> Result<(), String> {
+pub fn check_dns_subdomain(value: &str) -> Result<(), Invalid> {
     if value.is_empty() || value.len() > 253 {
-        return Err("must be a DNS subdomain of 1 to 253 characters".into());
+        return Err(Invalid::from(
+            "must be a DNS subdomain of 1 to 253 characters",
+        ));
     }
     let valid = value.split('.').all(|part| {
         !part.is_empty()
@@ -324,9 +329,9 @@ pub fn check_dns_subdomain(value: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
+        Err(Invalid::from(format!(
             "must be a lowercase RFC 1123 subdomain: alphanumerics, '-' and '.', starting and ending with an alphanumeric (got {value:?})"
-        ))
+        )))
     }
 }
 

@@ -34,6 +34,8 @@ pub mod autoscaling;
 pub mod crd;
 pub mod defaults;
 pub mod duration;
+pub mod error;
+pub use error::{Incompatible, Invalid};
 pub mod labels;
 pub mod quantity;
 pub mod requirements;

@@ -25,6 +25,8 @@
 //! );
 //! assert!(pool.get("karpenter.k8s.aws/instance-cpu").unwrap().has("4"));
 //! ```
+use crate::error::Incompatible;
+use crate::error::Invalid;
 
 use crate::labels;
 use crate::v1::NodeSelectorRequirementWithMinValues;
@@ -48,7 +50,7 @@ pub struct Requirement {
 
 impl Requirement {
     /// Builds a requirement from an operator and values; the key is normalised.
-    pub fn new(key: &str, operator: &str, values: &[&str]) -> Result<Self, String> {
+    pub fn new(key: &str, operator: &str, values: &[&str]) -> Result<Self, Invalid> {
         let owned: Vec<String> = values.iter().map(|v| v.to_string()).collect();
         Self::from_parts(key, operator, &owned, None)
     }
@@ -58,7 +60,7 @@ impl Requirement {
         operator: &str,
         values: &[String],
         min_values: Option<u32>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Invalid> {
         let key = labels::normalize(key).to_string();
         let bound = || -> Result<i64, String> {
             match values {
@@ -92,19 +94,19 @@ impl Requirement {
             "Gte" => r.greater_than = Some(bound()?.saturating_sub(1)),
             "Lt" => r.less_than = Some(bound()?),
             "Lte" => r.less_than = Some(bound()?.saturating_add(1)),
-            other => return Err(format!("{key}: unknown operator {other:?}")),
+            other => return Err(Invalid(format!("{key}: unknown operator {other:?}"))),
         }
         Ok(r.normalized())
     }
 
     /// From a NodePool / NodeClaim requirement (keeps `minValues`).
-    pub fn from_api(req: &NodeSelectorRequirementWithMinValues) -> Result<Self, String> {
+    pub fn from_api(req: &NodeSelectorRequirementWithMinValues) -> Result<Self, Invalid> {
         let min = req.min_values.and_then(|m| u32::try_from(m).ok());
         Self::from_parts(&req.key, &req.operator, req.values(), min)
     }
 
     /// From a core node selector requirement (pod node affinity).
-    pub fn from_node_selector(req: &NodeSelectorRequirement) -> Result<Self, String> {
+    pub fn from_node_selector(req: &NodeSelectorRequirement) -> Result<Self, Invalid> {
         Self::from_parts(
             &req.key,
             &req.operator,
@@ -329,7 +331,7 @@ impl Requirements {
     }
 
     /// From NodePool or NodeClaim requirements.
-    pub fn from_api(reqs: &[NodeSelectorRequirementWithMinValues]) -> Result<Self, String> {
+    pub fn from_api(reqs: &[NodeSelectorRequirementWithMinValues]) -> Result<Self, Invalid> {
         let mut out = Requirements::default();
         for req in reqs {
             out.add(Requirement::from_api(req)?);
@@ -355,7 +357,7 @@ impl Requirements {
     pub fn for_pod(
         node_selector: Option<&BTreeMap<String, String>>,
         affinity: Option<&Affinity>,
-    ) -> Result<Vec<Self>, String> {
+    ) -> Result<Vec<Self>, Invalid> {
         let base = Requirements::from_labels(node_selector.into_iter().flatten());
         let terms = affinity
             .and_then(|a| a.node_affinity.as_ref())
@@ -389,7 +391,7 @@ impl Requirements {
 
     /// Every key present in both has a non-empty intersection (two "absent"
     /// requirements agree). The error names the first key that does not.
-    pub fn intersects(&self, other: &Requirements) -> Result<(), String> {
+    pub fn intersects(&self, other: &Requirements) -> Result<(), Incompatible> {
         for incoming in other.iter() {
             let Some(existing) = self.0.get(&incoming.key) else {
                 continue;
@@ -401,10 +403,10 @@ impl Requirements {
             if absent(existing) && absent(incoming) {
                 continue;
             }
-            return Err(format!(
+            return Err(Incompatible(format!(
                 "{}: {incoming} does not intersect {existing}",
                 incoming.key
-            ));
+            )));
         }
         Ok(())
     }
@@ -412,7 +414,7 @@ impl Requirements {
     /// Whether a pod (or anything) requiring `other` can run on what `self` describes.
     /// Labels `self` does not define are allowed only when well known or when `other`
     /// only excludes values; then every shared key must intersect.
-    pub fn compatible(&self, other: &Requirements) -> Result<(), String> {
+    pub fn compatible(&self, other: &Requirements) -> Result<(), Incompatible> {
         for incoming in other.iter() {
             if self.0.contains_key(&incoming.key)
                 || matches!(incoming.operator(), "NotIn" | "DoesNotExist")
@@ -420,10 +422,10 @@ impl Requirements {
             {
                 continue;
             }
-            return Err(format!(
+            return Err(Incompatible(format!(
                 "label {:?} does not have known values",
                 incoming.key
-            ));
+            )));
         }
         self.intersects(other)
     }
@@ -556,7 +558,7 @@ mod tests {
         // Undefined custom label: denied unless it only excludes.
         let pod = reqs(&[req("other", "In", &["x"])]);
         assert_eq!(
-            pool.compatible(&pod).unwrap_err(),
+            pool.compatible(&pod).unwrap_err().0,
             "label \"other\" does not have known values"
         );
         assert!(

@@ -1,12 +1,13 @@
 //! Disruption-budget schedules: standard 5-field cron (UTC) or a descriptor
 //! (`@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`),
 //! the forms upstream accepts through robfig/cron's standard parser.
+use crate::error::Invalid;
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
 /// Parses a budget schedule; the error says what is wrong in plain words.
-pub fn parse(text: &str) -> Result<Cron, String> {
+pub fn parse(text: &str) -> Result<Cron, Invalid> {
     let normalized = match text.trim() {
         "@midnight" => "@daily",
         other => other,
@@ -21,14 +22,14 @@ pub fn parse(text: &str) -> Result<Cron, String> {
             "@hourly",
         ];
         if !DESCRIPTORS.contains(&normalized) {
-            return Err(format!(
+            return Err(Invalid::from(format!(
                 "unknown schedule descriptor {text:?}: use @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly"
-            ));
+            )));
         }
     } else if normalized.split_whitespace().count() != 5 {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "must be a cron schedule with 5 fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily (got {text:?})"
-        ));
+        )));
     }
     let parser = CronParser::builder()
         .seconds(Seconds::Disallowed)
@@ -50,6 +51,7 @@ pub fn parse(text: &str) -> Result<Cron, String> {
             ),
             None => format!("invalid cron schedule {text:?}: {e}"),
         }
+        .into()
     })
 }
 
@@ -76,11 +78,11 @@ mod tests {
     #[test]
     fn names_the_bad_field() {
         assert_eq!(
-            parse("0 25 * * *").unwrap_err(),
+            parse("0 25 * * *").unwrap_err().0,
             "invalid cron schedule \"0 25 * * *\": the hour field \"25\" is invalid"
         );
         assert_eq!(
-            parse("0 0 * 13 *").unwrap_err(),
+            parse("0 0 * 13 *").unwrap_err().0,
             "invalid cron schedule \"0 0 * 13 *\": the month field \"13\" is invalid"
         );
     }

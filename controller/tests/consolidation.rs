@@ -103,7 +103,7 @@ fn a_replacement_must_save_the_minimum() {
     };
     a.price = new.price + RULES.min_saving / 2.0;
     let refused = evaluate(&world, &[&a], &RULES).unwrap_err();
-    assert!(refused.contains("costs less than"), "{refused}");
+    assert!(refused.0.contains("costs less than"), "{refused}");
     let relaxed = Rules {
         min_saving: RULES.min_saving / 4.0,
         ..RULES
@@ -117,7 +117,7 @@ fn spot_nodes_are_replaced_only_with_spot_to_spot_but_always_deleted() {
     a.spot = true;
     let world = World::new(vec![n1], vec![pool("default")]);
     let refused = evaluate(&world, &[&a], &RULES).unwrap_err();
-    assert!(refused.contains("SpotToSpotConsolidation"), "{refused}");
+    assert!(refused.0.contains("SpotToSpotConsolidation"), "{refused}");
     let gated = Rules {
         spot_to_spot: true,
         ..RULES
@@ -229,10 +229,10 @@ fn balanced_replaces_a_node_only_when_the_saving_is_worth_the_disruption() {
     // In a $10/h pool it is 2% for 10% (score 0.2): refused, with the numbers.
     let refused = evaluate(&world, &[&a], &balanced(10.0)).unwrap_err();
     assert!(
-        refused.contains("NodePool default is Balanced"),
+        refused.0.contains("NodePool default is Balanced"),
         "{refused}"
     );
-    assert!(refused.contains("scores 0.20, under 0.50"), "{refused}");
+    assert!(refused.0.contains("scores 0.20, under 0.50"), "{refused}");
     // The default policy takes the same move.
     assert!(evaluate(&world, &[&a], &RULES).is_ok());
 }

@@ -162,9 +162,13 @@ impl Errors {
         }
     }
 
-    /// Records the error of a check returning `Result<_, String>`.
-    pub(crate) fn result<T>(&mut self, path: &FieldPath, result: Result<T, String>) -> Option<T> {
-        result.map_err(|rule| self.add(path, rule)).ok()
+    /// Records the error of a check (its message is the broken rule).
+    pub(crate) fn result<T, E: Into<String>>(
+        &mut self,
+        path: &FieldPath,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        result.map_err(|rule| self.add(path, rule.into())).ok()
     }
 
     /// Ok when nothing was recorded, otherwise every problem.

@@ -36,7 +36,7 @@ mod topology;
 
 pub use claim::MAX_INSTANCE_TYPES;
 pub use pod::{InvalidPod, InvalidSelector, PodFacts, PodInfo, Preference, label_selector};
-pub use pool::{Candidate, OfferingFilter, Pool};
+pub use pool::{Candidate, InvalidPool, OfferingFilter, Pool};
 pub use resources::Resources;
 pub use solve::{ExistingNode, NewClaim, Solution, solve, solve_on};
 pub use topology::{Kind, NodeFilter, TopologyTerm};

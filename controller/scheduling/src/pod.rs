@@ -59,7 +59,10 @@ pub fn label_selector(
     let mut out = Requirements::from_labels(selector.match_labels.iter().flatten());
     for expr in selector.match_expressions.iter().flatten() {
         let values: Vec<&str> = expr.values.iter().flatten().map(String::as_str).collect();
-        out.add(Requirement::new(&expr.key, &expr.operator, &values).map_err(InvalidSelector)?);
+        out.add(
+            Requirement::new(&expr.key, &expr.operator, &values)
+                .map_err(|e| InvalidSelector(e.0))?,
+        );
     }
     Ok(Some(out))
 }
@@ -115,7 +118,8 @@ impl PodInfo {
             pod: key.clone(),
             reason,
         };
-        let terms = Requirements::for_pod(facts.node_selector, facts.affinity).map_err(invalid)?;
+        let terms =
+            Requirements::for_pod(facts.node_selector, facts.affinity).map_err(|e| invalid(e.0))?;
         let host_ports = ports
             .into_iter()
             .filter_map(|p| {

@@ -110,6 +110,17 @@ fn unlimited() -> Resources {
     }
 }
 
+/// A NodePool the engine cannot use (a malformed requirement or limit);
+/// fixed only by editing the NodePool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("NodePool {pool}: {reason}")]
+pub struct InvalidPool {
+    /// The NodePool's name.
+    pub pool: String,
+    /// The field and the rule it breaks.
+    pub reason: String,
+}
+
 impl Pool {
     /// The price of the cheapest node of this pool that holds `requests` alone
     /// under one of `terms` (infinite when none): what a pod pays without company.
@@ -171,11 +182,26 @@ impl Pool {
         kubelet: &KubeletSettings,
         daemon_overhead: &Resources,
         in_use: &Resources,
+    ) -> Result<Self, InvalidPool> {
+        Self::prepare(pool, catalog, kubelet, daemon_overhead, in_use).map_err(|reason| {
+            InvalidPool {
+                pool: pool.metadata.name.clone().unwrap_or_default(),
+                reason,
+            }
+        })
+    }
+
+    fn prepare(
+        pool: &NodePool,
+        catalog: &Catalog,
+        kubelet: &KubeletSettings,
+        daemon_overhead: &Resources,
+        in_use: &Resources,
     ) -> Result<Self, String> {
         let name = pool.metadata.name.clone().unwrap_or_default();
         let template = &pool.spec.template;
-        let mut requirements = Requirements::from_api(&template.spec.requirements)
-            .map_err(|e| format!("NodePool {name}: {e}"))?;
+        let mut requirements =
+            Requirements::from_api(&template.spec.requirements).map_err(String::from)?;
         let labels = template
             .metadata
             .as_ref()
@@ -189,7 +215,7 @@ impl Pool {
         for (resource, q) in pool.spec.limits.iter().flatten() {
             let limit: karpenter_api::quantity::Quantity =
                 q.0.parse()
-                    .map_err(|e| format!("NodePool {name}: limits[{resource}]: {e}"))?;
+                    .map_err(|e| format!("limits[{resource}]: {e}"))?;
             remaining.set(resource, &limit);
         }
         remaining.cpu_milli = remaining.cpu_milli.saturating_sub(in_use.cpu_milli);

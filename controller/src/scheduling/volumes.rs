@@ -66,7 +66,10 @@ pub fn volume_requirements(
                 .iter()
                 .flat_map(|t| t.match_expressions.iter().flatten())
             {
-                out.add(Requirement::from_node_selector(expr).map_err(VolumeError::Topology)?);
+                out.add(
+                    Requirement::from_node_selector(expr)
+                        .map_err(|e| VolumeError::Topology(e.0))?,
+                );
             }
             continue;
         }
@@ -92,7 +95,10 @@ pub fn volume_requirements(
             .flat_map(|t| t.match_label_expressions.iter().flatten())
         {
             let values: Vec<&str> = expr.values.iter().map(String::as_str).collect();
-            out.add(Requirement::new(&expr.key, "In", &values).map_err(VolumeError::Topology)?);
+            out.add(
+                Requirement::new(&expr.key, "In", &values)
+                    .map_err(|e| VolumeError::Topology(e.0))?,
+            );
         }
     }
     Ok(out)

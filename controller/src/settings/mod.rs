@@ -200,7 +200,7 @@ pub struct SettingsError {
 }
 
 /// Go's duration syntax, as upstream's flags take it (`500ms`, `1.5s`, `1h30m`).
-fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, karpenter_api::Invalid> {
     karpenter_api::duration::parse_go(text)
 }
 

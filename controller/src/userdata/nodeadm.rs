@@ -127,7 +127,11 @@ fn user_parts(user: &str) -> Result<Vec<Part>, UserDataError> {
 
 /// What nodeadm's decoder checks of a `NodeConfig` document: YAML or JSON,
 /// `apiVersion: node.eks.aws/v1alpha1`, `kind: NodeConfig`.
-pub fn check_node_config(text: &str) -> Result<Value, String> {
+pub fn check_node_config(text: &str) -> Result<Value, karpenter_api::Invalid> {
+    decode_node_config(text).map_err(karpenter_api::Invalid)
+}
+
+fn decode_node_config(text: &str) -> Result<Value, String> {
     let value: Value = serde_norway::from_str(text)
         .map_err(|e| format!("a NodeConfig must be YAML or JSON: {e}"))?;
     let api_version = value.get("apiVersion").and_then(Value::as_str);

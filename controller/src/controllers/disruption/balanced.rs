@@ -16,6 +16,7 @@
 //!
 //! Empty nodes are not scored (emptiness removes them, as upstream).
 
+use super::Refusal;
 use karpenter_api::v1::BALANCED_K;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -111,7 +112,11 @@ impl Balanced {
 
     /// Scores a move saving `saving` an hour whose nodes fall in the pools
     /// of `shares`; `Err` says which pool refused it and why.
-    pub fn approve(&self, saving: f64, shares: &BTreeMap<String, PoolShare>) -> Result<(), String> {
+    pub fn approve(
+        &self,
+        saving: f64,
+        shares: &BTreeMap<String, PoolShare>,
+    ) -> Result<(), Refusal> {
         let total_price: f64 = shares.values().map(|s| s.price).sum();
         let mut refusals = Vec::new();
         for (pool, share) in shares {
@@ -144,7 +149,7 @@ impl Balanced {
         if refusals.is_empty() {
             Ok(())
         } else {
-            Err(refusals.join("; "))
+            Err(Refusal(refusals.join("; ")))
         }
     }
 
@@ -201,8 +206,8 @@ mod tests {
         assert_eq!(balanced.approve(1.0, &shares), Ok(()));
         // Saving $0.80: both score 0.4.
         let refused = balanced.approve(0.8, &shares).unwrap_err();
-        assert!(refused.starts_with("NodePool a is Balanced"), "{refused}");
-        assert!(refused.contains("; NodePool b is Balanced"), "{refused}");
+        assert!(refused.0.starts_with("NodePool a is Balanced"), "{refused}");
+        assert!(refused.0.contains("; NodePool b is Balanced"), "{refused}");
         let scores = balanced.take_scores();
         assert_eq!(scores.len(), 5);
         assert_eq!(scores.iter().filter(|s| !s.approved).count(), 2);

@@ -55,14 +55,14 @@ pub fn allowed(
     reason: Reason,
     nodes: usize,
     now: Timestamp,
-) -> Result<usize, String> {
+) -> Result<usize, karpenter_api::Invalid> {
     let budgets = pool
         .spec
         .disruption
         .as_ref()
         .and_then(|d| d.budgets.as_ref());
     let Some(budgets) = budgets.filter(|b| !b.is_empty()) else {
-        return node_count(DEFAULT_NODES, nodes);
+        return Ok(node_count(DEFAULT_NODES, nodes)?);
     };
     let mut allowed = usize::MAX;
     for (i, budget) in budgets.iter().enumerate() {
@@ -206,7 +206,7 @@ mod tests {
             let p = pool(json!([budget, {"nodes": "100%"}]));
             let error = allowed(&p, Reason::Empty, 10, at(12, 0)).unwrap_err();
             assert!(
-                error.starts_with("spec.disruption.budgets[0]") && error.contains(field),
+                error.0.starts_with("spec.disruption.budgets[0]") && error.0.contains(field),
                 "{error}"
             );
         }

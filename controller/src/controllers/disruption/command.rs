@@ -21,6 +21,7 @@
 //! it (a set with an on-demand node may be replaced by spot capacity, as
 //! upstream allows on-demand to spot).
 
+use super::Refusal;
 use super::balanced::{Balanced, PoolShare};
 use super::world::{Launch, World};
 use crate::scheduling::{NewClaim, OfferingFilter, PodInfo};
@@ -97,7 +98,7 @@ pub struct Rules {
 
 impl Rules {
     /// Whether the Balanced pools among `set`'s approve a move saving `saving`.
-    fn balanced_approve(&self, set: &[&Movable], saving: f64) -> Result<(), String> {
+    fn balanced_approve(&self, set: &[&Movable], saving: f64) -> Result<(), Refusal> {
         let Some(balanced) = &self.balanced else {
             return Ok(());
         };
@@ -114,7 +115,7 @@ impl Rules {
 /// Whether the nodes in `set` can go together: deleted when their pods fit
 /// on the other nodes, else replaced by one node cheaper (by at least the
 /// minimum saving) than all of them. The error says why not.
-pub fn evaluate(world: &World, set: &[&Movable], rules: &Rules) -> Result<Command, String> {
+pub fn evaluate(world: &World, set: &[&Movable], rules: &Rules) -> Result<Command, Refusal> {
     let pods: Vec<PodInfo> = set.iter().flat_map(|m| m.pods.iter().cloned()).collect();
     let leaving: Vec<&str> = set.iter().map(|m| m.node.as_str()).collect();
     let price: f64 = set.iter().map(|m| m.price).sum();
@@ -135,12 +136,13 @@ pub fn evaluate(world: &World, set: &[&Movable], rules: &Rules) -> Result<Comman
     if set.iter().all(|m| m.spot) && !rules.spot_to_spot {
         return Err(format!(
             "{no_room}; spot nodes are replaced only with SpotToSpotConsolidation"
-        ));
+        )
+        .into());
     }
     let ceiling = price - rules.min_saving;
     let placed = world.place(&pods, &leaving, Launch::OneCheaperThan(ceiling))?;
     let [planned] = placed.claims.as_slice() else {
-        return Err(format!("their pods need {} new nodes", placed.claims.len()));
+        return Err(format!("their pods need {} new nodes", placed.claims.len()).into());
     };
     let cheaper = cheaper_than(world, planned, ceiling).ok_or_else(|| {
         format!(

@@ -224,7 +224,7 @@ impl<C: CloudProvider + 'static> Disruption<C> {
                     .collect::<Result<Vec<_>, _>>()
                     .and_then(|movables| {
                         let refs: Vec<&Movable> = movables.iter().collect();
-                        command::evaluate(&world, &refs, &rules)
+                        command::evaluate(&world, &refs, &rules).map_err(String::from)
                     });
                 self.record_scores(candidates, &rules, validated.as_ref().ok());
                 match validated {

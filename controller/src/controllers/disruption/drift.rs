@@ -209,8 +209,11 @@ impl<C: CloudProvider + 'static> Disruption<C> {
             consolidation_type: "",
         };
         let world = World::now(ctx).await;
-        let placed = workload(ctx, &candidate.node)
-            .and_then(|pods| world.place(&pods, &[candidate.node.as_str()], Launch::Any));
+        let placed = workload(ctx, &candidate.node).and_then(|pods| {
+            world
+                .place(&pods, &[candidate.node.as_str()], Launch::Any)
+                .map_err(String::from)
+        });
         match placed {
             Ok(placed) => self.replace(&[candidate], &placed.claims, why).await,
             Err(e) => {

@@ -38,6 +38,31 @@ mod replace;
 pub mod world;
 
 pub use budgets::Reason;
+
+/// Why a disruption is not taken (no room for the pods, not cheaper, a
+/// budget or balance refusal): an answer to a question, not a failure, and
+/// asked again on the next pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal(reason)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Self {
+        Refusal(reason.to_string())
+    }
+}
+
+impl From<Refusal> for String {
+    fn from(refusal: Refusal) -> Self {
+        refusal.0
+    }
+}
 pub use candidates::{do_not_disrupt, eviction_cost};
 
 use crate::cloud::CloudProvider;

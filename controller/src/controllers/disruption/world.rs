@@ -138,7 +138,7 @@ impl World {
         pods: &[PodInfo],
         leaving: &[&str],
         launch: Launch,
-    ) -> Result<Solution, String> {
+    ) -> Result<Solution, super::Refusal> {
         let asked = Room::asked_by(pods);
         // Bounds first: most questions in a busy cluster fail them, and they
         // save a solve against every node. Room counts only on nodes that
@@ -165,7 +165,8 @@ impl World {
             {
                 return Err(format!(
                     "no instance type that holds what does not fit elsewhere costs less than ${ceiling:.4}/h"
-                ));
+                )
+                .into());
             }
             _ => {}
         }
@@ -181,7 +182,7 @@ impl World {
             solution = solve_on(pods, &others, self.pools_holding(&solution.claims));
         }
         match solution.unschedulable.first() {
-            Some((pod, why)) => Err(format!("{pod} fits nowhere: {why}")),
+            Some((pod, why)) => Err(format!("{pod} fits nowhere: {why}").into()),
             None => Ok(solution),
         }
     }

@@ -67,8 +67,18 @@ fn text<'a>(value: &'a Value, field: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("field {field:?} is missing or not a string"))
 }
 
+/// A message body that is not one of the events the queue's rules deliver.
+/// Never retryable: the message is deleted and counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedMessage(pub String);
+
 /// Parses an SQS message body; the error says which field broke which rule.
-pub fn parse(body: &str) -> Result<Message, String> {
+pub fn parse(body: &str) -> Result<Message, MalformedMessage> {
+    parse_fields(body).map_err(MalformedMessage)
+}
+
+fn parse_fields(body: &str) -> Result<Message, String> {
     let value: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
     let source = text(&value, "source")?;
     let detail_type = text(&value, "detail-type")?;
@@ -187,29 +197,29 @@ mod tests {
 
     #[test]
     fn bad_messages_say_what_is_wrong() {
-        assert!(parse("{").unwrap_err().contains("not JSON"));
+        assert!(parse("{").unwrap_err().0.contains("not JSON"));
         let err = parse(&event(
             "aws.ec2",
             "EC2 Spot Instance Interruption Warning",
             json!({}),
         ))
         .unwrap_err();
-        assert!(err.contains("instance-id"), "{err}");
+        assert!(err.0.contains("instance-id"), "{err}");
         let err = parse(&event("aws.s3", "Object Created", json!({}))).unwrap_err();
-        assert!(err.contains("unsupported"), "{err}");
+        assert!(err.0.contains("unsupported"), "{err}");
         let err = parse(&event(
             "aws.health",
             "AWS Health Event",
             json!({"service": "RDS", "eventTypeCategory": "scheduledChange"}),
         ))
         .unwrap_err();
-        assert!(err.contains("not an EC2 scheduled change"), "{err}");
+        assert!(err.0.contains("not an EC2 scheduled change"), "{err}");
         let err = parse(&event(
             "aws.ec2",
             "EC2 Instance Rebalance Recommendation",
             json!({"instance-id": "sir-1"}),
         ))
         .unwrap_err();
-        assert!(err.contains("not an EC2 instance id"), "{err}");
+        assert!(err.0.contains("not an EC2 instance id"), "{err}");
     }
 }

@@ -13,7 +13,7 @@ pub mod messages;
 pub mod queue;
 
 pub use karpenter_aws::interruption_rules::{EventRule, event_rules};
-pub use messages::{Kind, Message, parse};
+pub use messages::{Kind, MalformedMessage, Message, parse};
 pub use queue::{InMemoryQueue, MessageQueue, QueueError, Received, SqsQueue};
 
 use crate::catalog::CapacityType;
@@ -117,7 +117,7 @@ impl<C: CloudProvider + 'static, Q: MessageQueue + 'static> Interruption<C, Q> {
                     .interruption_received
                     .get_or_create(&vec![("message_type", "unparseable".into())])
                     .inc();
-                return Action::Unparseable(why);
+                return Action::Unparseable(why.0);
             }
         };
         metrics
