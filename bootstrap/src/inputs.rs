@@ -8,6 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
 
+/// The bootstrap's inputs cannot be read (a config file, `terraform output`):
+/// the message names the source and what is wrong; fix it and run again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InputsError(pub String);
+
 /// Every input, each optional until the sources are combined.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -70,7 +76,11 @@ impl Inputs {
     }
 
     /// Reads a config file (YAML or JSON) whose keys are the flags' names.
-    pub fn from_config_file(path: &Path) -> Result<Inputs, String> {
+    pub fn from_config_file(path: &Path) -> Result<Inputs, InputsError> {
+        Self::read_config_file(path).map_err(InputsError)
+    }
+
+    fn read_config_file(path: &Path) -> Result<Inputs, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("--config {}: {e}", path.display()))?;
         serde_norway::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))
@@ -79,7 +89,11 @@ impl Inputs {
     /// The inputs a Terraform configuration's outputs give (the output
     /// names of `terraform-aws-modules/eks` and its `karpenter` module, and
     /// of this project's module): `terraform output -json` as parsed JSON.
-    pub fn from_terraform_outputs(outputs: &Value) -> Result<Inputs, String> {
+    pub fn from_terraform_outputs(outputs: &Value) -> Result<Inputs, InputsError> {
+        Self::read_terraform_outputs(outputs).map_err(InputsError)
+    }
+
+    fn read_terraform_outputs(outputs: &Value) -> Result<Inputs, String> {
         let Value::Object(map) = outputs else {
             return Err("terraform output -json did not print an object".into());
         };
@@ -131,7 +145,11 @@ impl Inputs {
 
     /// Runs `terraform output -json` in `dir` with `terraform` (a path, or a
     /// name on the PATH) and reads its outputs.
-    pub fn from_terraform_dir(dir: &Path, terraform: &str) -> Result<Inputs, String> {
+    pub fn from_terraform_dir(dir: &Path, terraform: &str) -> Result<Inputs, InputsError> {
+        Self::read_terraform_dir(dir, terraform).map_err(InputsError)
+    }
+
+    fn read_terraform_dir(dir: &Path, terraform: &str) -> Result<Inputs, String> {
         let out = std::process::Command::new(terraform)
             .args(["output", "-json"])
             .current_dir(dir)
@@ -215,7 +233,7 @@ mod tests {
         let path = dir.join("bootstrap.yaml");
         std::fs::write(&path, "cluster-name: demo\nregoin: us-east-1\n").unwrap();
         let err = Inputs::from_config_file(&path).unwrap_err();
-        assert!(err.contains("regoin"), "{err}");
+        assert!(err.0.contains("regoin"), "{err}");
         std::fs::write(
             &path,
             "cluster-name: demo\nvalues:\n  replicas: 1\nssm: true\n",

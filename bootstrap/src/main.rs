@@ -285,10 +285,10 @@ impl Target {
         };
         let mut inputs = flags;
         if let Some(path) = &self.config {
-            inputs = inputs.or(Inputs::from_config_file(path)?);
+            inputs = inputs.or(Inputs::from_config_file(path).map_err(|e| e.0)?);
         }
         if let Some(dir) = &self.from_terraform {
-            inputs = inputs.or(Inputs::from_terraform_dir(dir, &self.terraform)?);
+            inputs = inputs.or(Inputs::from_terraform_dir(dir, &self.terraform).map_err(|e| e.0)?);
         }
         let cluster = inputs.cluster_name.clone().ok_or(
             "no cluster name: pass --cluster-name, set CLUSTER_NAME, or give it in --config or --from-terraform",
@@ -319,7 +319,7 @@ impl Target {
         }
         let chart_defaults = karpenter_bootstrap::helm::chart::Chart::embedded().values;
         if let Some(given) = &inputs.values {
-            check_values_shape(&chart_defaults, given, "values")?;
+            check_values_shape(&chart_defaults, given, "values").map_err(|e| e.0)?;
             values = merge_values(&values, given);
         }
         if let Some(path) = &self.values {

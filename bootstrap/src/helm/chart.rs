@@ -61,7 +61,11 @@ impl Chart {
     }
 
     /// Splits `files` into metadata, default values, templates and files.
-    pub fn from_files(files: &[ChartFile]) -> Result<Chart, String> {
+    pub fn from_files(files: &[ChartFile]) -> Result<Chart, crate::Error> {
+        Self::split_files(files).map_err(|message| crate::Error::Chart { message })
+    }
+
+    fn split_files(files: &[ChartFile]) -> Result<Chart, String> {
         let yaml = |file: &str| -> Result<Value, String> {
             let found = files.iter().find(|f| f.path == file);
             let text = found

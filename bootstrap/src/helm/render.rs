@@ -107,11 +107,24 @@ pub fn merge_values(defaults: &Value, overrides: &Value) -> Value {
     }
 }
 
+/// Values that do not keep the chart's shape; the message names the path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValues(pub String);
+
 /// Checks that `given` keeps the shape of the chart's `defaults`: wherever a
 /// default is a mapping, the value given is a mapping too (or `null`, which
 /// removes it). The error names the value's path (`values.serviceAccount`)
 /// and what was given, instead of a template failing, or worse, later.
-pub fn check_values_shape(defaults: &Value, given: &Value, path: &str) -> Result<(), String> {
+pub fn check_values_shape(
+    defaults: &Value,
+    given: &Value,
+    path: &str,
+) -> Result<(), InvalidValues> {
+    shape_mismatch(defaults, given, path).map_err(InvalidValues)
+}
+
+fn shape_mismatch(defaults: &Value, given: &Value, path: &str) -> Result<(), String> {
     let (Value::Object(defaults), Value::Object(given)) = (defaults, given) else {
         return match (defaults, given) {
             (Value::Object(_), Value::Null) => Ok(()),
@@ -130,7 +143,7 @@ pub fn check_values_shape(defaults: &Value, given: &Value, path: &str) -> Result
     };
     for (key, value) in given {
         if let Some(default) = defaults.get(key) {
-            check_values_shape(default, value, &format!("{path}.{key}"))?;
+            shape_mismatch(default, value, &format!("{path}.{key}"))?;
         }
     }
     Ok(())

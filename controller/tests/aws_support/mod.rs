@@ -222,7 +222,7 @@ pub async fn boot_instance(
     instance: &karpenter_controller::cloud::Instance,
     class: &EC2NodeClass,
     cluster: &karpenter_sim::boot::ClusterIdentity,
-) -> Result<k8s_openapi::api::core::v1::Node, String> {
+) -> Result<k8s_openapi::api::core::v1::Node, karpenter_sim::boot::ec2::InstanceBootError> {
     let launched = karpenter_sim::boot::ec2::LaunchedInstance {
         id: instance.id.clone(),
         instance_type: instance.instance_type.clone(),

@@ -30,26 +30,29 @@ pub async fn boot_instance(
     instance: &LaunchedInstance,
     class: &EC2NodeClass,
     cluster: &ClusterIdentity,
-) -> Result<Node, String> {
+) -> Result<Node, InstanceBootError> {
+    let would_not_join = |why: String| InstanceBootError::WouldNotJoin(why);
     let attribute = ec2
         .describe_instance_attribute()
         .instance_id(&instance.id)
         .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
         .send()
         .await
-        .map_err(|e| format!("DescribeInstanceAttribute: {e:?}"))?;
+        .map_err(|e| InstanceBootError::Ec2(format!("DescribeInstanceAttribute: {e:?}")))?;
     let encoded = attribute
         .user_data
         .and_then(|u| u.value)
-        .ok_or("the instance has no user data")?;
+        .ok_or_else(|| would_not_join("the instance has no user data".into()))?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
-        .map_err(|e| format!("user data is not base64: {e}"))?;
-    let user_data = String::from_utf8(bytes).map_err(|e| e.to_string())?;
+        .map_err(|e| would_not_join(format!("user data is not base64: {e}")))?;
+    let user_data = String::from_utf8(bytes).map_err(|e| would_not_join(e.to_string()))?;
     let instance_type = karpenter_controller::catalog::Catalog::us_east_1()
         .get(&instance.instance_type)
         .cloned()
-        .ok_or_else(|| format!("unknown instance type {}", instance.instance_type))?;
+        .ok_or_else(|| {
+            would_not_join(format!("unknown instance type {}", instance.instance_type))
+        })?;
     let machine = Machine {
         instance_id: instance.id.clone(),
         zone: instance.zone.clone(),
@@ -58,5 +61,18 @@ pub async fn boot_instance(
         volumes: launch_volumes(class),
         efa_interfaces: 0,
     };
-    boot(AmiFamily::of(class), &user_data, cluster, &machine).map_err(|e| e.to_string())
+    boot(AmiFamily::of(class), &user_data, cluster, &machine)
+        .map_err(|e| would_not_join(e.to_string()))
+}
+
+/// Why a launched instance did not come up as a Node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstanceBootError {
+    /// EC2 did not answer the user-data read; worth retrying.
+    #[error("{0}")]
+    Ec2(String),
+    /// The instance would not join the cluster (its user data, its type):
+    /// the launch must change.
+    #[error("{0}")]
+    WouldNotJoin(String),
 }

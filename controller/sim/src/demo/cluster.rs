@@ -228,7 +228,7 @@ impl SimCluster {
     }
 
     /// Applies every document of a multi-document YAML (server-side apply).
-    pub async fn apply(&self, yaml: &str) -> Result<usize, String> {
+    pub async fn apply(&self, yaml: &str) -> Result<usize, ApplyError> {
         apply_yaml(&self.client(), yaml).await
     }
 
@@ -270,32 +270,55 @@ impl SimCluster {
     }
 }
 
+/// Why a manifest could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A document is not a Kubernetes object (YAML, `apiVersion`/`kind`,
+    /// `metadata.name`): fix the manifest.
+    #[error("{0}")]
+    Document(String),
+    /// The API server refused or failed a request; retryable when its error is.
+    #[error("{object}: {source}")]
+    Api {
+        /// `apiVersion kind` or `kind name`.
+        object: String,
+        /// What the API server said.
+        source: kube::Error,
+    },
+}
+
 /// Applies each document of `yaml` with server-side apply (field manager
 /// `karpenter-demo`); returns how many were applied.
-pub async fn apply_yaml(client: &kube::Client, yaml: &str) -> Result<usize, String> {
+pub async fn apply_yaml(client: &kube::Client, yaml: &str) -> Result<usize, ApplyError> {
     use serde::Deserialize;
+    let invalid = |what: String| ApplyError::Document(what);
     let mut applied = 0;
     for document in serde_norway::Deserializer::from_str(yaml) {
-        let value = serde_json::Value::deserialize(document).map_err(|e| format!("YAML: {e}"))?;
+        let value =
+            serde_json::Value::deserialize(document).map_err(|e| invalid(format!("YAML: {e}")))?;
         if value.is_null() {
             continue;
         }
         let object: DynamicObject =
-            serde_json::from_value(value.clone()).map_err(|e| format!("object: {e}"))?;
+            serde_json::from_value(value.clone()).map_err(|e| invalid(format!("object: {e}")))?;
         let types = object
             .types
             .clone()
-            .ok_or("a document has no apiVersion/kind")?;
+            .ok_or_else(|| invalid("a document has no apiVersion/kind".into()))?;
         let gvk = kube::api::GroupVersionKind::try_from(&types)
-            .map_err(|e| format!("{}: {e}", types.api_version))?;
-        let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk)
-            .await
-            .map_err(|e| format!("{} {}: {e}", types.api_version, types.kind))?;
+            .map_err(|e| invalid(format!("{}: {e}", types.api_version)))?;
+        let (resource, capabilities) =
+            kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .map_err(|source| ApplyError::Api {
+                    object: format!("{} {}", types.api_version, types.kind),
+                    source,
+                })?;
         let name = object
             .metadata
             .name
             .clone()
-            .ok_or("a document has no metadata.name")?;
+            .ok_or_else(|| invalid("a document has no metadata.name".into()))?;
         let api: Api<DynamicObject> = match capabilities.scope {
             kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
             kube::discovery::Scope::Namespaced => {
@@ -309,7 +332,10 @@ pub async fn apply_yaml(client: &kube::Client, yaml: &str) -> Result<usize, Stri
             &Patch::Apply(&value),
         )
         .await
-        .map_err(|e| format!("{} {name}: {e}", types.kind))?;
+        .map_err(|source| ApplyError::Api {
+            object: format!("{} {name}", types.kind),
+            source,
+        })?;
         applied += 1;
     }
     Ok(applied)

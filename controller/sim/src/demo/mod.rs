@@ -381,7 +381,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
                 scaled_at.get_or_insert_with(Instant::now);
             }
             Step::WaitRunning(limit) => {
-                let limit = scenario::step_duration(limit).map_err(DemoError::Input)?;
+                let limit = scenario::step_duration(limit).map_err(|e| DemoError::Input(e.0))?;
                 player.wait_running(limit, &label).await?;
                 if scale_out.is_none()
                     && let Some(at) = scaled_at
@@ -398,14 +398,14 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
                 interruptions.push(handled);
             }
             Step::WaitScaledIn(limit) => {
-                let limit = scenario::step_duration(limit).map_err(DemoError::Input)?;
+                let limit = scenario::step_duration(limit).map_err(|e| DemoError::Input(e.0))?;
                 player.tick(&label).await?;
                 let before = player.last.clone();
                 let took = player.wait_quiet(limit, quiet, &label).await?;
                 scale_in = Some((before, player.last.clone(), took));
             }
             Step::Sleep(d) => {
-                let d = scenario::step_duration(d).map_err(DemoError::Input)?;
+                let d = scenario::step_duration(d).map_err(|e| DemoError::Input(e.0))?;
                 let until = Instant::now() + d;
                 while Instant::now() < until {
                     player.tick(&label).await?;

@@ -84,14 +84,24 @@ impl Step {
 }
 
 /// A duration in a step, with the step named in the error.
-pub fn step_duration(text: &str) -> Result<Duration, String> {
-    karpenter_api::duration::parse(text).map_err(|e| format!("step duration {text:?}: {e}"))
+pub fn step_duration(text: &str) -> Result<Duration, InvalidScenario> {
+    karpenter_api::duration::parse(text)
+        .map_err(|e| InvalidScenario(format!("step duration {text:?}: {e}")))
 }
+
+/// A scenario that cannot be played; the message names the step or field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidScenario(pub String);
 
 impl Scenario {
     /// Parses and checks a scenario: names unique, steps refer to known
     /// workloads, durations and interruption kinds valid.
-    pub fn parse(yaml: &str) -> Result<Self, String> {
+    pub fn parse(yaml: &str) -> Result<Self, InvalidScenario> {
+        Self::checked(yaml).map_err(InvalidScenario)
+    }
+
+    fn checked(yaml: &str) -> Result<Self, String> {
         // Through JSON, so a step reads as `- scale: {...}` rather than a YAML tag.
         let value: serde_json::Value = serde_norway::from_str(yaml).map_err(|e| e.to_string())?;
         let scenario: Scenario = serde_json::from_value(value).map_err(|e| e.to_string())?;
@@ -197,18 +207,21 @@ mod tests {
         assert!(
             Scenario::parse(bad)
                 .unwrap_err()
+                .0
                 .contains("steps[0].scale: no workload named \"b\"")
         );
         let bad = "name: x\nworkloads:\n- {name: a, cpu: lots, memory: 1Gi}\nsteps: []\n";
         assert!(
             Scenario::parse(bad)
                 .unwrap_err()
+                .0
                 .contains("workloads[0].cpu")
         );
         let bad = "name: x\nworkloads: []\nsteps:\n- interrupt: meteor\n";
         assert!(
             Scenario::parse(bad)
                 .unwrap_err()
+                .0
                 .contains("steps[0].interrupt")
         );
     }
