@@ -104,7 +104,7 @@ pub fn parse_go(text: &str) -> Result<Duration, Invalid> {
         return Ok(Duration::ZERO);
     }
     if body.is_empty() || body.starts_with('-') {
-        return Err(Invalid::from(err()));
+        return Err(err());
     }
     let mut nanos: u128 = 0;
     let mut rest = body;
@@ -124,11 +124,11 @@ pub fn parse_go(text: &str) -> Result<Duration, Invalid> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => return Err(Invalid::from(err())),
+            _ => return Err(err()),
         };
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-            return Err(Invalid::from(err()));
+            return Err(err());
         }
         let whole: u128 = if whole.is_empty() {
             0

@@ -287,7 +287,7 @@ pub fn check_key(key: &str) -> Result<(), Invalid> {
         ));
     }
     if !is_qualified_name_part(name) {
-        return Err(Invalid::from(format!(
+        return Err(Invalid(format!(
             "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (got {name:?})"
         )));
     }
@@ -297,13 +297,13 @@ pub fn check_key(key: &str) -> Result<(), Invalid> {
 /// Checks a label value: at most 63 characters, alphanumerics with `-_.` inside, or empty.
 pub fn check_value(value: &str) -> Result<(), Invalid> {
     if value.len() > 63 {
-        return Err(Invalid::from(format!(
+        return Err(Invalid(format!(
             "must be no more than 63 characters (got {})",
             value.len()
         )));
     }
     if !value.is_empty() && !is_qualified_name_part(value) {
-        return Err(Invalid::from(format!(
+        return Err(Invalid(format!(
             "a valid label value must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (got {value:?})"
         )));
     }
@@ -329,7 +329,7 @@ pub fn check_dns_subdomain(value: &str) -> Result<(), Invalid> {
     if valid {
         Ok(())
     } else {
-        Err(Invalid::from(format!(
+        Err(Invalid(format!(
             "must be a lowercase RFC 1123 subdomain: alphanumerics, '-' and '.', starting and ending with an alphanumeric (got {value:?})"
         )))
     }

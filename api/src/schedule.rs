@@ -22,12 +22,12 @@ pub fn parse(text: &str) -> Result<Cron, Invalid> {
             "@hourly",
         ];
         if !DESCRIPTORS.contains(&normalized) {
-            return Err(Invalid::from(format!(
+            return Err(Invalid(format!(
                 "unknown schedule descriptor {text:?}: use @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly"
             )));
         }
     } else if normalized.split_whitespace().count() != 5 {
-        return Err(Invalid::from(format!(
+        return Err(Invalid(format!(
             "must be a cron schedule with 5 fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily (got {text:?})"
         )));
     }

@@ -4,11 +4,12 @@
 //! environment and files. TLS is verified (rustls on ring).
 
 use crate::cty::Value;
+use crate::error::ResourceError;
 use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 /// The SDK configuration the provider block describes.
-pub async fn sdk_config(config: &Value) -> Result<SdkConfig, String> {
+pub async fn sdk_config(config: &Value) -> Result<SdkConfig, ResourceError> {
     let text = |name: &str| config.get(name).as_str().map(str::to_string);
     let mut loader = karpenter_aws::sdk::loader();
     if let Some(region) = text("region") {

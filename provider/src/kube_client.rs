@@ -5,12 +5,13 @@
 //! kubeconfig loader (TLS verified; the token never logged).
 
 use crate::cty::Value;
+use crate::error::ResourceError;
 use base64::Engine;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 /// A client for the cluster the provider block names.
-pub async fn client(config: &Value) -> Result<kube::Client, String> {
+pub async fn client(config: &Value) -> Result<kube::Client, ResourceError> {
     let text = |name: &str| config.get(name).as_str().map(str::to_string);
     let (kubeconfig, context) = match text("host") {
         Some(host) => (inline(config, &host)?, None),
@@ -35,7 +36,7 @@ pub async fn client(config: &Value) -> Result<kube::Client, String> {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| format!("kubeconfig: {e}"))?;
-    kube::Client::try_from(config).map_err(|e| format!("cluster client: {e}"))
+    kube::Client::try_from(config).map_err(|e| ResourceError::kube("cluster client", &e))
 }
 
 /// A kubeconfig holding `host`, the CA, the token and the exec plugin.

@@ -12,6 +12,7 @@ mod cty;
 mod data_sources;
 #[cfg(test)]
 mod docs;
+mod error;
 mod kube_client;
 mod mapping;
 mod plugin;

@@ -5,6 +5,7 @@
 
 use super::with;
 use crate::cty::{Type, Value};
+use crate::error::ResourceError;
 use crate::schema::{Attribute, Block, Presence};
 use karpenter_iam::controller::{ControllerPolicy, controller_policy};
 
@@ -49,7 +50,7 @@ pub fn schema() -> Block {
 }
 
 /// Builds the document.
-pub fn read(config: &Value) -> Result<Value, String> {
+pub fn read(config: &Value) -> Result<Value, ResourceError> {
     let text = |name: &str| config.get(name).as_str().unwrap_or_default().to_string();
     let mut policy = ControllerPolicy::new(
         &text("cluster_name"),

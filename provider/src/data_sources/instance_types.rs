@@ -7,6 +7,7 @@
 
 use super::with;
 use crate::cty::{Type, Value};
+use crate::error::ResourceError;
 use crate::schema::{Attribute, Block, NestedBlock, Nesting, Presence};
 use karpenter_api::requirements::Requirement;
 use karpenter_catalog::{CapacityType, Catalog, InstanceType};
@@ -106,7 +107,7 @@ fn matches(instance: &InstanceType, requirements: &[Requirement]) -> bool {
 }
 
 /// Filters the catalog.
-pub fn read(config: &Value) -> Result<Value, String> {
+pub fn read(config: &Value) -> Result<Value, ResourceError> {
     let requirements = requirements(config)?;
     let mut found: Vec<&InstanceType> = Catalog::us_east_1()
         .iter()

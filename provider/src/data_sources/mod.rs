@@ -1,6 +1,7 @@
 //! The data sources: the controller policy (pure), the instance type
 //! catalog (pure), and one NodePool as the cluster has it.
 
+use crate::error::ResourceError;
 mod controller_policy;
 mod instance_types;
 mod nodepool;
@@ -60,7 +61,7 @@ impl DataSource {
         self,
         config: &Value,
         client: Option<&kube::Client>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ResourceError> {
         match (self, client) {
             (DataSource::ControllerPolicy, _) => controller_policy::read(config),
             (DataSource::InstanceTypes, _) => instance_types::read(config),

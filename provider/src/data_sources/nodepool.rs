@@ -2,6 +2,7 @@
 
 use super::with;
 use crate::cty::{Type, Value};
+use crate::error::ResourceError;
 use crate::schema::{Attribute, Block, Presence};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
@@ -41,7 +42,7 @@ pub fn schema() -> Block {
 }
 
 /// Reads the NodePool.
-pub async fn read(config: &Value, client: &kube::Client) -> Result<Value, String> {
+pub async fn read(config: &Value, client: &kube::Client) -> Result<Value, ResourceError> {
     let name = config.get("name").as_str().unwrap_or_default();
     let gvk = GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool");
     let api: Api<DynamicObject> = Api::all_with(
@@ -51,7 +52,7 @@ pub async fn read(config: &Value, client: &kube::Client) -> Result<Value, String
     let found = api
         .get_opt(name)
         .await
-        .map_err(|e| format!("reading NodePool {name}: {e}"))?
+        .map_err(|e| ResourceError::kube(format_args!("reading NodePool {name}"), &e))?
         .ok_or_else(|| format!("there is no NodePool named {name:?}"))?;
     let object = serde_json::to_value(&found).map_err(|e| e.to_string())?;
     let status = &object["status"];

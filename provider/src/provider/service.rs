@@ -6,6 +6,7 @@
 use super::config;
 use crate::cty::{self, Value};
 use crate::data_sources::DataSource;
+use crate::error::ResourceError;
 use crate::mapping::PathStep;
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider;
@@ -55,6 +56,17 @@ impl Default for Service {
             iam: OnceCell::new(),
         }
     }
+}
+
+/// An error diagnostic for a failed operation; one that may pass when run
+/// again says so.
+pub fn failure(summary: &str, error: ResourceError) -> pb::Diagnostic {
+    let detail = if error.retryable() {
+        format!("{error} (temporary: run terraform apply again)")
+    } else {
+        error.to_string()
+    };
+    self::error(summary, detail)
 }
 
 /// An error diagnostic.
@@ -132,10 +144,10 @@ impl Service {
             .get_or_try_init(|| async {
                 let config = config.ok_or("the provider was not configured")?;
                 let sdk = crate::aws_client::sdk_config(&config).await?;
-                Ok::<_, String>(aws_sdk_iam::Client::new(&sdk))
+                Ok::<_, ResourceError>(aws_sdk_iam::Client::new(&sdk))
             })
             .await
-            .map_err(|e: String| error("cannot configure AWS", e))
+            .map_err(|e| failure("cannot configure AWS", e))
     }
 
     fn plan_with(
@@ -159,17 +171,20 @@ impl Service {
         Ok((planned, replace))
     }
 
-    /// An IAM role's state (`None` when it is gone), read shaped like `prior`.
+    /// An IAM role's state (`None` when it is gone), read shaped like `prior`;
+    /// a failure is reported under `summary`.
     async fn read_role(
         &self,
         resource: &Resource<'_>,
         prior: &Value,
-    ) -> Result<Option<Value>, String> {
-        let iam = self.iam().await.map_err(|d| d.detail)?;
+        summary: &str,
+    ) -> Result<Option<Value>, pb::Diagnostic> {
+        let iam = self.iam().await?;
         match resource {
             Resource::ControllerRole => controller_role::read(iam, prior).await,
             _ => node_role::read(iam, prior).await,
         }
+        .map_err(|e| failure(summary, e))
     }
 
     async fn read_with(
@@ -177,13 +192,14 @@ impl Service {
         resource: &Resource<'_>,
         prior: &Value,
     ) -> Result<Value, pb::Diagnostic> {
-        let failed = |e| error("read failed", e);
         match resource {
-            Resource::Object(kind) => kind.read(self.client().await?, prior).await.map_err(failed),
-            _ => Ok(self
-                .read_role(resource, prior)
+            Resource::Object(kind) => kind
+                .read(self.client().await?, prior)
                 .await
-                .map_err(failed)?
+                .map_err(|e| failure("read failed", e)),
+            _ => Ok(self
+                .read_role(resource, prior, "read failed")
+                .await?
                 .unwrap_or(Value::Null)),
         }
     }
@@ -195,7 +211,7 @@ impl Service {
         planned: &Value,
     ) -> Result<Value, pb::Diagnostic> {
         if planned == &Value::Null {
-            let failed = |e| error("delete failed", e);
+            let failed = |e| failure("delete failed", e);
             match resource {
                 Resource::Object(kind) => kind
                     .delete(self.client().await?, prior)
@@ -210,7 +226,7 @@ impl Service {
             }
             return Ok(Value::Null);
         }
-        let failed = |e| error("apply failed", e);
+        let failed = |e| failure("apply failed", e);
         match resource {
             Resource::Object(kind) => kind
                 .apply(self.client().await?, &self.field_manager(), planned)
@@ -232,17 +248,18 @@ impl Service {
         resource: &Resource<'_>,
         id: &str,
     ) -> Result<Value, pb::Diagnostic> {
-        let failed = |e| error("import failed", e);
         match resource {
-            Resource::Object(kind) => kind.import(self.client().await?, id).await.map_err(failed),
+            Resource::Object(kind) => kind
+                .import(self.client().await?, id)
+                .await
+                .map_err(|e| failure("import failed", e)),
             _ => {
                 let prior = Value::Map(std::collections::BTreeMap::from([(
                     "name".to_string(),
                     Value::String(id.to_string()),
                 )]));
-                self.read_role(resource, &prior)
-                    .await
-                    .map_err(failed)?
+                self.read_role(resource, &prior, "import failed")
+                    .await?
                     .ok_or_else(|| {
                         error(
                             "import failed",
@@ -261,7 +278,7 @@ impl Service {
                 crate::kube_client::client(&config).await
             })
             .await
-            .map_err(|e: String| error("cannot reach the cluster", e))
+            .map_err(|e| failure("cannot reach the cluster", e))
     }
 
     fn field_manager(&self) -> String {
@@ -519,7 +536,7 @@ impl Provider for Service {
             let state = source
                 .read(&config, client)
                 .await
-                .map_err(|e| error(format!("reading {}", request.type_name), e))?;
+                .map_err(|e| failure(&format!("reading {}", request.type_name), e))?;
             Ok(dynamic(&state, &ty))
         }
         .await;

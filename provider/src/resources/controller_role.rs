@@ -8,8 +8,9 @@
 //! role). A policy or trust edited by hand is planned back.
 
 use super::crd::Problem;
-use super::iam::{aws_err, find, put_role, tag_list, tags, tags_value};
+use super::iam::{find, put_role, tag_list, tags, tags_value};
 use crate::cty::{Type, Value};
+use crate::error::ResourceError;
 use crate::mapping::PathStep;
 use crate::schema::{Attribute, Block, Presence};
 use aws_sdk_iam::Client;
@@ -249,7 +250,7 @@ fn managed_name(role: &str) -> String {
 }
 
 /// Creates or updates the role as planned; returns the new state.
-pub async fn apply(iam: &Client, prior: &Value, planned: &Value) -> Result<Value, String> {
+pub async fn apply(iam: &Client, prior: &Value, planned: &Value) -> Result<Value, ResourceError> {
     let name = text(planned, "name").ok_or("name is unknown at apply")?;
     let (trust, policy) = documents(planned).map_err(|p| format!("{}: {}", p.summary, p.detail))?;
     let (trust, policy) = (trust.to_string(), policy.to_string());
@@ -270,7 +271,7 @@ pub async fn apply(iam: &Client, prior: &Value, planned: &Value) -> Result<Value
             .policy_arn(&arn)
             .send()
             .await
-            .map_err(|e| aws_err("AttachRolePolicy", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("AttachRolePolicy", e.into_service_error()))?;
         remove_inline(iam, &name).await?;
     } else {
         iam.put_role_policy()
@@ -279,12 +280,14 @@ pub async fn apply(iam: &Client, prior: &Value, planned: &Value) -> Result<Value
             .policy_document(&policy)
             .send()
             .await
-            .map_err(|e| aws_err("PutRolePolicy", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("PutRolePolicy", e.into_service_error()))?;
         remove_managed(iam, &name).await?;
     }
-    read(iam, planned)
-        .await?
-        .ok_or_else(|| format!("role {name} vanished right after it was applied"))
+    read(iam, planned).await?.ok_or_else(|| ResourceError::Iam {
+        call: "GetRole",
+        message: format!("role {name} vanished right after it was applied"),
+        retryable: true,
+    })
 }
 
 fn managed_arn(role_arn: &str, role: &str) -> String {
@@ -292,7 +295,7 @@ fn managed_arn(role_arn: &str, role: &str) -> String {
     format!("{prefix}:policy/{}", managed_name(role))
 }
 
-async fn role_arn(iam: &Client, name: &str) -> Result<String, String> {
+async fn role_arn(iam: &Client, name: &str) -> Result<String, ResourceError> {
     Ok(find(iam, name)
         .await?
         .map(|r| r.arn().to_string())
@@ -306,7 +309,7 @@ async fn put_managed(
     role: &str,
     document: &str,
     planned: &Value,
-) -> Result<String, String> {
+) -> Result<String, ResourceError> {
     let arn = managed_arn(&role_arn(iam, role).await?, role);
     match current_managed(iam, &arn).await? {
         None => {
@@ -317,7 +320,7 @@ async fn put_managed(
                 .set_tags(Some(tag_list(&tags(planned))))
                 .send()
                 .await
-                .map_err(|e| aws_err("CreatePolicy", e.into_service_error()))?;
+                .map_err(|e| ResourceError::iam("CreatePolicy", e.into_service_error()))?;
             Ok(out
                 .policy()
                 .and_then(|p| p.arn())
@@ -331,7 +334,7 @@ async fn put_managed(
                 .policy_arn(&arn)
                 .send()
                 .await
-                .map_err(|e| aws_err("ListPolicyVersions", e.into_service_error()))?;
+                .map_err(|e| ResourceError::iam("ListPolicyVersions", e.into_service_error()))?;
             let mut old: Vec<_> = versions
                 .versions()
                 .iter()
@@ -345,7 +348,9 @@ async fn put_managed(
                         .version_id(oldest)
                         .send()
                         .await
-                        .map_err(|e| aws_err("DeletePolicyVersion", e.into_service_error()))?;
+                        .map_err(|e| {
+                            ResourceError::iam("DeletePolicyVersion", e.into_service_error())
+                        })?;
                 }
             }
             iam.create_policy_version()
@@ -354,14 +359,14 @@ async fn put_managed(
                 .set_as_default(true)
                 .send()
                 .await
-                .map_err(|e| aws_err("CreatePolicyVersion", e.into_service_error()))?;
+                .map_err(|e| ResourceError::iam("CreatePolicyVersion", e.into_service_error()))?;
             Ok(arn)
         }
     }
 }
 
 /// The managed policy's current document, if the policy exists.
-async fn current_managed(iam: &Client, arn: &str) -> Result<Option<String>, String> {
+async fn current_managed(iam: &Client, arn: &str) -> Result<Option<String>, ResourceError> {
     let policy = match iam.get_policy().policy_arn(arn).send().await {
         Ok(out) => out.policy,
         Err(e)
@@ -370,7 +375,7 @@ async fn current_managed(iam: &Client, arn: &str) -> Result<Option<String>, Stri
         {
             return Ok(None);
         }
-        Err(e) => return Err(aws_err("GetPolicy", e.into_service_error())),
+        Err(e) => return Err(ResourceError::iam("GetPolicy", e.into_service_error())),
     };
     let Some(version) = policy.and_then(|p| p.default_version_id().map(str::to_string)) else {
         return Ok(None);
@@ -381,7 +386,7 @@ async fn current_managed(iam: &Client, arn: &str) -> Result<Option<String>, Stri
         .version_id(version)
         .send()
         .await
-        .map_err(|e| aws_err("GetPolicyVersion", e.into_service_error()))?;
+        .map_err(|e| ResourceError::iam("GetPolicyVersion", e.into_service_error()))?;
     Ok(out
         .policy_version()
         .and_then(|v| v.document().map(str::to_string)))
@@ -391,7 +396,7 @@ fn same_document(stored: &str, wanted: &str) -> bool {
     parse_document(stored) == serde_json::from_str::<Json>(wanted).ok()
 }
 
-async fn inline(iam: &Client, name: &str) -> Result<Option<String>, String> {
+async fn inline(iam: &Client, name: &str) -> Result<Option<String>, ResourceError> {
     match iam
         .get_role_policy()
         .role_name(name)
@@ -406,11 +411,11 @@ async fn inline(iam: &Client, name: &str) -> Result<Option<String>, String> {
         {
             Ok(None)
         }
-        Err(e) => Err(aws_err("GetRolePolicy", e.into_service_error())),
+        Err(e) => Err(ResourceError::iam("GetRolePolicy", e.into_service_error())),
     }
 }
 
-async fn remove_inline(iam: &Client, name: &str) -> Result<(), String> {
+async fn remove_inline(iam: &Client, name: &str) -> Result<(), ResourceError> {
     if inline(iam, name).await?.is_none() {
         return Ok(());
     }
@@ -420,11 +425,11 @@ async fn remove_inline(iam: &Client, name: &str) -> Result<(), String> {
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_err("DeleteRolePolicy", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("DeleteRolePolicy", e.into_service_error()))
 }
 
 /// Detaches and deletes the managed policy (all its versions), if any.
-async fn remove_managed(iam: &Client, name: &str) -> Result<(), String> {
+async fn remove_managed(iam: &Client, name: &str) -> Result<(), ResourceError> {
     let arn = managed_arn(&role_arn(iam, name).await?, name);
     if current_managed(iam, &arn).await?.is_none() {
         return Ok(());
@@ -440,7 +445,7 @@ async fn remove_managed(iam: &Client, name: &str) -> Result<(), String> {
         .policy_arn(&arn)
         .send()
         .await
-        .map_err(|e| aws_err("ListPolicyVersions", e.into_service_error()))?;
+        .map_err(|e| ResourceError::iam("ListPolicyVersions", e.into_service_error()))?;
     for v in versions
         .versions()
         .iter()
@@ -451,20 +456,20 @@ async fn remove_managed(iam: &Client, name: &str) -> Result<(), String> {
             .version_id(v.version_id().unwrap_or_default())
             .send()
             .await
-            .map_err(|e| aws_err("DeletePolicyVersion", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("DeletePolicyVersion", e.into_service_error()))?;
     }
     iam.delete_policy()
         .policy_arn(&arn)
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_err("DeletePolicy", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("DeletePolicy", e.into_service_error()))
 }
 
 /// The role as it is; documents that mean what the configuration asks
 /// read as the configuration's text, anything else as stored. `None` when
 /// the role is gone.
-pub async fn read(iam: &Client, prior: &Value) -> Result<Option<Value>, String> {
+pub async fn read(iam: &Client, prior: &Value) -> Result<Option<Value>, ResourceError> {
     let name = text(prior, "name").unwrap_or_default();
     let Some(role) = find(iam, &name).await? else {
         return Ok(None);
@@ -596,7 +601,7 @@ fn infer(state: &mut BTreeMap<String, Value>, policy: Option<&str>, trust: &str)
 }
 
 /// Deletes the role and its policies. Gone already is fine.
-pub async fn delete(iam: &Client, prior: &Value) -> Result<(), String> {
+pub async fn delete(iam: &Client, prior: &Value) -> Result<(), ResourceError> {
     let name = text(prior, "name").unwrap_or_default();
     if find(iam, &name).await?.is_none() {
         return Ok(());
@@ -608,5 +613,5 @@ pub async fn delete(iam: &Client, prior: &Value) -> Result<(), String> {
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_err("DeleteRole", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("DeleteRole", e.into_service_error()))
 }

@@ -6,6 +6,7 @@
 use super::status::StatusAttr;
 use crate::cty::Type;
 use crate::cty::Value;
+use crate::error::ResourceError;
 use crate::mapping::{self, Field, PathStep, Shape};
 use crate::schema::{Attribute, Block, Presence};
 use kube::Api;
@@ -184,7 +185,7 @@ impl Kind {
         client: &kube::Client,
         field_manager: &str,
         planned: &Value,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ResourceError> {
         let fields = (self.fields)();
         let name = planned
             .get("name")
@@ -199,7 +200,7 @@ impl Kind {
                 &Patch::Apply(&object),
             )
             .await
-            .map_err(|e| format!("applying {} {name}: {e}", self.kind))?;
+            .map_err(|e| ResourceError::kube(format_args!("applying {} {name}", self.kind), &e))?;
         let mut server = serde_json::to_value(&applied).map_err(|e| e.to_string())?;
         let defaults = (self.default_spec)();
         // Fields another writer added are not ours to drop by server-side
@@ -214,9 +215,12 @@ impl Kind {
                 )
                 .await
                 .map_err(|e| {
-                    format!(
-                        "removing fields set outside Terraform from {} {name}: {e}",
-                        self.kind
+                    ResourceError::kube(
+                        format_args!(
+                            "removing fields set outside Terraform from {} {name}",
+                            self.kind
+                        ),
+                        &e,
                     )
                 })?;
             server = serde_json::to_value(&patched).map_err(|e| e.to_string())?;
@@ -225,13 +229,12 @@ impl Kind {
     }
 
     /// The object as it is now, shaped like `prior`; null when it is gone.
-    pub async fn read(&self, client: &kube::Client, prior: &Value) -> Result<Value, String> {
+    pub async fn read(&self, client: &kube::Client, prior: &Value) -> Result<Value, ResourceError> {
         let name = prior.get("name").as_str().unwrap_or_default().to_string();
-        let found = self
-            .api(client)
-            .get_opt(&name)
-            .await
-            .map_err(|e| format!("reading {} {name}: {e}", self.kind))?;
+        let found =
+            self.api(client).get_opt(&name).await.map_err(|e| {
+                ResourceError::kube(format_args!("reading {} {name}", self.kind), &e)
+            })?;
         Ok(match found {
             None => Value::Null,
             Some(object) => {
@@ -243,12 +246,12 @@ impl Kind {
     }
 
     /// The state of the object named `id`, for `terraform import`.
-    pub async fn import(&self, client: &kube::Client, id: &str) -> Result<Value, String> {
+    pub async fn import(&self, client: &kube::Client, id: &str) -> Result<Value, ResourceError> {
         let found = self
             .api(client)
             .get_opt(id)
             .await
-            .map_err(|e| format!("reading {} {id}: {e}", self.kind))?
+            .map_err(|e| ResourceError::kube(format_args!("reading {} {id}", self.kind), &e))?
             .ok_or_else(|| format!("there is no {} named {id:?} in the cluster", self.kind))?;
         let server = serde_json::to_value(&found).map_err(|e| e.to_string())?;
         let defaults = (self.default_spec)();
@@ -257,7 +260,7 @@ impl Kind {
 
     /// Deletes the object (gone already is fine), then, when asked, waits
     /// for the NodeClaims labelled with its name to be gone.
-    pub async fn delete(&self, client: &kube::Client, prior: &Value) -> Result<(), String> {
+    pub async fn delete(&self, client: &kube::Client, prior: &Value) -> Result<(), ResourceError> {
         let name = prior.get("name").as_str().unwrap_or_default();
         match self
             .api(client)
@@ -266,7 +269,12 @@ impl Kind {
         {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(format!("deleting {} {name}: {e}", self.kind)),
+            Err(e) => {
+                return Err(ResourceError::kube(
+                    format_args!("deleting {} {name}", self.kind),
+                    &e,
+                ));
+            }
         }
         let (Some(label), Value::Bool(true)) =
             (self.nodeclaim_label, prior.get("wait_for_nodes_on_delete"))
@@ -297,12 +305,15 @@ impl Kind {
                 return Ok(());
             }
             if began.elapsed() >= timeout {
-                return Err(format!(
-                    "{} {name} is deleted but {left} of its NodeClaims are still there after \
-                     {timeout_text}; is the controller running? (raise delete_timeout, or see \
-                     `kubectl get nodeclaims -l {label}={name}`)",
-                    self.kind
-                ));
+                return Err(ResourceError::Kube {
+                    message: format!(
+                        "{} {name} is deleted but {left} of its NodeClaims are still there after \
+                         {timeout_text}; is the controller running? (raise delete_timeout, or see \
+                         `kubectl get nodeclaims -l {label}={name}`)",
+                        self.kind
+                    ),
+                    retryable: true,
+                });
             }
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         }

@@ -2,6 +2,7 @@
 //! error messages that name the missing permission.
 
 use crate::cty::Value;
+use crate::error::ResourceError;
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
 use std::collections::BTreeMap;
@@ -27,24 +28,14 @@ pub(super) fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     karpenter_aws::iam::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-/// An IAM error, with the permission to grant when access was denied.
-pub(super) fn aws_err(call: &str, e: impl std::fmt::Display) -> String {
-    let message = e.to_string();
-    if message.contains("AccessDenied") {
-        format!("iam:{call} was denied ({message}); the credentials in use need iam:{call}")
-    } else {
-        format!("iam:{call} failed: {message}")
-    }
-}
-
 /// The role named `name`, if there is one.
 pub(super) async fn find(
     iam: &Client,
     name: &str,
-) -> Result<Option<aws_sdk_iam::types::Role>, String> {
+) -> Result<Option<aws_sdk_iam::types::Role>, ResourceError> {
     karpenter_aws::iam::find_role(iam, name)
         .await
-        .map_err(|e| aws_err("GetRole", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("GetRole", e.into_service_error()))
 }
 
 /// Puts the role's tags as `planned` has them, untagging what `prior` had.
@@ -53,7 +44,7 @@ pub(super) async fn retag(
     name: &str,
     prior: &Value,
     planned: &Value,
-) -> Result<(), String> {
+) -> Result<(), ResourceError> {
     let wanted = tags(planned);
     let stale: Vec<String> = tags(prior)
         .into_keys()
@@ -65,7 +56,7 @@ pub(super) async fn retag(
             .set_tag_keys(Some(stale))
             .send()
             .await
-            .map_err(|e| aws_err("UntagRole", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("UntagRole", e.into_service_error()))?;
     }
     if !wanted.is_empty() {
         iam.tag_role()
@@ -73,7 +64,7 @@ pub(super) async fn retag(
             .set_tags(Some(tag_list(&wanted)))
             .send()
             .await
-            .map_err(|e| aws_err("TagRole", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("TagRole", e.into_service_error()))?;
     }
     Ok(())
 }
@@ -102,14 +93,14 @@ pub(super) async fn put_role(
     description: &str,
     prior: &Value,
     planned: &Value,
-) -> Result<(), String> {
+) -> Result<(), ResourceError> {
     if find(iam, name).await?.is_some() {
         iam.update_assume_role_policy()
             .role_name(name)
             .policy_document(trust)
             .send()
             .await
-            .map_err(|e| aws_err("UpdateAssumeRolePolicy", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("UpdateAssumeRolePolicy", e.into_service_error()))?;
         return retag(iam, name, prior, planned).await;
     }
     iam.create_role()
@@ -120,5 +111,5 @@ pub(super) async fn put_role(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_err("CreateRole", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("CreateRole", e.into_service_error()))
 }

@@ -7,8 +7,9 @@
 //! hand is planned back.
 
 use super::crd::Problem;
-use super::iam::{aws_err, find, put_role, strings, tag_list, tags, tags_value};
+use super::iam::{find, put_role, strings, tag_list, tags, tags_value};
 use crate::cty::{Type, Value};
+use crate::error::ResourceError;
 use crate::schema::{Attribute, Block, Presence};
 use aws_sdk_iam::Client;
 use karpenter_iam::node::{
@@ -166,7 +167,7 @@ pub async fn apply(
     prior: &Value,
     planned: &Value,
     partition: &str,
-) -> Result<Value, String> {
+) -> Result<Value, ResourceError> {
     let name = planned
         .get("name")
         .as_str()
@@ -190,7 +191,7 @@ pub async fn apply(
             .policy_arn(arn)
             .send()
             .await
-            .map_err(|e| aws_err("AttachRolePolicy", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("AttachRolePolicy", e.into_service_error()))?;
     }
     for arn in attached.iter().filter(|a| !wanted.contains(a)) {
         iam.detach_role_policy()
@@ -198,7 +199,7 @@ pub async fn apply(
             .policy_arn(arn)
             .send()
             .await
-            .map_err(|e| aws_err("DetachRolePolicy", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("DetachRolePolicy", e.into_service_error()))?;
     }
     if family(planned)? == IpFamily::Ipv6 {
         iam.put_role_policy()
@@ -207,7 +208,7 @@ pub async fn apply(
             .policy_document(cni_ipv6_policy(partition).to_string())
             .send()
             .await
-            .map_err(|e| aws_err("PutRolePolicy", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("PutRolePolicy", e.into_service_error()))?;
     } else if has_ipv6_policy(iam, &name).await? {
         delete_ipv6_policy(iam, &name).await?;
     }
@@ -218,18 +219,20 @@ pub async fn apply(
     } else if !want_profile && has_profile {
         delete_profile(iam, &name).await?;
     }
-    read(iam, planned)
-        .await?
-        .ok_or_else(|| format!("role {name} vanished right after it was applied"))
+    read(iam, planned).await?.ok_or_else(|| ResourceError::Iam {
+        call: "GetRole",
+        message: format!("role {name} vanished right after it was applied"),
+        retryable: true,
+    })
 }
 
-async fn attached(iam: &Client, name: &str) -> Result<Vec<String>, String> {
+async fn attached(iam: &Client, name: &str) -> Result<Vec<String>, ResourceError> {
     let out = iam
         .list_attached_role_policies()
         .role_name(name)
         .send()
         .await
-        .map_err(|e| aws_err("ListAttachedRolePolicies", e.into_service_error()))?;
+        .map_err(|e| ResourceError::iam("ListAttachedRolePolicies", e.into_service_error()))?;
     Ok(out
         .attached_policies()
         .iter()
@@ -237,31 +240,31 @@ async fn attached(iam: &Client, name: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-async fn has_ipv6_policy(iam: &Client, name: &str) -> Result<bool, String> {
+async fn has_ipv6_policy(iam: &Client, name: &str) -> Result<bool, ResourceError> {
     let out = iam
         .list_role_policies()
         .role_name(name)
         .send()
         .await
-        .map_err(|e| aws_err("ListRolePolicies", e.into_service_error()))?;
+        .map_err(|e| ResourceError::iam("ListRolePolicies", e.into_service_error()))?;
     Ok(out.policy_names().iter().any(|p| p == CNI_IPV6_POLICY_NAME))
 }
 
-async fn delete_ipv6_policy(iam: &Client, name: &str) -> Result<(), String> {
+async fn delete_ipv6_policy(iam: &Client, name: &str) -> Result<(), ResourceError> {
     iam.delete_role_policy()
         .role_name(name)
         .policy_name(CNI_IPV6_POLICY_NAME)
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_err("DeleteRolePolicy", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("DeleteRolePolicy", e.into_service_error()))
 }
 
 /// Whether the instance profile named like the role exists and holds it.
-async fn profile_holds(iam: &Client, name: &str) -> Result<bool, String> {
+async fn profile_holds(iam: &Client, name: &str) -> Result<bool, ResourceError> {
     let profile = karpenter_aws::iam::find_instance_profile(iam, name)
         .await
-        .map_err(|e| aws_err("GetInstanceProfile", e.into_service_error()))?;
+        .map_err(|e| ResourceError::iam("GetInstanceProfile", e.into_service_error()))?;
     Ok(profile.is_some_and(|p| p.roles().iter().any(|r| r.role_name() == name)))
 }
 
@@ -269,7 +272,7 @@ async fn create_profile(
     iam: &Client,
     name: &str,
     tags: Vec<aws_sdk_iam::types::Tag>,
-) -> Result<(), String> {
+) -> Result<(), ResourceError> {
     match iam
         .create_instance_profile()
         .instance_profile_name(name)
@@ -281,7 +284,12 @@ async fn create_profile(
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_entity_already_exists_exception()) => {}
-        Err(e) => return Err(aws_err("CreateInstanceProfile", e.into_service_error())),
+        Err(e) => {
+            return Err(ResourceError::iam(
+                "CreateInstanceProfile",
+                e.into_service_error(),
+            ));
+        }
     }
     iam.add_role_to_instance_profile()
         .instance_profile_name(name)
@@ -289,26 +297,26 @@ async fn create_profile(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_err("AddRoleToInstanceProfile", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("AddRoleToInstanceProfile", e.into_service_error()))
 }
 
-async fn delete_profile(iam: &Client, name: &str) -> Result<(), String> {
+async fn delete_profile(iam: &Client, name: &str) -> Result<(), ResourceError> {
     iam.remove_role_from_instance_profile()
         .instance_profile_name(name)
         .role_name(name)
         .send()
         .await
-        .map_err(|e| aws_err("RemoveRoleFromInstanceProfile", e.into_service_error()))?;
+        .map_err(|e| ResourceError::iam("RemoveRoleFromInstanceProfile", e.into_service_error()))?;
     iam.delete_instance_profile()
         .instance_profile_name(name)
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_err("DeleteInstanceProfile", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("DeleteInstanceProfile", e.into_service_error()))
 }
 
 /// The role as it is, shaped like `prior`; `None` when it is gone.
-pub async fn read(iam: &Client, prior: &Value) -> Result<Option<Value>, String> {
+pub async fn read(iam: &Client, prior: &Value) -> Result<Option<Value>, ResourceError> {
     let name = prior.get("name").as_str().unwrap_or_default().to_string();
     let Some(role) = find(iam, &name).await? else {
         return Ok(None);
@@ -360,7 +368,7 @@ pub async fn read(iam: &Client, prior: &Value) -> Result<Option<Value>, String> 
 
 /// Deletes the role: its instance profile, attachments and inline
 /// policies first. Gone already is fine.
-pub async fn delete(iam: &Client, prior: &Value) -> Result<(), String> {
+pub async fn delete(iam: &Client, prior: &Value) -> Result<(), ResourceError> {
     let name = prior.get("name").as_str().unwrap_or_default().to_string();
     if find(iam, &name).await?.is_none() {
         return Ok(());
@@ -374,7 +382,7 @@ pub async fn delete(iam: &Client, prior: &Value) -> Result<(), String> {
             .policy_arn(arn)
             .send()
             .await
-            .map_err(|e| aws_err("DetachRolePolicy", e.into_service_error()))?;
+            .map_err(|e| ResourceError::iam("DetachRolePolicy", e.into_service_error()))?;
     }
     if has_ipv6_policy(iam, &name).await? {
         delete_ipv6_policy(iam, &name).await?;
@@ -384,5 +392,5 @@ pub async fn delete(iam: &Client, prior: &Value) -> Result<(), String> {
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_err("DeleteRole", e.into_service_error()))
+        .map_err(|e| ResourceError::iam("DeleteRole", e.into_service_error()))
 }
