@@ -3,6 +3,7 @@
 //! Upstream restricts these with CRD patterns (`^([0-9]+(s|m|h))+$`, plus `Never`
 //! for `expireAfter` and `consolidateAfter`); budget durations are stricter
 //! (hours and/or minutes only). Parsing here accepts exactly those forms.
+
 use crate::error::Invalid;
 
 use std::time::Duration;

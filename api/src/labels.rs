@@ -2,6 +2,7 @@
 //!
 //! The names here are part of the compatibility contract (DESIGN.md §2): users'
 //! node selectors, dashboards and alerts key off them, so they never change.
+
 use crate::error::Invalid;
 
 /// `karpenter.sh` API group (NodePool, NodeClaim).

@@ -20,13 +20,13 @@
 //! let mut other = Requirements::default();
 //! other.add(Requirement::new("topology.kubernetes.io/zone", "In", &["us-east-1d"]).unwrap());
 //! assert_eq!(
-//!     pool.compatible(&other).unwrap_err(),
+//!     pool.compatible(&other).unwrap_err().to_string(),
 //!     "topology.kubernetes.io/zone: In [us-east-1d] does not intersect In [us-east-1a, us-east-1b]"
 //! );
 //! assert!(pool.get("karpenter.k8s.aws/instance-cpu").unwrap().has("4"));
 //! ```
-use crate::error::Incompatible;
-use crate::error::Invalid;
+
+use crate::error::{Incompatible, Invalid};
 
 use crate::labels;
 use crate::v1::NodeSelectorRequirementWithMinValues;

@@ -1,6 +1,7 @@
 //! Disruption-budget schedules: standard 5-field cron (UTC) or a descriptor
 //! (`@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`),
 //! the forms upstream accepts through robfig/cron's standard parser.
+
 use crate::error::Invalid;
 
 use croner::Cron;
