@@ -3,6 +3,7 @@
 //! published under a test SSM prefix (moto refuses writes under `/aws`), the
 //! node role, and a fault-injection proxy between the SDK and moto.
 
+pub mod ec2;
 pub mod iam_requests;
 pub mod proxy;
 
