@@ -15,6 +15,7 @@ mod sim;
 use sim::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use test_support::eventually_within;
 
 fn quantity(text: &str) -> f64 {
     let q: karpenter_api::quantity::Quantity = text.parse().unwrap();
@@ -124,11 +125,10 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    let waited = Instant::now();
-    while cost() == 0.0 && waited.elapsed() < DEADLINE {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(cost() > 0.0, "the default pool's hourly cost");
+    eventually_within(DEADLINE, "the default pool's hourly cost", || async {
+        cost() > 0.0
+    })
+    .await;
 
     // A spot node running web pods (PDB maxUnavailable 2) is reclaimed.
     let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
@@ -174,11 +174,11 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let waited = Instant::now();
-    while started() < 200 && waited.elapsed() < DEADLINE {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(started(), 200, "the first pods' start-ups");
+    eventually_within(DEADLINE, "the first 200 pods' start-ups", || async {
+        started() >= 200
+    })
+    .await;
+    assert_eq!(started(), 200, "the first pods' start-ups, each once");
     let bound = metrics
         .encode()
         .lines()
@@ -236,18 +236,13 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
     all_running(&cluster, 200).await;
     // The claim goes last (node, then instance, then the claim's finalizer),
     // possibly after the evicted pods already run elsewhere.
-    let gone_wait = Instant::now();
-    while claims(&cluster)
-        .await
-        .iter()
-        .any(|c| c.metadata.name.as_deref() == Some(victim_name.as_str()))
-    {
-        assert!(
-            gone_wait.elapsed() < DEADLINE,
-            "claim {victim_name} still there"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_within(DEADLINE, &format!("claim {victim_name} to go"), || async {
+        !claims(&cluster)
+            .await
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some(victim_name.as_str()))
+    })
+    .await;
     assert!(matches!(
         cluster.ec2.get(&provider_id).await,
         Err(karpenter_controller::cloud::CloudError::NotFound(_))
@@ -269,10 +264,10 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
     // Every pod's start-up was observed: the 200 first ones and the evicted
     // ones again (new pods), each once.
     all_running(&cluster, 200).await;
-    let waited = Instant::now();
-    while started() < 200 + evicted as u64 && waited.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_within(DEADLINE, "the evicted pods' start-ups", || async {
+        started() >= 200 + evicted as u64
+    })
+    .await;
     assert_eq!(started(), 200 + evicted as u64);
     let text = metrics.encode();
     assert!(
@@ -301,11 +296,10 @@ async fn provisions_200_pods_and_drains_a_spot_interruption_within_its_budget() 
     );
     // A bad message is counted and does not stop the loop.
     cluster.queue.send("{not json".into());
-    let start = Instant::now();
-    while !metrics.encode().contains("message_type=\"unparseable\"} 1") {
-        assert!(start.elapsed() < DEADLINE);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_within(DEADLINE, "the bad message counted", || async {
+        metrics.encode().contains("message_type=\"unparseable\"} 1")
+    })
+    .await;
     controller.abort();
 }
 
@@ -317,15 +311,12 @@ async fn a_restart_in_the_middle_of_launches_leaks_nothing() {
     let (_, first) = start(&cluster, settings("first", false));
     scale(&cluster, &[("api", 40), ("worker", 10)]).await;
     // Kill the controller while claims exist but are not all launched.
-    let start_wait = Instant::now();
-    loop {
-        let claims = claims(&cluster).await;
-        if !claims.is_empty() {
-            break;
-        }
-        assert!(start_wait.elapsed() < DEADLINE);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_within(DEADLINE, "the first claims", || async {
+        !claims(&cluster).await.is_empty()
+    })
+    .await;
+    // Not a synchronisation: the kill lands a moment into the launches
+    // (700 ms each), whatever state they are in.
     tokio::time::sleep(Duration::from_millis(400)).await;
     first.abort();
     let _ = first.await;
@@ -352,11 +343,10 @@ async fn only_the_leader_acts_and_a_follower_takes_over() {
     let cluster = cluster(Timing::at_speed(40.0)).await;
     let (metrics_a, a) = start(&cluster, settings("replica-a", true));
     // Let the first replica take the Lease before the second starts.
-    let start_wait = Instant::now();
-    while !leads(&metrics_a) {
-        assert!(start_wait.elapsed() < DEADLINE);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_within(DEADLINE, "replica a to lead", || async {
+        leads(&metrics_a)
+    })
+    .await;
     let (metrics_b, b) = start(&cluster, settings("replica-b", true));
     scale(&cluster, &[("api", 20)]).await;
     all_running(&cluster, 20).await;
@@ -379,13 +369,10 @@ async fn only_the_leader_acts_and_a_follower_takes_over() {
     // The leader stops; the follower takes over.
     leader.abort();
     let died = Instant::now();
-    while !leads(&metrics_b) {
-        assert!(
-            died.elapsed() < Duration::from_secs(15),
-            "no fail-over within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_within(DEADLINE, "the follower to take over", || async {
+        leads(&metrics_b)
+    })
+    .await;
     let failover = died.elapsed();
     scale(&cluster, &[("api", 40)]).await;
     all_running(&cluster, 40).await;

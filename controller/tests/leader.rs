@@ -10,6 +10,7 @@ use kubesim::Kubesim;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use test_support::eventually_within;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -66,11 +67,10 @@ async fn replicas_starting_together_elect_exactly_one() {
             .map(|i| replica(&client, &format!("r{round}-{i}")))
             .collect();
         let all: Vec<&Replica> = replicas.iter().collect();
-        let start = Instant::now();
-        while leaders(&all) == 0 {
-            assert!(start.elapsed() < Duration::from_secs(5), "nobody leads");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually_within(Duration::from_secs(5), "a leader", || async {
+            leaders(&all) > 0
+        })
+        .await;
         // For longer than a lease duration, the one leader keeps renewing
         // and nobody else ever leads.
         let leader = all.iter().position(|r| *r.leading.borrow()).unwrap();
@@ -107,14 +107,13 @@ async fn a_stopping_leader_releases_and_a_dying_one_expires() {
         .await
         .expect("the elector ends once nobody listens")
         .unwrap();
-    let start = Instant::now();
-    while leaders(&[&b, &c]) == 0 {
-        assert!(
-            start.elapsed() < TIMING.retry_period * 5,
-            "released Lease not taken"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Within a few retry periods: far less than the lease duration.
+    eventually_within(
+        TIMING.retry_period * 5,
+        "the released Lease taken",
+        || async { leaders(&[&b, &c]) > 0 },
+    )
+    .await;
     assert_eq!(leaders(&[&b, &c]), 1);
     let (mut dying, mut survivor) = if *b.leading.borrow() { (b, c) } else { (c, b) };
 

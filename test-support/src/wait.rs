@@ -41,12 +41,16 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     let mut interval = Duration::from_millis(25);
-    while tokio::time::Instant::now() < deadline {
+    loop {
         if let Some(found) = check().await {
             return found;
         }
-        tokio::time::sleep(interval).await;
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        // The last poll falls on the deadline itself, not a back-off past it.
+        tokio::time::sleep(interval.min(deadline - now)).await;
         interval = (interval * 2).min(Duration::from_millis(200));
     }
-    panic!("timed out after {limit:?} waiting for {what}");
 }
