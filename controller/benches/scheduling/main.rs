@@ -9,6 +9,9 @@
 //!    lower bound (every pod's CPU and memory at the cheapest price per vCPU and
 //!    per GiB any offering has).
 //!
+//! 3. Cost against the LP bound on every workload shape ([`shapes`]), each
+//!    with its target (issue #29: 1.10 from 1,000 pods, 1.25 at the demo's 200).
+//!
 //! Run: `cargo bench -p karpenter-controller --bench scheduling`
 
 use karpenter_api::v1::NodePool;
@@ -22,6 +25,7 @@ mod baseline;
 mod bound;
 #[path = "../support/rng.rs"]
 mod rng;
+mod shapes;
 
 use rng::Rng;
 
@@ -203,4 +207,48 @@ fn main() {
         mixed.len(),
         ffd_cost / bound
     );
+
+    cost_table(&mixed);
+}
+
+/// Section 3: every shape solved at once, its cost against its LP bound.
+fn cost_table(mixed: &[PodInfo]) {
+    println!(
+        "\n3. cost against the LP bound, per workload shape (real us-east-1 catalog, pods solved at once)"
+    );
+    println!(
+        "| shape                                          |  pods | wall s | nodes | unsched | cost/h | bound/h | cost/bound | target | met |"
+    );
+    println!(
+        "|------------------------------------------------|-------|--------|-------|---------|--------|---------|------------|--------|-----|"
+    );
+    let real = Catalog::us_east_1();
+    let mut rows = vec![shapes::Shape {
+        name: "mixed (section 2)",
+        pods: mixed.to_vec(),
+        pool: shapes::open_pool(),
+        target: 1.10,
+    }];
+    rows.extend(shapes::shapes());
+    let mut worst: f64 = 0.0;
+    for shape in rows {
+        let pool = shapes::prepared(&shape.pool, real);
+        let bound = bound::lower_bound(&shape.pods, &pool);
+        let start = Instant::now();
+        let solution = solve(&shape.pods, vec![], vec![pool]);
+        let wall = start.elapsed().as_secs_f64();
+        let cost = solution.hourly_cost();
+        let ratio = cost / bound;
+        worst = worst.max(ratio / shape.target);
+        println!(
+            "| {:<46} | {:>5} | {wall:>6.3} | {:>5} | {:>7} | {cost:>6.2} | {bound:>7.2} | {ratio:>10.3} | {:>6.2} | {:>3} |",
+            shape.name,
+            shape.pods.len(),
+            solution.claims.len(),
+            solution.unschedulable.len(),
+            shape.target,
+            if ratio <= shape.target { "yes" } else { "no" }
+        );
+    }
+    println!("worst cost/bound relative to its target: {worst:.3} (<= 1 meets every target)");
 }

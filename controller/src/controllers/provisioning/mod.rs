@@ -147,6 +147,8 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
         let settings = &self.ctx.settings;
         let mut waiter = self.ctx.state.waiter(Interest::Everything);
         let mut changes = self.ctx.state.subscribe();
+        // The counts of the last batch that created and nominated nothing.
+        let mut last_idle: Option<(usize, usize)> = None;
         loop {
             // Wait for a pod that needs capacity.
             while self.waiting() == 0 {
@@ -175,15 +177,25 @@ impl<C: CloudProvider + 'static> Provisioner<C> {
             let runtime = &self.ctx.metrics.runtime;
             runtime.workers("provisioner", 1);
             match runtime.reconcile("provisioner", self.provision()).await {
-                Ok(outcome) if outcome.pods > 0 => tracing::info!(
-                    pods = outcome.pods,
-                    nodeclaims = outcome.created.len(),
-                    nominated = outcome.nominated,
-                    unschedulable = outcome.unschedulable,
-                    solve_ms = outcome.solve_time.as_millis() as u64,
-                    "batch provisioned"
-                ),
-                Ok(_) => {}
+                Ok(outcome) if outcome.pods > 0 => {
+                    // A batch that changes nothing (pods no NodePool can
+                    // place, retried every batch) is logged once per change
+                    // of its counts, not every second.
+                    let idle = outcome.created.is_empty() && outcome.nominated == 0;
+                    let counts = (outcome.pods, outcome.unschedulable);
+                    if !idle || last_idle != Some(counts) {
+                        tracing::info!(
+                            pods = outcome.pods,
+                            nodeclaims = outcome.created.len(),
+                            nominated = outcome.nominated,
+                            unschedulable = outcome.unschedulable,
+                            solve_ms = outcome.solve_time.as_millis() as u64,
+                            "batch provisioned"
+                        );
+                    }
+                    last_idle = idle.then_some(counts);
+                }
+                Ok(_) => last_idle = None,
                 Err(e) => tracing::error!(error = %e, "provisioning failed; retrying"),
             }
         }
