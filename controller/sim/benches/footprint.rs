@@ -143,11 +143,16 @@ async fn phase<F: Future<Output = bool>>(
     let start = usage(pid);
     let began = Instant::now();
     let mut max_rss = start.rss;
+    let mut reported = Instant::now();
     while !done().await {
         for _ in 0..8 {
             assert!(began.elapsed() < limit, "phase {name} took over {limit:?}");
             tokio::time::sleep(Duration::from_millis(250)).await;
             max_rss = max_rss.max(usage(pid).rss);
+        }
+        if reported.elapsed() >= PROGRESS_EVERY {
+            reported = Instant::now();
+            progress(name, began.elapsed(), pid, client).await;
         }
     }
     let end = usage(pid);
@@ -173,6 +178,54 @@ async fn phase<F: Future<Output = bool>>(
             .len(),
         running: running(client).await,
     }
+}
+
+/// How often a phase says where it is (on stderr), so a stall shows which
+/// side stopped moving: the controller's CPU, this process's (kubesim's
+/// API server, scheduler and kubelets), nodes, claims, pods bound and running.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+async fn progress(phase: &str, elapsed: Duration, pid: u32, client: &kube::Client) {
+    let controller = usage(pid);
+    let sim = usage(std::process::id());
+    let count = |list: Result<usize, kube::Error>| list.map_or("?".to_string(), |n| n.to_string());
+    let nodes: Api<Node> = Api::all(client.clone());
+    let claims: Api<NodeClaim> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let listed = pods.list(&ListParams::default()).await;
+    let (bound, running) = listed.as_ref().map_or((0, 0), |l| {
+        let bound = l
+            .items
+            .iter()
+            .filter(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_some()))
+            .count();
+        let running = l
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (bound, running)
+    });
+    eprintln!(
+        "[{:>6.1} s] {phase}: controller CPU {:.1} s, RSS {:.1} MiB | kubesim CPU {:.1} s | nodes {}, claims {}, pods {} bound {bound} running {running}",
+        elapsed.as_secs_f64(),
+        controller.cpu,
+        controller.rss,
+        sim.cpu,
+        count(
+            nodes
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items.len())
+        ),
+        count(
+            claims
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items.len())
+        ),
+        listed.as_ref().map_or(0, |l| l.items.len()),
+    );
 }
 
 async fn running(client: &kube::Client) -> usize {
