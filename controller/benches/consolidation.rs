@@ -29,8 +29,6 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-#[path = "scheduling/bound.rs"]
-mod bound;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "support/rng.rs"]
@@ -289,7 +287,7 @@ fn run(label: &str, capacity_types: &[&str], rules: Rules) {
     let worst = times.iter().max().copied().unwrap_or_default();
     let mean = total / u32::try_from(times.len().max(1)).unwrap_or(1);
     let end = cost(&nodes);
-    let bound = bound::lower_bound(&all_pods, &pool);
+    let bound = karpenter_controller::scheduling::lower_bound(&all_pods, &pool).expect("a bound");
     let fresh = solve(&all_pods, Vec::new(), vec![pool.clone()]).hourly_cost();
     println!(
         "decisions: {} looks ({:?}); decide time mean {:.1} ms, worst {:.1} ms, total {:.2} s",

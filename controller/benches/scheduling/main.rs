@@ -16,13 +16,12 @@
 
 use karpenter_api::v1::NodePool;
 use karpenter_controller::catalog::{Catalog, InstanceType, KubeletSettings};
-use karpenter_controller::scheduling::{PodInfo, Pool, Resources, pod_info, solve};
+use karpenter_controller::scheduling::{PodInfo, Pool, Resources, lower_bound, pod_info, solve};
 use karpenter_controller::state::CachedPod;
 use serde_json::json;
 use std::time::Instant;
 
 mod baseline;
-mod bound;
 #[path = "../support/rng.rs"]
 mod rng;
 mod shapes;
@@ -172,7 +171,7 @@ fn main() {
         6 => spread_by("cache", "kubernetes.io/hostname"),
         _ => json!({}),
     });
-    let bound = bound::lower_bound(&mixed, &pool(real));
+    let bound = lower_bound(&mixed, &pool(real)).expect("the mixed workload has a bound");
     let (ffd_cost, ffd_nodes) = baseline::first_fit_decreasing(&mixed, &pool(real));
     // The same pods without their spreads, for a like-for-like comparison with FFD.
     let unspread: Vec<PodInfo> = mixed
@@ -233,7 +232,7 @@ fn cost_table(mixed: &[PodInfo]) {
     let mut worst: f64 = 0.0;
     for shape in rows {
         let pool = shapes::prepared(&shape.pool, real);
-        let bound = bound::lower_bound(&shape.pods, &pool);
+        let bound = lower_bound(&shape.pods, &pool).expect("every shape has a bound");
         let start = Instant::now();
         let solution = solve(&shape.pods, vec![], vec![pool]);
         let wall = start.elapsed().as_secs_f64();

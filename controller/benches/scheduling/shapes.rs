@@ -8,7 +8,7 @@ use karpenter_api::v1::NodePool;
 use karpenter_controller::catalog::{Catalog, KubeletSettings};
 use karpenter_controller::scheduling::{PodInfo, Pool, Resources, pod_info};
 use karpenter_controller::state::CachedPod;
-use karpenter_sim::demo::{DEFAULT_MANIFESTS, DEFAULT_SCENARIO, Scenario, Step};
+use karpenter_sim::demo::{DEFAULT_MANIFESTS, DEFAULT_SCENARIO, Scenario};
 use serde_json::{Value, json};
 
 /// One workload to solve at once.
@@ -72,29 +72,13 @@ fn zone_spread(app: &str) -> Value {
             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": app}}}]}})
 }
 
-/// The demo scenario's peak (its first scale step) on the demo's NodePool.
+/// The demo scenario's peak workload, as the demo's summary bounds it.
 fn demo_peak() -> Vec<PodInfo> {
     let scenario = Scenario::parse(DEFAULT_SCENARIO).unwrap();
-    let Some(Step::Scale(replicas)) = scenario.steps.first() else {
-        panic!("the demo scenario starts by scaling");
-    };
-    let mut pods = Vec::new();
-    for workload in &scenario.workloads {
-        let mut extra = json!({"metadata": {"labels": {"app": workload.name}},
-            "spec": {"nodeSelector": workload.node_selector}});
-        if workload.zone_spread {
-            json_patch::merge(&mut extra, &zone_spread(&workload.name));
-        }
-        for _ in 0..replicas.get(&workload.name).copied().unwrap_or(0) {
-            pods.push(pod(
-                pods.len(),
-                &workload.cpu,
-                &workload.memory,
-                extra.clone(),
-            ));
-        }
-    }
-    pods
+    karpenter_sim::demo::bound::peak_pods(&scenario)
+        .iter()
+        .map(|pod| pod_info(pod).unwrap())
+        .collect()
 }
 
 /// Every shape, in the order the table prints them.

@@ -27,6 +27,7 @@
 //! new node can take (affinity to a pod on a planned claim) may grow a claim
 //! at any price. Pods that fail are retried after the others while that helps.
 
+mod bound;
 mod claim;
 mod pod;
 mod pool;
@@ -34,6 +35,7 @@ mod resources;
 mod solve;
 mod topology;
 
+pub use bound::{BoundError, lower_bound};
 pub use claim::MAX_INSTANCE_TYPES;
 pub use pod::{InvalidPod, InvalidSelector, PodFacts, PodInfo, Preference, label_selector};
 pub use pool::{Candidate, InvalidPool, OfferingFilter, Pool};

@@ -4,6 +4,7 @@
 //! with a live progress line and a summary at the end. The kubeconfig it
 //! prints lets `kubectl get nodes,pods,nodeclaims` watch while it runs.
 
+pub mod bound;
 pub mod cluster;
 pub mod report;
 pub mod scenario;
@@ -13,6 +14,7 @@ pub use scenario::{Scenario, Step};
 
 use crate::ec2::SimEvent;
 use karpenter_api::v1::NodeClaim;
+use karpenter_controller::catalog::Catalog;
 use karpenter_controller::settings::{LogFormat, Settings};
 use kube::Api;
 use kube::api::ListParams;
@@ -427,6 +429,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
         scale_in,
         disrupted: report::disrupted(&metrics.encode()),
         kubeconfig: &kubeconfig,
+        peak_bound: &bound::peak_bound(&scenario, &options.manifests, Catalog::us_east_1()),
     };
     println!("{}", summary.render());
     Ok(())

@@ -220,6 +220,8 @@ pub struct Summary<'a> {
     pub disrupted: String,
     /// The kubeconfig path.
     pub kubeconfig: &'a str,
+    /// The LP bound of the scenario's peak workload, or why there is none.
+    pub peak_bound: &'a Result<super::bound::PeakBound, super::bound::NoBound>,
 }
 
 impl Summary<'_> {
@@ -262,6 +264,20 @@ impl Summary<'_> {
             "  hourly cost at peak        ${:.3}/h on {} nodes",
             o.peak_cost, o.peak_nodes
         );
+        match self.peak_bound {
+            Ok(bound) => {
+                let _ = writeln!(
+                    out,
+                    "  LP bound at the peak       ${:.3}/h for its {} pods (peak cost / bound {:.2})",
+                    bound.hourly,
+                    bound.pods,
+                    o.peak_cost / bound.hourly
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  LP bound at the peak       {e}");
+            }
+        }
         let _ = writeln!(
             out,
             "  hourly cost at the end     ${:.3}/h on {} nodes ({} pods)",

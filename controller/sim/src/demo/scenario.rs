@@ -94,7 +94,39 @@ pub fn step_duration(text: &str) -> Result<Duration, InvalidScenario> {
 #[error("{0}")]
 pub struct InvalidScenario(pub String);
 
+impl Workload {
+    /// The pod spec of the workload's Deployment.
+    pub fn pod_spec(&self) -> serde_json::Value {
+        let mut spec = json!({
+            "containers": [{"name": "app", "image": "public.ecr.aws/docker/library/nginx:stable",
+                "resources": {"requests": {"cpu": self.cpu, "memory": self.memory}}}],
+            "nodeSelector": self.node_selector,
+        });
+        if self.zone_spread {
+            spec["topologySpreadConstraints"] = json!([{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": self.name}}}]);
+        }
+        spec
+    }
+}
+
 impl Scenario {
+    /// The replicas per workload after the scale step with the most pods
+    /// (the scenario's peak workload).
+    pub fn peak(&self) -> BTreeMap<String, i32> {
+        let mut replicas: BTreeMap<String, i32> = BTreeMap::new();
+        let mut peak = BTreeMap::new();
+        for step in &self.steps {
+            if let Step::Scale(scale) = step {
+                replicas.extend(scale.iter().map(|(k, v)| (k.clone(), *v)));
+                if replicas.values().sum::<i32>() > peak.values().sum::<i32>() {
+                    peak = replicas.clone();
+                }
+            }
+        }
+        peak
+    }
+
     /// Parses and checks a scenario: names unique, steps refer to known
     /// workloads, durations and interruption kinds valid.
     pub fn parse(yaml: &str) -> Result<Self, InvalidScenario> {
@@ -149,15 +181,7 @@ impl Scenario {
     pub fn manifests(&self) -> String {
         let mut docs = Vec::new();
         for w in &self.workloads {
-            let mut spec = json!({
-                "containers": [{"name": "app", "image": "public.ecr.aws/docker/library/nginx:stable",
-                    "resources": {"requests": {"cpu": w.cpu, "memory": w.memory}}}],
-                "nodeSelector": w.node_selector,
-            });
-            if w.zone_spread {
-                spec["topologySpreadConstraints"] = json!([{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-                    "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": w.name}}}]);
-            }
+            let spec = w.pod_spec();
             docs.push(json!({
                 "apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": w.name, "namespace": self.namespace},

@@ -5,11 +5,27 @@
 //! pod slots and the whole-node rounding are relaxed away, so no packing can
 //! cost less.
 
+use crate::{PodInfo, Pool};
 use karpenter_api::requirements::{Requirement, Requirements};
-use karpenter_controller::catalog::CapacityType;
-use karpenter_controller::scheduling::{PodInfo, Pool};
+use karpenter_catalog::CapacityType;
 use microlp::{ComparisonOp, OptimizationDirection, Problem};
 use std::collections::BTreeMap;
+
+/// Why no bound could be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoundError {
+    /// More than 64 distinct pod classes (node constraints); the bound keeps
+    /// one bit per class.
+    #[error("{0} pod classes; the bound handles at most 64")]
+    TooManyClasses(usize),
+    /// Some class of pods fits no instance type of the pool: no packing
+    /// places them, so there is nothing to bound.
+    #[error("some pods fit no instance type of the pool")]
+    Infeasible,
+    /// The LP solver stopped without a solution.
+    #[error("the LP solver gave up")]
+    SolverGaveUp,
+}
 
 const GPU: &str = "nvidia.com/gpu";
 
@@ -30,8 +46,9 @@ fn demand(pod: &PodInfo) -> [f64; 3] {
     ]
 }
 
-/// The LP lower bound, in USD per hour, for placing `pods` on new nodes of `pool`.
-pub fn lower_bound(pods: &[PodInfo], pool: &Pool) -> f64 {
+/// The LP lower bound, in USD per hour, for placing `pods` on new nodes of
+/// `pool`: no packing of them onto new nodes of the pool costs less.
+pub fn lower_bound(pods: &[PodInfo], pool: &Pool) -> Result<f64, BoundError> {
     let mut classes: BTreeMap<String, (Vec<Requirements>, [f64; 3])> = BTreeMap::new();
     for pod in pods {
         let entry = classes
@@ -46,7 +63,9 @@ pub fn lower_bound(pods: &[PodInfo], pool: &Pool) -> f64 {
         }
     }
     let classes: Vec<_> = classes.into_values().collect();
-    assert!(classes.len() <= 64, "at most 64 pod classes");
+    if classes.len() > 64 {
+        return Err(BoundError::TooManyClasses(classes.len()));
+    }
 
     let mut offers = Vec::new();
     for candidate in &pool.candidates {
@@ -69,7 +88,7 @@ pub fn lower_bound(pods: &[PodInfo], pool: &Pool) -> f64 {
                 "In",
                 &[capacity_type.label()],
             )
-            .expect("In");
+            .expect("In with one value is valid");
             let gpus = candidate
                 .allocatable
                 .extended
@@ -155,8 +174,9 @@ pub fn lower_bound(pods: &[PodInfo], pool: &Pool) -> f64 {
             lp.add_constraint(terms.as_slice(), ComparisonOp::Le, 0.0);
         }
     }
-    match lp.solve().expect("the relaxation is feasible") {
-        microlp::SolveOutcome::Solution(solution) => solution.objective(),
-        microlp::SolveOutcome::Interrupted(_) => panic!("the LP solver gave up"),
+    match lp.solve() {
+        Ok(microlp::SolveOutcome::Solution(solution)) => Ok(solution.objective()),
+        Ok(microlp::SolveOutcome::Interrupted(_)) => Err(BoundError::SolverGaveUp),
+        Err(_) => Err(BoundError::Infeasible),
     }
 }
