@@ -3,7 +3,7 @@
 //! (`ENIs x (IPs per ENI - 1) + 2`) unless kubelet settings say otherwise,
 //! kube-reserved CPU by ranges and memory as `11Mi x pods + 255Mi`, and the
 //! hard eviction thresholds (`memory.available` 100Mi, `nodefs.available` 10 %).
-//! `karpenter_controller::boot` computes the same figures independently, the way the node
+//! `karpenter_sim::boot` computes the same figures independently, the way the node
 //! agents and the kubelet do, and a test holds the two together.
 
 use super::InstanceType;
