@@ -660,7 +660,9 @@ const CONTROLLER_RUNTIME_FAMILIES: &[(&str, &str)] = &[
 
 // ---------------------------------------------------------------- labels
 
-/// Every string literal in the Rust sources of `api` and `controller`.
+/// Every string literal in the Rust sources of the crates the production
+/// controller is built from: the API, the catalog, the AWS plumbing, the
+/// scheduling engine and the controller (not the simulation).
 fn our_literals() -> String {
     fn read(dir: &Path, out: &mut String) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -673,7 +675,13 @@ fn our_literals() -> String {
         }
     }
     let mut out = String::new();
-    for dir in ["api/src", "controller/src"] {
+    for dir in [
+        "api/src",
+        "catalog/src",
+        "aws/src",
+        "controller/scheduling/src",
+        "controller/src",
+    ] {
         read(&test_support::repo_path(dir), &mut out);
     }
     out
