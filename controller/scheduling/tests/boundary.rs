@@ -37,6 +37,7 @@ fn the_engine_depends_on_types_only() {
             "karpenter-api",
             "karpenter-catalog",
             "karpenter-scheduling",
+            "microlp",
             "thiserror"
         ],
         "a new direct dependency of the engine: keep it free of I/O"
